@@ -1,0 +1,48 @@
+"""Provider metadata read by Airflow's ProvidersManager (entry point ``apache_airflow_provider``).
+
+Mirrors ``provider.yaml``; ``tests/unit/test_get_provider_info.py`` keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-provider-resumable",
+        "name": "Resumable",
+        "description": (
+            "Operators that survive retries: external job ids and batch cursors are kept in task state, so a\n"
+            "retry reattaches to a running Databricks / EMR job or resumes a paginated API at the last committed\n"
+            "page instead of starting again.\n"
+        ),
+        "integrations": [
+            {
+                "integration-name": "Resumable",
+                "external-doc-url": "https://github.com/airflow-provider-resumable/airflow-provider-resumable",
+                "how-to-guide": ["/docs/mixins.rst", "/docs/state-backends.rst"],
+                "tags": ["software"],
+            }
+        ],
+        "config": {
+            "resumable": {
+                "description": "Settings of airflow-provider-resumable.\n",
+                "options": {
+                    "state_backend": {
+                        "description": (
+                            "Where resumable operators keep their state across retries. ``auto`` (default) uses\n"
+                            "Airflow's native ``task_state_store`` when the task context has it (Airflow 3.3+) and\n"
+                            "Airflow Variables otherwise. ``task_state_store`` or ``variable`` forces one; any other\n"
+                            "value is the dotted path of a class whose ``from_context(context)`` returns a state store.\n"
+                            "An unknown value fails the task with a message naming it.\n"
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "variable",
+                        "default": "auto",
+                    }
+                },
+            }
+        },
+    }

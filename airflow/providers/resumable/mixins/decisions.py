@@ -1,0 +1,195 @@
+"""
+The pure core of ``ResumableJobMixin``: what to do on a try, given what is stored and what is live.
+
+Nothing here does I/O. The mixin reads the record and asks the external system for a status, then
+calls :func:`decide`; the table of every case lives in ``tests/unit/mixins/test_decisions.py``.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.providers.resumable.state.base import TaskScope
+    from airflow.providers.resumable.state.records import JobRecord
+
+TOKEN_PREFIX = "rsm"
+
+
+class JobState(enum.Enum):
+    """What a status from the external system means for the decision."""
+
+    ACTIVE = "active"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    NOT_FOUND = "not_found"
+
+
+class SpecChangePolicy(enum.StrEnum):
+    """
+    What to do when the stored job is still running but was built from a different spec.
+
+    ``FAIL`` (default): stop and say so; two copies of a job, or a silently cancelled one, are both
+    worse than asking a person. ``CANCEL_AND_RESUBMIT``: cancel the old job (needs ``cancel_job``),
+    then submit the new spec. ``RESUBMIT``: submit the new spec and leave the old job running.
+    A changed spec whose old job is no longer running is always resubmitted.
+    """
+
+    FAIL = "fail"
+    CANCEL_AND_RESUBMIT = "cancel_and_resubmit"
+    RESUBMIT = "resubmit"
+
+    @classmethod
+    def parse(cls, value: str | SpecChangePolicy) -> SpecChangePolicy:
+        try:
+            return cls(value)
+        except ValueError:
+            allowed = ", ".join(repr(p.value) for p in cls)
+            raise ValueError(f"spec_change_policy must be one of {allowed}, got {value!r}") from None
+
+
+class Action(enum.Enum):
+    SUBMIT = "submit"
+    """Write a new intent (``seq``, ``token``), then submit."""
+    RESUBMIT_SAME_TOKEN = "resubmit_same_token"
+    """An earlier try may have submitted: submit again with the stored token, no new intent."""
+    FIND = "find"
+    """An earlier try may have submitted: look the job up by its token first."""
+    REATTACH = "reattach"
+    """The stored job is running: poll it, submit nothing."""
+    RETURN_RESULT = "return_result"
+    """The stored job succeeded in this generation: return its result, submit nothing."""
+    CANCEL_AND_SUBMIT = "cancel_and_submit"
+    """Cancel the stored (outdated) job, then write a new intent and submit."""
+    FAIL = "fail"
+    """Refuse to act; ``reason`` says what a person must do."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    reason: str
+    seq: int | None = None
+    token: str | None = None
+    external_id: Any = None
+    #: The record came from an earlier generation but the job is adopted into this one (reattach).
+    adopt: bool = False
+
+
+def idempotency_token(scope: TaskScope, generation: int | None, seq: int) -> str:
+    """
+    Token for submission ``seq`` of ``scope`` in ``generation``: same inputs, same token.
+
+    ``rsm-`` and 48 hex chars: 52 characters of ``[A-Za-z0-9_-]``, within Databricks'
+    ``idempotency_token`` (64) and AWS ``clientToken`` (64) limits.
+    """
+    payload = json.dumps(
+        [scope.dag_id, scope.task_id, scope.run_id, scope.map_index, generation, seq], separators=(",", ":")
+    )
+    return f"{TOKEN_PREFIX}-{hashlib.sha256(payload.encode()).hexdigest()[:48]}"
+
+
+def fingerprint_of(spec: Any) -> str:
+    """A stable hash of a JSON-able job spec, insensitive to dict key order."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _spec_changed(record: JobRecord, fingerprint: str | None) -> bool:
+    return record.fingerprint is not None and fingerprint is not None and record.fingerprint != fingerprint
+
+
+def _fresh(scope: TaskScope, generation: int | None, seq: int, reason: str) -> Decision:
+    return Decision(Action.SUBMIT, reason, seq=seq, token=idempotency_token(scope, generation, seq), external_id=None)
+
+
+def decide(
+    record: JobRecord | None,
+    *,
+    scope: TaskScope,
+    generation: int | None,
+    fingerprint: str | None,
+    job_state: JobState | None,
+    can_find: bool,
+    looked_up: bool,
+    can_cancel: bool,
+    spec_change_policy: SpecChangePolicy = SpecChangePolicy.FAIL,
+) -> Decision:
+    """
+    Decide what this try does.
+
+    :param record: the stored write-ahead record, or None.
+    :param generation: ``ti.max_tries`` now; it changes only when a person clears the task.
+    :param fingerprint: ``job_fingerprint(context)`` now, or None when the operator has none.
+    :param job_state: the live state of ``record.external_id``; None when there is no id to ask about.
+    :param can_find: the operator implements ``find_job``.
+    :param looked_up: ``find_job`` was already called on this try and found nothing.
+    :param can_cancel: the operator implements ``cancel_job``.
+    """
+    if record is None:
+        return _fresh(scope, generation, 1, "no job recorded for this task instance")
+
+    next_seq = record.seq + 1
+    if not record.has_external_id:
+        # A try died, or lost the response, inside submit_job. Resolve that first, whatever the
+        # generation: a job may exist, and a fresh token would start a second one beside it.
+        if can_find and not looked_up:
+            return Decision(Action.FIND, "an earlier try may have submitted", seq=record.seq, token=record.token)
+        return Decision(
+            Action.RESUBMIT_SAME_TOKEN,
+            "an earlier try may have submitted; the same idempotency token returns that job",
+            seq=record.seq,
+            token=record.token,
+        )
+
+    same_generation = record.generation is None or generation is None or record.generation == generation
+    state = job_state or JobState.NOT_FOUND
+    job = record.external_id
+
+    if _spec_changed(record, fingerprint):
+        if state is not JobState.ACTIVE:
+            return _fresh(scope, generation, next_seq, f"the job spec changed since job {job!r} was submitted")
+        if spec_change_policy is SpecChangePolicy.RESUBMIT:
+            return _fresh(
+                scope, generation, next_seq, f"the job spec changed; leaving job {job!r} running as configured"
+            )
+        if spec_change_policy is SpecChangePolicy.CANCEL_AND_RESUBMIT and can_cancel:
+            return Decision(
+                Action.CANCEL_AND_SUBMIT,
+                f"the job spec changed; cancelling job {job!r} built from the old spec",
+                seq=next_seq,
+                token=idempotency_token(scope, generation, next_seq),
+                external_id=job,
+            )
+        why = (
+            "spec_change_policy='fail'"
+            if spec_change_policy is SpecChangePolicy.FAIL
+            else "the operator has no cancel_job"
+        )
+        return Decision(
+            Action.FAIL,
+            f"job {job!r} is still running but was submitted from a different spec "
+            f"(fingerprint {record.fingerprint} != {fingerprint}) and {why}. Cancel it or let it finish, "
+            "then clear the task; or set spec_change_policy to 'cancel_and_resubmit' or 'resubmit'.",
+            external_id=job,
+        )
+
+    if state is JobState.ACTIVE:
+        return Decision(Action.REATTACH, "the job is still running", external_id=job, adopt=not same_generation)
+    if state is JobState.SUCCEEDED:
+        if same_generation:
+            return Decision(Action.RETURN_RESULT, "the job already succeeded", external_id=job)
+        return _fresh(
+            scope,
+            generation,
+            next_seq,
+            f"the task was cleared by hand after job {job!r} succeeded (generation "
+            f"{record.generation} -> {generation})",
+        )
+    if state is JobState.FAILED:
+        return _fresh(scope, generation, next_seq, f"job {job!r} ended without success")
+    return _fresh(scope, generation, next_seq, f"job {job!r} is not known to the external system any more")

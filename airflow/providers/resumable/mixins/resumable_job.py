@@ -1,0 +1,439 @@
+"""``ResumableJobMixin``: submit an external job once per task instance, however often the task retries."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from airflow.providers.resumable.mixins.decisions import (
+    Action,
+    Decision,
+    JobState,
+    SpecChangePolicy,
+    decide,
+    idempotency_token,
+)
+from airflow.providers.resumable.state.base import TaskScope
+from airflow.providers.resumable.state.records import JobRecord, utcnow_iso
+from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
+from airflow.providers.resumable.version_compat import apply_defaults
+
+if TYPE_CHECKING:
+    import logging
+
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
+
+    from airflow.providers.resumable.state.base import JsonValue, StateStore
+    from airflow.providers.resumable.version_compat import Context
+
+try:
+    from airflow.exceptions import AirflowException
+except ImportError:  # pragma: no cover - every supported Airflow has it
+    AirflowException = RuntimeError  # type: ignore[misc,assignment]
+
+
+class JobNotFoundError(Exception):
+    """Raise from ``get_job_status`` when the external system no longer knows the job (expired, 404)."""
+
+
+class TransientJobError(Exception):
+    """Raise from a status or lookup call for an error worth retrying (throttling, 5xx, a reset)."""
+
+
+class ResumableJobConflictError(AirflowException):
+    """The stored job and the task disagree in a way only a person should resolve."""
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Errors that a status call may simply retry: network trouble, throttling, server errors."""
+    if isinstance(exc, TransientJobError | ConnectionError | TimeoutError):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - requests ships with Airflow
+        return False
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    return False
+
+
+class ResumableJobMixin(ABC):
+    """
+    Make an operator that starts one external job survive worker crashes, lost responses and retries.
+
+    Same subclass contract as ``airflow.sdk.ResumableJobMixin`` (change the import, keep the code),
+    plus a write-ahead record that closes the windows the upstream mixin leaves open:
+
+    * before ``submit_job`` runs, an *intent* with a deterministic ``self.idempotency_token`` is stored,
+      so a try that dies (or loses the HTTP response) inside ``submit_job`` is followed by a retry that
+      finds the job by that token (``find_job``) or re-submits with the same token, which an idempotent
+      system answers with the same job;
+    * a job that succeeded is returned, not re-run, only within one *generation*: a person clearing the
+      task (which changes ``ti.max_tries``) gets a fresh run;
+    * a job submitted from a different spec (``job_fingerprint``) is not silently reattached.
+
+    Example::
+
+        class MyOperator(ResumableJobMixin, BaseOperator):
+            external_id_key = "my_job_id"
+
+            def execute(self, context):
+                return self.execute_resumable(context)
+
+            def submit_job(self, context):
+                # Pass the token so a retry after a lost response gets the same job back.
+                return self.hook.submit(spec=self.spec, client_token=self.idempotency_token)
+
+            def get_job_status(self, external_id, context):
+                return self.hook.get_status(external_id)  # raise JobNotFoundError on 404
+
+            def is_job_active(self, status):
+                return status in ("PENDING", "RUNNING")
+
+            def is_job_succeeded(self, status):
+                return status == "SUCCEEDED"
+
+            def poll_until_complete(self, external_id, context):
+                self.hook.wait(external_id)  # raise when the job fails
+
+            def get_job_result(self, external_id, context):
+                return {"job_id": external_id}
+
+            # Optional:
+            def find_job(self, idempotency_token, context):
+                return self.hook.find_by_token(idempotency_token)  # None when absent
+
+            def cancel_job(self, external_id, context):
+                self.hook.cancel(external_id)
+
+            def job_fingerprint(self, context):
+                return fingerprint_of(self.spec)
+
+    :param durable: keep the job record in task state and resume from it (default). ``False`` submits
+        on every try, like an operator without this mixin.
+    :param cancel_on_kill: cancel the external job when the task is killed. Airflow delivers the same
+        SIGTERM for a person's "mark failed" and for a worker shutdown (deploy, eviction), so the
+        default ``False`` keeps the job running for the retry to reattach; see docs/mixins.rst.
+    :param spec_change_policy: what to do when the stored job is still running but the job spec
+        changed: ``fail`` (default), ``cancel_and_resubmit`` or ``resubmit``.
+    """
+
+    #: State key of the job record. Renaming it on a deployed operator orphans in-flight jobs.
+    external_id_key: str = "remote_job_id"
+
+    #: Bounds for retrying status / lookup calls on transient errors (tenacity strategies).
+    status_retry_stop: ClassVar[stop_base] = stop_after_attempt(5) | stop_after_delay(120)
+    status_retry_wait: ClassVar[wait_base] = wait_exponential_jitter(initial=1, max=15)
+
+    if TYPE_CHECKING:
+        log: logging.Logger
+        task_id: str
+
+    @apply_defaults
+    def __init__(
+        self,
+        *,
+        durable: bool = True,
+        cancel_on_kill: bool = False,
+        spec_change_policy: str | SpecChangePolicy = SpecChangePolicy.FAIL,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(durable, bool):
+            raise TypeError(f"durable must be True or False, got {durable!r}")
+        if not isinstance(cancel_on_kill, bool):
+            raise TypeError(f"cancel_on_kill must be True or False, got {cancel_on_kill!r}")
+        policy = SpecChangePolicy.parse(spec_change_policy)
+        super().__init__(**kwargs)
+        self.durable = durable
+        self.cancel_on_kill = cancel_on_kill
+        self.spec_change_policy = policy
+        self.idempotency_token: str | None = None
+        self._running_external_id: JsonValue = None
+        self._running_context: Context | None = None
+
+    # ---- the subclass contract of airflow.sdk.ResumableJobMixin --------------------------------------
+
+    @abstractmethod
+    def submit_job(self, context: Context) -> JsonValue:
+        """
+        Submit the job and return its external id (JSON: a string, number, list or dict).
+
+        Called after the intent is stored, with ``self.idempotency_token`` set: pass it to the
+        external system when it supports one. Returning None leaves the record without an id, so the
+        next try resolves the submission by token again.
+        """
+
+    @abstractmethod
+    def get_job_status(self, external_id: JsonValue, context: Context) -> str:
+        """
+        Return the raw status of the job, called once per try that finds a stored id.
+
+        Raise :class:`JobNotFoundError` (or return None) when the system does not know the job any
+        more; raise :class:`TransientJobError` for an error worth retrying.
+        """
+
+    @abstractmethod
+    def is_job_active(self, status: str) -> bool:
+        """Return True if ``status`` means the job is still queued or running."""
+
+    @abstractmethod
+    def is_job_succeeded(self, status: str) -> bool:
+        """Return True if ``status`` means the job finished successfully."""
+
+    @abstractmethod
+    def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
+        """Block until the job reaches a terminal state; raise if it did not succeed."""
+
+    @abstractmethod
+    def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
+        """Return the task's result for a succeeded job (pushed to XCom as ``return_value``)."""
+
+    # ---- optional extensions ------------------------------------------------------------------------
+
+    def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
+        """
+        Return the id of a job submitted with ``idempotency_token``, or None.
+
+        Implement it for systems without native idempotency (EMR steps: a marker in the step name).
+        Called only when a try may have submitted without the id reaching the state store.
+        """
+        raise NotImplementedError
+
+    def cancel_job(self, external_id: JsonValue, context: Context) -> None:
+        """Cancel the job. Used by ``cancel_on_kill`` and ``spec_change_policy='cancel_and_resubmit'``."""
+        raise NotImplementedError
+
+    def job_fingerprint(self, context: Context) -> str | None:
+        """
+        Return a hash of the rendered job spec (see ``fingerprint_of``), or None to skip the check.
+
+        Called once per try, after templates are rendered and before any submission.
+        """
+        return None
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        """Whether a status or lookup call that raised ``exc`` is worth retrying."""
+        return is_transient_error(exc)
+
+    # ---- the template method ------------------------------------------------------------------------
+
+    def execute_resumable(self, context: Context) -> Any:
+        """Submit, reattach or return, as the stored record and the live job status say; then finish."""
+        self._running_context = context
+        if not self.durable:
+            return self._run_not_durable(context)
+
+        store = get_state_store(context)
+        scope = TaskScope.from_context(context)
+        ti = context["ti"]
+        generation = getattr(ti, "max_tries", None)
+        fingerprint = self.job_fingerprint(context)
+        key = self.external_id_key
+
+        record = JobRecord.parse(key, store.get(key))
+        looked_up = False
+        while True:
+            status = self._observe(record, context)
+            decision = decide(
+                record,
+                scope=scope,
+                generation=generation,
+                fingerprint=fingerprint,
+                job_state=status[0] if status else None,
+                can_find=self._implements("find_job"),
+                looked_up=looked_up,
+                can_cancel=self._implements("cancel_job"),
+                spec_change_policy=self.spec_change_policy,
+            )
+            if decision.action is not Action.FIND:
+                break
+            assert record is not None
+            assert record.token is not None
+            found = self._retrying(self.find_job, record.token, context)
+            if found is None:
+                self.log.info(
+                    "No job found with idempotency token %s (submission %s); submitting again with it",
+                    record.token,
+                    record.seq,
+                )
+                looked_up = True
+                continue
+            record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
+            store.set(key, record.dump())
+            self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
+
+        self._log_decision(decision, record, status[1] if status else None)
+        result = self._act(decision, record, store, context, generation, fingerprint)
+        if clears_on_success(store):
+            store.delete(key)
+        return result
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _implements(self, name: str) -> bool:
+        return getattr(type(self), name) is not getattr(ResumableJobMixin, name)
+
+    def _retrying(self, func: Any, *args: Any) -> Any:
+        retrying = Retrying(
+            stop=self.status_retry_stop,
+            wait=self.status_retry_wait,
+            retry=retry_if_exception(self.is_transient_error),
+            reraise=True,
+            before_sleep=lambda state: self.log.warning(
+                "%s failed with %r (attempt %s); retrying",
+                getattr(func, "__name__", func),
+                state.outcome.exception() if state.outcome else None,
+                state.attempt_number,
+            ),
+        )
+        return retrying(func, *args)
+
+    def _observe(self, record: JobRecord | None, context: Context) -> tuple[JobState, str | None] | None:
+        """One status call for the stored id; None when there is no id to ask about."""
+        if record is None or not record.has_external_id:
+            return None
+        try:
+            raw = self._retrying(self.get_job_status, record.external_id, context)
+        except JobNotFoundError:
+            return JobState.NOT_FOUND, None
+        if raw is None:
+            return JobState.NOT_FOUND, None
+        if self.is_job_active(raw):
+            return JobState.ACTIVE, raw
+        if self.is_job_succeeded(raw):
+            return JobState.SUCCEEDED, raw
+        return JobState.FAILED, raw
+
+    def _log_decision(self, decision: Decision, record: JobRecord | None, raw_status: str | None) -> None:
+        origin = ""
+        if record is not None:
+            origin = (
+                f", submitted at try {record.try_number} with token {record.token}"
+                if not record.legacy
+                else ", recorded by airflow.sdk.ResumableJobMixin"
+            )
+        job = record.external_id if record is not None else None
+        action = decision.action
+        if action is Action.REATTACH:
+            self.log.info("Reattaching to job %s (%s)%s", job, raw_status, origin)
+        elif action is Action.RETURN_RESULT:
+            self.log.info("Job %s already succeeded (%s)%s; returning its result", job, raw_status, origin)
+        elif action is Action.RESUBMIT_SAME_TOKEN:
+            self.log.warning(
+                "Submitting again with token %s (submission %s): %s", decision.token, decision.seq, decision.reason
+            )
+        elif action in (Action.SUBMIT, Action.CANCEL_AND_SUBMIT):
+            self.log.info("Submitting job (submission %s, token %s): %s", decision.seq, decision.token, decision.reason)
+        elif action is Action.FAIL:
+            self.log.error("Not submitting: %s", decision.reason)
+
+    def _act(
+        self,
+        decision: Decision,
+        record: JobRecord | None,
+        store: StateStore,
+        context: Context,
+        generation: int | None,
+        fingerprint: str | None,
+    ) -> Any:
+        key = self.external_id_key
+        action = decision.action
+        if action is Action.FAIL:
+            raise ResumableJobConflictError(decision.reason)
+        if action in (Action.REATTACH, Action.RETURN_RESULT):
+            assert record is not None
+            self.idempotency_token = record.token
+            if decision.adopt:
+                record = record.model_copy(update={"generation": generation})
+                store.set(key, record.dump())
+            external_id = record.external_id
+            if action is Action.REATTACH:
+                self._poll(external_id, context)
+            return self.get_job_result(external_id, context)
+
+        if action is Action.CANCEL_AND_SUBMIT:
+            self.cancel_job(decision.external_id, context)
+            self.log.info("Cancelled job %s", decision.external_id)
+
+        if action is Action.RESUBMIT_SAME_TOKEN:
+            assert record is not None
+            intent = record.model_copy(update={"try_number": self._try_number(context)})
+        else:
+            assert decision.seq is not None
+            intent = JobRecord(
+                seq=decision.seq,
+                token=decision.token,
+                generation=generation,
+                fingerprint=fingerprint,
+                try_number=self._try_number(context),
+                intent_at=utcnow_iso(),
+            )
+            # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
+            store.set(key, intent.dump())
+
+        self.idempotency_token = intent.token
+        external_id = self.submit_job(context)
+        if external_id is None:
+            self.log.warning(
+                "submit_job returned no id; the record keeps token %s so a retry can resolve it", intent.token
+            )
+        else:
+            store.set(key, intent.model_copy(update={"external_id": external_id, "submitted_at": utcnow_iso()}).dump())
+            self.log.info("Submitted job %s with token %s", external_id, intent.token)
+        self._poll(external_id, context)
+        return self.get_job_result(external_id, context)
+
+    def _poll(self, external_id: JsonValue, context: Context) -> None:
+        self._running_external_id = external_id
+        try:
+            self.poll_until_complete(external_id, context)
+        finally:
+            self._running_external_id = None
+
+    @staticmethod
+    def _try_number(context: Context) -> int | None:
+        return getattr(context.get("ti"), "try_number", None)
+
+    def _run_not_durable(self, context: Context) -> Any:
+        scope = TaskScope.from_context(context)
+        ti = context["ti"]
+        # Every try is a deliberate new submission, so every try gets its own token.
+        self.idempotency_token = idempotency_token(
+            scope, getattr(ti, "max_tries", None), -int(getattr(ti, "try_number", 0) or 0)
+        )
+        external_id = self.submit_job(context)
+        self._poll(external_id, context)
+        return self.get_job_result(external_id, context)
+
+    def on_kill(self) -> None:
+        """Cancel the running job only when ``cancel_on_kill`` asks for it (see the class docstring)."""
+        external_id, context = self._running_external_id, self._running_context
+        if self.cancel_on_kill and external_id is not None and context is not None:
+            if not self._implements("cancel_job"):
+                self.log.warning("cancel_on_kill is set but %s has no cancel_job", type(self).__name__)
+            else:
+                self.log.info("Task killed: cancelling job %s (cancel_on_kill=True)", external_id)
+                try:
+                    self.cancel_job(external_id, context)
+                except Exception:
+                    # on_kill runs in a signal handler; raising here would hide why the task died.
+                    self.log.exception("Could not cancel job %s; cancel it by hand", external_id)
+        elif external_id is not None:
+            self.log.info(
+                "Task killed: leaving job %s running so a retry can reattach (cancel_on_kill=False)",
+                external_id,
+            )
+        parent_on_kill = getattr(super(), "on_kill", None)
+        if parent_on_kill is not None:
+            parent_on_kill()

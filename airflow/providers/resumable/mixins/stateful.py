@@ -1,0 +1,348 @@
+"""``StatefulOperatorMixin``: a typed checkpoint that survives retries, and a batch walker built on it."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+from airflow.providers.resumable.state.base import NamespacedStateStore, StateStoreError
+from airflow.providers.resumable.state.records import CheckpointEnvelope, utcnow_iso
+from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
+from airflow.providers.resumable.version_compat import apply_defaults
+
+if TYPE_CHECKING:
+    import logging
+    from collections.abc import Callable
+
+    from airflow.providers.resumable.version_compat import Context
+
+C = TypeVar("C")
+
+
+class CheckpointSchemaError(StateStoreError):
+    """A stored checkpoint does not fit the operator's ``checkpoint_model`` and cannot be migrated."""
+
+
+class Checkpoint(BaseModel):
+    """
+    Base for checkpoint models: a pydantic model with a schema version and a migration hook.
+
+    Bump ``schema_version`` when a change would make old checkpoints invalid, and implement
+    ``migrate`` to turn an older checkpoint's data into the current shape; without it, an old
+    checkpoint is an error rather than a silent restart from the beginning.
+    """
+
+    schema_version: ClassVar[int] = 1
+
+    @classmethod
+    def migrate(cls, data: dict[str, Any], from_version: int) -> dict[str, Any]:
+        """Return ``data`` (written at ``from_version``) in this model's current shape."""
+        raise NotImplementedError
+
+
+# ---- checkpoint policies: small strategies composed with ``|`` (as tenacity's stop conditions) -------
+
+
+class CheckpointPolicy:
+    """When to write a checkpoint, given batches and seconds since the last one."""
+
+    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
+        raise NotImplementedError
+
+    def __or__(self, other: CheckpointPolicy) -> CheckpointPolicy:
+        return checkpoint_any(self, other)
+
+
+class checkpoint_every_n_batches(CheckpointPolicy):
+    def __init__(self, n: int) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"checkpoint_every must be >= 1, got {n!r}")
+        self.n = n
+
+    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
+        return batches_since >= self.n
+
+    def __repr__(self) -> str:
+        return f"checkpoint_every_n_batches({self.n})"
+
+
+class checkpoint_every_seconds(CheckpointPolicy):
+    def __init__(self, seconds: float | timedelta) -> None:
+        value = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ValueError(f"checkpoint_interval must be > 0 seconds, got {seconds!r}")
+        self.seconds = float(value)
+
+    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
+        return batches_since > 0 and seconds_since >= self.seconds
+
+    def __repr__(self) -> str:
+        return f"checkpoint_every_seconds({self.seconds:g})"
+
+
+class checkpoint_any(CheckpointPolicy):
+    def __init__(self, *policies: CheckpointPolicy) -> None:
+        self.policies = policies
+
+    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
+        return any(p.should_checkpoint(batches_since, seconds_since) for p in self.policies)
+
+    def __repr__(self) -> str:
+        return " | ".join(repr(p) for p in self.policies)
+
+
+#: Redo after a hard crash is bounded by ~5 s of batches; a failure that Python sees (an exception,
+#: SIGTERM) flushes the checkpoint first, so it redoes nothing.
+DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = checkpoint_every_seconds(5)
+
+
+def make_checkpoint_policy(
+    checkpoint_every: int | None = None, checkpoint_interval: float | timedelta | None = None
+) -> CheckpointPolicy:
+    """Build the policy from operator arguments; both None means the default."""
+    parts: list[CheckpointPolicy] = []
+    if checkpoint_every is not None:
+        parts.append(checkpoint_every_n_batches(checkpoint_every))
+    if checkpoint_interval is not None:
+        parts.append(checkpoint_every_seconds(checkpoint_interval))
+    if not parts:
+        return DEFAULT_CHECKPOINT_POLICY
+    return parts[0] if len(parts) == 1 else checkpoint_any(*parts)
+
+
+@dataclass(frozen=True)
+class BatchRun(Generic[C]):
+    """What ``run_batches`` did on this try."""
+
+    resumed_from: int
+    """Batch index this try started at (0 when there was no checkpoint)."""
+    batches_done: int
+    """Batches done in all, over every try."""
+    batches_this_try: int
+    checkpoints_written: int
+    cursor: C | None
+
+
+class StatefulOperatorMixin:
+    """
+    Give an operator a typed checkpoint that survives retries.
+
+    Example::
+
+        class PageCursor(Checkpoint):
+            schema_version: ClassVar[int] = 1
+            next_page: int
+
+        class CopyPagesOperator(StatefulOperatorMixin, BaseOperator):
+            checkpoint_model = PageCursor
+
+            def execute(self, context):
+                def process(cursor: PageCursor, index: int) -> PageCursor | None:
+                    page = fetch(cursor.next_page)
+                    write_part(index, page)  # deterministic name: a redo replaces, never duplicates
+                    return PageCursor(next_page=cursor.next_page + 1) if page.has_more else None
+
+                run = self.run_batches(context, process, start=PageCursor(next_page=0))
+                return {"batches": run.batches_done}
+
+    :param checkpoint_every: write the checkpoint every N batches (>= 1).
+    :param checkpoint_interval: write it when this many seconds (or a ``timedelta``) have passed since
+        the last one. With both, whichever comes first; with neither, ``DEFAULT_CHECKPOINT_POLICY``.
+    """
+
+    #: pydantic model of the checkpoint (subclass :class:`Checkpoint` for versioning); None = plain dicts.
+    checkpoint_model: ClassVar[type[BaseModel] | None] = None
+    #: Prefix of this mixin's keys in the task's state store; renaming it forgets stored checkpoints.
+    state_namespace: ClassVar[str] = "stateful"
+    checkpoint_key: ClassVar[str] = "checkpoint"
+
+    if TYPE_CHECKING:
+        log: logging.Logger
+
+    @apply_defaults
+    def __init__(
+        self,
+        *,
+        checkpoint_every: int | None = None,
+        checkpoint_interval: float | timedelta | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.checkpoint_policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
+        super().__init__(**kwargs)
+        self.checkpoint_every = checkpoint_every
+        self.checkpoint_interval = checkpoint_interval
+        self._stores: dict[int, NamespacedStateStore] = {}
+
+    # ---- raw and typed access -----------------------------------------------------------------------
+
+    def state_store(self, context: Context) -> NamespacedStateStore:
+        """This operator's view of the task's state store: its keys live under ``state_namespace``."""
+        stores = self.__dict__.setdefault("_stores", {})
+        key = id(context)
+        if key not in stores:
+            stores.clear()
+            stores[key] = NamespacedStateStore(get_state_store(context), self.state_namespace)
+        return stores[key]
+
+    def load_checkpoint(self, context: Context) -> Any:
+        """The stored checkpoint as a ``checkpoint_model`` instance (or dict), or None."""
+        envelope = self._load_envelope(context)
+        return None if envelope is None else self._decode(envelope)
+
+    def save_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None = None) -> None:
+        """Store ``checkpoint``; call it only once the work it describes is durable."""
+        model = self.checkpoint_model
+        if model is not None and not isinstance(checkpoint, model):
+            raise TypeError(
+                f"save_checkpoint expects a {model.__name__} (checkpoint_model), got {type(checkpoint).__name__}"
+            )
+        data = checkpoint.model_dump(mode="json") if isinstance(checkpoint, BaseModel) else checkpoint
+        ti = context.get("ti")
+        envelope = CheckpointEnvelope(
+            schema_name=model.__name__ if model is not None else None,
+            schema_version=self._schema_version(),
+            generation=getattr(ti, "max_tries", None),
+            try_number=getattr(ti, "try_number", None),
+            saved_at=utcnow_iso(),
+            batches_done=batches_done,
+            data=data,
+        )
+        self.state_store(context).set(self.checkpoint_key, envelope.model_dump(mode="json"))
+
+    def clear_checkpoint(self, context: Context) -> None:
+        self.state_store(context).delete(self.checkpoint_key)
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        """On success, wipe this operator's keys from stores that must not keep them (Variables)."""
+        store = self.state_store(context)
+        if clears_on_success(store):
+            store.clear()
+        parent = getattr(super(), "post_execute", None)
+        if parent is not None:
+            parent(context, result)
+
+    # ---- batch walker -------------------------------------------------------------------------------
+
+    def run_batches(
+        self,
+        context: Context,
+        process_batch: Callable[[C, int], C | None],
+        *,
+        start: C,
+        policy: CheckpointPolicy | None = None,
+    ) -> BatchRun[C]:
+        """
+        Walk batches from the stored cursor (or ``start``), checkpointing as ``policy`` says.
+
+        ``process_batch(cursor, index)`` must do one batch *and make its side effect durable* before it
+        returns the cursor of the next batch, or None after the last one. A checkpoint therefore never
+        runs ahead of the data; after a hard crash the batches since the last checkpoint are done
+        again, so their side effects must be idempotent (write batch ``index`` to a fixed place).
+        A failure that Python sees writes the checkpoint of the last finished batch before it
+        propagates. When the walk ends, the checkpoint is cleared: a later run starts afresh.
+        """
+        policy = policy or self.checkpoint_policy
+        envelope = self._load_envelope(context)
+        if envelope is not None:
+            cursor: C | None = self._decode(envelope)
+            index = envelope.batches_done or 0
+            self.log.info(
+                "Resuming at batch %s from the checkpoint saved at try %s (%s)",
+                index,
+                envelope.try_number,
+                envelope.saved_at,
+            )
+        else:
+            cursor, index = start, 0
+            self.log.info("Starting at batch 0: no checkpoint stored")
+        resumed_from = index
+        pending = 0
+        written = 0
+        last_save = time.monotonic()
+        try:
+            while cursor is not None:
+                next_cursor = process_batch(cursor, index)
+                index += 1
+                pending += 1
+                cursor = next_cursor
+                if cursor is not None and policy.should_checkpoint(pending, time.monotonic() - last_save):
+                    self.save_checkpoint(context, cursor, batches_done=index)
+                    written += 1
+                    pending = 0
+                    last_save = time.monotonic()
+        except BaseException:
+            if pending and cursor is not None:
+                self._flush_on_failure(context, cursor, index)
+            raise
+        self.clear_checkpoint(context)
+        self.log.info(
+            "Finished after batch %s: %s this try, %s checkpoints written", index - 1, index - resumed_from, written
+        )
+        return BatchRun(
+            resumed_from=resumed_from,
+            batches_done=index,
+            batches_this_try=index - resumed_from,
+            checkpoints_written=written,
+            cursor=cursor,
+        )
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _flush_on_failure(self, context: Context, cursor: Any, index: int) -> None:
+        try:
+            self.save_checkpoint(context, cursor, batches_done=index)
+            self.log.info("Saved the checkpoint at batch %s before failing", index)
+        except Exception:
+            # The original error matters more; the retry redoes the batches since the last checkpoint.
+            self.log.exception("Could not save the checkpoint at batch %s while failing", index)
+
+    def _schema_version(self) -> int:
+        return int(getattr(self.checkpoint_model, "schema_version", 1))
+
+    def _load_envelope(self, context: Context) -> CheckpointEnvelope | None:
+        raw = self.state_store(context).get(self.checkpoint_key)
+        if raw is None:
+            return None
+        if not isinstance(raw, dict) or raw.get("kind") != "resumable-checkpoint":
+            raise CheckpointSchemaError(
+                f"State key {self.state_namespace}/{self.checkpoint_key!s} holds {raw!r}, which is not a "
+                "checkpoint of this provider. Refusing to restart from the beginning silently; delete "
+                "the key to start over."
+            )
+        try:
+            return CheckpointEnvelope.model_validate(raw)
+        except ValidationError as err:
+            raise CheckpointSchemaError(f"Corrupt checkpoint envelope {raw!r}: {err}") from err
+
+    def _decode(self, envelope: CheckpointEnvelope) -> Any:
+        model = self.checkpoint_model
+        if model is None:
+            return envelope.data
+        data = envelope.data
+        current = self._schema_version()
+        where = f"{self.state_namespace}/{self.checkpoint_key}"
+        if envelope.schema_version != current:
+            migrate = getattr(model, "migrate", None)
+            try:
+                if migrate is None:
+                    raise NotImplementedError
+                data = migrate(dict(data), envelope.schema_version)
+            except NotImplementedError:
+                raise CheckpointSchemaError(
+                    f"The checkpoint in {where} was written by {envelope.schema_name} schema_version "
+                    f"{envelope.schema_version}, but {model.__name__} is at schema_version {current} and "
+                    f"its migrate() does not handle version {envelope.schema_version}. Implement "
+                    "migrate(), or delete the key to start from the beginning."
+                ) from None
+        try:
+            return model.model_validate(data)
+        except ValidationError as err:
+            raise CheckpointSchemaError(
+                f"The checkpoint in {where} ({envelope.schema_name} schema_version {envelope.schema_version}) "
+                f"does not fit {model.__name__}: {err}. Bump schema_version and implement migrate(), or "
+                "delete the key to start from the beginning."
+            ) from err

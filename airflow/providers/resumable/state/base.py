@@ -1,0 +1,146 @@
+"""The ``StateStore`` protocol, the scope a store belongs to, and key namespacing."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+JsonValue = Any
+"""A value that survives ``json.dumps`` / ``json.loads`` unchanged (str, int, float, bool, list, dict)."""
+
+
+class StateStoreError(RuntimeError):
+    """
+    The state store could not be read or written.
+
+    Raised instead of carrying on without durable state: an operator that cannot remember its job id
+    would start a duplicate job on the next retry, which is exactly what this provider exists to stop.
+    """
+
+
+class StateBackendConfigError(ValueError):
+    """``[resumable] state_backend`` names a backend that does not exist or cannot be used here."""
+
+
+@runtime_checkable
+class StateStore(Protocol):
+    """
+    Key/value state of one task instance that survives retries.
+
+    Same four methods and semantics as Airflow 3.3's ``context["task_state_store"]``: values are JSON,
+    ``get`` returns ``default`` for a missing key, ``set`` overwrites, ``delete`` of a missing key is a
+    no-op, ``clear`` removes every key of this store.
+    """
+
+    def get(self, key: str, default: JsonValue = None) -> JsonValue: ...
+
+    def set(self, key: str, value: JsonValue) -> None: ...
+
+    def delete(self, key: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskScope:
+    """Identifies the task instance whose state a store holds; retries of it share one scope."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    map_index: int = -1
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> TaskScope:
+        ti = context.get("ti") or context.get("task_instance")
+        if ti is None:
+            raise StateStoreError(
+                "The task context has no 'ti', so the task instance that owns the state is unknown; "
+                "state stores can only be used while a task instance runs."
+            )
+        map_index = getattr(ti, "map_index", -1)
+        return cls(
+            dag_id=ti.dag_id,
+            run_id=ti.run_id,
+            task_id=ti.task_id,
+            map_index=-1 if map_index is None else int(map_index),
+        )
+
+    def digest(self) -> str:
+        """Stable hash of the scope, so keys derived from it never collide across task instances."""
+        payload = json.dumps([self.dag_id, self.run_id, self.task_id, self.map_index], separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def check_json(key: str, value: JsonValue) -> None:
+    """Reject values the native store would also reject, so every backend behaves the same."""
+    if value is None:
+        raise ValueError(f"Cannot set state key {key!r} to None; use delete({key!r}) to remove it")
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"State key {key!r} must hold a JSON value (str, int, float, bool, list, dict), "
+            f"got {type(value).__name__}: {err}"
+        ) from err
+
+
+class NamespacedStateStore:
+    """
+    A view of a store in which every key is prefixed by ``namespace``.
+
+    ``clear()`` removes only this namespace's keys, so two users of one task's state (a checkpoint
+    and a job record, say) cannot wipe each other. The native store cannot list keys, so the view
+    keeps an index of the keys it has written under ``<namespace>/__keys__``.
+    """
+
+    _INDEX = "__keys__"
+
+    def __init__(self, inner: StateStore, namespace: str) -> None:
+        if not namespace or "/" in namespace:
+            raise ValueError(f"namespace must be a non-empty string without '/', got {namespace!r}")
+        self.inner = inner
+        self.namespace = namespace
+        self._index: list[str] | None = None
+
+    def __repr__(self) -> str:
+        return f"NamespacedStateStore({self.inner!r}, namespace={self.namespace!r})"
+
+    def _full(self, key: str) -> str:
+        return f"{self.namespace}/{key}"
+
+    def _load_index(self) -> list[str]:
+        if self._index is None:
+            stored = self.inner.get(self._full(self._INDEX), [])
+            self._index = list(stored) if isinstance(stored, list) else []
+        return self._index
+
+    def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        return self.inner.get(self._full(key), default)
+
+    def set(self, key: str, value: JsonValue) -> None:
+        index = self._load_index()
+        if key not in index:
+            # Index first: a crash between the two writes leaves an index entry without a value,
+            # which clear() tolerates; the reverse would leave a value clear() cannot find.
+            self.inner.set(self._full(self._INDEX), [*index, key])
+            index.append(key)
+        self.inner.set(self._full(key), value)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(self._full(key))
+        index = self._load_index()
+        if key in index:
+            index.remove(key)
+            self.inner.set(self._full(self._INDEX), list(index))
+
+    def clear(self) -> None:
+        for key in self._load_index():
+            self.inner.delete(self._full(key))
+        self.inner.delete(self._full(self._INDEX))
+        self._index = []
