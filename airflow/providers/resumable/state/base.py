@@ -124,6 +124,7 @@ class NamespacedStateStore:
         return self.inner.get(self._full(key), default)
 
     def set(self, key: str, value: JsonValue) -> None:
+        check_json(key, value)
         index = self._load_index()
         if key not in index:
             # Index first: a crash between the two writes leaves an index entry without a value,

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+def pytest_report_header(config):
+    from airflow import __version__
+
+    return [
+        f"airflow {__version__}; leg {os.environ.get('RESUMABLE_TEST_LEG', 'local')}; "
+        f"state_backend {os.environ.get('AIRFLOW__RESUMABLE__STATE_BACKEND', 'auto')}"
+    ]
+
+
+@pytest.fixture
+def state_backend(monkeypatch):
+    """Force ``[resumable] state_backend`` for one test."""
+
+    def _set(value: str) -> None:
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__STATE_BACKEND", value)
+
+    return _set
+
+
+@pytest.fixture
+def memory_store(state_backend):
+    """Route the mixins to a fresh in-memory store; returns it for inspection."""
+    from tests.support.stores import SharedMemoryStore
+
+    SharedMemoryStore.current = SharedMemoryStore()
+    state_backend("tests.support.stores.SharedMemoryStore")
+    yield SharedMemoryStore.current
+    SharedMemoryStore.current = None
+
+
+@pytest.fixture
+def job_system():
+    from tests.support.fake_jobs import FakeJobServer, FakeJobSystem
+
+    system = FakeJobSystem()
+    with FakeJobServer(system) as server:
+        system.url = server.url
+        yield system

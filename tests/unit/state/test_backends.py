@@ -1,0 +1,273 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow.providers.resumable.state import (
+    InMemoryStateStore,
+    NamespacedStateStore,
+    NativeTaskStateStore,
+    StateStore,
+    StateStoreError,
+    TaskScope,
+    VariableStateStore,
+    variable_key,
+)
+
+SCOPE = TaskScope(dag_id="my_dag", run_id="manual__2026-01-01T00:00:00+00:00", task_id="extract", map_index=-1)
+
+
+class DictVariables:
+    """Stands in for Airflow Variables: a dict of key -> (text, description)."""
+
+    def __init__(self):
+        self.rows: dict[str, tuple[str, str]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.fail_with: Exception | None = None
+
+    def _maybe_fail(self):
+        if self.fail_with is not None:
+            raise self.fail_with
+
+    def get(self, key):
+        self.calls.append(("get", key))
+        self._maybe_fail()
+        row = self.rows.get(key)
+        return None if row is None else row[0]
+
+    def set(self, key, value, description):
+        self.calls.append(("set", key))
+        self._maybe_fail()
+        self.rows[key] = (value, description)
+
+    def delete(self, key):
+        self.calls.append(("delete", key))
+        self._maybe_fail()
+        self.rows.pop(key, None)
+
+
+class FakeAccessor:
+    """Stands in for Airflow 3.3's TaskStateStoreAccessor."""
+
+    def __init__(self):
+        self.data = {}
+        self.fail_with: Exception | None = None
+
+    def get(self, key, default=None):
+        if self.fail_with is not None:
+            raise self.fail_with
+        # The real accessor deserialises what the API server sends back: a fresh object each time.
+        return json.loads(self.data[key]) if key in self.data else default
+
+    def set(self, key, value):
+        if self.fail_with is not None:
+            raise self.fail_with
+        self.data[key] = json.dumps(value)
+
+    def delete(self, key):
+        self.data.pop(key, None)
+
+    def clear(self):
+        self.data.clear()
+
+
+def variable_store():
+    return VariableStateStore(SCOPE, access=DictVariables())
+
+
+BACKENDS = {
+    "memory": InMemoryStateStore,
+    "native": lambda: NativeTaskStateStore(FakeAccessor()),
+    "variable": variable_store,
+    "namespaced": lambda: NamespacedStateStore(InMemoryStateStore(), "ns"),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request) -> StateStore:
+    return BACKENDS[request.param]()
+
+
+class TestStateStoreContract:
+    """Every backend behaves like Airflow 3.3's task_state_store."""
+
+    def test_is_a_state_store(self, store):
+        assert isinstance(store, StateStore)
+
+    def test_missing_key_returns_default(self, store):
+        assert store.get("nope") is None
+        assert store.get("nope", 7) == 7
+
+    def test_set_get_round_trips_json(self, store):
+        value = {"a": [1, 2.5, "x", True, None], "b": {"c": "d"}}
+        store.set("k", value)
+        assert store.get("k") == value
+
+    def test_set_overwrites(self, store):
+        store.set("k", 1)
+        store.set("k", 2)
+        assert store.get("k") == 2
+
+    def test_returned_values_are_copies(self, store):
+        store.set("k", {"list": [1]})
+        got = store.get("k")
+        got["list"].append(2)
+        assert store.get("k") == {"list": [1]}
+
+    def test_delete_and_delete_missing(self, store):
+        store.set("k", 1)
+        store.delete("k")
+        store.delete("never-set")
+        assert store.get("k") is None
+
+    def test_clear(self, store):
+        store.set("a", 1)
+        store.set("b", 2)
+        store.clear()
+        assert store.get("a") is None
+        assert store.get("b") is None
+
+    def test_none_is_rejected_naming_the_key(self, store):
+        with pytest.raises(ValueError, match=r"'k' to None"):
+            store.set("k", None)
+
+    def test_non_json_is_rejected_naming_the_key_and_type(self, store):
+        with pytest.raises(ValueError, match=r"'k' must hold a JSON value.*set"):
+            store.set("k", {1, 2})
+
+
+class TestNamespaced:
+    def test_namespaces_do_not_collide_or_clear_each_other(self):
+        inner = InMemoryStateStore()
+        a, b = NamespacedStateStore(inner, "a"), NamespacedStateStore(inner, "b")
+        a.set("k", "from-a")
+        b.set("k", "from-b")
+        inner.set("raw", "untouched")
+        assert a.get("k") == "from-a"
+        assert b.get("k") == "from-b"
+        a.clear()
+        assert a.get("k") is None
+        assert b.get("k") == "from-b"
+        assert inner.get("raw") == "untouched"
+
+    def test_clear_works_from_a_new_instance(self):
+        # A retry builds a new view; its clear() must still find the keys an earlier try wrote.
+        inner = InMemoryStateStore()
+        NamespacedStateStore(inner, "a").set("k", 1)
+        NamespacedStateStore(inner, "a").clear()
+        assert inner.data == {}
+
+    def test_rewriting_a_key_writes_once(self):
+        inner = InMemoryStateStore()
+        ns = NamespacedStateStore(inner, "a")
+        ns.set("k", 1)
+        inner.calls.clear()
+        ns.set("k", 2)
+        assert inner.calls == [("set", "a/k")]
+
+    @pytest.mark.parametrize("bad", ["", "a/b"])
+    def test_bad_namespace(self, bad):
+        with pytest.raises(ValueError, match="namespace must be"):
+            NamespacedStateStore(InMemoryStateStore(), bad)
+
+
+class TestVariableStore:
+    def test_one_readable_variable_per_task_instance(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        store.set("job", {"id": 42})
+        assert list(access.rows) == [store.key]
+        text, description = access.rows[store.key]
+        document = json.loads(text)
+        assert document["scope"] == {
+            "dag_id": "my_dag",
+            "run_id": SCOPE.run_id,
+            "task_id": "extract",
+            "map_index": -1,
+        }
+        assert document["values"] == {"job": {"id": 42}}
+        assert "\n" in text, "indented so a person can read it in the Variables UI"
+        assert "my_dag.extract" in description
+
+    def test_state_survives_a_new_store_object(self):
+        access = DictVariables()
+        VariableStateStore(SCOPE, access=access).set("k", "v")
+        assert VariableStateStore(SCOPE, access=access).get("k") == "v"
+
+    def test_deleting_the_last_key_removes_the_variable(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        store.set("k", "v")
+        store.delete("k")
+        assert access.rows == {}
+
+    def test_clear_removes_the_variable(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        store.set("a", 1)
+        store.clear()
+        assert access.rows == {}
+
+    def test_reads_the_variable_once_per_try(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        store.get("a")
+        store.set("a", 1)
+        store.get("a")
+        assert [c for c in access.calls if c[0] == "get"] == [("get", store.key)]
+
+    def test_keys_fit_and_do_not_collide(self):
+        long = TaskScope(dag_id="d" * 250, run_id="r" * 250, task_id="t" * 250, map_index=12345)
+        assert len(variable_key(long)) <= 250
+        scopes = [
+            SCOPE,
+            TaskScope("my_dag", SCOPE.run_id, "extract", 0),
+            TaskScope("my_dag", "other-run", "extract"),
+            TaskScope("my dag", SCOPE.run_id, "extract"),  # sanitises to the same readable part
+            TaskScope("my-dag", SCOPE.run_id, "extract"),
+        ]
+        keys = {variable_key(s) for s in scopes}
+        assert len(keys) == len(scopes)
+
+    def test_foreign_variable_is_an_error_not_a_reset(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        access.rows[store.key] = ("not json", "")
+        with pytest.raises(StateStoreError, match="does not hold state written by this provider"):
+            store.get("k")
+
+    def test_variable_of_another_scope_is_refused(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access)
+        other = {"scope": {"dag_id": "x", "run_id": "y", "task_id": "z", "map_index": -1}, "values": {"k": 1}}
+        access.rows[store.key] = (json.dumps(other), "")
+        with pytest.raises(StateStoreError, match="refusing to share state"):
+            store.get("k")
+
+    def test_unreachable_backend_fails_loudly(self):
+        access = DictVariables()
+        access.fail_with = ConnectionError("metadata DB is down")
+        store = VariableStateStore(SCOPE, access=access)
+        with pytest.raises(StateStoreError, match=r"failed on get\('job'\).*metadata DB is down"):
+            store.get("job")
+        with pytest.raises(StateStoreError, match=r"failed on set\('job'\)"):
+            store.set("job", 1)
+
+
+class TestNativeStore:
+    def test_errors_are_wrapped_with_backend_and_key(self):
+        accessor = FakeAccessor()
+        accessor.fail_with = RuntimeError("API server said 500")
+        store = NativeTaskStateStore(accessor)
+        with pytest.raises(StateStoreError, match=r"failed on get\('remote_job_id'\).*API server said 500"):
+            store.get("remote_job_id")
+
+    def test_from_context_without_native_store_names_the_option(self):
+        with pytest.raises(StateStoreError, match="state_backend selects 'task_state_store'"):
+            NativeTaskStateStore.from_context({"ti": object()})
+
+
+def test_scope_from_context_requires_a_ti():
+    with pytest.raises(StateStoreError, match="no 'ti'"):
+        TaskScope.from_context({})
