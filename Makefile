@@ -1,0 +1,167 @@
+# Install / test infrastructure for airflow-provider-resumable.
+#
+# Matrix (see `make help`):
+#   .venv       Airflow 3.3 (primary, + ruff/mypy)  requirements/airflow-3.3.txt
+#   .venv-3.2   Airflow 3.2                         requirements/airflow-3.2.txt
+#   .venv-2.11  Airflow 2.11                        requirements/airflow-2.11.txt
+#
+# A venv is rebuilt only when the sha256 of its lock file differs from the one stamped
+# inside it (<venv>/.lock.sha256); otherwise it is reused. The project itself is installed
+# editable with --no-deps on top, and re-installed (cheap) when pyproject.toml changes.
+
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+MAKEFLAGS += --no-print-directory
+
+PYTHON ?= python3
+# uv from PATH, else `python3 -m uv` (installed on demand by `ensure-uv` with pip).
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+# Extra arguments for pytest, e.g. `make test-3.3 PYTEST_ARGS="-x -k cursor"`.
+PYTEST_ARGS ?=
+
+# Lock resolution: Python 3.11 on Linux, dependency universe frozen a few days after each
+# Airflow release (2.11.2: 2026-03-14, 3.2.2: 2026-05-29, 3.3.2: 2026-09-17).
+LOCK_FLAGS := --quiet --upgrade --python-version 3.11 --python-platform linux
+EXCLUDE_NEWER_3.3  := 2026-09-20T00:00:00Z
+EXCLUDE_NEWER_3.2  := 2026-06-01T00:00:00Z
+EXCLUDE_NEWER_2.11 := 2026-03-17T00:00:00Z
+
+LOCK_3.3  := requirements/airflow-3.3.txt
+LOCK_3.2  := requirements/airflow-3.2.txt
+LOCK_2.11 := requirements/airflow-2.11.txt
+
+VENV_3.3  := .venv
+VENV_3.2  := .venv-3.2
+VENV_2.11 := .venv-2.11
+
+.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 lock lint test \
+        test-3.3 test-3.3-variable test-3.2 test-2.11 demo bench clean
+
+help:
+	@echo "Targets:"
+	@echo "  venv               build/reuse all three venvs (.venv=3.3 primary, .venv-3.2, .venv-2.11)"
+	@echo "  venv-3.3|venv-3.2|venv-2.11   a single venv"
+	@echo "  lint               ruff check + ruff format --check + mypy (in .venv)"
+	@echo "  test               lint, then every matrix leg in order; stops at the first red leg"
+	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
+	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
+	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
+	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
+	@echo "  demo               scripts/demo.sh (airflow dags test example_stateful_batches)"
+	@echo "  bench              benchmarks/run.py, if present"
+	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
+	@echo "  clean              remove venvs, build/ and caches"
+	@echo "Variables: PYTEST_ARGS='...' (extra pytest args), PYTHON=python3, UV=uv"
+
+# ---------------------------------------------------------------------------- uv
+
+ensure-uv:
+	@if ! $(UV) --version >/dev/null 2>&1; then \
+	  echo "==> uv not found; installing it with $(PYTHON) -m pip"; \
+	  $(PYTHON) -m pip install --quiet "uv>=0.5" \
+	    || $(PYTHON) -m pip install --quiet --user "uv>=0.5" \
+	    || $(PYTHON) -m pip install --quiet --user --break-system-packages "uv>=0.5"; \
+	fi
+	@$(UV) --version >/dev/null
+
+# ---------------------------------------------------------------------------- venvs
+
+# $(call ensure_venv,<venv dir>,<lock file>)
+define ensure_venv
+	@want="$$($(PYTHON) -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' $(2))"; \
+	have="$$(cat $(1)/.lock.sha256 2>/dev/null || true)"; \
+	if [ "$$want" = "$$have" ] && $(1)/bin/python -c '' >/dev/null 2>&1; then \
+	  echo "==> $(1): matches $(2) (sha256 $${want:0:12}), reusing"; \
+	else \
+	  echo "==> $(1): (re)building from $(2)"; \
+	  start=$$SECONDS; \
+	  rm -rf $(1); \
+	  $(UV) venv --quiet -p 3.11 $(1); \
+	  $(UV) pip install --quiet --python $(1)/bin/python -r $(2); \
+	  rm -f $(1)/.project.sha256; \
+	  echo "$$want" > $(1)/.lock.sha256; \
+	  echo "==> $(1): built in $$((SECONDS - start))s"; \
+	fi; \
+	pwant="$$($(PYTHON) -c 'import hashlib,sys; print(hashlib.sha256(open(sys.argv[1],"rb").read()).hexdigest())' pyproject.toml)"; \
+	if [ "$$pwant" != "$$(cat $(1)/.project.sha256 2>/dev/null || true)" ]; then \
+	  echo "==> $(1): installing the project (editable, --no-deps)"; \
+	  $(UV) pip install --quiet --python $(1)/bin/python --no-deps -e .; \
+	  echo "$$pwant" > $(1)/.project.sha256; \
+	fi
+endef
+
+venv: venv-3.3 venv-3.2 venv-2.11
+
+venv-3.3: ensure-uv
+	$(call ensure_venv,$(VENV_3.3),$(LOCK_3.3))
+
+venv-3.2: ensure-uv
+	$(call ensure_venv,$(VENV_3.2),$(LOCK_3.2))
+
+venv-2.11: ensure-uv
+	$(call ensure_venv,$(VENV_2.11),$(LOCK_2.11))
+
+# ---------------------------------------------------------------------------- locks
+
+lock: ensure-uv
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.3) \
+	  requirements/airflow-3.3.in -o $(LOCK_3.3)
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.2) \
+	  requirements/airflow-3.2.in -o $(LOCK_3.2)
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_2.11) \
+	  requirements/airflow-2.11.in -o $(LOCK_2.11)
+
+# ---------------------------------------------------------------------------- lint / test
+
+lint: venv-3.3
+	$(VENV_3.3)/bin/ruff check .
+	$(VENV_3.3)/bin/ruff format --check .
+	$(VENV_3.3)/bin/mypy
+
+# Legs run strictly one after another (also under `make -j`); the first red leg stops the run.
+test: lint
+	@$(MAKE) test-3.3
+	@$(MAKE) test-3.3-variable
+	@$(MAKE) test-3.2
+	@$(MAKE) test-2.11
+	@echo "==> all matrix legs green"
+
+# scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]
+test-3.3: venv-3.3
+	@scripts/run-leg.sh 3.3 $(VENV_3.3) auto $(PYTEST_ARGS)
+
+test-3.3-variable: venv-3.3
+	@scripts/run-leg.sh 3.3-variable $(VENV_3.3) variable $(PYTEST_ARGS)
+
+test-3.2: venv-3.2
+	@scripts/run-leg.sh 3.2 $(VENV_3.2) auto $(PYTEST_ARGS)
+
+test-2.11: venv-2.11
+	@scripts/run-leg.sh 2.11 $(VENV_2.11) auto $(PYTEST_ARGS)
+
+# ---------------------------------------------------------------------------- demo / bench
+
+demo: venv-3.3
+	@scripts/demo.sh
+
+bench: venv-3.3
+	@if [ -f benchmarks/run.py ]; then \
+	  home="$(CURDIR)/build/bench-home"; rm -rf "$$home"; mkdir -p "$$home"; \
+	  export AIRFLOW_HOME="$$home" AIRFLOW_CONFIG="$$home/airflow.cfg" \
+	    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$$home/airflow.db" \
+	    AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_FOLDER="$$home/dags"; \
+	  mkdir -p "$$home/dags"; \
+	  $(VENV_3.3)/bin/airflow db migrate >"$$home/db-migrate.log" 2>&1 \
+	    || { cat "$$home/db-migrate.log"; exit 1; }; \
+	  $(VENV_3.3)/bin/python benchmarks/run.py; \
+	else \
+	  echo "benchmarks/run.py does not exist yet; nothing to run"; \
+	fi
+
+# ---------------------------------------------------------------------------- clean
+
+clean:
+	rm -rf $(VENV_3.3) $(VENV_3.2) $(VENV_2.11) build .mypy_cache .ruff_cache .pytest_cache
+	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
+	  | xargs -0 rm -rf
