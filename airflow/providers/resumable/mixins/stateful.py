@@ -95,8 +95,11 @@ class checkpoint_any(CheckpointPolicy):
         return " | ".join(repr(p) for p in self.policies)
 
 
-#: Redo after a hard crash is bounded by ~5 s of batches; a failure that Python sees (an exception,
-#: SIGTERM) flushes the checkpoint first, so it redoes nothing.
+#: Redo after a hard crash (SIGKILL, OOM, a lost node) is bounded by ~5 s of batches. A failure that
+#: raises in the task (an exception, a timeout, and SIGTERM on Airflow 2) flushes the checkpoint first,
+#: so it redoes nothing. Airflow 3's SIGTERM handler only calls on_kill() and does not raise, and
+#: writing state from inside a signal handler could interleave with a write in progress, so a
+#: SIGTERM on Airflow 3 is treated like a hard crash.
 DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = checkpoint_every_seconds(5)
 
 
