@@ -48,8 +48,8 @@ help:
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
 	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
-	@echo "  demo               scripts/demo.sh (airflow dags test example_stateful_batches)"
-	@echo "  bench              benchmarks/run.py, if present"
+	@echo "  demo               scripts/demo.sh: the example DAG fails part way and resumes on retry"
+	@echo "  bench              benchmarks/run.py: cost of checkpoints per state backend -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
 	@echo "Variables: PYTEST_ARGS='...' (extra pytest args), PYTHON=python3, UV=uv"
@@ -146,18 +146,7 @@ demo: venv-3.3
 	@scripts/demo.sh
 
 bench: venv-3.3
-	@if [ -f benchmarks/run.py ]; then \
-	  home="$(CURDIR)/build/bench-home"; rm -rf "$$home"; mkdir -p "$$home"; \
-	  export AIRFLOW_HOME="$$home" AIRFLOW_CONFIG="$$home/airflow.cfg" \
-	    AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$$home/airflow.db" \
-	    AIRFLOW__CORE__LOAD_EXAMPLES=False AIRFLOW__CORE__DAGS_FOLDER="$$home/dags"; \
-	  mkdir -p "$$home/dags"; \
-	  $(VENV_3.3)/bin/airflow db migrate >"$$home/db-migrate.log" 2>&1 \
-	    || { cat "$$home/db-migrate.log"; exit 1; }; \
-	  $(VENV_3.3)/bin/python benchmarks/run.py; \
-	else \
-	  echo "benchmarks/run.py does not exist yet; nothing to run"; \
-	fi
+	@scripts/bench.sh
 
 # ---------------------------------------------------------------------------- clean
 

@@ -28,15 +28,9 @@ version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.versio
 home="$root/build/airflow-home-$leg"
 rm -rf "$home"
 mkdir -p "$home/dags"
-
-# Isolate the leg from whatever Airflow configuration the calling shell may carry:
-# everything points into the throwaway home, with a SQLite metadata DB.
-while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -E '^AIRFLOW(__|_CONFIG$|_CONN_|_VAR_)' || true)
-export AIRFLOW_HOME="$home"
-export AIRFLOW_CONFIG="$home/airflow.cfg"
-export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$home/airflow.db"
-export AIRFLOW__CORE__DAGS_FOLDER="$home/dags"
-export AIRFLOW__CORE__LOAD_EXAMPLES=False
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+use_airflow_home "$home" "$home/dags"
 # Unit-test mode: Airflow loads its unit_tests.cfg instead of airflow.cfg (env vars still win),
 # and operators' execute() may be called directly outside a task runner without complaints.
 export AIRFLOW__CORE__UNIT_TEST_MODE=True
@@ -53,13 +47,7 @@ export PYTHONDONTWRITEBYTECODE=1
 
 echo "==> [$leg] Airflow $version, AIRFLOW__RESUMABLE__STATE_BACKEND=$backend, AIRFLOW_HOME=${home#"$root"/}"
 
-start=$SECONDS
-if ! "$venv/bin/airflow" db migrate >"$home/db-migrate.log" 2>&1 </dev/null; then
-  cat "$home/db-migrate.log" >&2
-  echo "ERROR: [$leg] 'airflow db migrate' failed (log: $home/db-migrate.log)" >&2
-  exit 1
-fi
-echo "==> [$leg] airflow db migrate OK ($((SECONDS - start))s)"
+migrate_db "$venv" "$leg"
 
 rc=0
 "$venv/bin/python" -m pytest tests "$@" </dev/null || rc=$?

@@ -10,6 +10,7 @@ loop ``dag.test()`` uses, so the state store of the run survives, as it does in 
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -43,13 +44,17 @@ class RunResult:
 
 def make_dag(request, **kwargs):
     """A DAG named after the test, so every test has its own runs and state."""
+    return dag_named(f"it_{request.node.name}", **kwargs)
+
+
+def dag_named(name: str, **kwargs):
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk import DAG
     else:
         from airflow.models.dag import DAG
 
-    name = re.sub(r"[^A-Za-z0-9_]+", "_", request.node.name)[:200]
-    return DAG(dag_id=f"it_{name}", schedule=None, start_date=START, catchup=False, **kwargs)
+    dag_id = re.sub(r"[^A-Za-z0-9_]+", "_", name)[:200]
+    return DAG(dag_id=dag_id, schedule=None, start_date=START, catchup=False, **kwargs)
 
 
 def _register(dag) -> None:
@@ -120,11 +125,20 @@ def clear_and_rerun(dag, previous: RunResult) -> RunResult:
     from airflow.utils.state import DagRunState
     from sqlalchemy import select
 
+    if not AIRFLOW_V_3_0_PLUS:
+        # task_instance_note.user_id points at the FAB user table; its model must be mapped before
+        # a session flushes task instances outside the webserver.
+        import airflow.providers.fab.auth_manager.models  # noqa: F401
+
     with create_session() as session:
         tis = session.scalars(
             select(TaskInstance).where(TaskInstance.dag_id == previous.dag_id, TaskInstance.run_id == previous.run_id)
         ).all()
-        clear_task_instances(list(tis), session, dag_run_state=DagRunState.RUNNING)
+        if AIRFLOW_V_3_0_PLUS:
+            clear_task_instances(list(tis), session, dag_run_state=DagRunState.RUNNING)
+        else:
+            # 2.x looks the DAG up among serialized DAGs unless given it; without it max_tries stays.
+            clear_task_instances(list(tis), session, dag=dag, dag_run_state=DagRunState.RUNNING)
         session.commit()
         dr = session.scalars(
             select(DagRun).where(DagRun.dag_id == previous.dag_id, DagRun.run_id == previous.run_id)
@@ -156,10 +170,12 @@ def _drive(dag, dr, session) -> None:
             return
         schedulable, _callback = dr.update_state(session=session)
         for ti in schedulable:
-            if AIRFLOW_V_3_0_PLUS and ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
                 ti.try_number += 1
             ti.state = TaskInstanceState.SCHEDULED
         session.commit()
+        if not schedulable:
+            time.sleep(0.2)  # waiting out a retry_delay
         for ti in schedulable:
             task = dag.task_dict[ti.task_id]
             try:
@@ -167,7 +183,7 @@ def _drive(dag, dr, session) -> None:
                     _run_task(ti=ti, task=task, run_triggerer=True)
                 else:
                     ti.task = task
-                    _run_task(ti=ti, session=session)
+                    _run_task(ti=ti, inline_trigger=True, session=session)
             except Exception:
                 pass
         session.commit()

@@ -13,23 +13,19 @@ from tests.support.toy_operators import ToyBatchOperator, read_parts
 pytestmark = pytest.mark.integration
 
 
+def copy_task(dag, out_dir, **kwargs):
+    kwargs.setdefault("retry_delay", timedelta(0))
+    return ToyBatchOperator(task_id="copy", out_dir=str(out_dir), dag=dag, **kwargs)
+
+
 def tries_log(out_dir):
     return [json.loads(line) for line in (out_dir / "tries.jsonl").read_text().splitlines()]
 
 
 def test_typed_checkpoint_resumes_after_the_last_committed_batch(tmp_path, request):
     dag = make_dag(request)
-    ToyBatchOperator(
-        task_id="copy",
-        out_dir=str(tmp_path),
-        total=100,
-        batch_size=10,
-        fail_on={1: 4, 2: 7},  # try 1 dies at batch 4, try 2 at batch 7
-        checkpoint_every=1,
-        retries=2,
-        retry_delay=timedelta(0),
-        dag=dag,
-    )
+    # try 1 dies at batch 4, try 2 at batch 7
+    copy_task(dag, tmp_path, total=100, batch_size=10, fail_on={1: 4, 2: 7}, checkpoint_every=1, retries=2)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("copy").try_number == 3
@@ -41,17 +37,7 @@ def test_typed_checkpoint_resumes_after_the_last_committed_batch(tmp_path, reque
 def test_sparse_checkpoints_still_resume_at_the_failed_batch(tmp_path, request):
     # checkpoint_every=1000 never fires during the walk: the failure flushes the cursor itself.
     dag = make_dag(request)
-    ToyBatchOperator(
-        task_id="copy",
-        out_dir=str(tmp_path),
-        total=50,
-        batch_size=5,
-        fail_on={1: 6},
-        checkpoint_every=1000,
-        retries=1,
-        retry_delay=timedelta(0),
-        dag=dag,
-    )
+    copy_task(dag, tmp_path, total=50, batch_size=5, fail_on={1: 6}, checkpoint_every=1000, retries=1)
     run = run_dag(dag)
     assert run.state == "success"
     assert [t["start_item"] for t in tries_log(tmp_path)] == [0, 30]
@@ -60,7 +46,7 @@ def test_sparse_checkpoints_still_resume_at_the_failed_batch(tmp_path, request):
 
 def test_a_finished_walk_starts_afresh_when_cleared(tmp_path, request):
     dag = make_dag(request)
-    ToyBatchOperator(task_id="copy", out_dir=str(tmp_path), total=20, batch_size=5, dag=dag)
+    copy_task(dag, tmp_path, total=20, batch_size=5)
     first = run_dag(dag)
     assert first.state == "success"
     second = clear_and_rerun(dag, first)
@@ -72,17 +58,7 @@ def test_a_finished_walk_starts_afresh_when_cleared(tmp_path, request):
 def test_no_state_is_left_behind_on_variables(tmp_path, request):
     """Variables are global: a succeeded task must not leave its state there."""
     dag = make_dag(request)
-    ToyBatchOperator(
-        task_id="copy",
-        out_dir=str(tmp_path),
-        total=20,
-        batch_size=5,
-        fail_on={1: 2},
-        checkpoint_every=1,
-        retries=1,
-        retry_delay=timedelta(0),
-        dag=dag,
-    )
+    copy_task(dag, tmp_path, total=20, batch_size=5, fail_on={1: 2}, checkpoint_every=1, retries=1)
     assert run_dag(dag).state == "success"
     assert resumable_variables(dag.dag_id) == []
 

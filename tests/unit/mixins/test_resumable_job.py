@@ -207,8 +207,8 @@ class TestFailLoudly:
         assert job_system.submit_calls == 0
 
     def test_unreachable_store_refuses_to_submit(self, job_system, state_backend):
-        state_backend("variable")  # no task runner here, so Variables cannot be reached
-        with pytest.raises(StateStoreError, match="Refusing to continue without durable state"):
+        state_backend("tests.support.stores.UnreachableVariableStore")
+        with pytest.raises(StateStoreError, match=r"failed on get\('toy_job'\).*metadata database.*Refusing"):
             toy(job_system).execute(ctx())
         assert job_system.submit_calls == 0
 

@@ -130,23 +130,48 @@ class VariableAccess(Protocol):
 
 
 class _SdkVariables:
-    """Airflow 3.x: the Task SDK Variable, which goes through the supervisor to the API server."""
+    """
+    Airflow 3.x: Variables through the supervisor to the Execution API, as the Task SDK does.
+
+    Not through ``airflow.sdk.Variable``: its ``set``/``delete`` log and swallow a failed write, and
+    its ``get`` asks secrets backends and a cache first. A state write that silently did not happen
+    is the one failure this backend must never have.
+    """
+
+    @staticmethod
+    def _send(msg: Any, *, missing_ok: bool = False) -> Any:
+        """Send ``msg``; an error answer raises, except "not found" when ``missing_ok`` (then None)."""
+        from airflow.sdk.exceptions import AirflowRuntimeError
+        from airflow.sdk.execution_time.comms import ErrorResponse
+        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
+
+        try:
+            response = SUPERVISOR_COMMS.send(msg)
+        except AirflowRuntimeError as err:
+            # Some Airflow versions raise error answers, others return them.
+            response = err.error
+        if isinstance(response, ErrorResponse):
+            kind = getattr(response.error, "value", response.error)
+            if missing_ok and kind == "VARIABLE_NOT_FOUND":
+                return None
+            raise RuntimeError(f"Execution API answered {kind}: {response.detail}")
+        return response
 
     def get(self, key: str) -> str | None:
-        from airflow.sdk import Variable
+        from airflow.sdk.execution_time.comms import GetVariable
 
-        value = Variable.get(key, default=None)
+        value = getattr(self._send(GetVariable(key=key), missing_ok=True), "value", None)
         return None if value is None else str(value)
 
     def set(self, key: str, value: str, description: str) -> None:
-        from airflow.sdk import Variable
+        from airflow.sdk.execution_time.comms import PutVariable
 
-        Variable.set(key, value, description=description)
+        self._send(PutVariable(key=key, value=value, description=description))
 
     def delete(self, key: str) -> None:
-        from airflow.sdk import Variable
+        from airflow.sdk.execution_time.comms import DeleteVariable
 
-        Variable.delete(key)
+        self._send(DeleteVariable(key=key))
 
 
 class _OrmVariables:

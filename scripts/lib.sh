@@ -1,0 +1,25 @@
+# Shared by demo.sh, run-leg.sh and bench.sh: a throwaway Airflow home with a SQLite metadata DB.
+# Source it, then call `use_airflow_home <home> <dags folder>` and `migrate_db <venv> <label>`.
+
+# Point every Airflow setting at <home>, dropping whatever the calling shell carried.
+use_airflow_home() {
+  local home=$1 dags=$2
+  while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -E '^AIRFLOW(__|_CONFIG$|_CONN_|_VAR_)' || true)
+  mkdir -p "$home"
+  export AIRFLOW_HOME="$home"
+  export AIRFLOW_CONFIG="$home/airflow.cfg"
+  export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="sqlite:///$home/airflow.db"
+  export AIRFLOW__CORE__DAGS_FOLDER="$dags"
+  export AIRFLOW__CORE__LOAD_EXAMPLES=False
+}
+
+# `airflow db migrate` into $AIRFLOW_HOME, showing its log only when it fails.
+migrate_db() {
+  local venv=$1 label=$2 start=$SECONDS
+  if ! "$venv/bin/airflow" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 </dev/null; then
+    cat "$AIRFLOW_HOME/db-migrate.log" >&2
+    echo "ERROR: [$label] 'airflow db migrate' failed (log: $AIRFLOW_HOME/db-migrate.log)" >&2
+    return 1
+  fi
+  echo "==> [$label] airflow db migrate OK ($((SECONDS - start))s)"
+}
