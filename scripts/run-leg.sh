@@ -31,14 +31,7 @@ mkdir -p "$home/dags"
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$home/dags"
-# Unit-test mode: Airflow loads its unit_tests.cfg instead of airflow.cfg (env vars still win),
-# and operators' execute() may be called directly outside a task runner without complaints.
-export AIRFLOW__CORE__UNIT_TEST_MODE=True
-# unit_tests.cfg sets executor=LocalExecutor, which Airflow 2 refuses to combine with SQLite.
-case "$version" in
-  2.*) export AIRFLOW__CORE__EXECUTOR=SequentialExecutor ;;
-  *)   export AIRFLOW__CORE__EXECUTOR=LocalExecutor ;;
-esac
+# Airflow's default configuration otherwise, as `make demo` and a user's `airflow dags test` see it.
 export AIRFLOW__RESUMABLE__STATE_BACKEND="$backend"
 export RESUMABLE_TEST_LEG="$leg"
 export VIRTUAL_ENV="$venv"
