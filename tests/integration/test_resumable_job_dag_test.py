@@ -8,11 +8,14 @@ process; the state store is whatever ``[resumable] state_backend`` selects on th
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
+import requests
 
-from tests.integration.harness import clear_and_rerun, make_dag, run_dag
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
+from tests.integration.harness import clear_and_rerun, dag_named, make_dag, run_dag
 from tests.support.toy_operators import FindableToyJobOperator, ToyJobOperator, UpstreamStyleOperator
 
 pytestmark = pytest.mark.integration
@@ -128,3 +131,71 @@ def test_upstream_style_operator_runs_unchanged(job_system, request):
     run = run_dag(dag)
     assert run.state == "success"
     assert len(job_system.jobs) == 1
+
+
+def test_mapped_instances_each_get_their_own_job(job_system, request):
+    dag = make_dag(request)
+    ToyJobOperator.partial(
+        task_id="job",
+        base_url=job_system.url,
+        retries=1,
+        retry_delay=timedelta(0),
+        crash_in_poll_on_tries=(1,),
+        dag=dag,
+    ).expand(spec=[{"part": 0}, {"part": 1}, {"part": 2}])
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert len(job_system.jobs) == 3, "one job per map index, none duplicated by the retries"
+    assert len({job.token for job in job_system.jobs.values()}) == 3
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_3_PLUS, reason="airflow.sdk.ResumableJobMixin exists from Airflow 3.3")
+def test_where_upstream_duplicates_and_we_do_not(job_system, request):
+    """The same upstream-style operator, on Airflow's mixin and on ours, after a lost submit response."""
+    from airflow.sdk import ResumableJobMixin as UpstreamMixin
+
+    from airflow.providers.resumable.mixins import ResumableJobMixin as OurMixin
+    from airflow.providers.resumable.version_compat import BaseOperator
+
+    def operator_on(mixin):
+        class TokenPassingOperator(mixin, BaseOperator):
+            def __init__(self, *, base_url, **kwargs):
+                super().__init__(**kwargs)
+                self.base_url = base_url
+
+            def execute(self, context):
+                return self.execute_resumable(context)
+
+            def submit_job(self, context):
+                token = getattr(self, "idempotency_token", None)
+                return requests.post(f"{self.base_url}/jobs", json={"spec": {}, "token": token}, timeout=5).json()[
+                    "job_id"
+                ]
+
+            def get_job_status(self, external_id, context):
+                return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
+
+            def is_job_active(self, status):
+                return status in ("RUNNING", "PENDING")
+
+            def is_job_succeeded(self, status):
+                return status == "SUCCEEDED"
+
+            def poll_until_complete(self, external_id, context):
+                while self.is_job_active(self.get_job_status(external_id, context)):
+                    time.sleep(0.01)
+
+            def get_job_result(self, external_id, context):
+                return external_id
+
+        return TokenPassingOperator
+
+    jobs_per_mixin = {}
+    for name, mixin in (("upstream", UpstreamMixin), ("ours", OurMixin)):
+        before = len(job_system.jobs)
+        job_system.faults.drop_submit_responses = 1
+        dag = dag_named(f"it_gap_{name}")
+        operator_on(mixin)(task_id="job", base_url=job_system.url, retries=1, retry_delay=timedelta(0), dag=dag)
+        assert run_dag(dag).state == "success"
+        jobs_per_mixin[name] = len(job_system.jobs) - before
+    assert jobs_per_mixin == {"upstream": 2, "ours": 1}
