@@ -41,7 +41,19 @@ def get_provider_info() -> dict[str, Any]:
                         "type": "string",
                         "example": "variable",
                         "default": "auto",
-                    }
+                    },
+                    "default_output_path": {
+                        "description": (
+                            "Where ResumablePaginatedHttpOperator writes its parts when a task gives no output_path:\n"
+                            "any ObjectStoragePath URI; each task instance writes under\n"
+                            "<default_output_path>/<dag_id>/<task_id>/<run_id>/<map_index>/. Empty means\n"
+                            "file://$AIRFLOW_HOME/resumable.\n"
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "s3://my-bucket/airflow/resumable",
+                        "default": "",
+                    },
                 },
             }
         },

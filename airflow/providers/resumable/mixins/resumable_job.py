@@ -27,8 +27,6 @@ from airflow.providers.resumable.state.selection import clears_on_success, get_s
 from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
-    import logging
-
     from tenacity.stop import stop_base
     from tenacity.wait import wait_base
 
@@ -137,7 +135,7 @@ class ResumableJobMixin(ABC):
     status_retry_wait: ClassVar[wait_base] = wait_exponential_jitter(initial=1, max=15)
 
     if TYPE_CHECKING:
-        log: logging.Logger
+        log: Any  # BaseOperator provides it; its type differs between Airflow 2 and 3
         task_id: str
 
     @apply_defaults

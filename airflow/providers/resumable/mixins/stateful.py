@@ -15,7 +15,6 @@ from airflow.providers.resumable.state.selection import clears_on_success, get_s
 from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
-    import logging
     from collections.abc import Callable
 
     from airflow.providers.resumable.version_compat import Context
@@ -164,7 +163,7 @@ class StatefulOperatorMixin:
     checkpoint_key: ClassVar[str] = "checkpoint"
 
     if TYPE_CHECKING:
-        log: logging.Logger
+        log: Any  # BaseOperator provides it; its type differs between Airflow 2 and 3
 
     @apply_defaults
     def __init__(

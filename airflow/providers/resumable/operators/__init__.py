@@ -1,0 +1,1 @@
+"""Drop-in resumable operators built on the official providers' operators and hooks."""

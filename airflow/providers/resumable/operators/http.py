@@ -1,0 +1,399 @@
+"""``ResumablePaginatedHttpOperator``: walk a paginated API, stream pages to storage, resume at the last page."""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import os
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import requests
+from airflow.providers.http.operators.http import HttpOperator
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.wait import wait_base
+
+from airflow.providers.resumable.mixins.stateful import Checkpoint, StatefulOperatorMixin
+from airflow.providers.resumable.operators.pagination import (
+    CursorPagination,
+    LinkHeaderPagination,
+    OffsetLimitPagination,
+    PageNumberPagination,
+    PageRequest,
+    PaginationStrategy,
+    build_pagination,
+    get_path,
+)
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping
+
+    from airflow.providers.http.hooks.http import HttpHook
+
+    from airflow.providers.resumable.version_compat import Context
+
+try:
+    from airflow.exceptions import AirflowException
+except ImportError:  # pragma: no cover
+    AirflowException = RuntimeError  # type: ignore[misc,assignment]
+
+__all__ = [
+    "CursorPagination",
+    "LinkHeaderPagination",
+    "MalformedPageError",
+    "MaxPagesExceededError",
+    "OffsetLimitPagination",
+    "PageNumberPagination",
+    "PaginationLoopError",
+    "ResumablePaginatedHttpOperator",
+]
+
+
+class MalformedPageError(AirflowException):
+    """A page could not be turned into records (not JSON, or no list at ``records_path``)."""
+
+
+class PaginationLoopError(AirflowException):
+    """The pagination step asked for the request it had just made: following it would never end."""
+
+
+class MaxPagesExceededError(AirflowException):
+    """The API had more pages than ``max_pages`` allows."""
+
+
+class TransientHttpError(Exception):
+    """A response worth retrying (429, 5xx); carries it so ``Retry-After`` can be honoured."""
+
+    def __init__(self, response: requests.Response, page: int) -> None:
+        self.response = response
+        super().__init__(f"page {page}: HTTP {response.status_code} {response.reason or ''}".strip())
+
+
+def _is_transient(exc: BaseException) -> bool:
+    return isinstance(
+        exc, TransientHttpError | requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
+    )
+
+
+def retry_after_seconds(response: requests.Response) -> float | None:
+    """``Retry-After`` as seconds (delta-seconds or an HTTP-date), or None when absent or unreadable."""
+    value = response.headers.get("Retry-After")
+    if value is None:
+        return None
+    with contextlib.suppress(ValueError):
+        return max(0.0, float(value))
+    with contextlib.suppress(TypeError, ValueError):
+        when = email.utils.parsedate_to_datetime(value)
+        return max(0.0, (when - datetime.now(tz=UTC)).total_seconds())
+    return None
+
+
+class wait_retry_after(wait_base):
+    """Wait what the server's ``Retry-After`` asks (up to ``cap``), else what ``fallback`` says."""
+
+    def __init__(self, fallback: wait_base, cap: float) -> None:
+        self.fallback = fallback
+        self.cap = cap
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientHttpError):
+            asked = retry_after_seconds(exc.response)
+            if asked is not None:
+                return min(asked, self.cap)
+        return min(self.fallback(retry_state), self.cap)
+
+
+class PageCursor(Checkpoint):
+    """
+    Where the crawl stands: what the pagination step returned for the next request, and counters.
+
+    Only the pagination step's output is stored. The operator's own endpoint, data and headers are
+    rendered afresh on every try and merged in as ``HttpOperator`` merges them, so no credential
+    from ``headers`` lands in the state store and an expired token is never replayed.
+    """
+
+    schema_version: ClassVar[int] = 1
+    next_page: dict[str, Any] | None = None
+    pages: int = 0
+    records: int = 0
+
+
+def _determine_kwargs() -> Callable[..., Any]:
+    """Airflow's helper that passes a callable only the context keys it asks for."""
+    try:
+        from airflow.sdk.bases.decorator import determine_kwargs
+    except ImportError:  # Airflow 2
+        from airflow.utils.operator_helpers import determine_kwargs
+    return determine_kwargs
+
+
+def _object_storage_path(uri: str) -> Any:
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import ObjectStoragePath
+    else:
+        from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
+    return ObjectStoragePath(uri)
+
+
+class PartSink:
+    """One JSON-lines part per page at a deterministic name, so writing a page again replaces it."""
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+
+    def uri(self, index: int) -> str:
+        return str(self.root / f"part-{index:05d}.jsonl")
+
+    def write(self, index: int, records: list[Any]) -> str:
+        part = self.root / f"part-{index:05d}.jsonl"
+        body = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
+        if part.protocol in ("file", "local", ""):
+            # A crash mid-write must not leave half a part under the final name; object stores get
+            # the same guarantee from a single PUT.
+            tmp = self.root / f".part-{index:05d}.jsonl.tmp"
+            tmp.write_text(body)
+            os.replace(tmp.path, part.path)
+        else:
+            part.write_text(body)
+        return str(part)
+
+
+class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
+    """
+    Walk a paginated HTTP API page by page, stream each page to storage, and resume at the last page.
+
+    Accepts every ``HttpOperator`` argument; a ``pagination_function`` written for ``HttpOperator``
+    works unchanged, or pass one of the built-in strategies as ``pagination``. Pages are written, one
+    ``part-00026.jsonl`` per page, under ``output_path`` *before* the cursor is checkpointed, so a retry
+    starts at the request after the last written page and a page fetched twice replaces its part.
+    Returns a small manifest ``{"pages", "records", "parts", "resumed_from_page"}`` instead of the
+    responses, which never accumulate in memory or XCom.
+
+    ``response_check`` and ``response_filter`` are applied to each page's response (not to a list of
+    all responses, which this operator never holds): ``response_filter`` returns the page's records.
+
+    :param pagination: a ``PaginationStrategy`` (``PageNumberPagination``, ``OffsetLimitPagination``,
+        ``CursorPagination``, ``LinkHeaderPagination``) or a dict such as
+        ``{"strategy": "cursor", "cursor_path": "meta.next_cursor"}``. Mutually exclusive with
+        ``pagination_function``; with neither, one page is fetched.
+    :param records_path: dotted path to the list of records in each JSON page (``"data.items"``);
+        default: the page itself if it is a list, else the page as one record.
+    :param output_path: where parts go, any ``ObjectStoragePath`` URI (``file://``, ``s3://``, ...;
+        templated). Default: ``[resumable] default_output_path`` /dag_id/task_id/run_id/map_index.
+    :param max_pages: fail when the API has more pages than this.
+    :param page_retry_attempts: tries per page on 429, 5xx and connection errors before the task
+        fails (with its checkpoint intact, so the Airflow retry resumes there).
+    :param page_retry_max_wait: the longest single wait between them, in seconds, ``Retry-After``
+        included.
+    """
+
+    template_fields = (*HttpOperator.template_fields, "output_path")
+    checkpoint_model = PageCursor
+    state_namespace = "http_pages"
+
+    def __init__(
+        self,
+        *,
+        pagination: PaginationStrategy | Mapping[str, Any] | None = None,
+        records_path: str | None = None,
+        output_path: str | None = None,
+        max_pages: int | None = None,
+        page_retry_attempts: int = 5,
+        page_retry_max_wait: float = 60.0,
+        **kwargs: Any,
+    ) -> None:
+        if pagination is not None and kwargs.get("pagination_function") is not None:
+            raise ValueError("pass either pagination or pagination_function, not both")
+        if kwargs.get("deferrable"):
+            raise ValueError(
+                "deferrable=True is not supported by ResumablePaginatedHttpOperator: pages are written "
+                "to storage from the worker as they arrive; got deferrable=True"
+            )
+        if max_pages is not None and (isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1):
+            raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
+        if isinstance(page_retry_attempts, bool) or not isinstance(page_retry_attempts, int) or page_retry_attempts < 1:
+            raise ValueError(f"page_retry_attempts must be an integer >= 1, got {page_retry_attempts!r}")
+        if not isinstance(page_retry_max_wait, int | float) or page_retry_max_wait < 0:
+            raise ValueError(f"page_retry_max_wait must be a number >= 0, got {page_retry_max_wait!r}")
+        strategy = build_pagination(pagination) if pagination is not None else None
+        super().__init__(**kwargs)
+        # A deployment-wide [operators] default_deferrable must not switch this operator to a path it lacks.
+        self.deferrable = False
+        self.pagination = strategy
+        self.records_path = records_path
+        self.output_path = output_path
+        self.max_pages = max_pages
+        self.page_retry_attempts = page_retry_attempts
+        self.page_retry_max_wait = float(page_retry_max_wait)
+
+    # ---- execution ----------------------------------------------------------------------------------
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        hook = self.hook
+        sink = PartSink(self._output_root(context))
+        final: dict[str, int] = {"pages": 0, "records": 0}
+
+        def process(cursor: PageCursor, index: int) -> PageCursor | None:
+            if self.max_pages is not None and index >= self.max_pages:
+                raise MaxPagesExceededError(
+                    f"the API has more than max_pages={self.max_pages} pages; raise max_pages or narrow the query"
+                )
+            request = self._request(cursor.next_page, hook)
+            response = self._fetch(hook, request, index)
+            records = self._records(response, index, context)
+            sink.write(index, records)
+            final["pages"], final["records"] = index + 1, cursor.records + len(records)
+            next_params = self._next_params(response, records, request)
+            if not next_params:
+                return None
+            if self._request(next_params, hook) == request:
+                raise PaginationLoopError(
+                    f"page {index}: the pagination step asked for the same request again "
+                    f"(endpoint={request.endpoint!r}, data={request.data!r}); stopping instead of looping"
+                )
+            return PageCursor(next_page=next_params, pages=index + 1, records=final["records"])
+
+        run = self.run_batches(context, process, start=PageCursor(next_page=self._first_params()))
+        self.log.info(
+            "Fetched %s pages, %s records, into %s (this try started at page %s)",
+            final["pages"],
+            final["records"],
+            sink.root,
+            run.resumed_from,
+        )
+        return {
+            "pages": final["pages"],
+            "records": final["records"],
+            "parts": [sink.uri(i) for i in range(final["pages"])],
+            "resumed_from_page": run.resumed_from,
+        }
+
+    # ---- one page -----------------------------------------------------------------------------------
+
+    def _first_params(self) -> dict[str, Any] | None:
+        return self.pagination.first_page() if self.pagination is not None else None
+
+    def _next_params(self, response: requests.Response, records: list[Any], request: PageRequest) -> Any:
+        if self.pagination is not None:
+            return self.pagination.next_page(response, records, request)
+        if self.pagination_function is not None:
+            return self.pagination_function(response)
+        return None
+
+    def _request(self, params: Mapping[str, Any] | None, hook: HttpHook) -> PageRequest:
+        """The page's request: this try's rendered arguments, merged with ``params`` as HttpOperator does."""
+        if params:
+            merged = self._merge_next_page_parameters(dict(params))
+        else:
+            merged = {
+                "endpoint": self.endpoint,
+                "data": self.data,
+                "headers": self.headers,
+                "extra_options": self.extra_options,
+            }
+        return PageRequest(
+            endpoint=self._relative_endpoint(merged.get("endpoint"), hook),
+            data=merged.get("data"),
+            headers=dict(merged.get("headers") or {}),
+            extra_options=dict(merged.get("extra_options") or {}),
+        )
+
+    @staticmethod
+    def _relative_endpoint(endpoint: str | None, hook: HttpHook) -> str | None:
+        """Absolute next-page URLs (Link headers, ``next`` fields) become endpoints of the connection."""
+        if not endpoint or not endpoint.startswith(("http://", "https://")):
+            return endpoint
+        base = hook.url_from_endpoint("").rstrip("/")
+        if endpoint == base or endpoint.startswith(base + "/"):
+            return endpoint[len(base) :]
+        raise ValueError(
+            f"next page URL {endpoint!r} is not under the connection's base URL {base!r}; "
+            "refusing to send the connection's credentials to another host"
+        )
+
+    def _fetch(self, hook: HttpHook, request: PageRequest, index: int) -> requests.Response:
+        def attempt() -> requests.Response:
+            response = hook.run(
+                endpoint=request.endpoint,
+                data=request.data,
+                headers=request.headers,
+                extra_options={**request.extra_options, "check_response": False},
+                **self.request_kwargs,
+            )
+            if response.status_code == 429 or response.status_code >= 500:
+                raise TransientHttpError(response, index)
+            if response.status_code >= 400:
+                raise AirflowException(
+                    f"page {index}: HTTP {response.status_code} {response.reason} for {request.endpoint!r}: "
+                    f"{response.text[:200]!r}"
+                )
+            return response
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.page_retry_attempts),
+            wait=wait_retry_after(fallback=wait_exponential_jitter(initial=1, max=30), cap=self.page_retry_max_wait),
+            retry=retry_if_exception(_is_transient),
+            reraise=True,
+            before_sleep=self._log_retry(index),
+        )
+        return retrying(attempt)
+
+    def _log_retry(self, index: int) -> Callable[[RetryCallState], None]:
+        def log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            self.log.warning(
+                "page %s: %s (attempt %s of %s); retrying in %.1fs",
+                index,
+                exc,
+                state.attempt_number,
+                self.page_retry_attempts,
+                state.next_action.sleep if state.next_action else 0.0,
+            )
+
+        return log
+
+    def _records(self, response: requests.Response, index: int, context: Context) -> list[Any]:
+        determine_kwargs = _determine_kwargs()
+        if self.response_check is not None:
+            kwargs = determine_kwargs(self.response_check, [response], context)
+            if not self.response_check(response, **kwargs):
+                raise AirflowException(f"page {index}: response_check returned False")
+        if self.response_filter is not None:
+            kwargs = determine_kwargs(self.response_filter, [response], context)
+            filtered = self.response_filter(response, **kwargs)
+            return list(filtered) if isinstance(filtered, list | tuple) else [filtered]
+        try:
+            document = response.json()
+        except ValueError:
+            raise MalformedPageError(
+                f"page {index} is not JSON (HTTP {response.status_code}, Content-Type "
+                f"{response.headers.get('Content-Type')!r}): {response.text[:120]!r}"
+            ) from None
+        records = get_path(document, self.records_path)
+        if self.records_path is None:
+            return records if isinstance(records, list) else [records]
+        if not isinstance(records, list):
+            raise MalformedPageError(
+                f"page {index}: records_path {self.records_path!r} holds {type(records).__name__}, not a list; "
+                f"page keys: {sorted(document) if isinstance(document, dict) else type(document).__name__}"
+            )
+        return records
+
+    def _output_root(self, context: Context) -> Any:
+        if self.output_path:
+            root = _object_storage_path(self.output_path)
+        else:
+            from airflow.configuration import conf
+
+            base = conf.get("resumable", "default_output_path", fallback="") or (
+                "file://" + os.path.join(os.environ.get("AIRFLOW_HOME", os.path.expanduser("~/airflow")), "resumable")
+            )
+            ti = context["ti"]
+            safe_run = "".join(c if c.isalnum() or c in "-_." else "_" for c in ti.run_id)
+            map_index = getattr(ti, "map_index", -1)
+            root = _object_storage_path(base) / ti.dag_id / ti.task_id / safe_run / str(map_index)
+        root.mkdir(parents=True, exist_ok=True)
+        return root

@@ -1,0 +1,300 @@
+"""ResumablePaginatedHttpOperator with requests-mock: strategies, resume logic, bad input."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
+
+import pytest
+import requests
+from tenacity import RetryCallState, Retrying
+
+from airflow.providers.resumable.operators.http import (
+    CursorPagination,
+    LinkHeaderPagination,
+    MalformedPageError,
+    MaxPagesExceededError,
+    OffsetLimitPagination,
+    PageNumberPagination,
+    PaginationLoopError,
+    ResumablePaginatedHttpOperator,
+    TransientHttpError,
+    retry_after_seconds,
+    wait_retry_after,
+)
+from airflow.providers.resumable.operators.pagination import build_pagination
+from tests.support.context import FakeTI, make_context
+
+BASE = "http://api.test"
+
+
+@pytest.fixture(autouse=True)
+def http_connection(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_NEWS", BASE)
+
+
+def items(start, stop):
+    return [{"id": i} for i in range(start, stop)]
+
+
+def op(tmp_path, **kwargs):
+    kwargs.setdefault("task_id", "crawl")
+    kwargs.setdefault("http_conn_id", "news")
+    kwargs.setdefault("method", "GET")
+    kwargs.setdefault("page_retry_max_wait", 0)
+    return ResumablePaginatedHttpOperator(output_path=f"file://{tmp_path}/out", **kwargs)
+
+
+def parts(tmp_path):
+    out = []
+    for part in sorted((tmp_path / "out").glob("part-*.jsonl")):
+        out.extend(json.loads(line) for line in part.read_text().splitlines())
+    return out
+
+
+def register_pages(requests_mock, endpoint, total=25, size=10):
+    """A page-number API: ?page=N (1-based)."""
+
+    def respond(request, context):
+        page = int(request.qs.get("page", ["1"])[0])
+        return {"items": items((page - 1) * size, min(page * size, total))}
+
+    requests_mock.get(f"{BASE}/{endpoint}", json=respond)
+
+
+class TestStrategies:
+    def test_page_number(self, tmp_path, requests_mock, memory_store):
+        register_pages(requests_mock, "issues")
+        o = op(tmp_path, endpoint="issues", pagination=PageNumberPagination(), records_path="items")
+        manifest = o.execute(make_context())
+        assert parts(tmp_path) == items(0, 25)
+        # pages 1..3 have records, page 4 is empty and ends the walk
+        assert manifest["pages"] == 4
+        assert manifest["records"] == 25
+        assert [r.qs["page"] for r in requests_mock.request_history] == [["1"], ["2"], ["3"], ["4"]]
+
+    def test_page_number_stops_at_total_pages(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(
+            f"{BASE}/issues",
+            json=lambda r, c: {"items": items(0, 1), "total_pages": 2},
+        )
+        o = op(
+            tmp_path,
+            endpoint="issues",
+            pagination=PageNumberPagination(total_pages_path="total_pages"),
+            records_path="items",
+        )
+        assert o.execute(make_context())["pages"] == 2
+
+    def test_offset_limit(self, tmp_path, requests_mock, memory_store):
+        def respond(request, context):
+            offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
+            return items(offset, min(offset + limit, 25))
+
+        requests_mock.get(f"{BASE}/issues", json=respond)
+        o = op(tmp_path, endpoint="issues", pagination=OffsetLimitPagination(limit=10))
+        manifest = o.execute(make_context())
+        assert parts(tmp_path) == items(0, 25)
+        assert manifest["pages"] == 3  # the short third page is the last
+
+    def test_cursor_by_key_path(self, tmp_path, requests_mock, memory_store):
+        pages = {"": ("c1", items(0, 10)), "c1": ("c2", items(10, 20)), "c2": (None, items(20, 25))}
+
+        def respond(request, context):
+            nxt, recs = pages[request.qs.get("cursor", [""])[0]]
+            return {"data": {"items": recs}, "meta": {"next_cursor": nxt}}
+
+        requests_mock.get(f"{BASE}/issues", json=respond)
+        o = op(
+            tmp_path,
+            endpoint="issues",
+            pagination={"strategy": "cursor", "cursor_path": "meta.next_cursor"},
+            records_path="data.items",
+        )
+        assert o.execute(make_context())["records"] == 25
+        assert parts(tmp_path) == items(0, 25)
+
+    def test_link_header(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(
+            f"{BASE}/issues", json=items(0, 10), headers={"Link": f'<{BASE}/issues/p2?limit=10>; rel="next"'}
+        )
+        requests_mock.get(f"{BASE}/issues/p2", json=items(10, 15))
+        o = op(tmp_path, endpoint="issues", data={"limit": 10}, pagination=LinkHeaderPagination())
+        assert o.execute(make_context())["pages"] == 2
+        second = requests_mock.request_history[1]
+        assert second.qs == {"limit": ["10"]}, "merged, not repeated"
+
+    def test_link_to_another_host_is_refused(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", json=items(0, 1), headers={"Link": '<http://evil.test/x>; rel="next"'})
+        o = op(tmp_path, endpoint="issues", pagination=LinkHeaderPagination())
+        with pytest.raises(ValueError, match=r"not under the connection's base URL 'http://api.test'"):
+            o.execute(make_context())
+
+    def test_httpoperator_pagination_function_works_unchanged(self, tmp_path, requests_mock, memory_store):
+        register_pages(requests_mock, "issues")
+
+        def next_page(response):  # as written for HttpOperator
+            page = int(response.json()["page"]) if "page" in response.json() else None
+            if page is None:
+                qs = requests.utils.urlparse(response.request.url).query
+                page = int(dict(p.split("=") for p in qs.split("&"))["page"])
+            return {"data": {"page": page + 1}} if response.json()["items"] else None
+
+        o = op(tmp_path, endpoint="issues", data={"page": 1}, pagination_function=next_page, records_path="items")
+        assert o.execute(make_context())["records"] == 25
+
+
+class TestResume:
+    def _outage(self, requests_mock, at_page, failures):
+        """Page-number API whose page ``at_page`` answers 503 ``failures`` times."""
+        state = {"left": failures}
+
+        def respond(request, context):
+            page = int(request.qs["page"][0])
+            if page == at_page and state["left"] > 0:
+                state["left"] -= 1
+                context.status_code = 503
+                return {"error": "outage"}
+            return {"items": items((page - 1) * 10, min(page * 10, 100))}
+
+        requests_mock.get(f"{BASE}/issues", json=respond)
+
+    def test_retry_starts_at_the_failed_page_and_matches_an_uninterrupted_crawl(
+        self, tmp_path, requests_mock, memory_store
+    ):
+        self._outage(requests_mock, at_page=4, failures=3)
+        kwargs = dict(endpoint="issues", pagination=PageNumberPagination(), records_path="items", page_retry_attempts=3)
+        with pytest.raises(TransientHttpError, match="page 3: HTTP 503"):
+            op(tmp_path, **kwargs).execute(make_context(FakeTI(try_number=1)))
+        stored = memory_store.get("http_pages/checkpoint")
+        assert stored["batches_done"] == 3
+        assert stored["data"]["next_page"] == {"data": {"page": 4}}
+
+        requests_mock.reset_mock()
+        manifest = op(tmp_path, **kwargs).execute(make_context(FakeTI(try_number=2)))
+        assert [r.qs["page"] for r in requests_mock.request_history][0] == ["4"]
+        assert manifest["resumed_from_page"] == 3
+        assert manifest["records"] == 100
+        assert parts(tmp_path) == items(0, 100)
+        assert memory_store.get("http_pages/checkpoint") is None
+
+    def test_transient_errors_within_the_budget_do_not_fail_the_task(self, tmp_path, requests_mock, memory_store):
+        self._outage(requests_mock, at_page=2, failures=2)
+        o = op(tmp_path, endpoint="issues", pagination=PageNumberPagination(), records_path="items")
+        assert o.execute(make_context())["records"] == 100
+
+    def test_credentials_never_reach_the_state_store(self, tmp_path, requests_mock, memory_store):
+        self._outage(requests_mock, at_page=3, failures=5)
+        o = op(
+            tmp_path,
+            endpoint="issues",
+            headers={"Authorization": "Bearer s3cret-token"},
+            pagination=PageNumberPagination(),
+            records_path="items",
+            page_retry_attempts=1,
+        )
+        with pytest.raises(TransientHttpError):
+            o.execute(make_context())
+        assert "s3cret-token" not in json.dumps(memory_store.data)
+        assert requests_mock.request_history[0].headers["Authorization"] == "Bearer s3cret-token"
+
+    def test_fresh_headers_are_used_on_the_retry(self, tmp_path, requests_mock, memory_store):
+        self._outage(requests_mock, at_page=3, failures=1)
+        kwargs = dict(endpoint="issues", pagination=PageNumberPagination(), records_path="items", page_retry_attempts=1)
+        with pytest.raises(TransientHttpError):
+            op(tmp_path, headers={"Authorization": "Bearer expired"}, **kwargs).execute(make_context())
+        requests_mock.reset_mock()
+        op(tmp_path, headers={"Authorization": "Bearer renewed"}, **kwargs).execute(make_context(FakeTI(try_number=2)))
+        assert {r.headers["Authorization"] for r in requests_mock.request_history} == {"Bearer renewed"}
+
+
+class TestBadInput:
+    def test_pagination_loop(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", json={"items": items(0, 1), "next": "same"})
+        o = op(
+            tmp_path,
+            endpoint="issues",
+            pagination=CursorPagination(cursor_path="next"),
+            records_path="items",
+        )
+        # page 0 -> cursor "same"; page 1 (cursor=same) -> cursor "same" again: the same request.
+        with pytest.raises(PaginationLoopError, match="page 1: the pagination step asked for the same request"):
+            o.execute(make_context())
+
+    def test_not_json(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", text="<html>Gateway hiccup</html>", headers={"Content-Type": "text/html"})
+        o = op(tmp_path, endpoint="issues", records_path="items")
+        with pytest.raises(MalformedPageError, match=r"page 0 is not JSON \(HTTP 200, Content-Type 'text/html'\)"):
+            o.execute(make_context())
+
+    def test_records_path_missing(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", json={"data": []})
+        o = op(tmp_path, endpoint="issues", records_path="items")
+        with pytest.raises(
+            MalformedPageError, match=r"records_path 'items' holds NoneType, not a list; page keys: \['data'\]"
+        ):
+            o.execute(make_context())
+
+    def test_max_pages(self, tmp_path, requests_mock, memory_store):
+        register_pages(requests_mock, "issues", total=100)
+        o = op(tmp_path, endpoint="issues", pagination=PageNumberPagination(), records_path="items", max_pages=3)
+        with pytest.raises(MaxPagesExceededError, match="more than max_pages=3 pages"):
+            o.execute(make_context())
+
+    def test_client_errors_are_not_retried(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", status_code=404, text="no such thing")
+        with pytest.raises(Exception, match="page 0: HTTP 404"):
+            op(tmp_path, endpoint="issues").execute(make_context())
+        assert requests_mock.call_count == 1
+
+    @pytest.mark.parametrize(
+        ("kwargs", "message"),
+        [
+            (
+                {"pagination": {"strategy": "cursor", "cursor": "x"}},
+                r"unknown option\(s\) \['cursor'\] for pagination strategy 'cursor'",
+            ),
+            ({"pagination": {"strategy": "pages"}}, r"pagination strategy must be one of .* got 'pages'"),
+            (
+                {"pagination": PageNumberPagination(), "pagination_function": lambda r: None},
+                "either pagination or pagination_function",
+            ),
+            ({"deferrable": True}, "deferrable=True is not supported"),
+            ({"max_pages": 0}, r"max_pages must be an integer >= 1, got 0"),
+            ({"page_retry_attempts": 0}, r"page_retry_attempts must be an integer >= 1, got 0"),
+            ({"checkpoint_every": 0}, r"checkpoint_every must be >= 1, got 0"),
+        ],
+    )
+    def test_bad_arguments_fail_at_parse_time(self, tmp_path, kwargs, message):
+        with pytest.raises((ValueError, TypeError), match=message):
+            op(tmp_path, endpoint="issues", **kwargs)
+
+    def test_strategy_options_are_validated(self):
+        with pytest.raises(ValueError, match=r"limit must be an integer >= 1, got 0"):
+            build_pagination({"strategy": "offset_limit", "limit": 0})
+
+
+class TestRetryAfter:
+    def _response(self, value):
+        response = requests.Response()
+        response.status_code = 429
+        response.headers["Retry-After"] = value
+        return response
+
+    def test_seconds_and_http_date(self):
+        assert retry_after_seconds(self._response("7")) == 7
+        later = format_datetime(datetime.now(tz=UTC) + timedelta(seconds=30), usegmt=True)
+        assert 25 <= retry_after_seconds(self._response(later)) <= 31
+        assert retry_after_seconds(self._response("soon")) is None
+
+    def test_wait_honours_retry_after_up_to_the_cap(self):
+        def state_for(value):
+            retrying = Retrying()
+            state = RetryCallState(retrying, fn=None, args=(), kwargs={})
+            state.set_exception((TransientHttpError, TransientHttpError(self._response(value), 0), None))
+            return state
+
+        wait = wait_retry_after(fallback=lambda s: 99.0, cap=10)
+        assert wait(state_for("3")) == 3
+        assert wait(state_for("3600")) == 10
