@@ -173,7 +173,7 @@ class TestResume:
 
         requests_mock.reset_mock()
         manifest = op(tmp_path, **kwargs).execute(make_context(FakeTI(try_number=2)))
-        assert [r.qs["page"] for r in requests_mock.request_history][0] == ["4"]
+        assert requests_mock.request_history[0].qs["page"] == ["4"]
         assert manifest["resumed_from_page"] == 3
         assert manifest["records"] == 100
         assert parts(tmp_path) == items(0, 100)
