@@ -21,8 +21,14 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Resumable",
                 "external-doc-url": "https://github.com/airflow-provider-resumable/airflow-provider-resumable",
-                "how-to-guide": ["/docs/mixins.rst", "/docs/state-backends.rst"],
+                "how-to-guide": ["/docs/mixins.rst", "/docs/state-backends.rst", "/docs/operators/http.rst"],
                 "tags": ["software"],
+            }
+        ],
+        "operators": [
+            {
+                "integration-name": "Resumable",
+                "python-modules": ["airflow.providers.resumable.operators.http"],
             }
         ],
         "config": {

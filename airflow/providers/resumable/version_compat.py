@@ -32,6 +32,12 @@ else:
     from airflow.utils.context import Context
 
 
+if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+else:
+    from airflow.exceptions import AirflowException, AirflowFailException
+
+
 def apply_defaults(func: Any) -> Any:
     """
     Wrap a mixin ``__init__`` the way ``BaseOperatorMeta`` wraps an operator's.
@@ -47,6 +53,8 @@ __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
     "AIRFLOW_V_3_3_PLUS",
+    "AirflowException",
+    "AirflowFailException",
     "BaseOperator",
     "Context",
     "apply_defaults",

@@ -131,6 +131,18 @@ class TestStrategies:
         with pytest.raises(ValueError, match=r"not under the connection's base URL 'http://api.test'"):
             o.execute(make_context())
 
+    def test_scheme_relative_link_to_another_host_is_refused(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", json=items(0, 1), headers={"Link": '<//evil.test/x>; rel="next"'})
+        o = op(tmp_path, endpoint="issues", pagination=LinkHeaderPagination())
+        with pytest.raises(ValueError, match=r"'http://evil.test/x' is not under the connection's base URL"):
+            o.execute(make_context())
+
+    def test_relative_link_is_followed_on_the_same_host(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/issues", json=items(0, 2), headers={"Link": '</issues/p2>; rel="next"'})
+        requests_mock.get(f"{BASE}/issues/p2", json=items(2, 3))
+        o = op(tmp_path, endpoint="issues", pagination=LinkHeaderPagination())
+        assert o.execute(make_context())["records"] == 3
+
     def test_httpoperator_pagination_function_works_unchanged(self, tmp_path, requests_mock, memory_store):
         register_pages(requests_mock, "issues")
 
@@ -261,6 +273,7 @@ class TestBadInput:
                 "either pagination or pagination_function",
             ),
             ({"deferrable": True}, "deferrable=True is not supported"),
+            ({"retry_args": {"stop": None}}, "retry_args is not used .* use page_retry_attempts"),
             ({"max_pages": 0}, r"max_pages must be an integer >= 1, got 0"),
             ({"page_retry_attempts": 0}, r"page_retry_attempts must be an integer >= 1, got 0"),
             ({"checkpoint_every": 0}, r"checkpoint_every must be >= 1, got 0"),

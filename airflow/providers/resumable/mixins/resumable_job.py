@@ -24,7 +24,7 @@ from airflow.providers.resumable.mixins.decisions import (
 from airflow.providers.resumable.state.base import TaskScope
 from airflow.providers.resumable.state.records import JobRecord, utcnow_iso
 from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
-from airflow.providers.resumable.version_compat import apply_defaults
+from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
 
 if TYPE_CHECKING:
     from tenacity.stop import stop_base
@@ -32,11 +32,6 @@ if TYPE_CHECKING:
 
     from airflow.providers.resumable.state.base import JsonValue, StateStore
     from airflow.providers.resumable.version_compat import Context
-
-try:
-    from airflow.exceptions import AirflowException
-except ImportError:  # pragma: no cover - every supported Airflow has it
-    AirflowException = RuntimeError  # type: ignore[misc,assignment]
 
 
 class JobNotFoundError(Exception):

@@ -34,10 +34,7 @@ if TYPE_CHECKING:
 
     from airflow.providers.resumable.version_compat import Context
 
-try:
-    from airflow.exceptions import AirflowException
-except ImportError:  # pragma: no cover
-    AirflowException = RuntimeError  # type: ignore[misc,assignment]
+from airflow.providers.resumable.version_compat import AirflowException, AirflowFailException
 
 __all__ = [
     "CursorPagination",
@@ -55,15 +52,15 @@ class MalformedPageError(AirflowException):
     """A page could not be turned into records (not JSON, or no list at ``records_path``)."""
 
 
-class PaginationLoopError(AirflowException):
+class PaginationLoopError(AirflowFailException):
     """The pagination step asked for the request it had just made: following it would never end."""
 
 
-class MaxPagesExceededError(AirflowException):
-    """The API had more pages than ``max_pages`` allows."""
+class MaxPagesExceededError(AirflowFailException):
+    """The API had more pages than ``max_pages`` allows; a retry would meet the same pages."""
 
 
-class TransientHttpError(Exception):
+class TransientHttpError(AirflowException):
     """A response worth retrying (429, 5xx); carries it so ``Retry-After`` can be honoured."""
 
     def __init__(self, response: requests.Response, page: int) -> None:
@@ -207,6 +204,11 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
     ) -> None:
         if pagination is not None and kwargs.get("pagination_function") is not None:
             raise ValueError("pass either pagination or pagination_function, not both")
+        if kwargs.get("retry_args"):
+            raise ValueError(
+                "retry_args is not used by ResumablePaginatedHttpOperator, which retries each page itself; "
+                f"use page_retry_attempts and page_retry_max_wait instead; got retry_args={kwargs['retry_args']!r}"
+            )
         if kwargs.get("deferrable"):
             raise ValueError(
                 "deferrable=True is not supported by ResumablePaginatedHttpOperator: pages are written "
@@ -310,8 +312,8 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         if endpoint == base or endpoint.startswith(base + "/"):
             return endpoint[len(base) :]
         raise ValueError(
-            f"next page URL {endpoint!r} is not under the connection's base URL {base!r}; "
-            "refusing to send the connection's credentials to another host"
+            f"next page URL {endpoint!r} is not under the connection's base URL {base!r} (another scheme, "
+            "host, port or path prefix); refusing to send the connection's credentials elsewhere"
         )
 
     def _fetch(self, hook: HttpHook, request: PageRequest, index: int) -> requests.Response:
@@ -323,6 +325,8 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
                 extra_options={**request.extra_options, "check_response": False},
                 **self.request_kwargs,
             )
+            if self.log_response:
+                self.log.info("page %s: %s", index, response.text)
             if response.status_code == 429 or response.status_code >= 500:
                 raise TransientHttpError(response, index)
             if response.status_code >= 400:
@@ -345,9 +349,8 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         def log(state: RetryCallState) -> None:
             exc = state.outcome.exception() if state.outcome else None
             self.log.warning(
-                "page %s: %s (attempt %s of %s); retrying in %.1fs",
-                index,
-                exc,
+                "%s (attempt %s of %s); retrying in %.1fs",
+                exc if isinstance(exc, TransientHttpError) else f"page {index}: {exc!r}",
                 state.attempt_number,
                 self.page_retry_attempts,
                 state.next_action.sleep if state.next_action else 0.0,

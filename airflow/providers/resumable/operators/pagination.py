@@ -16,7 +16,7 @@ import dataclasses
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, urljoin, urlsplit
 
 if TYPE_CHECKING:
     from requests import Response
@@ -165,10 +165,11 @@ class LinkHeaderPagination(PaginationStrategy):
         url = response.links.get(self.rel, {}).get("url")
         if not url:
             return None
-        parts = urlsplit(url)
+        # Relative and scheme-relative links resolve against the page that sent them, so the operator
+        # always sees an absolute URL to check against its connection (and refuse another host).
+        parts = urlsplit(urljoin(response.url or "", url))
         # The query moves into ``data`` so that merging with the operator's own data overrides
-        # rather than repeats a parameter; the operator resolves the absolute URL against its
-        # connection and refuses another host.
+        # rather than repeats a parameter.
         base = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
         return {"endpoint": base, "data": dict(parse_qsl(parts.query, keep_blank_values=True))}
 
