@@ -31,7 +31,7 @@ else:
     from airflow.models.dag import DAG
 
 OUTPUT = os.environ.get("RESUMABLE_DEMO_OUTPUT", "/tmp/resumable-demo")
-PAGE_SIZE = 10
+PAGE_SIZE = 13  # so that the outage at item 26 falls on a page boundary
 
 
 def next_cursor(response: Any) -> dict[str, Any] | None:

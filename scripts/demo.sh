@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
-# The README's demo: run example_dags/example_stateful_batches.py with `airflow dags test` in a fresh
-# throwaway AIRFLOW_HOME (build/demo-home, SQLite), then print where each try started and check the
-# output for lost or duplicated records. Normally invoked via `make demo` (which builds .venv).
+# The README's demo, on a fresh throwaway Airflow (build/demo-home, SQLite) and local fake services:
+#   1. example_dags/example_resumable_http.py against the newsletter service on 127.0.0.1, which has
+#      an outage from item 26 until the next try: ResumablePaginatedHttpOperator resumes at item 26,
+#      the plain HttpOperator beside it starts again at item 0.
+#   2. example_dags/example_stateful_batches.py: a batch copy that fails at batch 8 and resumes there.
+# Each prints where every try started and checks the output for lost or duplicated records.
+# Normally invoked via `make demo` (which builds .venv).
 #
 #   VENV=.venv-2.11 scripts/demo.sh    # the same demo on Airflow 2.11 (Variable state backend)
 set -euo pipefail
@@ -19,6 +23,7 @@ fi
 home="$root/build/demo-home"
 output="$root/build/demo-output"
 rm -rf "$home" "$output"
+mkdir -p "$output"
 
 # shellcheck source=scripts/lib.sh
 source "$root/scripts/lib.sh"
@@ -29,15 +34,35 @@ export PATH="$venv/bin:$PATH"
 echo "==> demo: Airflow $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'), AIRFLOW_HOME=${home#"$root"/}"
 migrate_db "$venv" demo
 
-echo "==> airflow dags test example_stateful_batches (log: build/demo-home/dags-test.log)"
-rc=0
-"$venv/bin/airflow" dags test example_stateful_batches >"$home/dags-test.log" 2>&1 </dev/null || rc=$?
-# The lines a user would look for in the task log: the failure, the flush, the resume.
-grep -E "^[0-9]{4}-.*(Starting at batch|Task failed|Saved the checkpoint|Resuming at batch|Finished after batch)" \
-  "$home/dags-test.log" | sed -E 's/^([^ ]+) \[[a-z ]+\] /  \1 /; s/ \[airflow[^]]*\].*$//' || true
-if [ "$rc" != 0 ]; then
-  tail -40 "$home/dags-test.log" >&2
-  echo "ERROR: airflow dags test failed (exit $rc)" >&2
-  exit "$rc"
-fi
+# ---- 1. the paginated API with an outage -------------------------------------------------------
+"$venv/bin/python" -m demo.newsletter_service --port 0 --items 100 --page-size 13 \
+  --outage-at-item 26 --outage-requests -1 \
+  --log-file "$output/newsletter-requests.jsonl" --port-file "$output/newsletter.port" \
+  >"$output/newsletter.log" 2>&1 &
+service_pid=$!
+trap 'kill "$service_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$output/newsletter.port" ] && break; sleep 0.1; done
+[ -s "$output/newsletter.port" ] || { cat "$output/newsletter.log" >&2; echo "ERROR: newsletter service did not start" >&2; exit 1; }
+export AIRFLOW_CONN_NEWSLETTER_API="http://127.0.0.1:$(cat "$output/newsletter.port")"
+echo "==> newsletter service on $AIRFLOW_CONN_NEWSLETTER_API (outage from item 26 until the next try)"
+
+run_dag() {
+  local dag_id=$1 rc=0
+  echo "==> airflow dags test $dag_id (log: build/demo-home/$dag_id.log)"
+  "$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
+  # The lines a user would look for in the task logs: the failure, the flush, the resume.
+  grep -E "^[0-9]{4}-.*(Starting at batch|Saved the checkpoint|Resuming at batch|Finished after batch|Fetched [0-9]+ pages)" \
+    "$home/$dag_id.log" | sed -E 's/^([^ ]+) \[[a-z ]+\] /  \1 /; s/ \[(airflow|task)[^]]*\].*$//' || true
+  if [ "$rc" != 0 ]; then
+    tail -40 "$home/$dag_id.log" >&2
+    echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
+    return "$rc"
+  fi
+}
+
+run_dag example_resumable_http
+"$venv/bin/python" "$root/scripts/demo_http_summary.py" "$output/newsletter-requests.jsonl" "$output/resumable"
+
+# ---- 2. batches with a typed checkpoint -----------------------------------------------------------
+run_dag example_stateful_batches
 "$venv/bin/python" "$root/scripts/demo_summary.py" "$output"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 
 def main(output: str, expected_records: int = 200) -> int:
-    runs = sorted((p for p in Path(output).iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
+    runs = sorted((p.parent for p in Path(output).glob("*/tries.jsonl")), key=lambda p: p.stat().st_mtime)
     if not runs:
         print(f"demo: no run output under {output}", file=sys.stderr)
         return 1
