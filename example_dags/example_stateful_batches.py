@@ -22,17 +22,13 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from airflow.providers.resumable.mixins import Checkpoint, StatefulOperatorMixin
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, BaseOperator
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowException, BaseOperator
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import DAG
 else:
     from airflow.models.dag import DAG
 
-try:
-    from airflow.exceptions import AirflowException
-except ImportError:  # pragma: no cover
-    AirflowException = RuntimeError  # type: ignore[misc,assignment]
 
 OUTPUT = os.environ.get("RESUMABLE_DEMO_OUTPUT", str(Path(tempfile.gettempdir()) / "resumable-demo"))
 

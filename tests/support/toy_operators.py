@@ -16,12 +16,7 @@ from airflow.providers.resumable.mixins import (
     TransientJobError,
     fingerprint_of,
 )
-from airflow.providers.resumable.version_compat import BaseOperator
-
-try:
-    from airflow.exceptions import AirflowException
-except ImportError:  # pragma: no cover
-    AirflowException = RuntimeError  # type: ignore[misc,assignment]
+from airflow.providers.resumable.version_compat import AirflowException, BaseOperator
 
 
 class SimulatedCrash(RuntimeError):

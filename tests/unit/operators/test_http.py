@@ -115,6 +115,22 @@ class TestStrategies:
         assert o.execute(make_context())["records"] == 25
         assert parts(tmp_path) == items(0, 25)
 
+    def test_each_page_body_is_parsed_once(self, tmp_path, requests_mock, memory_store, monkeypatch):
+        pages = {"": ("c1", items(0, 10)), "c1": (None, items(10, 15))}
+        requests_mock.get(
+            f"{BASE}/issues",
+            json=lambda r, c: {
+                "items": pages[r.qs.get("cursor", [""])[0]][1],
+                "next": pages[r.qs.get("cursor", [""])[0]][0],
+            },
+        )
+        parses = []
+        original = requests.Response.json
+        monkeypatch.setattr(requests.Response, "json", lambda self, **kw: parses.append(1) or original(self, **kw))
+        o = op(tmp_path, endpoint="issues", pagination=CursorPagination(cursor_path="next"), records_path="items")
+        assert o.execute(make_context())["pages"] == 2
+        assert len(parses) == 2, "the operator's records and the strategy's cursor share one parse"
+
     def test_link_header(self, tmp_path, requests_mock, memory_store):
         requests_mock.get(
             f"{BASE}/issues", json=items(0, 10), headers={"Link": f'<{BASE}/issues/p2?limit=10>; rel="next"'}

@@ -24,8 +24,14 @@ from airflow.providers.resumable.operators.pagination import (
     PaginationStrategy,
     build_pagination,
     get_path,
+    page_json,
+    positive_int,
 )
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AirflowException,
+    AirflowFailException,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -33,8 +39,6 @@ if TYPE_CHECKING:
     from airflow.providers.http.hooks.http import HttpHook
 
     from airflow.providers.resumable.version_compat import Context
-
-from airflow.providers.resumable.version_compat import AirflowException, AirflowFailException
 
 __all__ = [
     "CursorPagination",
@@ -141,11 +145,14 @@ class PartSink:
     def __init__(self, root: Any) -> None:
         self.root = root
 
+    def _part(self, index: int) -> Any:
+        return self.root / f"part-{index:05d}.jsonl"
+
     def uri(self, index: int) -> str:
-        return str(self.root / f"part-{index:05d}.jsonl")
+        return str(self._part(index))
 
     def write(self, index: int, records: list[Any]) -> str:
-        part = self.root / f"part-{index:05d}.jsonl"
+        part = self._part(index)
         body = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
         if part.protocol in ("file", "local", ""):
             # A crash mid-write must not leave half a part under the final name; object stores get
@@ -214,10 +221,9 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
                 "deferrable=True is not supported by ResumablePaginatedHttpOperator: pages are written "
                 "to storage from the worker as they arrive; got deferrable=True"
             )
-        if max_pages is not None and (isinstance(max_pages, bool) or not isinstance(max_pages, int) or max_pages < 1):
-            raise ValueError(f"max_pages must be an integer >= 1, got {max_pages!r}")
-        if isinstance(page_retry_attempts, bool) or not isinstance(page_retry_attempts, int) or page_retry_attempts < 1:
-            raise ValueError(f"page_retry_attempts must be an integer >= 1, got {page_retry_attempts!r}")
+        if max_pages is not None:
+            positive_int("max_pages", max_pages)
+        positive_int("page_retry_attempts", page_retry_attempts)
         if not isinstance(page_retry_max_wait, int | float) or page_retry_max_wait < 0:
             raise ValueError(f"page_retry_max_wait must be a number >= 0, got {page_retry_max_wait!r}")
         strategy = build_pagination(pagination) if pagination is not None else None
@@ -359,17 +365,16 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         return log
 
     def _records(self, response: requests.Response, index: int, context: Context) -> list[Any]:
-        determine_kwargs = _determine_kwargs()
         if self.response_check is not None:
-            kwargs = determine_kwargs(self.response_check, [response], context)
+            kwargs = _determine_kwargs()(self.response_check, [response], context)
             if not self.response_check(response, **kwargs):
                 raise AirflowException(f"page {index}: response_check returned False")
         if self.response_filter is not None:
-            kwargs = determine_kwargs(self.response_filter, [response], context)
+            kwargs = _determine_kwargs()(self.response_filter, [response], context)
             filtered = self.response_filter(response, **kwargs)
             return list(filtered) if isinstance(filtered, list | tuple) else [filtered]
         try:
-            document = response.json()
+            document = page_json(response)
         except ValueError:
             raise MalformedPageError(
                 f"page {index} is not JSON (HTTP {response.status_code}, Content-Type "

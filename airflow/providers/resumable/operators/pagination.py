@@ -13,6 +13,7 @@ checkpoint asks the same questions and gets the same answers:
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,21 @@ class PageRequest:
     extra_options: dict[str, Any]
 
 
+_PARSED: weakref.WeakKeyDictionary[Response, Any] = weakref.WeakKeyDictionary()
+
+
+def page_json(response: Response) -> Any:
+    """
+    ``response.json()``, parsed once per page however many readers ask.
+
+    The operator reads records and a strategy reads its cursor or total from the same body;
+    ``requests`` parses again on every ``json()`` call, which on a large page is the costliest step.
+    """
+    if response not in _PARSED:
+        _PARSED[response] = response.json()
+    return _PARSED[response]
+
+
 def get_path(document: Any, path: str | None) -> Any:
     """``get_path({"a": {"b": 1}}, "a.b") == 1``; None when any step is missing."""
     if not path:
@@ -47,7 +63,8 @@ def get_path(document: Any, path: str | None) -> Any:
     return current
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
+def positive_int(name: str, value: Any, minimum: int = 1) -> int:
+    """Return ``value`` if it is an int (not a bool) >= ``minimum``; else a ValueError naming it."""
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     return value
@@ -88,9 +105,9 @@ class PageNumberPagination(PaginationStrategy):
     total_pages_path: str | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("start", self.start, minimum=0)
+        positive_int("start", self.start, minimum=0)
         if self.page_size is not None:
-            _positive_int("page_size", self.page_size)
+            positive_int("page_size", self.page_size)
 
     def first_page(self) -> dict[str, Any]:
         data: dict[str, Any] = {self.param: self.start}
@@ -103,7 +120,7 @@ class PageNumberPagination(PaginationStrategy):
             return None
         page = _current_int(request, self.param, "PageNumberPagination")
         if self.total_pages_path:
-            total = get_path(response.json(), self.total_pages_path)
+            total = get_path(page_json(response), self.total_pages_path)
             if total is not None and page >= int(total):
                 return None
         data: dict[str, Any] = {self.param: page + 1}
@@ -123,7 +140,7 @@ class OffsetLimitPagination(PaginationStrategy):
     total_path: str | None = None
 
     def __post_init__(self) -> None:
-        _positive_int("limit", self.limit)
+        positive_int("limit", self.limit)
 
     def first_page(self) -> dict[str, Any]:
         return {"data": {self.offset_param: 0, self.limit_param: self.limit}}
@@ -133,7 +150,7 @@ class OffsetLimitPagination(PaginationStrategy):
         if len(records) < self.limit:
             return None
         if self.total_path:
-            total = get_path(response.json(), self.total_path)
+            total = get_path(page_json(response), self.total_path)
             if total is not None and offset >= int(total):
                 return None
         return {"data": {self.offset_param: offset, self.limit_param: self.limit}}
@@ -148,7 +165,7 @@ class CursorPagination(PaginationStrategy):
     cursor_param: str = "cursor"
 
     def next_page(self, response: Response, records: list[Any], request: PageRequest) -> dict[str, Any] | None:
-        cursor = get_path(response.json(), self.cursor_path)
+        cursor = get_path(page_json(response), self.cursor_path)
         if cursor in (None, ""):
             return None
         return {"data": {self.cursor_param: cursor}}
