@@ -26,6 +26,11 @@ LOCK_FLAGS := --quiet --upgrade --python-version 3.11 --python-platform linux
 EXCLUDE_NEWER_3.3  := 2026-09-20T00:00:00Z
 EXCLUDE_NEWER_3.2  := 2026-06-01T00:00:00Z
 EXCLUDE_NEWER_2.11 := 2026-03-17T00:00:00Z
+# The primary leg tests the newest official Databricks and Amazon providers (and the
+# common-compat they need), released after the 3.3 freeze; every other package stays frozen.
+NEWEST_PROVIDERS := 2026-11-21T00:00:00Z
+EXCLUDE_NEWER_3.3_PROVIDERS := $(foreach p,apache-airflow-providers-databricks apache-airflow-providers-amazon \
+  apache-airflow-providers-common-compat,--exclude-newer-package $(p)=$(NEWEST_PROVIDERS))
 
 LOCK_3.3  := requirements/airflow-3.3.txt
 LOCK_3.2  := requirements/airflow-3.2.txt
@@ -105,7 +110,7 @@ venv-2.11: ensure-uv
 # ---------------------------------------------------------------------------- locks
 
 lock: ensure-uv
-	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.3) \
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.3) $(EXCLUDE_NEWER_3.3_PROVIDERS) \
 	  requirements/airflow-3.3.in -o $(LOCK_3.3)
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.2) \
 	  requirements/airflow-3.2.in -o $(LOCK_3.2)
