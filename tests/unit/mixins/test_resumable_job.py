@@ -112,6 +112,21 @@ class TestRetries:
         assert len(job_system.jobs) == 1
         assert job_system.submit_calls == 2, "re-submitted with the same token; the system returned its job"
 
+    def test_submit_job_knows_when_it_repeats_a_lost_submission(self, job_system, memory_store):
+        seen = []
+
+        class Recording(ToyJobOperator):
+            def submit_job(self, context):
+                seen.append((self.resubmitting, self.idempotency_token))
+                return super().submit_job(context)
+
+        job_system.faults.drop_submit_responses = 1
+        with pytest.raises(Exception, match="Connection aborted|RemoteDisconnected|ConnectionError"):
+            toy(job_system, cls=Recording).execute(ctx(try_number=1))
+        toy(job_system, cls=Recording).execute(ctx(try_number=2))
+        assert [flag for flag, _ in seen] == [False, True]
+        assert seen[0][1] == seen[1][1]
+
     def test_lost_response_on_a_non_idempotent_system_is_found_by_token(self, job_system, memory_store):
         job_system.idempotent = False
         job_system.faults.drop_submit_responses = 1
@@ -191,6 +206,21 @@ class TestRetries:
             toy(job_system, cls=Impatient).execute(ctx(try_number=2))
         assert len(job_system.jobs) == 1, "never submit because the status was unknowable"
         assert job_system.faults.status_errors == 97
+
+
+class TestForgetJob:
+    def test_forget_job_deletes_the_record_on_stores_that_clear(self, job_system, memory_store, monkeypatch):
+        import airflow.providers.resumable.mixins.resumable_job as module
+
+        monkeypatch.setattr(module, "clears_on_success", lambda store: True)
+        memory_store.set("toy_job", {"kind": "resumable-job"})
+        toy(job_system).forget_job(ctx())
+        assert memory_store.get("toy_job") is None
+
+    def test_forget_job_keeps_the_record_on_stores_that_keep_state(self, job_system, memory_store):
+        memory_store.set("toy_job", {"kind": "resumable-job"})
+        toy(job_system).forget_job(ctx())
+        assert memory_store.get("toy_job") == {"kind": "resumable-job"}
 
 
 class TestFailLoudly:

@@ -152,6 +152,9 @@ class ResumableJobMixin(ABC):
         self.cancel_on_kill = cancel_on_kill
         self.spec_change_policy = policy
         self.idempotency_token: str | None = None
+        #: True while ``submit_job`` repeats a submission whose response was lost (same token): the job
+        #: may already exist, so side effects such as "cancel the job's other runs" must be skipped.
+        self.resubmitting: bool = False
         self._running_external_id: JsonValue = None
         self._running_context: Context | None = None
 
@@ -186,7 +189,13 @@ class ResumableJobMixin(ABC):
 
     @abstractmethod
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
-        """Block until the job reaches a terminal state; raise if it did not succeed."""
+        """
+        Block until the job reaches a terminal state; raise if it did not succeed.
+
+        A deferrable operator may defer here instead (``self.defer(...)``): the job id is already in
+        the state store, so a retry reattaches (and defers again) rather than submitting. Call
+        ``forget_job(context)`` from the completion method when the job succeeded.
+        """
 
     @abstractmethod
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
@@ -376,6 +385,7 @@ class ResumableJobMixin(ABC):
             store.set(key, intent.dump())
 
         self.idempotency_token = intent.token
+        self.resubmitting = action is Action.RESUBMIT_SAME_TOKEN
         external_id = self.submit_job(context)
         if external_id is None:
             self.log.warning(
@@ -386,6 +396,20 @@ class ResumableJobMixin(ABC):
             self.log.info("Submitted job %s with token %s", external_id, intent.token)
         self._poll(external_id, context)
         return self.get_job_result(external_id, context)
+
+    def forget_job(self, context: Context) -> None:
+        """
+        Drop the job record after a success handled outside ``execute_resumable``.
+
+        A deferrable operator finishes in ``execute_complete`` (after the trigger fired), so the
+        clean-up ``execute_resumable`` does on success must be asked for there. A no-op on stores that
+        keep state after success (Airflow 3.3's task state store): the generation rules cover those.
+        """
+        if not self.durable:
+            return
+        store = get_state_store(context)
+        if clears_on_success(store):
+            store.delete(self.external_id_key)
 
     def _poll(self, external_id: JsonValue, context: Context) -> None:
         self._running_external_id = external_id
