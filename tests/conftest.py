@@ -62,3 +62,15 @@ def _cache_in_process_api_server() -> None:
 
 
 _cache_in_process_api_server()
+
+
+@pytest.fixture
+def databricks(monkeypatch):
+    """The fake Databricks Jobs API on 127.0.0.1, reachable as connection ``databricks_fake``."""
+    import json
+
+    from demo.fake_databricks import FakeDatabricks, FakeDatabricksServer
+
+    with FakeDatabricksServer(FakeDatabricks()) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_FAKE", json.dumps(server.connection()))
+        yield server.fake

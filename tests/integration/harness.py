@@ -38,13 +38,19 @@ class RunResult:
     def ti(self, task_id: str) -> TIResult:
         return self.tis[task_id]
 
-    def xcom(self, task_id: str) -> Any:
-        return self.xcoms.get(task_id)
+    def xcom(self, task_id: str, key: str = "return_value") -> Any:
+        if key == "return_value":
+            return self.xcoms.get(task_id)
+        from airflow.utils.session import create_session
+
+        with create_session() as session:
+            return _xcom(session, self.dag_id, self.run_id, task_id, key)
 
 
 def make_dag(request, **kwargs):
-    """A DAG named after the test, so every test has its own runs and state."""
-    return dag_named(f"it_{request.node.name}", **kwargs)
+    """A DAG named after the test (module included), so every test has its own runs and state."""
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    return dag_named(f"it_{module}_{request.node.name}", **kwargs)
 
 
 def dag_named(name: str, **kwargs):
@@ -91,7 +97,7 @@ def _collect(dag_id: str, run_id: str) -> RunResult:
         return RunResult(dag_id=dag_id, run_id=run_id, state=str(dr.state), tis=results, xcoms=xcoms)
 
 
-def _xcom(session, dag_id: str, run_id: str, task_id: str) -> Any:
+def _xcom(session, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
     if AIRFLOW_V_3_0_PLUS:
         from airflow.models.xcom import XComModel
         from sqlalchemy import select
@@ -101,14 +107,14 @@ def _xcom(session, dag_id: str, run_id: str, task_id: str) -> Any:
                 XComModel.dag_id == dag_id,
                 XComModel.run_id == run_id,
                 XComModel.task_id == task_id,
-                XComModel.key == "return_value",
+                XComModel.key == key,
             )
         ).first()
         # The column is JSON: SQLAlchemy hands back the deserialised value.
         return None if row is None else row.value
     from airflow.models.xcom import XCom
 
-    return XCom.get_one(key="return_value", dag_id=dag_id, run_id=run_id, task_id=task_id, session=session)
+    return XCom.get_one(key=key, dag_id=dag_id, run_id=run_id, task_id=task_id, session=session)
 
 
 def run_dag(dag) -> RunResult:

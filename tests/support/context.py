@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 
@@ -14,6 +14,10 @@ class FakeTI:
     map_index: int = -1
     try_number: int = 1
     max_tries: int = 2
+    xcoms: dict[str, Any] = field(default_factory=dict)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
 
 
 def make_context(ti: FakeTI | None = None, **extra: Any) -> dict[str, Any]:

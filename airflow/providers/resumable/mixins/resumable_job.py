@@ -435,6 +435,18 @@ class ResumableJobMixin(ABC):
 
     def on_kill(self) -> None:
         """Cancel the running job only when ``cancel_on_kill`` asks for it (see the class docstring)."""
+        self.kill_job()
+        parent_on_kill = getattr(super(), "on_kill", None)
+        if parent_on_kill is not None:
+            parent_on_kill()
+
+    def kill_job(self) -> None:
+        """
+        The mixin's half of ``on_kill``: cancel or keep the running job, as ``cancel_on_kill`` says.
+
+        An operator whose base class cancels in its own ``on_kill`` (the official Databricks and EMR
+        operators do) overrides ``on_kill`` to call only this, so the job survives a worker shutdown.
+        """
         external_id, context = self._running_external_id, self._running_context
         if self.cancel_on_kill and external_id is not None and context is not None:
             if not self._implements("cancel_job"):
@@ -451,6 +463,3 @@ class ResumableJobMixin(ABC):
                 "Task killed: leaving job %s running so a retry can reattach (cancel_on_kill=False)",
                 external_id,
             )
-        parent_on_kill = getattr(super(), "on_kill", None)
-        if parent_on_kill is not None:
-            parent_on_kill()

@@ -1,0 +1,287 @@
+"""
+Drop-in resumable versions of the official ``DatabricksSubmitRunOperator`` and ``DatabricksRunNowOperator``.
+
+Swap the class name and nothing else: every argument of the official operator is accepted and the
+official ``DatabricksHook`` makes every call. What changes is what a retry does. Our
+``ResumableJobMixin`` writes an intent with an ``idempotency_token`` to task state before the run is
+requested and the run id after, so a retry after a crash, a lost ``runs/submit`` response or a
+deferral reattaches to the run instead of paying for a second one. Tested against the oldest
+(7.0.0) and newest (7.23.0) official Databricks provider.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import TYPE_CHECKING, Any, cast
+
+from airflow.providers.databricks.hooks.databricks import RunState
+from airflow.providers.databricks.operators import databricks as official
+from airflow.providers.databricks.operators.databricks import (
+    DatabricksRunNowOperator,
+    DatabricksSubmitRunOperator,
+)
+
+from airflow.providers.resumable.mixins.decisions import fingerprint_of
+from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
+from airflow.providers.resumable.version_compat import AirflowException, BaseOperator, apply_defaults
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.providers.resumable.state.base import JsonValue
+    from airflow.providers.resumable.version_compat import Context
+
+#: Databricks refuses a longer ``idempotency_token``.
+MAX_TOKEN_LENGTH = 64
+_ACTIVE_LIFE_CYCLE_STATES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")
+
+
+def http_status(exc: BaseException) -> int | None:
+    """
+    The HTTP status behind a ``DatabricksHook`` error, on every provider version.
+
+    7.21+ raise ``DatabricksApiError(http_status_code=...)``; older versions raise a bare
+    ``AirflowException`` from inside ``except HTTPError``, so the status is on the chained error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        status = getattr(current, "http_status_code", None)
+        if isinstance(status, int):
+            return status
+        response_status = getattr(getattr(current, "response", None), "status_code", None)
+        if isinstance(response_status, int):
+            return response_status
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _normalised(payload: Any) -> dict[str, Any]:
+    """The official JSON normalisation (numbers and booleans to strings), as a fresh dict."""
+    return dict(cast("dict[str, Any]", official.normalise_json_content(payload)))
+
+
+def _check_token(value: Any) -> None:
+    if value is None or (isinstance(value, str) and "{{" in value):
+        return
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_TOKEN_LENGTH:
+        raise ValueError(
+            f"idempotency_token must be a string of 1-{MAX_TOKEN_LENGTH} characters (Databricks' limit), got {value!r}"
+        )
+
+
+class _ResumableDatabricksRun(ResumableJobMixin):
+    """What the two operators share: run states, the token, the official XComs, deferral, kill."""
+
+    #: The official operators' key on Airflow 3.3, so a record written by them is adopted.
+    external_id_key = "databricks_run_id"
+
+    if TYPE_CHECKING:
+        # Provided by the official operator classes this mixin is combined with.
+        json: Any
+        run_id: int | None
+        do_xcom_push: bool
+        deferrable: bool
+        databricks_conn_id: str
+        _hook: Any
+
+    @apply_defaults
+    def __init__(self, *, idempotency_token: str | None = None, **kwargs: Any) -> None:
+        _check_token(idempotency_token)
+        # The official operators put a token into the payload themselves; ours goes in at submit
+        # time, so it is held back here and templated under its own name.
+        super().__init__(**kwargs)
+        self.requested_idempotency_token = idempotency_token
+        if isinstance(self.json, dict):
+            _check_token(self.json.get("idempotency_token"))
+        self._run_xcoms_pushed = False
+
+    # ---- the spec and the payload -------------------------------------------------------------------
+
+    def _rendered_spec(self) -> dict[str, Any]:
+        """The rendered json and named arguments, before the lookups and injections done at submit."""
+        if hasattr(self, "_get_merged_json"):  # provider 7.21+: merged from the rendered fields per try
+            spec = self._get_merged_json()
+        else:  # older providers merge in __init__ into ``json``, which is rendered as a whole
+            spec = copy.deepcopy(self.json) if self.json else {}
+        spec.pop("idempotency_token", None)
+        return _normalised(spec)
+
+    def job_fingerprint(self, context: Context) -> str | None:
+        # Values the official operator adds when it submits are left out: OpenLineage's parent run
+        # id changes on every try and would make every retry look like a changed spec.
+        return fingerprint_of(self._rendered_spec())
+
+    def _token_for_submission(self, payload: dict[str, Any]) -> str:
+        requested = self.requested_idempotency_token or payload.get("idempotency_token")
+        if requested:
+            _check_token(requested)
+            if requested != self.idempotency_token:
+                self.log.info(
+                    "Using the idempotency_token passed to the operator (%s) instead of %s: Databricks will "
+                    "return the run that token first created, also after it failed",
+                    requested,
+                    self.idempotency_token,
+                )
+            return str(requested)
+        assert self.idempotency_token is not None
+        return self.idempotency_token
+
+    # ---- the ResumableJobMixin contract -------------------------------------------------------------
+
+    def get_job_status(self, external_id: JsonValue, context: Context) -> str:
+        try:
+            run = self._hook.get_run(external_id)
+        except Exception as e:
+            if http_status(e) == 404:
+                raise JobNotFoundError(f"Databricks run {external_id} does not exist any more") from e
+            raise
+        state = run["state"]
+        return f"{state['life_cycle_state']}:{state.get('result_state', '')}"
+
+    def is_job_active(self, status: str) -> bool:
+        return status.split(":", 1)[0] in _ACTIVE_LIFE_CYCLE_STATES
+
+    def is_job_succeeded(self, status: str) -> bool:
+        life_cycle_state, _, result_state = status.partition(":")
+        state = RunState(life_cycle_state, result_state)
+        return bool(state.is_terminal and state.is_successful)
+
+    def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
+        self.run_id = int(external_id)  # type: ignore[arg-type]
+        self._prepare_repair_payload(context)
+        if self.deferrable:
+            # Pushes the XComs, then defers on this run (or completes at once if it already ended).
+            official._handle_deferrable_databricks_operator_execution(self, self._hook, self.log, context)
+        else:
+            official._handle_databricks_operator_execution(self, self._hook, self.log, context)
+        self._run_xcoms_pushed = True
+
+    def get_job_result(self, external_id: JsonValue, context: Context) -> None:
+        self.run_id = int(external_id)  # type: ignore[arg-type]
+        # A retry that finds the run already succeeded skips polling: push what polling would have.
+        if not self._run_xcoms_pushed and self.do_xcom_push:
+            ti = context["ti"]
+            ti.xcom_push(key=official.XCOM_RUN_ID_KEY, value=self.run_id)
+            ti.xcom_push(key=official.XCOM_RUN_PAGE_URL_KEY, value=self._hook.get_run_page_url(self.run_id))
+        return None
+
+    def cancel_job(self, external_id: JsonValue, context: Context) -> None:
+        self._hook.cancel_run(int(external_id))  # type: ignore[arg-type]
+
+    def execute_complete(self, context: Any, event: Any = None) -> None:
+        super().execute_complete(context, event)  # type: ignore[misc]  # the official completion
+        # The official completion raises for a failed run and re-defers for a repair, so reaching
+        # here means the run succeeded.
+        self.forget_job(context)
+
+    def on_kill(self) -> None:
+        # The official on_kill cancels the run unconditionally, which would make a worker shutdown
+        # cost the whole run; cancel_on_kill decides instead.
+        self.kill_job()
+        BaseOperator.on_kill(self)  # type: ignore[arg-type]
+
+    def _prepare_repair_payload(self, context: Context) -> None:
+        """Hook for RunNow, whose repair path reads the resolved payload while polling."""
+
+
+class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSubmitRunOperator):
+    """
+    ``DatabricksSubmitRunOperator`` that submits one run per task instance, however often it retries.
+
+    Accepts every argument of the official operator, plus those of
+    :class:`~airflow.providers.resumable.mixins.ResumableJobMixin`: ``durable`` (default True, on every
+    supported Airflow), ``cancel_on_kill`` (default False) and ``spec_change_policy``. Without an
+    ``idempotency_token`` argument, one is derived per submission, so a lost ``runs/submit`` response
+    never starts a second run. See docs/operators/databricks.rst.
+    """
+
+    template_fields: Sequence[str] = (
+        *(f for f in DatabricksSubmitRunOperator.template_fields if f != "idempotency_token"),
+        "requested_idempotency_token",
+    )
+
+    def execute(self, context: Context) -> None:
+        # Defined on the operator class, not the mixin: Airflow 2 guards only an operator's own execute.
+        # Deferrable or not, the run goes through the write-ahead record; poll_until_complete defers.
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Context) -> int:
+        payload = self._submit_payload(context)
+        payload["idempotency_token"] = self._token_for_submission(payload)
+        self.run_id = self._hook.submit_run(payload)
+        return self.run_id
+
+    def _submit_payload(self, context: Context) -> dict[str, Any]:
+        if hasattr(self, "_prepare_submit_json"):  # provider 7.21+: the official payload builder
+            payload = self._prepare_submit_json(context)
+        else:
+            payload = copy.deepcopy(self.json)
+            pipeline_task = payload.get("pipeline_task")
+            if (
+                isinstance(pipeline_task, dict)
+                and not pipeline_task.get("pipeline_id")
+                and (pipeline_name := pipeline_task.pop("pipeline_name", None))
+            ):
+                pipeline_task["pipeline_id"] = self._hook.find_pipeline_id_by_name(pipeline_name)
+        return _normalised(payload)
+
+
+class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNowOperator):
+    """
+    ``DatabricksRunNowOperator`` that triggers one run per task instance, however often it retries.
+
+    Accepts every argument of the official operator, plus ``durable``, ``cancel_on_kill`` and
+    ``spec_change_policy``. ``cancel_previous_runs=True`` cancels the job's other runs only when a new
+    run is requested, never when a retry repeats a request whose response was lost (that would cancel
+    the very run it is about to get back). See docs/operators/databricks.rst.
+    """
+
+    template_fields: Sequence[str] = (
+        *(f for f in DatabricksRunNowOperator.template_fields if f != "idempotency_token"),
+        "requested_idempotency_token",
+    )
+
+    if TYPE_CHECKING:
+        cancel_previous_runs: bool
+        repair_run: bool
+
+    def execute(self, context: Context) -> None:
+        # Defined on the operator class, not the mixin: Airflow 2 guards only an operator's own execute.
+        # Deferrable or not, the run goes through the write-ahead record; poll_until_complete defers.
+        return self.execute_resumable(context)
+
+    def submit_job(self, context: Context) -> int:
+        payload = self._run_now_payload(context)
+        if self.cancel_previous_runs:
+            if self.resubmitting:
+                self.log.info("Not cancelling the job's runs: this repeats a request whose response was lost")
+            else:
+                self._hook.cancel_all_runs(payload["job_id"])
+        payload["idempotency_token"] = self._token_for_submission(payload)
+        self.run_id = self._hook.run_now(payload)
+        return self.run_id
+
+    def _run_now_payload(self, context: Context) -> dict[str, Any]:
+        if hasattr(self, "_build_run_now_payload"):  # provider 7.21+: resolves job_name, injects params
+            payload = dict(self._build_run_now_payload(context))
+        else:
+            payload = _normalised(copy.deepcopy(self.json))
+            if "job_name" in payload:
+                job_id = self._hook.find_job_id_by_name(payload["job_name"])
+                if job_id is None:
+                    raise AirflowException(f"Job ID for job name {payload['job_name']} can not be found")
+                payload["job_id"] = job_id
+                del payload["job_name"]
+        if self.cancel_previous_runs and payload.get("job_id") is None:
+            raise ValueError("cancel_previous_runs=True requires either job_id or job_name to be provided.")
+        # The official repair path reads the resolved job id from here (7.21+) or from ``json``.
+        self._merged_json = payload
+        if not hasattr(self, "_get_merged_json"):
+            self.json = payload
+        return payload
+
+    def _prepare_repair_payload(self, context: Context) -> None:
+        if self.repair_run and not getattr(self, "_merged_json", None):
+            self._run_now_payload(context)
