@@ -108,7 +108,11 @@ class FakeDatabricks:
             return job_id
 
     def drop_responses(self, endpoint: str, count: int = 1) -> None:
-        """Do the next ``count`` ``endpoint`` requests, then close the connection without answering."""
+        """
+        Do the next ``count`` ``endpoint`` requests, then close the connection without answering.
+
+        ``endpoint`` may name a run: ``runs/submit@etl`` only drops submissions with run_name ``etl``.
+        """
         with self._lock:
             self.drop[endpoint] = self.drop.get(endpoint, 0) + count
 
@@ -269,14 +273,20 @@ def _endpoint(path: str) -> str | None:
     return "/".join(parts[2:])
 
 
-def _take(counters: dict[str, Any], endpoint: str) -> Any:
-    for suffix, value in counters.items():
+def _matches(key: str, endpoint: str, params: dict[str, Any]) -> bool:
+    """``runs/submit`` matches every submission, ``runs/submit@etl`` only those with run_name ``etl``."""
+    suffix, _, run_name = key.partition("@")
+    return endpoint.endswith(suffix) and (not run_name or params.get("run_name") == run_name)
+
+
+def _take(counters: dict[str, Any], endpoint: str, params: dict[str, Any]) -> Any:
+    for key, value in counters.items():
         remaining = value[1] if isinstance(value, list) else value
-        if endpoint.endswith(suffix) and remaining > 0:
+        if _matches(key, endpoint, params) and remaining > 0:
             if isinstance(value, list):
                 value[1] -= 1
             else:
-                counters[suffix] -= 1
+                counters[key] -= 1
             return value
     return None
 
@@ -314,8 +324,8 @@ class _Handler(BaseHTTPRequestHandler):
         with fake._lock:
             entry = {"method": method, "endpoint": endpoint, "params": params, "at": time.time()}
             fake.requests.append(entry)
-            failure = _take(fake.fail, endpoint or "")
-            drop = _take(fake.drop, endpoint or "") is not None
+            failure = _take(fake.fail, endpoint or "", params)
+            drop = _take(fake.drop, endpoint or "", params) is not None
         self.server.log_request_line(entry)
         if endpoint is None:
             self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": url.path})

@@ -100,3 +100,10 @@ def test_faults_and_state_over_http(api):
     state = requests.get(f"{api.url}/fake/state", timeout=5).json()
     assert state["runs"][0]["run_id"] == run_id
     assert [r["endpoint"] for r in state["requests"]] == ["jobs/runs/submit", "jobs/runs/get"]
+
+
+def test_a_fault_can_target_one_run_name(api):
+    api.fake.drop_responses("runs/submit@other")
+    assert post(api, "runs/submit", SUBMIT).status_code == 200
+    with pytest.raises(requests.ConnectionError):
+        post(api, "runs/submit", {**SUBMIT, "run_name": "other"})

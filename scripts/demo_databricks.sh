@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# `make demo-databricks`: example_dags/example_resumable_databricks.py under `airflow dags test`, on a
+# throwaway Airflow (build/demo-databricks-home, SQLite) against the fake Databricks Jobs API on
+# 127.0.0.1 (demo/fake_databricks.py), with lost responses injected:
+#   * every runs/submit response of submit_notebook_run's first try is lost (the hook's 3 attempts):
+#     the try fails, the retry repeats the request with the same idempotency_token and gets the run;
+#   * the first run-now response of run_nightly_job is lost: the hook's own retry gets the same run;
+#   * one runs/submit response of the official DatabricksSubmitRunOperator is lost: its retry
+#     starts a second run.
+# The summary counts the runs per task and exits non-zero if one of ours started more than one.
+#
+#   VENV=.venv-2.11 scripts/demo_databricks.sh    # the same on Airflow 2.11 (Variable state backend)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+venv="${VENV:-.venv}"
+case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+if [ ! -x "$venv/bin/airflow" ]; then
+  echo "ERROR: $venv/bin/airflow not found; run 'make demo-databricks' (it builds the venv)" >&2
+  exit 1
+fi
+
+home="$root/build/demo-databricks-home"
+rm -rf "$home"
+
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+use_airflow_home "$home" "$root/example_dags"
+export PATH="$venv/bin:$PATH"
+
+echo "==> demo-databricks: Airflow $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'), Databricks provider $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow-providers-databricks"))')"
+migrate_db "$venv" demo-databricks
+
+"$venv/bin/python" -m demo.fake_databricks --port 0 --job resumable-demo-nightly \
+  --port-file "$home/fake.port" --log-file "$home/fake-requests.jsonl" >"$home/fake.log" 2>&1 &
+fake_pid=$!
+trap 'kill "$fake_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do [ -s "$home/fake.port" ] && break; sleep 0.1; done
+[ -s "$home/fake.port" ] || { cat "$home/fake.log" >&2; echo "ERROR: the fake Databricks did not start" >&2; exit 1; }
+port="$(cat "$home/fake.port")"
+export AIRFLOW_CONN_DATABRICKS_DEFAULT="{\"conn_type\": \"databricks\", \"host\": \"127.0.0.1\", \"port\": $port, \"schema\": \"http\", \"password\": \"demo-token\"}"
+export RESUMABLE_DATABRICKS_POLL_SECONDS=1
+export RESUMABLE_DEMO_COMPARE_OFFICIAL=1
+echo "==> fake Databricks Jobs API on http://127.0.0.1:$port"
+
+"$venv/bin/python" - "$port" <<'PY'
+import json, sys, urllib.request
+plan = {"drop": {"runs/submit@submit_notebook_run": 3, "jobs/run-now": 1, "runs/submit@official_submit_run": 1}}
+request = urllib.request.Request(
+    f"http://127.0.0.1:{sys.argv[1]}/fake/faults", data=json.dumps(plan).encode(), method="POST",
+    headers={"Content-Type": "application/json"},
+)
+urllib.request.urlopen(request, timeout=5).read()
+print("==> faults: " + ", ".join(f"lose {n} response(s) of {k}" for k, n in plan["drop"].items()))
+PY
+
+dag_id=example_resumable_databricks
+echo "==> airflow dags test $dag_id (log: build/demo-databricks-home/$dag_id.log)"
+rc=0
+"$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
+grep -E "(Submitting job|Submitting again|Submitted job|Reattaching|already succeeded|Run submitted with run_id|Task failed with exception|API requests to Databricks failed)" \
+  "$home/$dag_id.log" | sed -E 's/^\[?([0-9T:.-]+)[^ ]*\]? ?(\[[a-z ]+\]|\{[^}]*\} [A-Z]+ -)? */  \1 /; s/ \[(airflow|task)[^]]*\].*$//' | cut -c1-200 || true
+if [ "$rc" != 0 ]; then
+  tail -40 "$home/$dag_id.log" >&2
+  echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
+  exit "$rc"
+fi
+"$venv/bin/python" "$root/scripts/demo_databricks_summary.py" "http://127.0.0.1:$port"
