@@ -13,20 +13,15 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-venv="${VENV:-.venv}"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/airflow" ]; then
-  echo "ERROR: $venv/bin/airflow not found; run 'make demo' (it builds the venv) or 'make venv'" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(demo_venv "$root" demo)"
 
 home="$root/build/demo-home"
 output="$root/build/demo-output"
 rm -rf "$home" "$output"
 mkdir -p "$output"
 
-# shellcheck source=scripts/lib.sh
-source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$root/example_dags"
 export RESUMABLE_DEMO_OUTPUT="$output"
 export PATH="$venv/bin:$PATH"

@@ -15,18 +15,13 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-venv="${VENV:-.venv}"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/airflow" ]; then
-  echo "ERROR: $venv/bin/airflow not found; run 'make demo-databricks' (it builds the venv)" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(demo_venv "$root" demo-databricks)"
 
 home="$root/build/demo-databricks-home"
 rm -rf "$home"
 
-# shellcheck source=scripts/lib.sh
-source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$root/example_dags"
 export PATH="$venv/bin:$PATH"
 

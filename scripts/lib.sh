@@ -23,3 +23,14 @@ migrate_db() {
   fi
   echo "==> [$label] airflow db migrate OK ($((SECONDS - start))s)"
 }
+
+# The venv a demo runs in: $VENV (default .venv) made absolute under <root>; fails when it has no airflow.
+demo_venv() {
+  local root=$1 target=$2 venv="${VENV:-.venv}"
+  case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+  if [ ! -x "$venv/bin/airflow" ]; then
+    echo "ERROR: $venv/bin/airflow not found; run 'make $target' (it builds the venv) or 'make venv'" >&2
+    return 1
+  fi
+  echo "$venv"
+}
