@@ -18,7 +18,7 @@ from airflow.providers.resumable.operators.databricks import (
     ResumableDatabricksSubmitRunOperator,
 )
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.integration.harness import clear_and_rerun, make_dag, run_dag
+from tests.integration.harness import clear_and_rerun, make_dag, resumable_variables, run_dag
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +65,7 @@ def test_lost_submit_response_starts_one_run(databricks, request):
     assert databricks.count("jobs/runs/submit") == 3
     assert len(databricks.runs) == 1, "every request carried the same idempotency_token"
     assert run.xcom("run", "run_id") == 1001
+    assert resumable_variables(run.dag_id) == [], "the Variable backend's record is gone after success"
 
 
 def test_the_official_operator_duplicates_on_a_lost_response(databricks, request):
@@ -195,6 +196,7 @@ def test_deferrable_retry_defers_again_on_the_same_run(databricks, request):
     assert databricks.count("jobs/runs/submit") == 1
     assert databricks.runs[1001].life_cycle_state == "TERMINATED", "the trigger waited for the run to end"
     assert run.xcom("run", "run_id") == 1001
+    assert resumable_variables(run.dag_id) == [], "execute_complete forgot the record after success"
 
 
 def test_run_now_lost_response_with_cancel_previous_runs_keeps_its_run(databricks, request):
