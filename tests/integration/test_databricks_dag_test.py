@@ -237,3 +237,17 @@ def test_official_durable_operator_duplicates_where_we_do_not(databricks, reques
         runs[cls.__name__] = len(databricks.runs) - before
     # Official: one run per lost POST (the hook retries it) and a third from the task's retry.
     assert runs == {"DatabricksSubmitRunOperator": 3, "ResumableDatabricksSubmitRunOperator": 1}
+
+
+def test_mapped_run_now_gets_one_run_per_map_index(databricks, request):
+    databricks.add_job("per-region")
+    databricks.fail_requests("runs/get", 2)  # the first mapped instance's first try dies mid-poll
+    dag = make_dag(request)
+    ResumableDatabricksRunNowOperator.partial(
+        task_id="run", job_name="per-region", retries=1, retry_delay=timedelta(0), dag=dag, **FAST
+    ).expand(job_parameters=[{"region": "eu"}, {"region": "us"}, {"region": "ap"}])
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert len(databricks.runs) == 3, "one run per map index, none duplicated by the retry"
+    assert len({r.token for r in databricks.runs.values()}) == 3
+    assert sorted(r.payload["job_parameters"]["region"] for r in databricks.runs.values()) == ["ap", "eu", "us"]
