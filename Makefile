@@ -26,6 +26,8 @@ LOCK_FLAGS := --quiet --upgrade --python-version 3.11 --python-platform linux
 EXCLUDE_NEWER_3.3  := 2026-09-20T00:00:00Z
 EXCLUDE_NEWER_3.2  := 2026-06-01T00:00:00Z
 EXCLUDE_NEWER_2.11 := 2026-03-17T00:00:00Z
+# The 3.2 leg pins Databricks provider 7.16.1 (see requirements/airflow-3.2.in), which needs aiohttp
+# 3.14 from just after the 3.2 freeze.
 # The primary leg tests the newest official Databricks and Amazon providers (and the
 # common-compat they need), released after the 3.3 freeze; every other package stays frozen.
 NEWEST_PROVIDERS := 2026-11-21T00:00:00Z
@@ -114,6 +116,8 @@ lock: ensure-uv
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.3) $(EXCLUDE_NEWER_3.3_PROVIDERS) \
 	  requirements/airflow-3.3.in -o $(LOCK_3.3)
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.2) \
+	  --exclude-newer-package apache-airflow-providers-databricks=$(NEWEST_PROVIDERS) \
+	  --exclude-newer-package aiohttp=2026-06-10T00:00:00Z \
 	  requirements/airflow-3.2.in -o $(LOCK_3.2)
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_2.11) \
 	  requirements/airflow-2.11.in -o $(LOCK_2.11)

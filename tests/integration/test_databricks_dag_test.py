@@ -251,3 +251,36 @@ def test_mapped_run_now_gets_one_run_per_map_index(databricks, request):
     assert len(databricks.runs) == 3, "one run per map index, none duplicated by the retry"
     assert len({r.token for r in databricks.runs.values()}) == 3
     assert sorted(r.payload["job_parameters"]["region"] for r in databricks.runs.values()) == ["ap", "eu", "us"]
+
+
+@pytest.mark.parametrize("kind", ["submit", "run_now"])
+def test_the_payload_is_the_official_operators_plus_the_token(databricks, request, kind):
+    """Drop-in parity on every provider leg: same arguments and DAG params, same request body."""
+    from airflow.providers.databricks.operators.databricks import (
+        DatabricksRunNowOperator,
+        DatabricksSubmitRunOperator,
+    )
+
+    databricks.add_job("parity")
+    payloads = {}
+    for name, ours in (("official", False), ("ours", True)):
+        dag = make_dag(request, params={"day": "2026-01-01", "region": "eu"})
+        dag.dag_id = f"{dag.dag_id}_{name}"
+        if kind == "submit":
+            cls = ResumableDatabricksSubmitRunOperator if ours else DatabricksSubmitRunOperator
+            cls(
+                task_id="run",
+                dag=dag,
+                json={"timeout_seconds": 600, "tasks": [{"task_key": "etl", "notebook_task": {"notebook_path": "/x"}}]},
+                run_name="nightly {{ ds }}",
+                **FAST,
+            )
+        else:
+            cls = ResumableDatabricksRunNowOperator if ours else DatabricksRunNowOperator
+            cls(task_id="run", dag=dag, job_name="parity", **FAST)
+        assert run_dag(dag).state == "success"
+        endpoint = "jobs/runs/submit" if kind == "submit" else "jobs/run-now"
+        payloads[name] = [r["params"] for r in databricks.requests if r["endpoint"] == endpoint][-1]
+    token = payloads["ours"].pop("idempotency_token")
+    assert token.startswith("rsm-")
+    assert payloads["ours"] == payloads["official"]

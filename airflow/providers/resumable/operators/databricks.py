@@ -6,12 +6,13 @@ official ``DatabricksHook`` makes every call. What changes is what a retry does.
 ``ResumableJobMixin`` writes an intent with an ``idempotency_token`` to task state before the run is
 requested and the run id after, so a retry after a crash, a lost ``runs/submit`` response or a
 deferral reattaches to the run instead of paying for a second one. Tested against the oldest
-(7.0.0) and newest (7.23.0) official Databricks provider.
+(7.0.0), one intermediate (7.16.1) and the newest (7.23.0) official Databricks provider.
 """
 
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.databricks.hooks.databricks import RunState
@@ -40,7 +41,7 @@ def http_status(exc: BaseException) -> int | None:
     """
     The HTTP status behind a ``DatabricksHook`` error, on every provider version.
 
-    7.21+ raise ``DatabricksApiError(http_status_code=...)``; older versions raise a bare
+    Newer providers raise ``DatabricksApiError(http_status_code=...)``; 7.16 and older raise a bare
     ``AirflowException`` from inside ``except HTTPError``, so the status is on the chained error.
     """
     seen: set[int] = set()
@@ -60,6 +61,11 @@ def http_status(exc: BaseException) -> int | None:
 def _normalised(payload: Any) -> dict[str, Any]:
     """The official JSON normalisation (numbers and booleans to strings), as a fresh dict."""
     return dict(cast("dict[str, Any]", official.normalise_json_content(payload)))
+
+
+def _call(builder: Any, context: Context) -> Any:
+    """Call an official payload builder: 7.23's take the context, 7.17's did not."""
+    return builder(context) if inspect.signature(builder).parameters else builder()
 
 
 def _check_token(value: Any) -> None:
@@ -99,12 +105,20 @@ class _ResumableDatabricksRun(ResumableJobMixin):
 
     # ---- the spec and the payload -------------------------------------------------------------------
 
+    def _merged_payload(self) -> dict[str, Any]:
+        """A copy of the rendered json merged with the named arguments, validated as the official operator does."""
+        if hasattr(self, "_get_merged_json"):  # provider 7.16+: merged from the rendered fields per try
+            payload = copy.deepcopy(self._get_merged_json())
+        else:  # older providers merge in __init__ into ``json``, which is rendered as a whole
+            payload = copy.deepcopy(self.json) if self.json else {}
+        validate = getattr(self, "_validate_merged_json", None)
+        if validate is not None:
+            validate(payload)
+        return dict(payload)
+
     def _rendered_spec(self) -> dict[str, Any]:
         """The rendered json and named arguments, before the lookups and injections done at submit."""
-        if hasattr(self, "_get_merged_json"):  # provider 7.21+: merged from the rendered fields per try
-            spec = self._get_merged_json()
-        else:  # older providers merge in __init__ into ``json``, which is rendered as a whole
-            spec = copy.deepcopy(self.json) if self.json else {}
+        spec = self._merged_payload()
         spec.pop("idempotency_token", None)
         return _normalised(spec)
 
@@ -214,17 +228,24 @@ class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSu
         return self.run_id
 
     def _submit_payload(self, context: Context) -> dict[str, Any]:
-        if hasattr(self, "_prepare_submit_json"):  # provider 7.21+: the official payload builder
-            payload = self._prepare_submit_json(context)
-        else:
-            payload = copy.deepcopy(self.json)
-            pipeline_task = payload.get("pipeline_task")
-            if (
-                isinstance(pipeline_task, dict)
-                and not pipeline_task.get("pipeline_id")
-                and (pipeline_name := pipeline_task.pop("pipeline_name", None))
-            ):
-                pipeline_task["pipeline_id"] = self._hook.find_pipeline_id_by_name(pipeline_name)
+        if hasattr(self, "_prepare_submit_json"):  # provider 7.17+: the official payload builder
+            return _normalised(_call(self._prepare_submit_json, context))
+        # Older providers build the payload inside execute(), around the submit call; do the same steps.
+        payload = self._merged_payload()
+        pipeline_task = payload.get("pipeline_task")
+        if (
+            isinstance(pipeline_task, dict)
+            and not pipeline_task.get("pipeline_id")
+            and (pipeline_name := pipeline_task.pop("pipeline_name", None))
+        ):
+            pipeline_task["pipeline_id"] = self._hook.find_pipeline_id_by_name(pipeline_name)
+        inject = getattr(official, "_inject_airflow_params_into_task", None)
+        if inject is not None and self.params:  # provider 7.16 forwards DAG params into the tasks
+            params = dict(self.params)
+            tasks = payload.get("tasks")
+            for task in tasks if isinstance(tasks, list) else [payload]:
+                if isinstance(task, dict):
+                    inject(task, params)
         return _normalised(payload)
 
 
@@ -264,19 +285,21 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
         return self.run_id
 
     def _run_now_payload(self, context: Context) -> dict[str, Any]:
-        if hasattr(self, "_build_run_now_payload"):  # provider 7.21+: resolves job_name, injects params
-            payload = dict(self._build_run_now_payload(context))
-        else:
-            payload = _normalised(copy.deepcopy(self.json))
+        if hasattr(self, "_build_run_now_payload"):  # provider 7.17+: resolves job_name, injects params
+            payload = dict(_call(self._build_run_now_payload, context))
+        else:  # older providers build it inside execute(), around the run-now call
+            payload = _normalised(self._merged_payload())
             if "job_name" in payload:
                 job_id = self._hook.find_job_id_by_name(payload["job_name"])
                 if job_id is None:
                     raise AirflowException(f"Job ID for job name {payload['job_name']} can not be found")
                 payload["job_id"] = job_id
                 del payload["job_name"]
+            if hasattr(self, "_get_merged_json") and not payload.get("job_parameters") and self.params:
+                payload["job_parameters"] = dict(self.params)  # provider 7.16 forwards DAG params
         if self.cancel_previous_runs and payload.get("job_id") is None:
             raise ValueError("cancel_previous_runs=True requires either job_id or job_name to be provided.")
-        # The official repair path reads the resolved job id from here (7.21+) or from ``json``.
+        # The official repair path reads the resolved job id from here (7.16 on) or from ``json``.
         self._merged_json = payload
         if not hasattr(self, "_get_merged_json"):
             self.json = payload
