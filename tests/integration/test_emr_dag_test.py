@@ -250,3 +250,32 @@ def test_cluster_crash_before_the_state_write_reuses_the_tagged_cluster(aws, req
     assert run.state == "success"
     assert run.ti("cluster").try_number == 2
     assert [c.id for c in aws.clusters()] == [run.xcom("cluster")]
+
+
+# ---------------------------------------------------------------------------------------- deferrable
+
+
+def test_deferrable_serverless_reattaches_after_a_failed_try(aws, request):
+    """
+    The trigger (aiobotocore, same connection) polls moto; the retry defers on the stored run.
+
+    The locked test environments do not install aiobotocore (the official triggers need it), so this
+    is skipped there; deferral is covered at the unit level (TestServerless in tests/unit).
+    """
+    pytest.importorskip("aiobotocore")
+
+    class CrashAfterStart(ResumableEmrServerlessStartJobOperator):
+        def poll_until_complete(self, external_id, context):
+            if context["ti"].try_number == 1:
+                raise RuntimeError("worker lost after the run id was stored")
+            super().poll_until_complete(external_id, context)
+
+    app = create_application(client(aws, "emr-serverless"))
+    aws.running_reads = 1
+    dag = make_dag(request)
+    serverless_task(dag, app, cls=CrashAfterStart, deferrable=True)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("spark").try_number == 2
+    assert aws.calls["StartJobRun"] == 1
+    assert [r.id for r in aws.job_runs(app)] == [run.xcom("spark")]
