@@ -21,14 +21,22 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Resumable",
                 "external-doc-url": "https://github.com/airflow-provider-resumable/airflow-provider-resumable",
-                "how-to-guide": ["/docs/mixins.rst", "/docs/state-backends.rst", "/docs/operators/http.rst"],
+                "how-to-guide": [
+                    "/docs/mixins.rst",
+                    "/docs/state-backends.rst",
+                    "/docs/operators/http.rst",
+                    "/docs/operators/emr.rst",
+                ],
                 "tags": ["software"],
             }
         ],
         "operators": [
             {
                 "integration-name": "Resumable",
-                "python-modules": ["airflow.providers.resumable.operators.http"],
+                "python-modules": [
+                    "airflow.providers.resumable.operators.http",
+                    "airflow.providers.resumable.operators.emr",
+                ],
             }
         ],
         "config": {
