@@ -41,7 +41,7 @@ VENV_3.2  := .venv-3.2
 VENV_2.11 := .venv-2.11
 
 .PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 lock lint test \
-        test-3.3 test-3.3-variable test-3.2 test-2.11 demo bench clean
+        test-3.3 test-3.3-variable test-3.2 test-2.11 demo demo-emr bench clean
 
 help:
 	@echo "Targets:"
@@ -54,6 +54,8 @@ help:
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
 	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
 	@echo "  demo               scripts/demo.sh: the example DAG fails part way and resumes on retry"
+	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
+	@echo "                     dies after submitting, each retry finds its job instead of starting another"
 	@echo "  bench              benchmarks/run.py: cost of checkpoints per state backend -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
@@ -149,6 +151,9 @@ test-2.11: venv-2.11
 
 demo: venv-3.3
 	@scripts/demo.sh
+
+demo-emr: venv-3.3
+	@scripts/demo_emr.sh
 
 bench: venv-3.3
 	@scripts/bench.sh
