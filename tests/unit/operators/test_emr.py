@@ -154,7 +154,7 @@ class TestAddSteps:
         with pytest.raises(ConnectionError):
             op.execute(ctx(1))
         aws.emr().clusters[cluster].steps.pop()  # one of the two steps vanished
-        with pytest.raises(ResumableJobConflictError, match="incomplete or duplicated"):
+        with pytest.raises(ResumableJobConflictError, match="incomplete set of steps"):
             steps_op(cluster, steps=[STEP, {**STEP, "Name": "second"}]).execute(ctx(2))
         assert aws.calls["AddJobFlowSteps"] == 1
 
@@ -199,6 +199,36 @@ class TestAddSteps:
         with pytest.raises(ClientError) as raised:
             op.get_job_status(job, ctx())
         assert op.is_transient_error(raised.value)
+
+    def test_a_set_added_twice_by_a_botocore_retry_keeps_the_oldest_and_cancels_the_repeat(
+        self, aws, memory_store, monkeypatch
+    ):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        conn = op.hook.conn
+        real_add = conn.add_job_flow_steps
+
+        def lost_response_then_retried(**kwargs):
+            real_add(**kwargs)  # EMR added the steps; the response never arrived and botocore retried
+            return real_add(**kwargs)
+
+        cancelled = []
+        monkeypatch.setattr(conn, "add_job_flow_steps", lost_response_then_retried)
+        # moto has no CancelSteps; record the call instead.
+        monkeypatch.setattr(conn, "cancel_steps", lambda **kwargs: cancelled.append(kwargs))
+        result = op.execute(ctx())
+        first, second = aws.steps(cluster)
+        assert result == [first.id]
+        assert cancelled == [{"ClusterId": cluster, "StepIds": [second.id], "StepCancellationOption": "SEND_INTERRUPT"}]
+        assert record(memory_store, "emr_steps")["external_id"]["step_ids"] == [first.id]
+
+    def test_a_repeat_that_cannot_be_cancelled_fails_loudly(self, aws, memory_store, monkeypatch):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        real_add = op.hook.conn.add_job_flow_steps
+        monkeypatch.setattr(op.hook.conn, "add_job_flow_steps", lambda **kw: (real_add(**kw), real_add(**kw))[1])
+        with pytest.raises(ResumableJobConflictError, match="twice"):
+            op.execute(ctx())  # moto answers CancelSteps with an error
 
     def test_steps_from_a_string_literal(self, aws, memory_store):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
@@ -441,6 +471,15 @@ class TestCreateJobFlow:
         second = cluster_op().execute(ctx(3))
         assert second != first
         assert len(aws.clusters()) == 2
+
+    def test_a_cluster_created_twice_by_a_botocore_retry_is_terminated(self, aws, memory_store, monkeypatch):
+        op = cluster_op()
+        real_run = op.hook.conn.run_job_flow
+        monkeypatch.setattr(op.hook.conn, "run_job_flow", lambda **kw: (real_run(**kw), real_run(**kw))[1])
+        cluster_id = op.execute(ctx())
+        first, second = aws.clusters()
+        assert cluster_id == first.id
+        assert (first.state, second.state) == ("WAITING", "TERMINATED")
 
     def test_our_tag_in_overrides_is_rejected_at_parse_time(self):
         bad = {**OVERRIDES, "Tags": [{"Key": CLUSTER_TOKEN_TAG, "Value": "x"}]}

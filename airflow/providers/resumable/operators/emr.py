@@ -13,7 +13,7 @@ import ast
 import contextlib
 import inspect
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook, EmrServerlessHook
@@ -253,34 +253,72 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, _OfficialOnKillSkipped, Em
         # waiting it would do happens in poll_until_complete, where a retry can take it over.
         with _attributes(self, job_flow_id=cluster_id, steps=marked, wait_for_completion=False, deferrable=False):
             step_ids = super().execute(context)
-        return {"cluster_id": cluster_id, "step_ids": list(step_ids)}
+        # One ListSteps page, usually: catches a set botocore added twice while retrying the call.
+        since = datetime.now(tz=UTC) - LOOKUP_SLACK
+        step_ids = self._settle(cluster_id, self.idempotency_token, since, returned=list(step_ids))
+        return {"cluster_id": cluster_id, "step_ids": step_ids}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
         cluster_id = self._cluster_id()
-        since = _intent_time(self, context)
+        step_ids = self._settle(cluster_id, idempotency_token, _intent_time(self, context), returned=None)
+        return {"cluster_id": cluster_id, "step_ids": step_ids} if step_ids else None
+
+    def _marked_steps(
+        self, cluster_id: str, token: str, since: datetime | None
+    ) -> tuple[dict[int, list[str]], set[int]]:
+        """Ids of the steps carrying ``token``'s marker, per index, oldest first; and the set sizes seen."""
         found: dict[int, list[str]] = {}
         counts: set[int] = set()
         for page in self.hook.conn.get_paginator("list_steps").paginate(ClusterId=cluster_id):
             steps = page.get("Steps", [])
             for step in steps:
                 match = _MARKER_RE.search(step.get("Name", ""))
-                if match and match["token"] == idempotency_token:
-                    found.setdefault(int(match["index"]), []).append(step["Id"])
+                if match and match["token"] == token:
+                    # ListSteps lists newest first.
+                    found.setdefault(int(match["index"]), []).insert(0, step["Id"])
                     counts.add(int(match["count"]))
-            # ListSteps lists newest first: once a page ends before the intent, older pages cannot match.
+            # Once a page ends before the intent, older pages cannot hold this submission.
             created = steps[-1].get("Status", {}).get("Timeline", {}).get("CreationDateTime") if steps else None
             if since is not None and isinstance(created, datetime) and created.tzinfo and created < since:
                 break
+        return found, counts
+
+    def _settle(self, cluster_id: str, token: str, since: datetime | None, returned: list[str] | None) -> list[str]:
+        """
+        The one set of steps submitted with ``token``, in submission order; [] when there is none.
+
+        More than one set means AddJobFlowSteps was sent twice for one submission (botocore retries a
+        throttled or 5xx call whose first attempt EMR had already accepted): the oldest set is kept and
+        the others are cancelled. If that fails, or a set is incomplete, only a person can sort it out.
+        """
+        found, counts = self._marked_steps(cluster_id, token, since)
+        if returned is not None and all(i in returned for ids in found.values() for i in ids):
+            # Only the steps this call added (or a listing that has not caught up with them yet).
+            return returned
         if not found:
-            return None
-        complete = len(counts) == 1 and sorted(found) == list(range(counts.pop()))
-        if not complete or any(len(ids) != 1 for ids in found.values()):
+            return []
+        count = next(iter(counts)) if len(counts) == 1 else -1
+        sets = {len(ids) for ids in found.values()}
+        if sorted(found) != list(range(count)) or len(sets) != 1:
             raise ResumableJobConflictError(
-                f"Cluster {cluster_id} holds an incomplete or duplicated set of steps for token "
-                f"{idempotency_token}: {found!r} (index -> step ids). Refusing to add or reattach. Cancel the "
-                "steps that should not run, then delete the task's state key and clear the task."
+                f"Cluster {cluster_id} holds an incomplete set of steps for token {token}: {found!r} (index -> "
+                "step ids). Refusing to add or reattach. Cancel the steps that should not run, then delete the "
+                "task's state key and clear the task."
             )
-        return {"cluster_id": cluster_id, "step_ids": [found[i][0] for i in sorted(found)]}
+        keep = [found[i][0] for i in range(count)]
+        extra = [step_id for i in range(count) for step_id in found[i][1:]]
+        if extra:
+            self.log.warning("Steps %s repeat steps %s (token %s); cancelling the repeats", extra, keep, token)
+            try:
+                self.hook.conn.cancel_steps(
+                    ClusterId=cluster_id, StepIds=extra, StepCancellationOption="SEND_INTERRUPT"
+                )
+            except Exception as exc:
+                raise ResumableJobConflictError(
+                    f"Cluster {cluster_id} holds the steps of token {token} twice ({keep} and {extra}) and "
+                    f"cancelling {extra} failed: {exc!r}. Cancel them by hand, then clear the task."
+                ) from exc
+        return keep
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = _require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
@@ -663,32 +701,54 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, _OfficialOnKillSkippe
         return list(extra.get("Tags") or [])
 
     def submit_job(self, context: Context) -> JsonValue:
+        token = self.idempotency_token
+        assert token is not None
         overrides = self._overrides()
         base_tags = overrides["Tags"] if "Tags" in overrides else self._connection_tags()
-        tagged = {**overrides, "Tags": [*base_tags, {"Key": CLUSTER_TOKEN_TAG, "Value": self.idempotency_token}]}
+        tagged = {**overrides, "Tags": [*base_tags, {"Key": CLUSTER_TOKEN_TAG, "Value": token}]}
         with _attributes(self, job_flow_overrides=tagged, wait_for_completion=False, deferrable=False):
             cluster_id = super().execute(context)
-        return {"cluster_id": cluster_id}
+        # Catches a cluster botocore created twice while retrying the call.
+        settled = self._settle(token, datetime.now(tz=UTC) - LOOKUP_SLACK, returned=cluster_id)
+        return {"cluster_id": settled}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
-        since = _intent_time(self, context)
+        cluster_id = self._settle(idempotency_token, _intent_time(self, context), returned=None)
+        return {"cluster_id": cluster_id} if cluster_id else None
+
+    def _settle(self, token: str, since: datetime | None, returned: str | None) -> str | None:
+        """
+        The one cluster tagged with ``token``; None when there is none.
+
+        Two mean RunJobFlow was sent twice for one submission (botocore retried a call AWS had already
+        accepted): the oldest is kept and the others terminated. If that fails, a person decides.
+        """
         name = self._overrides().get("Name")
         params: dict[str, Any] = {"CreatedAfter": since} if since is not None else {}
-        matches: list[str] = []
+        tagged: list[tuple[Any, str]] = []
         for page in self.hook.conn.get_paginator("list_clusters").paginate(**params):
             for summary in page.get("Clusters", []):
                 if name is not None and summary.get("Name") != name:
                     continue
                 cluster = self.hook.conn.describe_cluster(ClusterId=summary["Id"])["Cluster"]
                 tags = {t.get("Key"): t.get("Value") for t in cluster.get("Tags", [])}
-                if tags.get(CLUSTER_TOKEN_TAG) == idempotency_token:
-                    matches.append(summary["Id"])
-        if len(matches) > 1:
-            raise ResumableJobConflictError(
-                f"Clusters {matches} all carry {CLUSTER_TOKEN_TAG}={idempotency_token}; refusing to pick one. "
-                "Terminate the ones that should not exist, then delete the task's state key and clear the task."
-            )
-        return {"cluster_id": matches[0]} if matches else None
+                if tags.get(CLUSTER_TOKEN_TAG) == token:
+                    created = cluster.get("Status", {}).get("Timeline", {}).get("CreationDateTime")
+                    tagged.append((created, summary["Id"]))
+        if not tagged:
+            return returned
+        tagged.sort(key=lambda c: (c[0] is None, c[0] or 0, c[1]))
+        keep, extra = tagged[0][1], [cluster_id for _, cluster_id in tagged[1:]]
+        if extra:
+            self.log.warning("Clusters %s repeat cluster %s (token %s); terminating the repeats", extra, keep, token)
+            try:
+                self.hook.conn.terminate_job_flows(JobFlowIds=extra)
+            except Exception as exc:
+                raise ResumableJobConflictError(
+                    f"Clusters {[keep, *extra]} all carry {CLUSTER_TOKEN_TAG}={token} and terminating {extra} "
+                    f"failed: {exc!r}. Terminate them by hand, then clear the task."
+                ) from exc
+        return keep
 
     def _waits_for_steps(self) -> bool:
         return self.wait_policy == WaitPolicy.WAIT_FOR_STEPS_COMPLETION
