@@ -502,3 +502,119 @@ class TestCreateJobFlow:
 )
 def test_transient_aws_errors(exc, transient):
     assert is_transient_aws_error(exc) is transient
+
+
+# ---------------------------------------------------------------------------------------- deferrable
+
+
+def _task_deferred():
+    from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.exceptions import TaskDeferred
+    else:
+        from airflow.exceptions import TaskDeferred
+    return TaskDeferred
+
+
+@pytest.fixture
+def ephemeral_store(aws, state_backend):
+    """The Variable backend's behaviour: the record is wiped when the task succeeds."""
+    from tests.support.stores import EphemeralMemoryStore, SharedMemoryStore
+
+    SharedMemoryStore.current = store = EphemeralMemoryStore()
+    state_backend("tests.support.stores.EphemeralMemoryStore")
+    return store
+
+
+class TestDeferrable:
+    def test_steps_defer_on_the_stored_ids_and_forget_them_on_success(self, aws, ephemeral_store):
+        from airflow.providers.amazon.aws.triggers.emr import EmrAddStepsTrigger
+
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, deferrable=True)
+        with pytest.raises(_task_deferred()) as deferred:
+            op.execute(ctx(1))
+        stored = ephemeral_store.get("emr_steps")["external_id"]
+        trigger = deferred.value.trigger
+        assert isinstance(trigger, EmrAddStepsTrigger)
+        assert trigger.serialize()[1]["step_ids"] == stored["step_ids"]
+        assert deferred.value.method_name == "execute_complete"
+        result = op.execute_complete(ctx(1), {"status": "success", "value": stored["step_ids"]})
+        assert result == stored["step_ids"]
+        assert ephemeral_store.get("emr_steps") is None
+
+    def test_failed_trigger_keeps_the_record_for_the_retry(self, aws, ephemeral_store):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, deferrable=True)
+        with pytest.raises(_task_deferred()):
+            op.execute(ctx(1))
+        with pytest.raises(Exception, match="Error while running steps"):
+            op.execute_complete(ctx(1), {"status": "failure", "message": "waiter"})
+        assert ephemeral_store.get("emr_steps")["external_id"] is not None
+
+    def test_container_defers_on_the_stored_job(self, aws, memory_store):
+        from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
+
+        vc = create_virtual_cluster(boto3.client("emr-containers", region_name=REGION))
+        aws.running_reads = 5
+        op = container_op(vc, deferrable=True)
+        with pytest.raises(_task_deferred()) as deferred:
+            op.execute(ctx(1))
+        assert isinstance(deferred.value.trigger, EmrContainerTrigger)
+        stored = record(memory_store, "emr_containers_job")["external_id"]
+        assert deferred.value.trigger.serialize()[1]["job_id"] == stored["job_id"]
+        assert op.execute_complete(ctx(1), {"status": "success", "job_id": stored["job_id"]}) == stored["job_id"]
+
+    def test_cluster_defers_with_the_policy_waiter(self, aws, memory_store):
+        from airflow.providers.amazon.aws.triggers.emr import EmrCreateJobFlowTrigger
+
+        op = cluster_op(wait_for_completion=True, deferrable=True, waiter_delay=1)
+        with pytest.raises(_task_deferred()) as deferred:
+            op.execute(ctx(1))
+        assert isinstance(deferred.value.trigger, EmrCreateJobFlowTrigger)
+        cluster_id = record(memory_store, "emr_cluster")["external_id"]["cluster_id"]
+        assert deferred.value.trigger.serialize()[1]["job_flow_id"] == cluster_id
+        assert len(aws.clusters()) == 1
+
+    def test_serverless_application_start_deferral_resumes_with_the_same_token(self, aws, memory_store):
+        client = boto3.client("emr-serverless", region_name=REGION)
+        app = create_application(client)
+        client.stop_application(applicationId=app)
+        op = serverless_op(app, deferrable=True)
+        with pytest.raises(_task_deferred()) as deferred:
+            op.execute(ctx(1))  # the official operator starts the application and defers on that
+        assert deferred.value.method_name == "execute"
+        assert aws.job_runs(app) == []
+        token = record(memory_store, "emr_serverless_job_run")["token"]
+        with pytest.raises(_task_deferred()):  # the application is up: submit, then defer on the run
+            op.execute(ctx(1), event={"status": "success"})
+        (run,) = aws.job_runs(app)
+        assert run.client_token == token
+
+
+class TestKill:
+    def test_container_kill_leaves_the_job_running(self, aws, memory_store):
+        vc = create_virtual_cluster(boto3.client("emr-containers", region_name=REGION))
+        op = container_op(vc, wait_for_completion=False)
+        job_id = op.execute(ctx())
+        op.job_id = job_id  # what the official on_kill would cancel
+        op._running_external_id = {"virtual_cluster_id": vc, "job_id": job_id}
+        op._running_context = ctx()
+        op.on_kill()
+        assert aws.container_jobs()[0].state == "RUNNING"
+        op.cancel_on_kill = True
+        op.on_kill()
+        assert aws.container_jobs()[0].state in ("CANCEL_PENDING", "CANCELLED")
+
+    def test_cluster_kill_leaves_the_cluster_unless_asked(self, aws, memory_store):
+        op = cluster_op()
+        cluster_id = op.execute(ctx())
+        op._job_flow_id = cluster_id  # what the official on_kill would terminate
+        op._running_external_id = {"cluster_id": cluster_id}
+        op._running_context = ctx()
+        op.on_kill()
+        assert aws.clusters()[0].state == "WAITING"
+        op.cancel_on_kill = True
+        op.on_kill()
+        assert aws.clusters()[0].state == "TERMINATED"
