@@ -481,6 +481,27 @@ class TestCreateJobFlow:
         assert cluster_id == first.id
         assert (first.state, second.state) == ("WAITING", "TERMINATED")
 
+    @pytest.mark.parametrize(
+        ("state", "code", "active", "succeeded"),
+        [
+            ("WAITING", None, True, False),
+            ("BOOTSTRAPPING", None, True, False),
+            ("TERMINATING", "ALL_STEPS_COMPLETED", True, False),
+            ("TERMINATED", "ALL_STEPS_COMPLETED", False, True),
+            ("TERMINATING", "USER_REQUEST", False, False),
+            ("TERMINATED", "USER_REQUEST", False, False),
+            ("TERMINATED_WITH_ERRORS", "BOOTSTRAP_FAILURE", False, False),
+        ],
+    )
+    def test_what_a_cluster_state_means(self, aws, monkeypatch, state, code, active, succeeded):
+        # moto sets no StateChangeReason code, so AWS's answer is given here.
+        op = cluster_op()
+        reason = {"Code": code} if code else {}
+        answer = {"Cluster": {"Status": {"State": state, "StateChangeReason": reason}}}
+        monkeypatch.setattr(op.hook.conn, "describe_cluster", lambda **kwargs: answer)
+        status = op.get_job_status({"cluster_id": "j-1"}, ctx())
+        assert (op.is_job_active(status), op.is_job_succeeded(status)) == (active, succeeded)
+
     def test_our_tag_in_overrides_is_rejected_at_parse_time(self):
         bad = {**OVERRIDES, "Tags": [{"Key": CLUSTER_TOKEN_TAG, "Value": "x"}]}
         with pytest.raises(ValueError, match="must not set 'airflow-resumable-token'"):

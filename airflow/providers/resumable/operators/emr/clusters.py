@@ -133,9 +133,6 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
                 ) from exc
         return keep
 
-    def _waits_for_steps(self) -> bool:
-        return self.wait_policy == WaitPolicy.WAIT_FOR_STEPS_COMPLETION
-
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")
         try:
@@ -148,12 +145,13 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
         return f"{status['State']}:{reason}" if reason else status["State"]
 
     def is_job_active(self, status: str) -> bool:
-        state = status.split(":", 1)[0]
-        # A cluster that shuts down after its steps is on its way to success when the task waits for that.
-        return state in CLUSTER_ALIVE or (state == "TERMINATING" and self._waits_for_steps())
+        # A cluster shutting down after running all its steps is on its way to success, not a failure.
+        return status.split(":", 1)[0] in CLUSTER_ALIVE or status == "TERMINATING:ALL_STEPS_COMPLETED"
 
     def is_job_succeeded(self, status: str) -> bool:
-        return self._waits_for_steps() and status == "TERMINATED:ALL_STEPS_COMPLETED"
+        # It ran the steps it was created with: a new cluster would run them again. The official
+        # "job_flow_waiting" waiter counts TERMINATED as success as well.
+        return status == "TERMINATED:ALL_STEPS_COMPLETED"
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")
