@@ -543,9 +543,12 @@ def ephemeral_store(aws, state_backend):
     """The Variable backend's behaviour: the record is wiped when the task succeeds."""
     from tests.support.stores import EphemeralMemoryStore, SharedMemoryStore
 
-    SharedMemoryStore.current = store = EphemeralMemoryStore()
+    # The subclass may carry its own ``current`` (another test module sets it), so set that one.
+    EphemeralMemoryStore.current = store = EphemeralMemoryStore()
     state_backend("tests.support.stores.EphemeralMemoryStore")
-    return store
+    yield store
+    EphemeralMemoryStore.current = None
+    SharedMemoryStore.current = None
 
 
 class TestDeferrable:

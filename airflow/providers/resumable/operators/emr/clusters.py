@@ -91,8 +91,9 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
         tagged = {**overrides, "Tags": [*base_tags, {"Key": CLUSTER_TOKEN_TAG, "Value": token}]}
         with attributes(self, job_flow_overrides=tagged, wait_for_completion=False, deferrable=False):
             cluster_id = super().execute(context)
-        # Catches a cluster botocore created twice while retrying the call.
-        settled = self._settle(token, datetime.now(tz=UTC) - LOOKUP_SLACK, returned=cluster_id)
+        # Catches a cluster botocore created twice while retrying the call. If even this check keeps
+        # failing the try fails, and the retry's lookup by tag settles it.
+        settled = self._retrying(self._settle, token, datetime.now(tz=UTC) - LOOKUP_SLACK, cluster_id)
         return {"cluster_id": settled}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:

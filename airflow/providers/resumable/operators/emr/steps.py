@@ -107,9 +107,10 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, Emr
         # waiting it would do happens in poll_until_complete, where a retry can take it over.
         with attributes(self, job_flow_id=cluster_id, steps=marked, wait_for_completion=False, deferrable=False):
             step_ids = super().execute(context)
-        # One ListSteps page, usually: catches a set botocore added twice while retrying the call.
+        # One ListSteps page, usually: catches a set botocore added twice while retrying the call. If
+        # even this check keeps failing the try fails, and the retry's lookup by marker settles it.
         since = datetime.now(tz=UTC) - LOOKUP_SLACK
-        step_ids = self._settle(cluster_id, self.idempotency_token, since, returned=list(step_ids))
+        step_ids = self._retrying(self._settle, cluster_id, self.idempotency_token, since, list(step_ids))
         return {"cluster_id": cluster_id, "step_ids": step_ids}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
