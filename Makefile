@@ -43,7 +43,7 @@ VENV_3.2  := .venv-3.2
 VENV_2.11 := .venv-2.11
 
 .PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 lock lint test \
-        test-3.3 test-3.3-variable test-3.2 test-2.11 demo demo-databricks bench clean
+        test-3.3 test-3.3-variable test-3.2 test-2.11 demo demo-databricks demo-emr bench clean
 
 help:
 	@echo "Targets:"
@@ -57,6 +57,8 @@ help:
 	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
 	@echo "  demo               scripts/demo.sh: the example DAG fails part way and resumes on retry"
 	@echo "  demo-databricks    scripts/demo_databricks.sh: lost Databricks responses, one run per task (fake Jobs API)"
+	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
+	@echo "                     dies after submitting, each retry finds its job instead of starting another"
 	@echo "  bench              benchmarks/run.py: cost of checkpoints per state backend -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
@@ -157,6 +159,9 @@ demo: venv-3.3
 
 demo-databricks: venv-3.3
 	@scripts/demo_databricks.sh
+
+demo-emr: venv-3.3
+	@scripts/demo_emr.sh
 
 bench: venv-3.3
 	@scripts/bench.sh

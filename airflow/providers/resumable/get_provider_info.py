@@ -26,6 +26,7 @@ def get_provider_info() -> dict[str, Any]:
                     "/docs/state-backends.rst",
                     "/docs/operators/http.rst",
                     "/docs/operators/databricks.rst",
+                    "/docs/operators/emr.rst",
                 ],
                 "tags": ["software"],
             }
@@ -36,6 +37,7 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow.providers.resumable.operators.http",
                     "airflow.providers.resumable.operators.databricks",
+                    "airflow.providers.resumable.operators.emr",
                 ],
             }
         ],

@@ -1,0 +1,147 @@
+"""What the resumable EMR operators share: AWS error classification, markers, and the on_kill stop."""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import inspect
+import re
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.resumable.mixins.resumable_job import (
+    ResumableJobConflictError,
+    ResumableJobMixin,
+    is_transient_error,
+)
+from airflow.providers.resumable.state.records import JobRecord
+from airflow.providers.resumable.state.selection import get_state_store
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow.providers.resumable.state.base import JsonValue
+    from airflow.providers.resumable.version_compat import Context
+
+
+#: Tag key that carries the idempotency token on clusters created by ResumableEmrCreateJobFlowOperator.
+CLUSTER_TOKEN_TAG = "airflow-resumable-token"
+#: EMR's limit on a step name.
+STEP_NAME_MAX = 256
+#: How far before the stored intent a lookup still searches, for clock skew between worker and AWS.
+LOOKUP_SLACK = timedelta(minutes=15)
+
+MARKER_RE = re.compile(r" \[(?P<token>rsm-[0-9a-f]{48}):(?P<index>\d+)/(?P<count>\d+)\]$")
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+        "ServiceUnavailableException",
+        "InternalFailure",
+        "InternalServerError",
+        "InternalServerException",
+        "RequestTimeout",
+        "RequestTimeoutException",
+    }
+)
+CLUSTER_ALIVE = frozenset({"STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"})
+STEP_ACTIVE = frozenset({"PENDING", "RUNNING", "CANCEL_PENDING"})
+
+
+def step_marker(token: str, index: int, count: int) -> str:
+    """The suffix that makes step ``index`` of ``count`` findable by the submission's token."""
+    return f" [{token}:{index}/{count}]"
+
+
+# Longest marker a submission of up to 256 steps can get: the budget a step name must leave free.
+MARKER_BUDGET = len(step_marker("rsm-" + "0" * 48, 255, 256))
+
+
+def _client_error_code(exc: BaseException) -> tuple[str | None, int | None]:
+    from botocore.exceptions import ClientError
+
+    if not isinstance(exc, ClientError):
+        return None, None
+    error = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return error.get("Code"), status
+
+
+def is_transient_aws_error(exc: BaseException) -> bool:
+    """Throttling, 5xx and connection trouble from botocore: worth another status call, never a resubmit."""
+    from botocore.exceptions import (
+        ConnectionClosedError,
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        ReadTimeoutError,
+    )
+
+    if isinstance(exc, EndpointConnectionError | ConnectionClosedError | ConnectTimeoutError | ReadTimeoutError):
+        return True
+    code, status = _client_error_code(exc)
+    if code in _THROTTLING_CODES or (status is not None and status >= 500):
+        return True
+    return is_transient_error(exc)
+
+
+def is_not_found(exc: BaseException, *codes: str) -> bool:
+    code, status = _client_error_code(exc)
+    return code in codes or (code is not None and status == 404)
+
+
+def supported_kwargs(cls: type, **kwargs: Any) -> dict[str, Any]:
+    """The keyword arguments ``cls`` accepts: triggers gained region/verify/botocore_config after 9.23."""
+    params = inspect.signature(cls).parameters
+    return {name: value for name, value in kwargs.items() if name in params}
+
+
+@contextlib.contextmanager
+def attributes(obj: Any, **values: Any) -> Iterator[None]:
+    """Set attributes for the duration of a call to the official ``execute()`` and restore them after."""
+    saved = {name: getattr(obj, name) for name in values}
+    for name, value in values.items():
+        setattr(obj, name, value)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(obj, name, value)
+
+
+def literal(value: Any) -> Any:
+    """Steps / overrides may arrive as the string of a Python literal (XCom, a .json file): parse it."""
+    return ast.literal_eval(value) if isinstance(value, str) else value
+
+
+def intent_time(operator: ResumableJobMixin, context: Context) -> datetime | None:
+    """When the pending submission was announced: a lookup by token need not look further back."""
+    record = JobRecord.parse(operator.external_id_key, get_state_store(context).get(operator.external_id_key))
+    if record is None or record.intent_at is None:
+        return None
+    return datetime.fromisoformat(record.intent_at) - LOOKUP_SLACK
+
+
+def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) -> dict[str, Any]:
+    if not isinstance(external_id, dict) or any(not external_id.get(k) for k in keys):
+        raise ResumableJobConflictError(
+            f"The stored {what} id {external_id!r} lacks {', '.join(keys)}; refusing to guess which job it "
+            "means. Check AWS, then delete the task's state key to start over."
+        )
+    return external_id
+
+
+class OfficialOnKillSkipped:
+    """
+    Ends the ``on_kill`` chain before the official operator's, which cancels or terminates unconditionally.
+
+    It sits between ``ResumableJobMixin`` and the official operator in the bases, so the mixin's
+    ``on_kill`` (which cancels only with ``cancel_on_kill=True``, via ``cancel_job``) is the only one.
+    """
+
+    def on_kill(self) -> None:
+        return None

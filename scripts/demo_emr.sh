@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# `make demo-emr`: example_dags/example_resumable_emr.py under `airflow dags test`, on a throwaway
+# Airflow (build/demo-emr-home, SQLite), against moto's server on 127.0.0.1 (demo/emr_service.py).
+# A fault (scripts/demo_emr_faults/airflow_local_settings.py) kills the first try of every resumable
+# EMR task right after AWS accepted the submission and before the id was stored. The retry must find
+# the cluster / steps / job runs that try started, not start them again; the summary counts them and
+# the script exits non-zero on any duplicate.
+#
+#   VENV=.venv-2.11 scripts/demo_emr.sh    # the same demo on Airflow 2.11 (Variable state backend)
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+venv="${VENV:-.venv}"
+case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+if [ ! -x "$venv/bin/airflow" ]; then
+  echo "ERROR: $venv/bin/airflow not found; run 'make demo-emr' (it builds the venv) or 'make venv'" >&2
+  exit 1
+fi
+
+home="$root/build/demo-emr-home"
+rm -rf "$home"
+mkdir -p "$home"
+
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+use_airflow_home "$home" "$root/example_dags"
+export PATH="$venv/bin:$PATH"
+unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
+
+echo "==> demo-emr: Airflow $("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))'), AIRFLOW_HOME=${home#"$root"/}"
+migrate_db "$venv" demo-emr
+
+info="$home/aws.json"
+"$venv/bin/python" -m demo.emr_service --info-file "$info" >"$home/emr-service.log" 2>&1 &
+service_pid=$!
+trap 'kill "$service_pid" 2>/dev/null || true' EXIT
+for _ in $(seq 200); do [ -s "$info" ] && break; sleep 0.1; done
+[ -s "$info" ] || { cat "$home/emr-service.log" >&2; echo "ERROR: the moto server did not start" >&2; exit 1; }
+field() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$info" "$1"; }
+endpoint="$(field endpoint_url)"
+echo "==> moto server (EMR, EMR Serverless, EMR on EKS) on $endpoint"
+
+export AIRFLOW_CONN_AWS_DEFAULT="{\"conn_type\": \"aws\", \"login\": \"testing\", \"password\": \"testing\", \"extra\": {\"endpoint_url\": \"$endpoint\", \"region_name\": \"us-east-1\"}}"
+export AIRFLOW_VAR_EMR_SERVERLESS_APPLICATION_ID="$(field application_id)"
+export AIRFLOW_VAR_EMR_EKS_VIRTUAL_CLUSTER_ID="$(field virtual_cluster_id)"
+export AIRFLOW_VAR_EMR_JOB_ROLE_ARN="$(field role_arn)"
+export AIRFLOW_VAR_EMR_WAITER_DELAY=1
+# The fault: a cluster policy that kills each resumable EMR task's first try after it submitted.
+export PYTHONPATH="$root/scripts/demo_emr_faults:$root${PYTHONPATH:+:$PYTHONPATH}"
+
+dag_id=example_resumable_emr
+rc=0
+echo "==> airflow dags test $dag_id (log: ${home#"$root"/}/$dag_id.log)"
+"$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
+grep -E "DEMO FAULT|Found job|Submitting again with token|Reattaching to job|already succeeded" "$home/$dag_id.log" \
+  | sed -E 's/^([^ ]+) \[[a-z ]+\] /  \1 /; s/ \[(airflow|task)[^]]*\].*$//' | cut -c1-220 || true
+if [ "$rc" != 0 ]; then
+  tail -40 "$home/$dag_id.log" >&2
+  echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
+  exit "$rc"
+fi
+"$venv/bin/python" "$root/scripts/demo_emr_summary.py" "$info"
