@@ -9,6 +9,7 @@ Example DAG: one task per resumable EMR operator, each safe to retry without sta
   (``ResumableEmrContainerOperator``) pass the submission's token as ``clientToken``; a retry gets
   the same job run back, or reattaches to the stored one.
 * ``terminate_cluster`` is the official ``EmrTerminateJobFlowOperator``: it runs whatever happened.
+* ``watcher`` fails the run if any task failed, which ``terminate_cluster`` would otherwise hide.
 
 Everything account-specific comes from Airflow Variables (``AIRFLOW_VAR_*`` in the environment work
 too), so the same file runs against AWS and against the moto server ``make demo-emr`` starts:
@@ -33,11 +34,12 @@ from airflow.providers.resumable.operators.emr import (
     ResumableEmrCreateJobFlowOperator,
     ResumableEmrServerlessStartJobOperator,
 )
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowException
 
 if AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import DAG
+    from airflow.sdk import DAG, task
 else:
+    from airflow.decorators import task
     from airflow.models.dag import DAG
 
 # Not every waiter argument is templated upstream, so the poll interval is read at parse time.
@@ -120,3 +122,10 @@ with DAG(
     )
 
     create_cluster >> add_steps >> terminate_cluster
+
+    @task(trigger_rule="one_failed", retries=0)
+    def watcher() -> None:
+        """Fail the run when any task failed: terminate_cluster runs on all_done and would hide it."""
+        raise AirflowException("a task of example_resumable_emr failed")
+
+    [create_cluster, add_steps, serverless_job, eks_job, terminate_cluster] >> watcher()

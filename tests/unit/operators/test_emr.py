@@ -13,6 +13,7 @@ from typing import Any
 
 import boto3
 import pytest
+from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 from airflow.providers.resumable.mixins import ResumableJobConflictError
@@ -482,20 +483,28 @@ class TestCreateJobFlow:
         assert (first.state, second.state) == ("WAITING", "TERMINATED")
 
     @pytest.mark.parametrize(
-        ("state", "code", "active", "succeeded"),
+        ("wait", "state", "code", "active", "succeeded"),
         [
-            ("WAITING", None, True, False),
-            ("BOOTSTRAPPING", None, True, False),
-            ("TERMINATING", "ALL_STEPS_COMPLETED", True, False),
-            ("TERMINATED", "ALL_STEPS_COMPLETED", False, True),
-            ("TERMINATING", "USER_REQUEST", False, False),
-            ("TERMINATED", "USER_REQUEST", False, False),
-            ("TERMINATED_WITH_ERRORS", "BOOTSTRAP_FAILURE", False, False),
+            # No waiting: the task is done once the cluster exists.
+            ({}, "STARTING", None, False, True),
+            ({}, "WAITING", None, False, True),
+            # WAIT_FOR_COMPLETION: done once it is RUNNING or WAITING.
+            ({"wait_for_completion": True}, "BOOTSTRAPPING", None, True, False),
+            ({"wait_for_completion": True}, "WAITING", None, False, True),
+            ({"wait_for_completion": True}, "RUNNING", None, False, True),
+            # WAIT_FOR_STEPS_COMPLETION: done once it terminated after its steps.
+            ({"wait_policy": WaitPolicy.WAIT_FOR_STEPS_COMPLETION}, "WAITING", None, True, False),
+            ({"wait_policy": WaitPolicy.WAIT_FOR_STEPS_COMPLETION}, "TERMINATING", "ALL_STEPS_COMPLETED", True, False),
+            ({"wait_policy": WaitPolicy.WAIT_FOR_STEPS_COMPLETION}, "TERMINATED", "ALL_STEPS_COMPLETED", False, True),
+            ({"wait_policy": WaitPolicy.WAIT_FOR_STEPS_COMPLETION}, "TERMINATED", "USER_REQUEST", False, False),
+            ({"wait_for_completion": True}, "TERMINATING", "USER_REQUEST", False, False),
+            ({}, "TERMINATED", "USER_REQUEST", False, False),
+            ({}, "TERMINATED_WITH_ERRORS", "BOOTSTRAP_FAILURE", False, False),
         ],
     )
-    def test_what_a_cluster_state_means(self, aws, monkeypatch, state, code, active, succeeded):
+    def test_what_a_cluster_state_means(self, aws, monkeypatch, wait, state, code, active, succeeded):
         # moto sets no StateChangeReason code, so AWS's answer is given here.
-        op = cluster_op()
+        op = cluster_op(**wait)
         reason = {"Code": code} if code else {}
         answer = {"Cluster": {"Status": {"State": state, "StateChangeReason": reason}}}
         monkeypatch.setattr(op.hook.conn, "describe_cluster", lambda **kwargs: answer)

@@ -145,14 +145,32 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
         reason = (status.get("StateChangeReason") or {}).get("Code")
         return f"{status['State']}:{reason}" if reason else status["State"]
 
+    def _done_states(self) -> frozenset[str]:
+        """
+        Live cluster states in which this task's work is done, as the official waiting decides it.
+
+        Without waiting the task is done once the cluster exists; WAIT_FOR_COMPLETION waits until it is
+        RUNNING or WAITING; WAIT_FOR_STEPS_COMPLETION until it terminated after its steps. A cluster in a
+        done state is the task's *result*: a retry returns it, while a person's clear (a new generation)
+        creates a fresh cluster, on every state backend alike.
+        """
+        if not self.wait_for_completion:
+            return CLUSTER_ALIVE
+        if (self.wait_policy or WaitPolicy.WAIT_FOR_COMPLETION) == WaitPolicy.WAIT_FOR_COMPLETION:
+            return frozenset({"RUNNING", "WAITING"})
+        return frozenset()
+
     def is_job_active(self, status: str) -> bool:
+        state = status.split(":", 1)[0]
+        if state in self._done_states():
+            return False
         # A cluster shutting down after running all its steps is on its way to success, not a failure.
-        return status.split(":", 1)[0] in CLUSTER_ALIVE or status == "TERMINATING:ALL_STEPS_COMPLETED"
+        return state in CLUSTER_ALIVE or status == "TERMINATING:ALL_STEPS_COMPLETED"
 
     def is_job_succeeded(self, status: str) -> bool:
-        # It ran the steps it was created with: a new cluster would run them again. The official
-        # "job_flow_waiting" waiter counts TERMINATED as success as well.
-        return status == "TERMINATED:ALL_STEPS_COMPLETED"
+        # TERMINATED after all steps: it ran the steps it was created with, and a new cluster would run
+        # them again. The official "job_flow_waiting" waiter counts TERMINATED as success as well.
+        return status.split(":", 1)[0] in self._done_states() or status == "TERMINATED:ALL_STEPS_COMPLETED"
 
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")
