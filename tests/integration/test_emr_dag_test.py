@@ -259,10 +259,8 @@ def test_deferrable_serverless_reattaches_after_a_failed_try(aws, request):
     """
     The trigger (aiobotocore, same connection) polls moto; the retry defers on the stored run.
 
-    The locked test environments do not install aiobotocore (the official triggers need it), so this
-    is skipped there; deferral is covered at the unit level (TestServerless in tests/unit).
+    The official triggers need aiobotocore: the locks install the Amazon provider's ``aiobotocore`` extra.
     """
-    pytest.importorskip("aiobotocore")
 
     class CrashAfterStart(ResumableEmrServerlessStartJobOperator):
         def poll_until_complete(self, external_id, context):
