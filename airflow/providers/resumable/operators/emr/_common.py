@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.mixins.resumable_job import (
+    JobNotFoundError,
     ResumableJobConflictError,
     ResumableJobMixin,
     is_transient_error,
@@ -92,6 +93,17 @@ def is_transient_aws_error(exc: BaseException) -> bool:
 def is_not_found(exc: BaseException, *codes: str) -> bool:
     code, status = _client_error_code(exc)
     return code in codes or (code is not None and status == 404)
+
+
+@contextlib.contextmanager
+def gone_if_not_found(*codes: str) -> Iterator[None]:
+    """Turn AWS's "no such job" (``codes``, or any 404) into ``JobNotFoundError``: a fresh submission."""
+    try:
+        yield
+    except Exception as exc:
+        if is_not_found(exc, *codes):
+            raise JobNotFoundError(str(exc)) from exc
+        raise
 
 
 def supported_kwargs(cls: type, **kwargs: Any) -> dict[str, Any]:

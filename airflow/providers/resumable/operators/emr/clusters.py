@@ -11,7 +11,6 @@ from airflow.providers.amazon.aws.utils.waiter import WAITER_POLICY_NAME_MAPPING
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
-    JobNotFoundError,
     ResumableJobConflictError,
     ResumableJobMixin,
 )
@@ -21,8 +20,8 @@ from airflow.providers.resumable.operators.emr._common import (
     LOOKUP_SLACK,
     OfficialOnKillSkipped,
     attributes,
+    gone_if_not_found,
     intent_time,
-    is_not_found,
     is_transient_aws_error,
     literal,
     require_dict_id,
@@ -136,12 +135,8 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")
-        try:
+        with gone_if_not_found("ResourceNotFoundException", "InvalidRequestException"):
             status = self.hook.conn.describe_cluster(ClusterId=job["cluster_id"])["Cluster"]["Status"]
-        except Exception as exc:
-            if is_not_found(exc, "ResourceNotFoundException", "InvalidRequestException"):
-                raise JobNotFoundError(str(exc)) from exc
-            raise
         reason = (status.get("StateChangeReason") or {}).get("Code")
         return f"{status['State']}:{reason}" if reason else status["State"]
 

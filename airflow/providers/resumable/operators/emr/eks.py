@@ -11,13 +11,12 @@ from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
-    JobNotFoundError,
     ResumableJobMixin,
 )
 from airflow.providers.resumable.operators.emr._common import (
     OfficialOnKillSkipped,
     attributes,
-    is_not_found,
+    gone_if_not_found,
     is_transient_aws_error,
     require_dict_id,
     supported_kwargs,
@@ -73,12 +72,8 @@ class ResumableEmrContainerOperator(ResumableJobMixin, OfficialOnKillSkipped, Em
         job = require_dict_id(external_id, ("virtual_cluster_id", "job_id"), "EMR on EKS job")
         # Not hook.check_query_status: it turns every other ClientError into None, which would read as
         # "job gone" and start a duplicate; here a throttle is retried and a 404 is a 404.
-        try:
+        with gone_if_not_found("ResourceNotFoundException"):
             response = self.hook.conn.describe_job_run(virtualClusterId=job["virtual_cluster_id"], id=job["job_id"])
-        except Exception as exc:
-            if is_not_found(exc, "ResourceNotFoundException"):
-                raise JobNotFoundError(str(exc)) from exc
-            raise
         return response["jobRun"]["state"]
 
     def is_job_active(self, status: str) -> bool:

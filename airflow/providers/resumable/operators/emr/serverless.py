@@ -12,13 +12,12 @@ from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
-    JobNotFoundError,
     ResumableJobMixin,
 )
 from airflow.providers.resumable.operators.emr._common import (
     OfficialOnKillSkipped,
     attributes,
-    is_not_found,
+    gone_if_not_found,
     is_transient_aws_error,
     require_dict_id,
     supported_kwargs,
@@ -81,12 +80,8 @@ class ResumableEmrServerlessStartJobOperator(ResumableJobMixin, OfficialOnKillSk
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = require_dict_id(external_id, ("application_id", "job_run_id"), "EMR Serverless job run")
-        try:
+        with gone_if_not_found("ResourceNotFoundException"):
             response = self.hook.conn.get_job_run(applicationId=job["application_id"], jobRunId=job["job_run_id"])
-        except Exception as exc:
-            if is_not_found(exc, "ResourceNotFoundException"):
-                raise JobNotFoundError(str(exc)) from exc
-            raise
         return response["jobRun"]["state"]
 
     def is_job_active(self, status: str) -> bool:

@@ -23,8 +23,8 @@ from airflow.providers.resumable.operators.emr._common import (
     STEP_NAME_MAX,
     OfficialOnKillSkipped,
     attributes,
+    gone_if_not_found,
     intent_time,
-    is_not_found,
     is_transient_aws_error,
     literal,
     require_dict_id,
@@ -179,7 +179,7 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, Emr
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
         states: dict[str, str] = {}
         step_ids = list(job["step_ids"])
-        try:
+        with gone_if_not_found("ResourceNotFoundException", "InvalidRequestException"):
             # ListSteps filters by at most 10 ids per call.
             for start in range(0, len(step_ids), 10):
                 chunk = step_ids[start : start + 10]
@@ -187,10 +187,6 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, Emr
                     ClusterId=job["cluster_id"], StepIds=chunk
                 ):
                     states.update({s["Id"]: s["Status"]["State"] for s in page.get("Steps", [])})
-        except Exception as exc:
-            if is_not_found(exc, "ResourceNotFoundException", "InvalidRequestException"):
-                raise JobNotFoundError(f"cluster {job['cluster_id']}: {exc}") from exc
-            raise
         missing = [s for s in step_ids if s not in states]
         if missing:
             raise JobNotFoundError(f"steps {missing} are not on cluster {job['cluster_id']}")
