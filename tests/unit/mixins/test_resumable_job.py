@@ -7,8 +7,9 @@ import logging
 import pytest
 from tenacity import stop_after_attempt
 
-from airflow.providers.resumable.mixins import ResumableJobConflictError
+from airflow.providers.resumable.mixins import ResumableJobConflictError, ResumableJobMixin
 from airflow.providers.resumable.state import StateStoreError
+from airflow.providers.resumable.version_compat import BaseOperator
 from tests.support.context import FakeTI, make_context
 from tests.support.toy_operators import (
     FindableToyJobOperator,
@@ -287,3 +288,31 @@ class TestKill:
     def test_cancel_on_kill_cancels(self, job_system, memory_store):
         self._killed_while_polling(job_system, cancel_on_kill=True)
         assert job_system.jobs["job-1"].state == "CANCELLED"
+
+
+class TestBaseOnKill:
+    """``base_on_kill_cancels`` decides whether the base operator's own on_kill runs after the mixin's."""
+
+    def operator(self, job_system, skip):
+        calls = []
+
+        class CancellingBase(BaseOperator):
+            def on_kill(self):
+                calls.append("base cancelled the job")
+
+        class Op(ResumableJobMixin, CancellingBase):
+            base_on_kill_cancels = skip
+            submit_job = get_job_status = poll_until_complete = get_job_result = None
+            is_job_active = is_job_succeeded = None
+
+        return Op(task_id="t"), calls
+
+    def test_the_base_on_kill_runs_by_default(self, job_system):
+        op, calls = self.operator(job_system, skip=False)
+        op.on_kill()
+        assert calls == ["base cancelled the job"]
+
+    def test_a_base_that_cancels_unconditionally_is_left_out(self, job_system):
+        op, calls = self.operator(job_system, skip=True)
+        op.on_kill()
+        assert calls == []

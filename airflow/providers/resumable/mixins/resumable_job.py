@@ -125,6 +125,11 @@ class ResumableJobMixin(ABC):
     #: State key of the job record. Renaming it on a deployed operator orphans in-flight jobs.
     external_id_key: str = "remote_job_id"
 
+    #: True when the operator's base class cancels the job in its own ``on_kill``, unconditionally (the
+    #: official Databricks and EMR operators do): that ``on_kill`` is then not called, so a worker
+    #: shutdown does not cost the job and ``cancel_on_kill`` alone decides.
+    base_on_kill_cancels: ClassVar[bool] = False
+
     #: Bounds for retrying status / lookup calls on transient errors (tenacity strategies).
     status_retry_stop: ClassVar[stop_base] = stop_after_attempt(5) | stop_after_delay(120)
     status_retry_wait: ClassVar[wait_base] = wait_exponential_jitter(initial=1, max=15)
@@ -435,18 +440,6 @@ class ResumableJobMixin(ABC):
 
     def on_kill(self) -> None:
         """Cancel the running job only when ``cancel_on_kill`` asks for it (see the class docstring)."""
-        self.kill_job()
-        parent_on_kill = getattr(super(), "on_kill", None)
-        if parent_on_kill is not None:
-            parent_on_kill()
-
-    def kill_job(self) -> None:
-        """
-        The mixin's half of ``on_kill``: cancel or keep the running job, as ``cancel_on_kill`` says.
-
-        An operator whose base class cancels in its own ``on_kill`` (the official Databricks and EMR
-        operators do) overrides ``on_kill`` to call only this, so the job survives a worker shutdown.
-        """
         external_id, context = self._running_external_id, self._running_context
         if self.cancel_on_kill and external_id is not None and context is not None:
             if not self._implements("cancel_job"):
@@ -463,3 +456,8 @@ class ResumableJobMixin(ABC):
                 "Task killed: leaving job %s running so a retry can reattach (cancel_on_kill=False)",
                 external_id,
             )
+        if self.base_on_kill_cancels:
+            return
+        parent_on_kill = getattr(super(), "on_kill", None)
+        if parent_on_kill is not None:
+            parent_on_kill()

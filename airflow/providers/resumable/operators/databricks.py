@@ -24,7 +24,7 @@ from airflow.providers.databricks.operators.databricks import (
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
-from airflow.providers.resumable.version_compat import AirflowException, BaseOperator, apply_defaults
+from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -82,6 +82,8 @@ class _ResumableDatabricksRun(ResumableJobMixin):
 
     #: The official operators' key on Airflow 3.3, so a record written by them is adopted.
     external_id_key = "databricks_run_id"
+    #: The official on_kill cancels the run whatever the cause of the kill.
+    base_on_kill_cancels = True
 
     if TYPE_CHECKING:
         # Provided by the official operator classes this mixin is combined with.
@@ -189,12 +191,6 @@ class _ResumableDatabricksRun(ResumableJobMixin):
         # The official completion raises for a failed run and re-defers for a repair, so reaching
         # here means the run succeeded.
         self.forget_job(context)
-
-    def on_kill(self) -> None:
-        # The official on_kill cancels the run unconditionally, which would make a worker shutdown
-        # cost the whole run; cancel_on_kill decides instead.
-        self.kill_job()
-        BaseOperator.on_kill(self)  # type: ignore[arg-type]
 
     def _prepare_repair_payload(self, context: Context) -> None:
         """Hook for RunNow, whose repair path reads the resolved payload while polling."""

@@ -147,13 +147,20 @@ def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) ->
     return external_id
 
 
-class OfficialOnKillSkipped:
+class ResumableEmrJob(ResumableJobMixin):
     """
-    Ends the ``on_kill`` chain before the official operator's, which cancels or terminates unconditionally.
-
-    It sits between ``ResumableJobMixin`` and the official operator in the bases, so the mixin's
-    ``on_kill`` (which cancels only with ``cancel_on_kill=True``, via ``cancel_job``) is the only one.
+    What the four EMR operators share on top of the mixin: AWS's transient errors, the official
+    ``on_kill`` left out (it cancels or terminates unconditionally), and the record forgotten when a
+    deferred job succeeded.
     """
 
-    def on_kill(self) -> None:
-        return None
+    base_on_kill_cancels = True
+
+    def is_transient_error(self, exc: BaseException) -> bool:
+        return is_transient_aws_error(exc)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
+        # The official completion raises for a failed job, so reaching the next line means success.
+        result = super().execute_complete(context, event)  # type: ignore[misc]
+        self.forget_job(context)
+        return result

@@ -12,17 +12,15 @@ from airflow.providers.amazon.aws.utils.waiter import WAITER_POLICY_NAME_MAPPING
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
     ResumableJobConflictError,
-    ResumableJobMixin,
 )
 from airflow.providers.resumable.operators.emr._common import (
     CLUSTER_ALIVE,
     CLUSTER_TOKEN_TAG,
     LOOKUP_SLACK,
-    OfficialOnKillSkipped,
+    ResumableEmrJob,
     attributes,
     gone_if_not_found,
     intent_time,
-    is_transient_aws_error,
     literal,
     require_dict_id,
     supported_kwargs,
@@ -33,7 +31,7 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.version_compat import Context
 
 
-class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped, EmrCreateJobFlowOperator):
+class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperator):
     """
     ``EmrCreateJobFlowOperator`` whose retry reuses the cluster an earlier try created while it is alive.
 
@@ -196,17 +194,9 @@ class ResumableEmrCreateJobFlowOperator(ResumableJobMixin, OfficialOnKillSkipped
             WaiterConfig={"Delay": self.waiter_delay, "MaxAttempts": self.waiter_max_attempts},
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        result = super().execute_complete(context, event)
-        self.forget_job(context)
-        return result
-
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
         return require_dict_id(external_id, ("cluster_id",), "EMR cluster")["cluster_id"]
 
     def cancel_job(self, external_id: JsonValue, context: Context) -> None:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")
         self.hook.conn.terminate_job_flows(JobFlowIds=[job["cluster_id"]])
-
-    def is_transient_error(self, exc: BaseException) -> bool:
-        return is_transient_aws_error(exc)

@@ -10,14 +10,10 @@ from airflow.providers.amazon.aws.operators.emr import EmrContainerOperator
 from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
-from airflow.providers.resumable.mixins.resumable_job import (
-    ResumableJobMixin,
-)
 from airflow.providers.resumable.operators.emr._common import (
-    OfficialOnKillSkipped,
+    ResumableEmrJob,
     attributes,
     gone_if_not_found,
-    is_transient_aws_error,
     require_dict_id,
     supported_kwargs,
 )
@@ -28,7 +24,7 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.version_compat import Context
 
 
-class ResumableEmrContainerOperator(ResumableJobMixin, OfficialOnKillSkipped, EmrContainerOperator):
+class ResumableEmrContainerOperator(ResumableEmrJob, EmrContainerOperator):
     """
     ``EmrContainerOperator`` (EMR on EKS) whose ``clientToken`` is the submission's idempotency token.
 
@@ -120,17 +116,9 @@ class ResumableEmrContainerOperator(ResumableJobMixin, OfficialOnKillSkipped, Em
                 f"query_execution_id is {job['job_id']}."
             )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        result = super().execute_complete(context, event)
-        self.forget_job(context)
-        return result
-
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
         return require_dict_id(external_id, ("virtual_cluster_id", "job_id"), "EMR on EKS job")["job_id"]
 
     def cancel_job(self, external_id: JsonValue, context: Context) -> None:
         job = require_dict_id(external_id, ("virtual_cluster_id", "job_id"), "EMR on EKS job")
         self.hook.conn.cancel_job_run(virtualClusterId=job["virtual_cluster_id"], id=job["job_id"])
-
-    def is_transient_error(self, exc: BaseException) -> bool:
-        return is_transient_aws_error(exc)

@@ -11,14 +11,10 @@ from airflow.providers.amazon.aws.triggers.emr import EmrServerlessStartJobTrigg
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
-from airflow.providers.resumable.mixins.resumable_job import (
-    ResumableJobMixin,
-)
 from airflow.providers.resumable.operators.emr._common import (
-    OfficialOnKillSkipped,
+    ResumableEmrJob,
     attributes,
     gone_if_not_found,
-    is_transient_aws_error,
     require_dict_id,
     supported_kwargs,
 )
@@ -28,7 +24,7 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.version_compat import Context
 
 
-class ResumableEmrServerlessStartJobOperator(ResumableJobMixin, OfficialOnKillSkipped, EmrServerlessStartJobOperator):
+class ResumableEmrServerlessStartJobOperator(ResumableEmrJob, EmrServerlessStartJobOperator):
     """
     ``EmrServerlessStartJobOperator`` whose ``clientToken`` is the submission's idempotency token.
 
@@ -125,17 +121,9 @@ class ResumableEmrServerlessStartJobOperator(ResumableJobMixin, OfficialOnKillSk
             status_args=["jobRun.state", "jobRun.stateDetails"],
         )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        result = super().execute_complete(context, event)
-        self.forget_job(context)
-        return result
-
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
         return require_dict_id(external_id, ("application_id", "job_run_id"), "EMR Serverless job run")["job_run_id"]
 
     def cancel_job(self, external_id: JsonValue, context: Context) -> None:
         job = require_dict_id(external_id, ("application_id", "job_run_id"), "EMR Serverless job run")
         self.hook.conn.cancel_job_run(applicationId=job["application_id"], jobRunId=job["job_run_id"])
-
-    def is_transient_error(self, exc: BaseException) -> bool:
-        return is_transient_aws_error(exc)

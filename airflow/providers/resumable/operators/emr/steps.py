@@ -13,7 +13,6 @@ from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
     JobNotFoundError,
     ResumableJobConflictError,
-    ResumableJobMixin,
 )
 from airflow.providers.resumable.operators.emr._common import (
     LOOKUP_SLACK,
@@ -21,11 +20,10 @@ from airflow.providers.resumable.operators.emr._common import (
     MARKER_RE,
     STEP_ACTIVE,
     STEP_NAME_MAX,
-    OfficialOnKillSkipped,
+    ResumableEmrJob,
     attributes,
     gone_if_not_found,
     intent_time,
-    is_transient_aws_error,
     literal,
     require_dict_id,
     step_marker,
@@ -38,7 +36,7 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.version_compat import Context
 
 
-class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, EmrAddStepsOperator):
+class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
     """
     ``EmrAddStepsOperator`` that adds its steps once per task instance, however often the task retries.
 
@@ -242,11 +240,6 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, Emr
                 status_args=["Step.Status.State", "Step.Status.StateChangeReason"],
             )
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
-        result = super().execute_complete(context, event)
-        self.forget_job(context)
-        return result
-
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
         self._push_job_flow_id(context, job["cluster_id"])
@@ -257,6 +250,3 @@ class ResumableEmrAddStepsOperator(ResumableJobMixin, OfficialOnKillSkipped, Emr
         self.hook.conn.cancel_steps(
             ClusterId=job["cluster_id"], StepIds=job["step_ids"], StepCancellationOption="SEND_INTERRUPT"
         )
-
-    def is_transient_error(self, exc: BaseException) -> bool:
-        return is_transient_aws_error(exc)
