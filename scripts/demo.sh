@@ -36,8 +36,7 @@ migrate_db "$venv" demo
   >"$output/newsletter.log" 2>&1 &
 service_pid=$!
 trap 'kill "$service_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$output/newsletter.port" ] && break; sleep 0.1; done
-[ -s "$output/newsletter.port" ] || { cat "$output/newsletter.log" >&2; echo "ERROR: newsletter service did not start" >&2; exit 1; }
+wait_for_file "$output/newsletter.port" "$output/newsletter.log" "newsletter service"
 export AIRFLOW_CONN_NEWSLETTER_API="http://127.0.0.1:$(cat "$output/newsletter.port")"
 echo "==> newsletter service on $AIRFLOW_CONN_NEWSLETTER_API (outage from item 26 until the next try)"
 

@@ -32,8 +32,7 @@ migrate_db "$venv" demo-databricks
   --port-file "$home/fake.port" --log-file "$home/fake-requests.jsonl" >"$home/fake.log" 2>&1 &
 fake_pid=$!
 trap 'kill "$fake_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do [ -s "$home/fake.port" ] && break; sleep 0.1; done
-[ -s "$home/fake.port" ] || { cat "$home/fake.log" >&2; echo "ERROR: the fake Databricks did not start" >&2; exit 1; }
+wait_for_file "$home/fake.port" "$home/fake.log" "the fake Databricks"
 port="$(cat "$home/fake.port")"
 export AIRFLOW_CONN_DATABRICKS_DEFAULT="{\"conn_type\": \"databricks\", \"host\": \"127.0.0.1\", \"port\": $port, \"schema\": \"http\", \"password\": \"demo-token\"}"
 export RESUMABLE_DATABRICKS_POLL_SECONDS=1

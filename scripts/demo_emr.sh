@@ -12,19 +12,14 @@ set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-venv="${VENV:-.venv}"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/airflow" ]; then
-  echo "ERROR: $venv/bin/airflow not found; run 'make demo-emr' (it builds the venv) or 'make venv'" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(demo_venv "$root" demo-emr)"
 
 home="$root/build/demo-emr-home"
 rm -rf "$home"
 mkdir -p "$home"
 
-# shellcheck source=scripts/lib.sh
-source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$root/example_dags"
 export PATH="$venv/bin:$PATH"
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN
@@ -36,8 +31,7 @@ info="$home/aws.json"
 "$venv/bin/python" -m demo.emr_service --info-file "$info" >"$home/emr-service.log" 2>&1 &
 service_pid=$!
 trap 'kill "$service_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 200); do [ -s "$info" ] && break; sleep 0.1; done
-[ -s "$info" ] || { cat "$home/emr-service.log" >&2; echo "ERROR: the moto server did not start" >&2; exit 1; }
+wait_for_file "$info" "$home/emr-service.log" "the moto server" 200
 field() { "$venv/bin/python" -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$info" "$1"; }
 endpoint="$(field endpoint_url)"
 echo "==> moto server (EMR, EMR Serverless, EMR on EKS) on $endpoint"

@@ -34,3 +34,13 @@ demo_venv() {
   fi
   echo "$venv"
 }
+
+# Wait up to <tenths> x 0.1 s for a service started in the background to write <file>; on timeout
+# print its <log> and fail naming <what>.
+wait_for_file() {
+  local file=$1 log=$2 what=$3 tenths=${4:-100}
+  for _ in $(seq "$tenths"); do [ -s "$file" ] && return 0; sleep 0.1; done
+  cat "$log" >&2
+  echo "ERROR: $what did not start" >&2
+  return 1
+}
