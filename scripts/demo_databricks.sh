@@ -50,15 +50,6 @@ urllib.request.urlopen(request, timeout=5).read()
 print("==> faults: " + ", ".join(f"lose {n} response(s) of {k}" for k, n in plan["drop"].items()))
 PY
 
-dag_id=example_resumable_databricks
-echo "==> airflow dags test $dag_id (log: build/demo-databricks-home/$dag_id.log)"
-rc=0
-"$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
-grep -E "(Submitting job|Submitting again|Submitted job|Reattaching|already succeeded|Run submitted with run_id|Task failed with exception|API requests to Databricks failed)" \
-  "$home/$dag_id.log" | sed -E 's/^\[?([0-9T:.-]+)[^ ]*\]? ?(\[[a-z ]+\]|\{[^}]*\} [A-Z]+ -)? */  \1 /; s/ \[(airflow|task)[^]]*\].*$//' | cut -c1-200 || true
-if [ "$rc" != 0 ]; then
-  tail -40 "$home/$dag_id.log" >&2
-  echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
-  exit "$rc"
-fi
+dags_test "$venv" "$home" example_resumable_databricks \
+  "(Submitting job|Submitting again|Submitted job|Reattaching|already succeeded|Run submitted with run_id|Task failed with exception|API requests to Databricks failed)"
 "$venv/bin/python" "$root/scripts/demo_databricks_summary.py" "http://127.0.0.1:$port"

@@ -44,15 +44,6 @@ export AIRFLOW_VAR_EMR_WAITER_DELAY=1
 # The fault: a cluster policy that kills each resumable EMR task's first try after it submitted.
 export PYTHONPATH="$root/scripts/demo_emr_faults:$root${PYTHONPATH:+:$PYTHONPATH}"
 
-dag_id=example_resumable_emr
-rc=0
-echo "==> airflow dags test $dag_id (log: ${home#"$root"/}/$dag_id.log)"
-"$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
-grep -E "DEMO FAULT|Found job|Submitting again with token|Reattaching to job|already succeeded" "$home/$dag_id.log" \
-  | sed -E 's/^([^ ]+) \[[a-z ]+\] /  \1 /; s/ \[(airflow|task)[^]]*\].*$//' | cut -c1-220 || true
-if [ "$rc" != 0 ]; then
-  tail -40 "$home/$dag_id.log" >&2
-  echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
-  exit "$rc"
-fi
+dags_test "$venv" "$home" example_resumable_emr \
+  "DEMO FAULT|Found job|Submitting again with token|Reattaching to job|already succeeded"
 "$venv/bin/python" "$root/scripts/demo_emr_summary.py" "$info"

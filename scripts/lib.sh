@@ -44,3 +44,20 @@ wait_for_file() {
   echo "ERROR: $what did not start" >&2
   return 1
 }
+
+# `airflow dags test <dag_id>` with its log in <home>/<dag_id>.log; prints the log lines matching
+# <pattern> (timestamp and message only, in the Airflow 2 and 3 log formats), and on failure the log's
+# tail and an error naming the DAG.
+dags_test() {
+  local venv=$1 home=$2 dag_id=$3 pattern=$4 rc=0
+  echo "==> airflow dags test $dag_id (log: ${home#"$PWD"/}/$dag_id.log)"
+  "$venv/bin/airflow" dags test "$dag_id" >"$home/$dag_id.log" 2>&1 </dev/null || rc=$?
+  grep -E "$pattern" "$home/$dag_id.log" \
+    | sed -E 's/^\[?([0-9T:.-]+)[^ ]*\]? ?(\[[a-z ]+\]|\{[^}]*\} [A-Z]+ -)? */  \1 /; s/ \[(airflow|task)[^]]*\].*$//' \
+    | cut -c1-220 || true
+  if [ "$rc" != 0 ]; then
+    tail -40 "$home/$dag_id.log" >&2
+    echo "ERROR: airflow dags test $dag_id failed (exit $rc)" >&2
+    return "$rc"
+  fi
+}
