@@ -28,11 +28,11 @@ EXCLUDE_NEWER_3.2  := 2026-06-01T00:00:00Z
 EXCLUDE_NEWER_2.11 := 2026-03-17T00:00:00Z
 # The 3.2 leg pins Databricks provider 7.16.1 (see requirements/airflow-3.2.in), which needs aiohttp
 # 3.14 from just after the 3.2 freeze.
-# The primary leg tests the newest official Databricks and Amazon providers (and the
+# The primary leg tests the newest official Databricks, Amazon and HTTP providers (and the
 # common-compat they need), released after the 3.3 freeze; every other package stays frozen.
 NEWEST_PROVIDERS := 2026-11-21T00:00:00Z
 EXCLUDE_NEWER_3.3_PROVIDERS := $(foreach p,apache-airflow-providers-databricks apache-airflow-providers-amazon \
-  apache-airflow-providers-common-compat,--exclude-newer-package $(p)=$(NEWEST_PROVIDERS))
+  apache-airflow-providers-http apache-airflow-providers-common-compat,--exclude-newer-package $(p)=$(NEWEST_PROVIDERS))
 
 LOCK_3.3  := requirements/airflow-3.3.txt
 LOCK_3.2  := requirements/airflow-3.2.txt
