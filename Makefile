@@ -43,7 +43,7 @@ VENV_3.2  := .venv-3.2
 VENV_2.11 := .venv-2.11
 
 .PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 lock lint test \
-        test-3.3 test-3.3-variable test-3.2 test-2.11 demo demo-databricks demo-emr bench clean
+        test-3.3 test-3.3-variable test-3.2 test-2.11 test-parity test-parity-3.2 test-parity-2.11 demo demo-databricks demo-emr bench clean
 
 help:
 	@echo "Targets:"
@@ -55,6 +55,8 @@ help:
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
 	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
+	@echo "  test-parity        the official providers' released unit tests against our drop-ins (Airflow 3.3;"
+	@echo "                     also test-parity-3.2, test-parity-2.11); see tests/parity/"
 	@echo "  demo               scripts/demo.sh: the example DAG fails part way and resumes on retry"
 	@echo "  demo-databricks    scripts/demo_databricks.sh: lost Databricks responses, one run per task (fake Jobs API)"
 	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
@@ -151,6 +153,17 @@ test-3.2: venv-3.2
 
 test-2.11: venv-2.11
 	@scripts/run-leg.sh 2.11 $(VENV_2.11) auto $(PYTEST_ARGS)
+
+# scripts/run-parity.sh <leg> <venv> [pytest args]: the sdists of the installed official providers
+# are downloaded once per version (pip download, into ~/.cache/airflow-provider-resumable).
+test-parity: venv-3.3
+	@PYTHON=$(PYTHON) scripts/run-parity.sh 3.3 $(VENV_3.3) $(PYTEST_ARGS)
+
+test-parity-3.2: venv-3.2
+	@PYTHON=$(PYTHON) scripts/run-parity.sh 3.2 $(VENV_3.2) $(PYTEST_ARGS)
+
+test-parity-2.11: venv-2.11
+	@PYTHON=$(PYTHON) scripts/run-parity.sh 2.11 $(VENV_2.11) $(PYTEST_ARGS)
 
 # ---------------------------------------------------------------------------- demo / bench
 
