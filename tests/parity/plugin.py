@@ -64,7 +64,8 @@ def swapped(swaps: dict[str, dict[str, str]]) -> Iterator[None]:
 
 def names_mentioning(source: str, names: frozenset[str]) -> set[str]:
     """Top-level classes and functions of ``source`` whose code names one of ``names``."""
-    pattern = re.compile(r"\b(?:%s)\b" % "|".join(sorted(map(re.escape, names))))
+    alternatives = "|".join(sorted(map(re.escape, names)))
+    pattern = re.compile(rf"\b(?:{alternatives})\b")
     selected = set()
     for node in ast.parse(source).body:
         if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):

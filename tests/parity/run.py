@@ -119,7 +119,9 @@ def summarize(report: Path, exit_code: int, fetched: float, total: float) -> int
     total_counts = {k: sum(per[k] for per in counts.values()) for k in ("passed", "documented", "failed")}
     failed = total_counts["failed"] + (1 if exit_code not in (0, 1) else 0)
     print(f"parity: took {total:.0f}s ({fetched:.0f}s fetching and extracting sdists)")
-    print(f"parity: {total_counts['passed']} passed, {total_counts['documented']} documented differences, {failed} failed")
+    print(
+        f"parity: {total_counts['passed']} passed, {total_counts['documented']} documented differences, {failed} failed"
+    )
     return 0 if failed == 0 and exit_code in (0, 1) and total_counts["passed"] else 1
 
 

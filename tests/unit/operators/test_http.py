@@ -327,3 +327,63 @@ class TestRetryAfter:
         wait = wait_retry_after(fallback=lambda s: 99.0, cap=10)
         assert wait(state_for("3")) == 3
         assert wait(state_for("3600")) == 10
+
+
+class TestExtensionPoints:
+    """HttpOperator's hooks: process_response is honoured per page, the others are refused at definition."""
+
+    def test_a_process_response_override_shapes_each_page(self, tmp_path, requests_mock, memory_store):
+        register_pages(requests_mock, "issues", total=15)
+        seen = []
+
+        class Tagged(ResumablePaginatedHttpOperator):
+            def process_response(self, context, response):
+                seen.append(response.url)
+                return [{**record, "tagged": True} for record in super().process_response(context, response)]
+
+        o = Tagged(
+            task_id="crawl",
+            http_conn_id="news",
+            method="GET",
+            endpoint="issues",
+            pagination=PageNumberPagination(),
+            records_path="items",
+            output_path=f"file://{tmp_path}/out",
+        )
+        manifest = o.execute(make_context())
+        assert parts(tmp_path) == [{**item, "tagged": True} for item in items(0, 15)]
+        assert len(seen) == manifest["pages"] == 3
+
+    def test_process_response_returning_one_record_writes_it(self, tmp_path, requests_mock, memory_store):
+        requests_mock.get(f"{BASE}/status", text="all good")
+
+        class Text(ResumablePaginatedHttpOperator):
+            def process_response(self, context, response):
+                return response.text
+
+        Text(
+            task_id="t", http_conn_id="news", method="GET", endpoint="status", output_path=f"file://{tmp_path}/out"
+        ).execute(make_context())
+        assert parts(tmp_path) == ["all good"]
+
+    @pytest.mark.parametrize(
+        "method", ["execute_sync", "paginate_sync", "execute_async", "paginate_async", "execute_complete"]
+    )
+    def test_overriding_a_method_never_called_fails_at_class_definition(self, method):
+        with pytest.raises(TypeError, match=rf"Custom overrides HttpOperator\.{method}, which .* never calls"):
+            type("Custom", (ResumablePaginatedHttpOperator,), {method: lambda self, *a, **k: None})
+
+    def test_an_inherited_override_is_refused_too(self):
+        class Base(ResumablePaginatedHttpOperator):
+            pass
+
+        class Mixin:
+            def paginate_sync(self, response):
+                return response
+
+        with pytest.raises(TypeError, match=r"Child overrides HttpOperator\.paginate_sync"):
+            type("Child", (Mixin, Base), {})
+
+    def test_process_response_refuses_a_list(self, tmp_path):
+        with pytest.raises(TypeError, match="got a list of 2"):
+            op(tmp_path).process_response(make_context(), [requests.Response(), requests.Response()])

@@ -179,6 +179,12 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
     ``response_check`` and ``response_filter`` are applied to each page's response (not to a list of
     all responses, which this operator never holds): ``response_filter`` returns the page's records.
 
+    Extension points: ``process_response(context, response)`` is called once per page, with that
+    page's response, and returns the page's records (a list, or one record); a subclass may override
+    it and call ``super()``. ``execute_sync``, ``paginate_sync``, ``execute_async``, ``paginate_async``
+    and ``execute_complete`` are never called, so a subclass that overrides one of them is refused
+    when its class is defined (``TypeError`` naming the method), rather than losing its logic silently.
+
     :param pagination: a ``PaginationStrategy`` (``PageNumberPagination``, ``OffsetLimitPagination``,
         ``CursorPagination``, ``LinkHeaderPagination``) or a dict such as
         ``{"strategy": "cursor", "cursor_path": "meta.next_cursor"}``. Mutually exclusive with
@@ -197,6 +203,26 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
     template_fields = (*HttpOperator.template_fields, "output_path")
     checkpoint_model = PageCursor
     state_namespace = "http_pages"
+
+    #: HttpOperator methods this operator never calls, and what to do instead of overriding them.
+    NOT_CALLED: ClassVar[dict[str, str]] = {
+        "execute_sync": "execute() fetches, checks and writes one page at a time",
+        "paginate_sync": "pages are walked by execute(), with pagination / pagination_function",
+        "execute_async": "deferrable=True is not supported",
+        "paginate_async": "deferrable=True is not supported",
+        "execute_complete": "deferrable=True is not supported",
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, why in ResumablePaginatedHttpOperator.NOT_CALLED.items():
+            if getattr(cls, name) is not getattr(ResumablePaginatedHttpOperator, name):
+                raise TypeError(
+                    f"{cls.__module__}.{cls.__qualname__} overrides HttpOperator.{name}, which "
+                    f"ResumablePaginatedHttpOperator never calls ({why}), so the override would be ignored. "
+                    "Override process_response(context, response), called once per page and returning its "
+                    "records, or subclass HttpOperator instead."
+                )
 
     def __init__(
         self,
@@ -365,14 +391,30 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         return log
 
     def _records(self, response: requests.Response, index: int, context: Context) -> list[Any]:
+        self._page_index = index
+        records = self.process_response(context=context, response=response)
+        return list(records) if isinstance(records, list | tuple) else [records]
+
+    def process_response(self, context: Context, response: requests.Response | list[requests.Response]) -> Any:
+        """
+        Turn one page's response into its records: ``response_check``, then ``response_filter`` or the JSON.
+
+        Called once per page (never with a list of responses). Returns a list of records, or one
+        record; override it (and call ``super()``) to change how a page becomes records.
+        """
+        if isinstance(response, list):
+            raise TypeError(
+                f"{type(self).__name__}.process_response takes one page's response, got a list of "
+                f"{len(response)}: pages are processed one at a time"
+            )
+        index = getattr(self, "_page_index", 0)
         if self.response_check is not None:
             kwargs = _determine_kwargs()(self.response_check, [response], context)
             if not self.response_check(response, **kwargs):
                 raise AirflowException(f"page {index}: response_check returned False")
         if self.response_filter is not None:
             kwargs = _determine_kwargs()(self.response_filter, [response], context)
-            filtered = self.response_filter(response, **kwargs)
-            return list(filtered) if isinstance(filtered, list | tuple) else [filtered]
+            return self.response_filter(response, **kwargs)
         try:
             document = page_json(response)
         except ValueError:

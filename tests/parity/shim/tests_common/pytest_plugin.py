@@ -39,13 +39,12 @@ def clean_dags_dagruns_and_dagbundles():
 
 
 def _clear_dags_and_runs() -> None:
-    from sqlalchemy import delete
-
     from airflow.models.dag import DagModel
     from airflow.models.dagrun import DagRun
     from airflow.models.serialized_dag import SerializedDagModel
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
+    from sqlalchemy import delete
 
     models: list = [TaskInstance, DagRun, SerializedDagModel]
     try:
