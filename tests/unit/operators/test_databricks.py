@@ -288,3 +288,17 @@ class TestAgainstTheFake:
         assert len(databricks.runs) == 2
         assert len({r.token for r in databricks.runs.values()}) == 2
         assert memory_store.data == {}
+
+    def test_a_reattaching_run_now_rebuilds_the_payload_the_official_execute_leaves(self, databricks, memory_store):
+        job_id = databricks.add_job("nightly")
+        databricks.running_polls = 50
+        first = self.op(ResumableDatabricksRunNowOperator, job_name="nightly")
+        first.idempotency_token = "rsm-first"
+        run_id = first.submit_job(make_context())
+        memory_store.set("databricks_run_id", run_id)  # a record from an earlier try
+        databricks.running_polls = 0
+        retry = self.op(ResumableDatabricksRunNowOperator, job_name="nightly")
+        retry.execute(make_context())
+        assert databricks.count("jobs/run-now") == 1, "reattached, not run again"
+        assert retry._merged_json["job_id"] == job_id, "what the repair path reads, without repair_run"
+        assert not retry.repair_run

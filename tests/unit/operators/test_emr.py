@@ -90,6 +90,14 @@ def steps_op(cluster_id, **kwargs):
 
 
 class TestAddSteps:
+    def test_no_steps_return_an_empty_list_and_record_nothing(self, aws, memory_store):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        context = ctx()
+        assert steps_op(cluster, steps=[]).execute(context) == []
+        assert memory_store.get("emr_steps") is None
+        assert aws.steps(cluster) == []
+        assert context["ti"].pushed["job_flow_id"] == cluster, "the official operator's XCom, as upstream"
+
     def test_marks_each_step_stores_the_ids_and_returns_them(self, aws, memory_store):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
         context = ctx()
@@ -283,6 +291,28 @@ def serverless_op(app_id, **kwargs):
 
 
 class TestServerless:
+    def test_the_generated_name_stays_set_as_upstream(self, aws, memory_store):
+        app = create_application(boto3.client("emr-serverless", region_name=REGION))
+        config = {"name": "from-config", "tags": {"team": "data"}}
+        op = serverless_op(app, config=config)
+        op.execute(ctx())
+        assert op.name == "from-config"
+        assert op.config == {"tags": {"team": "data"}}, "taken out of config, as the official execute() does"
+        assert config == {"name": "from-config", "tags": {"team": "data"}}, "the caller's dict is not changed"
+        op = serverless_op(app)
+        op.execute(ctx())
+        assert op.name == f"emr_serverless_job_airflow_{record(memory_store, 'emr_serverless_job_run')['token']}"
+
+    def test_a_retry_on_the_same_object_is_not_a_changed_spec(self, aws, memory_store):
+        app = create_application(boto3.client("emr-serverless", region_name=REGION))
+        aws.running_reads = 1
+        op = serverless_op(app, waiter_max_attempts=1)
+        with pytest.raises(Exception, match="max attempts"):
+            op.execute(ctx(1))
+        assert op.name is not None
+        assert op.execute(ctx(2)) == aws.job_runs(app)[0].id
+        assert aws.calls["StartJobRun"] == 1
+
     def test_client_token_is_the_idempotency_token(self, aws, memory_store):
         app = create_application(boto3.client("emr-serverless", region_name=REGION))
         run_id = serverless_op(app).execute(ctx())
@@ -444,6 +474,11 @@ def cluster_op(**kwargs):
 
 
 class TestCreateJobFlow:
+    def test_overrides_from_a_string_stay_parsed_as_upstream(self, aws, memory_store):
+        op = cluster_op(job_flow_overrides=repr(OVERRIDES))
+        op.execute(ctx())
+        assert op.job_flow_overrides == OVERRIDES, "the parsed dict, without the operator's tag"
+
     def test_tags_the_cluster_with_the_token(self, aws, memory_store):
         cluster_id = cluster_op().execute(ctx())
         stored = record(memory_store, "emr_cluster")

@@ -302,5 +302,8 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
         return payload
 
     def _prepare_repair_payload(self, context: Context) -> None:
-        if self.repair_run and not getattr(self, "_merged_json", None):
+        # A reattaching try did not submit, so the payload the official execute() leaves in
+        # ``_merged_json`` (read by the repair path, and by anything that inspects the operator) is
+        # rebuilt here, as the official durable path does; without cancelling the job's other runs.
+        if not getattr(self, "_merged_json", None):
             self._run_now_payload(context)

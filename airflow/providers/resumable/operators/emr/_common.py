@@ -19,7 +19,7 @@ from airflow.providers.resumable.state.records import JobRecord
 from airflow.providers.resumable.state.selection import get_state_store
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.providers.resumable.state.base import JsonValue
     from airflow.providers.resumable.version_compat import Context
@@ -114,7 +114,13 @@ def supported_kwargs(cls: type, **kwargs: Any) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def attributes(obj: Any, **values: Any) -> Iterator[None]:
-    """Set attributes for the duration of a call to the official ``execute()`` and restore them after."""
+    """
+    Set attributes for the duration of a call to the official ``execute()`` and restore them after.
+
+    Only for what we change to make that call submit and not wait (``wait_for_completion``, the marked
+    steps, our token). What the official ``execute()`` itself leaves set on the operator (a generated
+    job name, parsed overrides) is set by the caller outside this block and stays set, as upstream.
+    """
     saved = {name: getattr(obj, name) for name in values}
     for name, value in values.items():
         setattr(obj, name, value)
@@ -123,6 +129,21 @@ def attributes(obj: Any, **values: Any) -> Iterator[None]:
     finally:
         for name, value in saved.items():
             setattr(obj, name, value)
+
+
+def spec_as_given(operator: Any, build: Callable[[], Any]) -> Any:
+    """
+    The job spec as the task gave it, built once per operator object.
+
+    The official ``execute()`` rewrites some of the attributes a spec is made of (a generated job name,
+    parsed overrides), and a retry that runs in the same process (``dag.test()``) reuses the object:
+    its fingerprint must come from the spec as given, not from what the previous try left behind.
+    """
+    cached = operator.__dict__.get("_resumable_spec_as_given")
+    if cached is None:
+        cached = build()
+        operator.__dict__["_resumable_spec_as_given"] = cached
+    return cached
 
 
 def literal(value: Any) -> Any:

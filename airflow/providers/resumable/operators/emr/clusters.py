@@ -23,6 +23,7 @@ from airflow.providers.resumable.operators.emr._common import (
     intent_time,
     literal,
     require_dict_id,
+    spec_as_given,
     supported_kwargs,
 )
 
@@ -67,7 +68,9 @@ class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperato
         return overrides
 
     def job_fingerprint(self, context: Context) -> str | None:
-        return fingerprint_of({"emr_conn_id": self.emr_conn_id, "job_flow_overrides": self._overrides()})
+        return fingerprint_of(
+            spec_as_given(self, lambda: {"emr_conn_id": self.emr_conn_id, "job_flow_overrides": self._overrides()})
+        )
 
     def _connection_tags(self) -> list[dict[str, str]]:
         """The emr connection's Tags, which overriding ``Tags`` would otherwise drop (RunJobFlow takes one list)."""
@@ -88,6 +91,8 @@ class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperato
         tagged = {**overrides, "Tags": [*base_tags, {"Key": CLUSTER_TOKEN_TAG, "Value": token}]}
         with attributes(self, job_flow_overrides=tagged, wait_for_completion=False, deferrable=False):
             cluster_id = super().execute(context)
+        # The official execute() leaves the parsed overrides in ``job_flow_overrides``; so do we, without our tag.
+        self.job_flow_overrides = overrides
         # Catches a cluster botocore created twice while retrying the call. If even this check keeps
         # failing the try fails, and the retry's lookup by tag settles it.
         settled = self._retrying(self._settle, token, datetime.now(tz=UTC) - LOOKUP_SLACK, cluster_id)

@@ -16,6 +16,7 @@ from airflow.providers.resumable.operators.emr._common import (
     attributes,
     gone_if_not_found,
     require_dict_id,
+    spec_as_given,
     supported_kwargs,
 )
 
@@ -61,16 +62,18 @@ class ResumableEmrServerlessStartJobOperator(ResumableEmrJob, EmrServerlessStart
         }
 
     def job_fingerprint(self, context: Context) -> str | None:
-        return fingerprint_of(self._job_spec())
+        return fingerprint_of(spec_as_given(self, self._job_spec))
 
     def submit_job(self, context: Context) -> JsonValue:
         token = self.idempotency_token
         assert token is not None
         # The official default name has a fresh uuid per try; a repeated StartJobRun must be identical.
         name = self.name or self.config.get("name") or f"emr_serverless_job_airflow_{token}"
-        with attributes(
-            self, client_request_token=token, name=name, wait_for_completion=False, config=dict(self.config)
-        ):
+        # As the official execute() does: the name is taken out of ``config`` when ``name`` is unset
+        # (on a copy here, so a dict shared between tasks is not changed), and both stay set after.
+        config = dict(self.config) if self.name else {k: v for k, v in self.config.items() if k != "name"}
+        self.name, self.config = name, config
+        with attributes(self, client_request_token=token, wait_for_completion=False):
             job_run_id = super().execute(context)
         return {"application_id": self.application_id, "job_run_id": job_run_id}
 

@@ -67,6 +67,10 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
             )
 
     def execute(self, context: Context) -> Any:
+        if not self._rendered_steps():
+            # Nothing to submit, so nothing to resume: the official operator's call, and its result.
+            self.log.info("No steps to add; nothing is recorded in task state")
+            return EmrAddStepsOperator.execute(self, context)
         return self.execute_resumable(context)
 
     def _rendered_steps(self) -> list[dict[str, Any]]:
