@@ -32,6 +32,7 @@ from tests.support.fake_aws import (
     create_cluster,
     create_virtual_cluster,
 )
+from tests.support.lossy_proxy import LossyProxy
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +63,14 @@ def aws(moto_server, monkeypatch):
     with FakeAws().installed() as fake:
         fake.url = moto_server  # type: ignore[attr-defined]
         yield fake
+
+
+@pytest.fixture
+def lossy(aws, monkeypatch):
+    """The operators reach moto through a proxy that can lose responses; tests set up resources directly."""
+    with LossyProxy(aws.url) as proxy:
+        monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", aws_connection_json(proxy.url))
+        yield proxy
 
 
 def client(aws, service):
@@ -279,6 +288,53 @@ def test_deferrable_serverless_reattaches_after_a_failed_try(aws, request):
     assert [r.id for r in aws.job_runs(app)] == [run.xcom("spark")]
 
 
+def test_deferrable_steps_reattach_through_the_official_trigger(aws, request):
+    """EmrAddStepsTrigger (aiobotocore) polls ListSteps on moto; the retry defers on the stored steps."""
+
+    class CrashAfterAdding(ResumableEmrAddStepsOperator):
+        def poll_until_complete(self, external_id, context):
+            if context["ti"].try_number == 1:
+                raise RuntimeError("worker lost after the step ids were stored")
+            super().poll_until_complete(external_id, context)
+
+    cluster = create_cluster(client(aws, "emr"))
+    aws.running_reads = 1
+    dag = make_dag(request)
+    steps_task(dag, cluster, cls=CrashAfterAdding, deferrable=True, waiter_max_attempts=5)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("steps").try_number == 2
+    assert aws.calls["AddJobFlowSteps"] == 1
+    assert [s.id for s in aws.steps(cluster)] == run.xcom("steps")
+    assert [s.state for s in aws.steps(cluster)] == ["COMPLETED"], "the trigger saw it finish"
+
+
+def test_deferrable_container_job_completes_through_the_official_trigger(aws, request):
+    vc = create_virtual_cluster(client(aws, "emr-containers"))
+    aws.running_reads = 1
+    dag = make_dag(request)
+    ResumableEmrContainerOperator(
+        task_id="eks",
+        name="etl",
+        virtual_cluster_id=vc,
+        execution_role_arn=ROLE_ARN,
+        release_label="emr-7.1.0-latest",
+        job_driver={"sparkSubmitJobDriver": {"entryPoint": "s3://bucket/job.py"}},
+        poll_interval=1,
+        max_polling_attempts=5,
+        deferrable=True,
+        dag=dag,
+        **RETRY,
+    )
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("eks").try_number == 1
+    (job,) = aws.container_jobs()
+    assert job.id == run.xcom("eks")
+    assert job.state == "COMPLETED", "the trigger saw it finish"
+    assert aws.calls["DescribeJobRun"] >= 2, "polled while RUNNING, then COMPLETED"
+
+
 def test_cluster_cleared_by_hand_gets_a_fresh_cluster(aws, request):
     """A live cluster is the task's result: a retry returns it, a person's clear asks for a new one."""
     dag = make_dag(request)
@@ -298,3 +354,50 @@ def test_cluster_cleared_by_hand_gets_a_fresh_cluster(aws, request):
     assert second.state == "success"
     assert len(aws.clusters()) == 2, "the same on the native store (kept record) and on Variables (deleted)"
     assert second.xcom("cluster") != first.xcom("cluster")
+
+
+# ---------------------------------------------------------------------------- lost submission responses
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_lost_add_job_flow_steps_response_adds_one_step_set(aws, lossy, request, deferrable):
+    """EMR accepted the steps, the response never arrived: no botocore retry, a lookup, one step set."""
+    cluster = create_cluster(client(aws, "emr"))
+    lossy.lose("ElasticMapReduce.AddJobFlowSteps")
+    dag = make_dag(request)
+    steps_task(dag, cluster, deferrable=deferrable)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("steps").try_number == 1, "resolved in the same try"
+    assert lossy.lost["ElasticMapReduce.AddJobFlowSteps"] == 1
+    assert lossy.forwarded["ElasticMapReduce.AddJobFlowSteps"] == 1, "sent once: nothing to cancel"
+    assert lossy.forwarded["ElasticMapReduce.CancelSteps"] == 0
+    assert [s.id for s in aws.steps(cluster)] == run.xcom("steps")
+    assert len(aws.steps(cluster)) == 1
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_lost_run_job_flow_response_creates_one_cluster(aws, lossy, request, deferrable):
+    lossy.lose("ElasticMapReduce.RunJobFlow")
+    dag = make_dag(request)
+    ResumableEmrCreateJobFlowOperator(
+        task_id="cluster",
+        emr_conn_id=None,
+        job_flow_overrides={
+            "Name": "resumable-it",
+            "ReleaseLabel": "emr-7.1.0",
+            "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
+        },
+        deferrable=deferrable,
+        waiter_delay=1,
+        waiter_max_attempts=5,
+        dag=dag,
+        **RETRY,
+    )
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("cluster").try_number == 1, "resolved in the same try"
+    assert lossy.lost["ElasticMapReduce.RunJobFlow"] == 1
+    assert lossy.forwarded["ElasticMapReduce.RunJobFlow"] == 1
+    assert lossy.forwarded["ElasticMapReduce.TerminateJobFlows"] == 0
+    assert [c.id for c in aws.clusters()] == [run.xcom("cluster")]

@@ -9,8 +9,10 @@ moto's in-process backend objects (``mock_aws`` and ``ThreadedMotoServer`` share
 
 * ``StartJobRun`` (Serverless, on EKS) with a known ``clientToken`` returns the existing run;
 * a step / job run starts RUNNING and reaches the outcome a test scripted (default: success) on the
-  next status read (DescribeStep, GetJobRun, DescribeJobRun); ``ListSteps`` does not move it, so an
-  operator's status check sees it still running, as after a worker crash mid-poll.
+  next status read (DescribeStep, ``ListSteps`` naming it in ``StepIds`` (what the official deferrable
+  trigger's waiter and the operators' status check call), GetJobRun, DescribeJobRun), after
+  ``running_reads`` reads that still see it RUNNING; a ``ListSteps`` of the whole cluster (the lookup
+  by marker) does not move it.
 
 Everything else is moto unchanged. Counts for assertions come straight from the backends.
 """
@@ -133,9 +135,13 @@ class FakeAws:
                 fake._advance(step)
             return step
 
-        def list_steps(backend: Any, *args: Any, **kwargs: Any) -> Any:
+        def list_steps(backend: Any, cluster_id: str, *args: Any, **kwargs: Any) -> Any:
             fake._count("ListSteps")
-            return originals[(ElasticMapReduceBackend, "list_steps")](backend, *args, **kwargs)
+            steps = originals[(ElasticMapReduceBackend, "list_steps")](backend, cluster_id, *args, **kwargs)
+            if kwargs.get("step_ids"):
+                for step in steps:
+                    fake._advance(step)
+            return steps
 
         def serverless_start(backend: Any, application_id: str, client_token: str, *args: Any, **kwargs: Any) -> Any:
             fake._count("StartJobRun")

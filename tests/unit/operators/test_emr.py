@@ -14,7 +14,8 @@ from typing import Any
 import boto3
 import pytest
 from airflow.providers.amazon.aws.utils.waiter import WaitPolicy
-from botocore.exceptions import ClientError, EndpointConnectionError
+from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError
+from tenacity import wait_none
 
 from airflow.providers.resumable.mixins import ResumableJobConflictError
 from airflow.providers.resumable.operators.emr import (
@@ -169,6 +170,7 @@ class TestAddSteps:
 
     def test_fingerprint_ignores_the_marker_and_spec_change_does_not_reattach(self, aws, memory_store):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        aws.running_reads = 5  # the set is still running when the changed task retries
         op = steps_op(cluster, wait_for_completion=False)
         before = op.job_fingerprint(ctx())
         op.execute(ctx(1))
@@ -209,22 +211,15 @@ class TestAddSteps:
             op.get_job_status(job, ctx())
         assert op.is_transient_error(raised.value)
 
-    def test_a_set_added_twice_by_a_botocore_retry_keeps_the_oldest_and_cancels_the_repeat(
-        self, aws, memory_store, monkeypatch
-    ):
+    def test_a_set_added_twice_anyway_keeps_the_oldest_and_cancels_the_repeat(self, aws, memory_store, monkeypatch):
+        """The last resort: a repeat that got in despite single-attempt submission (another client, a stale lookup)."""
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
         op = steps_op(cluster, wait_for_completion=False)
-        conn = op.hook.conn
-        real_add = conn.add_job_flow_steps
-
-        def lost_response_then_retried(**kwargs):
-            real_add(**kwargs)  # EMR added the steps; the response never arrived and botocore retried
-            return real_add(**kwargs)
-
+        real_add = op.hook.add_job_flow_steps
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", lambda **kw: (real_add(**kw), real_add(**kw))[1])
         cancelled = []
-        monkeypatch.setattr(conn, "add_job_flow_steps", lost_response_then_retried)
         # moto has no CancelSteps; record the call instead.
-        monkeypatch.setattr(conn, "cancel_steps", lambda **kwargs: cancelled.append(kwargs))
+        monkeypatch.setattr(op.hook.conn, "cancel_steps", lambda **kwargs: cancelled.append(kwargs))
         result = op.execute(ctx())
         first, second = aws.steps(cluster)
         assert result == [first.id]
@@ -234,10 +229,88 @@ class TestAddSteps:
     def test_a_repeat_that_cannot_be_cancelled_fails_loudly(self, aws, memory_store, monkeypatch):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
         op = steps_op(cluster, wait_for_completion=False)
-        real_add = op.hook.conn.add_job_flow_steps
-        monkeypatch.setattr(op.hook.conn, "add_job_flow_steps", lambda **kw: (real_add(**kw), real_add(**kw))[1])
+        real_add = op.hook.add_job_flow_steps
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", lambda **kw: (real_add(**kw), real_add(**kw))[1])
         with pytest.raises(ResumableJobConflictError, match="twice"):
             op.execute(ctx())  # moto answers CancelSteps with an error
+
+    def test_add_job_flow_steps_goes_out_with_botocore_retries_off(self, aws, memory_store, monkeypatch):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        seen = []
+        real_add = op.hook.add_job_flow_steps
+
+        def add(**kwargs):
+            seen.append(op.hook.get_conn())
+            return real_add(**kwargs)
+
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", add)
+        op.execute(ctx())
+        (client,) = seen
+        assert client is not op.hook.conn
+        assert client.meta.config.retries == {"total_max_attempts": 1, "mode": "standard"}
+        assert op.hook.get_conn() is op.hook.conn, "only that one call"
+
+    def test_a_lost_response_is_looked_up_and_not_sent_again(self, aws, memory_store, monkeypatch):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        real_add = op.hook.add_job_flow_steps
+        calls = []
+
+        def accepted_but_lost(**kwargs):
+            calls.append(kwargs)
+            real_add(**kwargs)
+            if len(calls) == 1:
+                raise ConnectionClosedError(endpoint_url="https://elasticmapreduce.us-east-1.amazonaws.com")
+            return real_add(**kwargs)
+
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", accepted_but_lost)
+        result = op.execute(ctx())
+        assert len(calls) == 1
+        assert [s.id for s in aws.steps(cluster)] == result
+
+    def test_a_throttled_submission_that_did_not_go_through_is_sent_again(self, aws, memory_store, monkeypatch):
+        monkeypatch.setattr(ResumableEmrAddStepsOperator, "status_retry_wait", wait_none())
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        real_add = op.hook.add_job_flow_steps
+        calls = []
+
+        def throttled_once(**kwargs):
+            calls.append(kwargs)
+            if len(calls) == 1:
+                raise ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "AddJobFlowSteps")
+            return real_add(**kwargs)
+
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", throttled_once)
+        result = op.execute(ctx())
+        assert len(calls) == 2, "looked up, found nothing, sent again"
+        assert aws.calls["ListSteps"] >= 1
+        assert [s.id for s in aws.steps(cluster)] == result
+
+    def test_an_error_that_created_nothing_is_raised_without_a_lookup(self, aws, memory_store, monkeypatch):
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        invalid = ClientError({"Error": {"Code": "ValidationException", "Message": "bad jar"}}, "AddJobFlowSteps")
+        monkeypatch.setattr(op.hook, "add_job_flow_steps", lambda **kwargs: (_ for _ in ()).throw(invalid))
+        with pytest.raises(ClientError, match="bad jar"):
+            op.execute(ctx())
+        assert aws.calls.get("ListSteps", 0) == 0
+        assert memory_store.get("emr_steps")["external_id"] is None, "the intent stays for the retry"
+
+    def test_giving_up_after_submit_attempts_raises_the_aws_error(self, aws, memory_store, monkeypatch):
+        monkeypatch.setattr(ResumableEmrAddStepsOperator, "status_retry_wait", wait_none())
+        cluster = create_cluster(boto3.client("emr", region_name=REGION))
+        op = steps_op(cluster, wait_for_completion=False)
+        throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow down"}}, "AddJobFlowSteps")
+        attempts = []
+        monkeypatch.setattr(
+            op.hook, "add_job_flow_steps", lambda **kw: attempts.append(kw) or (_ for _ in ()).throw(throttled)
+        )
+        with pytest.raises(ClientError, match="slow down"):
+            op.execute(ctx())
+        assert len(attempts) == op.submit_attempts == 3
+        assert aws.steps(cluster) == []
 
     def test_steps_from_a_string_literal(self, aws, memory_store):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
@@ -508,10 +581,12 @@ class TestCreateJobFlow:
         assert second != first
         assert len(aws.clusters()) == 2
 
-    def test_a_cluster_created_twice_by_a_botocore_retry_is_terminated(self, aws, memory_store, monkeypatch):
+    def test_a_cluster_created_twice_anyway_is_terminated(self, aws, memory_store, monkeypatch):
         op = cluster_op()
-        real_run = op.hook.conn.run_job_flow
-        monkeypatch.setattr(op.hook.conn, "run_job_flow", lambda **kw: (real_run(**kw), real_run(**kw))[1])
+        real_create = op.hook.create_job_flow
+        monkeypatch.setattr(
+            op.hook, "create_job_flow", lambda overrides: (real_create(overrides), real_create(overrides))[1]
+        )
         cluster_id = op.execute(ctx())
         first, second = aws.clusters()
         assert cluster_id == first.id

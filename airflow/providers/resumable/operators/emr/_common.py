@@ -7,7 +7,9 @@ import contextlib
 import inspect
 import re
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt
 
 from airflow.providers.resumable.mixins.resumable_job import (
     JobNotFoundError,
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from airflow.providers.resumable.state.base import JsonValue
     from airflow.providers.resumable.version_compat import Context
 
+T = TypeVar("T")
 
 #: Tag key that carries the idempotency token on clusters created by ResumableEmrCreateJobFlowOperator.
 CLUSTER_TOKEN_TAG = "airflow-resumable-token"
@@ -168,14 +171,90 @@ def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) ->
     return external_id
 
 
+#: botocore's retry settings for a call that must not be sent twice: one attempt, no retry.
+SINGLE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
+
+
+@contextlib.contextmanager
+def sent_once(hook: Any) -> Iterator[None]:
+    """
+    Make the official hook send its next non-idempotent call once, with botocore's retries off.
+
+    The official ``EmrHook.add_job_flow_steps`` and ``EmrHook.create_job_flow`` send AddJobFlowSteps and
+    RunJobFlow through ``hook.get_conn()``; for the block that returns a client of the same connection
+    (session, region, endpoint, the user's botocore config) whose retries are off, so botocore cannot
+    repeat a call that AWS accepted but whose response was lost. Every other call (``hook.conn``: the
+    log URI, waiters, lookups) keeps its retries. A ``conn`` that botocore did not build (a wrapper, a
+    test double) has no botocore retries to turn off and is used as it is.
+    """
+    import botocore.client
+    from botocore.config import Config
+
+    if not isinstance(hook.conn, botocore.client.BaseClient):
+        yield
+        return
+    config = (hook.config or Config()).merge(Config(retries=dict(SINGLE_ATTEMPT)))
+    client = hook.get_client_type(region_name=hook.region_name, config=config)
+    hook.get_conn = lambda: client
+    try:
+        yield
+    finally:
+        hook.__dict__.pop("get_conn", None)
+
+
+class _NotThere(Exception):
+    """A submission whose response was lost is certainly absent: send it again (internal)."""
+
+
 class ResumableEmrJob(ResumableJobMixin):
     """
     What the four EMR operators share on top of the mixin: AWS's transient errors, the official
-    ``on_kill`` left out (it cancels or terminates unconditionally), and the record forgotten when a
-    deferred job succeeded.
+    ``on_kill`` left out (it cancels or terminates unconditionally), the record forgotten when a
+    deferred job succeeded, and non-idempotent submissions sent at most once per lookup.
     """
 
     base_on_kill_cancels = True
+
+    #: How often a submission without an idempotency token is sent in one try, each time only after a
+    #: lookup found that the previous one did not go through.
+    submit_attempts: ClassVar[int] = 3
+
+    def submit_unrepeated(self, what: str, submit: Callable[[], T], find: Callable[[], T | None]) -> T:
+        """
+        Send a submission AWS has no idempotency token for (AddJobFlowSteps, RunJobFlow) at most once
+        per lookup.
+
+        ``submit`` sends it inside :func:`sent_once`, so botocore does not repeat it. When it fails with
+        an error after which AWS may have accepted it anyway (a lost or cut response, a timeout,
+        throttling, a 5xx), ``find`` looks for it (marker, tag) with retries on: found, it is the
+        result; certainly absent, it is sent again, up to ``submit_attempts`` times. Any other error
+        (validation, access) means nothing was created and is raised at once.
+        """
+
+        def attempt() -> T:
+            try:
+                return submit()
+            except Exception as exc:
+                if not self.is_transient_error(exc):
+                    raise
+                self.log.warning("%s: no answer from AWS (%r); looking it up before anything else", what, exc)
+                found = self._retrying(find)
+                if found:
+                    self.log.info("%s had gone through: %s", what, found)
+                    return found
+                self.log.warning("%s did not go through (nothing carries its token)", what)
+                raise _NotThere from exc
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.submit_attempts),
+            wait=self.status_retry_wait,
+            retry=retry_if_exception_type(_NotThere),
+            reraise=True,
+        )
+        try:
+            return retrying(attempt)
+        except _NotThere as absent:
+            raise (absent.__cause__ or absent) from None
 
     def is_transient_error(self, exc: BaseException) -> bool:
         return is_transient_aws_error(exc)

@@ -23,6 +23,7 @@ from airflow.providers.resumable.operators.emr._common import (
     intent_time,
     literal,
     require_dict_id,
+    sent_once,
     spec_as_given,
     supported_kwargs,
 )
@@ -89,13 +90,26 @@ class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperato
         overrides = self._overrides()
         base_tags = overrides["Tags"] if "Tags" in overrides else self._connection_tags()
         tagged = {**overrides, "Tags": [*base_tags, {"Key": CLUSTER_TOKEN_TAG, "Value": token}]}
-        with attributes(self, job_flow_overrides=tagged, wait_for_completion=False, deferrable=False):
-            cluster_id = super().execute(context)
-        # The official execute() leaves the parsed overrides in ``job_flow_overrides``; so do we, without our tag.
-        self.job_flow_overrides = overrides
-        # Catches a cluster botocore created twice while retrying the call. If even this check keeps
-        # failing the try fails, and the retry's lookup by tag settles it.
-        settled = self._retrying(self._settle, token, datetime.now(tz=UTC) - LOOKUP_SLACK, cluster_id)
+        since = datetime.now(tz=UTC) - LOOKUP_SLACK
+
+        def create() -> str:
+            with (
+                attributes(self, job_flow_overrides=tagged, wait_for_completion=False, deferrable=False),
+                sent_once(self.hook),
+            ):
+                return str(EmrCreateJobFlowOperator.execute(self, context))
+
+        try:
+            cluster_id = self.submit_unrepeated(
+                f"RunJobFlow (token {token})", create, lambda: self._settle(token, since, returned=None)
+            )
+        finally:
+            # The official execute() leaves the parsed overrides in ``job_flow_overrides``; so do we,
+            # without our tag.
+            self.job_flow_overrides = overrides
+        # The last resort for a cluster created twice anyway. If even this check keeps failing the try
+        # fails, and the retry's lookup by tag settles it.
+        settled = self._retrying(self._settle, token, since, cluster_id)
         return {"cluster_id": settled}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:

@@ -26,6 +26,7 @@ from airflow.providers.resumable.operators.emr._common import (
     intent_time,
     literal,
     require_dict_id,
+    sent_once,
     step_marker,
     supported_kwargs,
 )
@@ -105,14 +106,27 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
             for index, step in enumerate(steps)
         ]
         cluster_id = self._cluster_id()
-        # The official execute() adds the steps (links, OpenLineage, XCom job_flow_id included); the
-        # waiting it would do happens in poll_until_complete, where a retry can take it over.
-        with attributes(self, job_flow_id=cluster_id, steps=marked, wait_for_completion=False, deferrable=False):
-            step_ids = super().execute(context)
-        # One ListSteps page, usually: catches a set botocore added twice while retrying the call. If
-        # even this check keeps failing the try fails, and the retry's lookup by marker settles it.
+        token = self.idempotency_token
         since = datetime.now(tz=UTC) - LOOKUP_SLACK
-        step_ids = self._retrying(self._settle, cluster_id, self.idempotency_token, since, list(step_ids))
+
+        def add() -> list[str]:
+            # The official execute() adds the steps (links, OpenLineage, XCom job_flow_id included); the
+            # waiting it would do happens in poll_until_complete, where a retry can take it over.
+            with (
+                attributes(self, job_flow_id=cluster_id, steps=marked, wait_for_completion=False, deferrable=False),
+                sent_once(self.hook),
+            ):
+                return list(EmrAddStepsOperator.execute(self, context))
+
+        step_ids = self.submit_unrepeated(
+            f"AddJobFlowSteps to {cluster_id} (token {token})",
+            add,
+            lambda: self._settle(cluster_id, token, since, returned=None) or None,
+        )
+        # One ListSteps page, usually: the last resort for a set added twice anyway (by another client
+        # of this task, or a lookup that did not see the first set yet). If even this check keeps
+        # failing the try fails, and the retry's lookup by marker settles it.
+        step_ids = self._retrying(self._settle, cluster_id, token, since, step_ids)
         return {"cluster_id": cluster_id, "step_ids": step_ids}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
