@@ -279,10 +279,10 @@ class TestRunBatches:
         seen = []
 
         class Spy(BatchOperator):
-            def save_checkpoint(self, context, checkpoint, *, batches_done=None, complete=False):
+            def save_checkpoint(self, context, checkpoint, *, batches_done=None):
                 # Every batch before batches_done must already be in the sink.
                 seen.append((batches_done, sorted(self.sink)))
-                super().save_checkpoint(context, checkpoint, batches_done=batches_done, complete=complete)
+                super().save_checkpoint(context, checkpoint, batches_done=batches_done)
 
         Spy(task_id="s", items=list(range(10)), checkpoint_every=1).execute(make_context())
         assert seen

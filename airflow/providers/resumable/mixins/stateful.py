@@ -229,10 +229,11 @@ class StatefulOperatorMixin:
         envelope = self._current_envelope(context)
         return None if envelope is None else self._decode(envelope)
 
-    def save_checkpoint(
-        self, context: Context, checkpoint: Any, *, batches_done: int | None = None, complete: bool = False
-    ) -> None:
+    def save_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None = None) -> None:
         """Store ``checkpoint``; call it only once the work it describes is durable."""
+        self._write_checkpoint(context, checkpoint, batches_done=batches_done, complete=False)
+
+    def _write_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None, complete: bool) -> None:
         model = self.checkpoint_model
         if model is not None and not isinstance(checkpoint, model):
             raise TypeError(
@@ -331,7 +332,7 @@ class StatefulOperatorMixin:
         # Kept, marked complete, until Airflow records the task's success: a failure after execute
         # returns (the XCom push, post_execute) then retries without redoing the walk, and a clear
         # after success starts afresh.
-        self.save_checkpoint(context, last, batches_done=index, complete=True)
+        self._write_checkpoint(context, last, batches_done=index, complete=True)
         self.log.info(
             "Finished after batch %s: %s this try, %s checkpoints written", index - 1, index - resumed_from, written
         )

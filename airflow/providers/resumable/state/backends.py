@@ -102,11 +102,8 @@ class EphemeralStateStore(InMemoryStateStore):
         return "EphemeralStateStore(no task instance: nothing survives this call)"
 
 
-def _looks_like_bad_json(err: BaseException) -> bool:
-    """The API server failed to decode a stored value: bad data, not an unreachable store."""
-    text = f"{type(err).__name__}: {err} {getattr(err, 'error', '')}"
-    signs = ("JSONDecodeError", "Expecting value", "Extra data", "Invalid control character")
-    return any(sign in text for sign in signs)
+#: A key nobody writes: reading it tells "the store works" from "this value is broken".
+_PROBE_KEY = "resumable_probe"
 
 
 class NativeTaskStateStore:
@@ -152,13 +149,18 @@ class NativeTaskStateStore:
         try:
             return self._get(key, default)
         except StateStoreError as err:
-            if _looks_like_bad_json(err.__cause__ or err):
-                raise CorruptStateError(
-                    f"The stored value of {self.locate(key)} is not JSON ({err.__cause__}); the store is "
-                    "reachable, but this value was not written by Airflow's task_state_store. Delete the key, "
-                    "then clear the task."
-                ) from err
-            raise
+            # The API server answers a value it cannot decode with a bare 500, as it would a lost
+            # database. If it answers another key of this task instance, the store is fine and this
+            # value is bad: no retry can fix that.
+            try:
+                self._get(_PROBE_KEY, None)
+            except StateStoreError:
+                raise err from err.__cause__
+            raise CorruptStateError(
+                f"The stored value of {self.locate(key)} cannot be read, although the store answers other keys "
+                f"({err.__cause__!r}): the API server could not decode it, so it is not JSON written by "
+                "Airflow's task_state_store. Delete the key, then clear the task."
+            ) from err
 
     @_wrap_errors("get")
     def _get(self, key: str, default: JsonValue = None) -> JsonValue:
