@@ -36,6 +36,17 @@ def memory_store(state_backend):
 
 
 @pytest.fixture
+def ephemeral_store(state_backend):
+    """Like the Variable backend: the provider's listener drops it once a task instance succeeds."""
+    from tests.support.stores import EphemeralMemoryStore
+
+    EphemeralMemoryStore.current = store = EphemeralMemoryStore()
+    state_backend("tests.support.stores.EphemeralMemoryStore")
+    yield store
+    EphemeralMemoryStore.current = None
+
+
+@pytest.fixture
 def job_system():
     from tests.support.fake_jobs import FakeJobServer, FakeJobSystem
 

@@ -67,13 +67,24 @@ def _register(dag) -> None:
     """Serialize the in-memory DAG to the metadata DB; Airflow 3 refuses to run an unserialized DAG."""
     if not AIRFLOW_V_3_0_PLUS:
         return
+    import os
+
     from airflow.dag_processing.bundles.manager import DagBundlesManager
     from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
 
     DagBundlesManager().sync_bundles_to_db()
     bag = DagBag(dag_folder="/nonexistent", collect_dags=False)
     bag.bag_dag(dag)
-    sync_bag_to_db(bag, "dags-folder", None)
+    # A DAG edited within [core] min_serialized_dag_update_interval (30 s) would not be written again.
+    saved = os.environ.get("AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL")
+    os.environ["AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"] = "0"
+    try:
+        sync_bag_to_db(bag, "dags-folder", None)
+    finally:
+        if saved is None:
+            del os.environ["AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"]
+        else:
+            os.environ["AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"] = saved
 
 
 def _collect(dag_id: str, run_id: str) -> RunResult:
@@ -117,14 +128,29 @@ def _xcom(session, dag_id: str, run_id: str, task_id: str, key: str = "return_va
     return XCom.get_one(key=key, dag_id=dag_id, run_id=run_id, task_id=task_id, session=session)
 
 
-def run_dag(dag) -> RunResult:
+def run_dag(dag, logical_date: datetime | None = None) -> RunResult:
+    """
+    Run ``dag`` once. With ``logical_date``, ``dag.test()`` deletes an earlier run of that date and
+    creates it again under the same run_id, as a person deleting a run and triggering it again does.
+    """
     _register(dag)
-    dr = dag.test()
+    if logical_date is None:
+        dr = dag.test()
+    elif AIRFLOW_V_3_0_PLUS:
+        # Airflow 3 names a manual run after its run_after: pin it, so the run_id repeats.
+        dr = dag.test(logical_date=logical_date, run_after=logical_date)
+    else:
+        dr = dag.test(execution_date=logical_date)
     return _collect(dag.dag_id, dr.run_id)
 
 
-def clear_and_rerun(dag, previous: RunResult) -> RunResult:
-    """Clear every task of ``previous``'s run as a person would, then run that same run again."""
+def clear_and_rerun(dag, previous: RunResult, *, dag_changed: bool = False) -> RunResult:
+    """
+    Clear every task of ``previous``'s run as a person would, then run that same run again.
+
+    ``dag_changed``: ``dag`` is a new version of the DAG (say, with other ``retries``) and the clear
+    runs on it, as the UI's "run on the latest version" does on Airflow 3 (Airflow 2 always does).
+    """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance, clear_task_instances
     from airflow.utils.session import create_session
@@ -141,7 +167,11 @@ def clear_and_rerun(dag, previous: RunResult) -> RunResult:
             select(TaskInstance).where(TaskInstance.dag_id == previous.dag_id, TaskInstance.run_id == previous.run_id)
         ).all()
         if AIRFLOW_V_3_0_PLUS:
-            clear_task_instances(list(tis), session, dag_run_state=DagRunState.RUNNING)
+            if dag_changed:
+                _register(dag)
+            clear_task_instances(
+                list(tis), session, dag_run_state=DagRunState.RUNNING, run_on_latest_version=dag_changed
+            )
         else:
             # 2.x looks the DAG up among serialized DAGs unless given it; without it max_tries stays.
             clear_task_instances(list(tis), session, dag=dag, dag_run_state=DagRunState.RUNNING)

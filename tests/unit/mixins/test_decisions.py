@@ -10,12 +10,11 @@ from airflow.providers.resumable.mixins.decisions import (
     SpecChangePolicy,
     decide,
     fingerprint_of,
-    idempotency_token,
+    new_idempotency_token,
 )
-from airflow.providers.resumable.state.base import TaskScope
 from airflow.providers.resumable.state.records import JobRecord
 
-SCOPE = TaskScope(dag_id="d", run_id="r", task_id="t", map_index=-1)
+FRESH = "rsm-fresh"  # the token the shell minted for a new submission on this try
 GEN = 2  # ti.max_tries of the current generation
 OLD_GEN = 1
 FP = "fp-now"
@@ -23,22 +22,25 @@ OLD_FP = "fp-old"
 
 
 def rec(*, external_id="job-1", generation=GEN, fingerprint=FP, seq=1, legacy=False):
-    token = None if legacy else idempotency_token(SCOPE, generation, seq)
+    token = None if legacy else f"rsm-stored-{seq}"
     return JobRecord(
         seq=seq, token=token, generation=generation, fingerprint=fingerprint, external_id=external_id, legacy=legacy
     )
 
 
-def run(record, job_state=None, *, can_find=False, looked_up=False, can_cancel=False, policy="fail", fp=FP):
+def run(
+    record, job_state=None, *, can_find=False, looked_up=False, can_cancel=False, policy="fail", fp=FP, finished=False
+):
     return decide(
         record,
-        scope=SCOPE,
+        finished=finished,
         generation=GEN,
         fingerprint=fp,
         job_state=job_state,
         can_find=can_find,
         looked_up=looked_up,
         can_cancel=can_cancel,
+        fresh_token=FRESH,
         spec_change_policy=SpecChangePolicy.parse(policy),
     )
 
@@ -146,6 +148,39 @@ TABLE = [
     ),
     ("no fingerprint now: not compared", rec(fingerprint=OLD_FP), A, {"fp": None}, Action.REATTACH, None, False),
     ("no fingerprint stored: not compared", rec(fingerprint=None), A, {}, Action.REATTACH, None, False),
+    # The finished marker: Airflow recorded the success of the life that wrote the record, so only a
+    # person's clear can have started this try. It wins over max_tries, which a clear can leave equal.
+    ("finished, job succeeded, max_tries equal", rec(), S, {"finished": True}, Action.SUBMIT, 2, False),
+    ("finished, job still active", rec(), A, {"finished": True}, Action.SUBMIT, 2, False),
+    ("finished, job failed", rec(), F, {"finished": True}, Action.SUBMIT, 2, False),
+    ("finished, intent without id", rec(external_id=None), None, {"finished": True}, Action.SUBMIT, 2, False),
+    (
+        "finished, intent without id, find_job",
+        rec(external_id=None),
+        None,
+        {"finished": True, "can_find": True},
+        Action.SUBMIT,
+        2,
+        False,
+    ),
+    (
+        "finished, spec changed, active",
+        rec(fingerprint=OLD_FP),
+        A,
+        {"finished": True},
+        Action.SUBMIT,
+        2,
+        False,
+    ),
+    (
+        "finished, legacy bare id",
+        rec(legacy=True, generation=None, fingerprint=None, seq=0),
+        S,
+        {"finished": True},
+        Action.SUBMIT,
+        1,
+        False,
+    ),
 ]
 
 
@@ -160,8 +195,8 @@ def test_decision_table(record, state, kwargs, action, seq, adopt):
     assert decision.adopt is adopt
     if action in (Action.SUBMIT, Action.CANCEL_AND_SUBMIT):
         assert decision.seq == seq
-        # A new submission always gets the token of its own (generation, seq), never an old one.
-        assert decision.token == idempotency_token(SCOPE, GEN, seq)
+        # A new submission always gets the token minted for it on this try, never an old one.
+        assert decision.token == FRESH
         assert record is None or decision.token != record.token
     if action in (Action.RESUBMIT_SAME_TOKEN, Action.FIND):
         assert decision.token == record.token
@@ -194,26 +229,20 @@ def test_spec_change_policy_rejects_unknown_values(bad):
         SpecChangePolicy.parse(bad)
 
 
-def test_token_is_deterministic_bounded_and_distinct():
-    token = idempotency_token(SCOPE, GEN, 1)
-    assert token == idempotency_token(SCOPE, GEN, 1)
-    assert len(token) <= 64
-    assert re.fullmatch(r"[A-Za-z0-9_-]+", token)
-    others = {
-        idempotency_token(SCOPE, GEN, 2),
-        idempotency_token(SCOPE, OLD_GEN, 1),
-        idempotency_token(TaskScope("d", "r", "t", 0), GEN, 1),
-        idempotency_token(TaskScope("d", "r2", "t", -1), GEN, 1),
-        idempotency_token(TaskScope("d2", "r", "t", -1), GEN, 1),
-        idempotency_token(TaskScope("d", "r", "t2", -1), GEN, 1),
-    }
-    assert token not in others
-    assert len(others) == 6
+def test_cleared_after_success_reason_names_the_job_and_try():
+    reason = run(rec(), S, finished=True).reason
+    assert "cleared by hand after it succeeded" in reason
+    assert "job-1" in reason
 
 
-def test_token_does_not_collide_on_separator_tricks():
-    # Naive "dag.task" joining would make these equal.
-    assert idempotency_token(TaskScope("a.b", "r", "c"), 1, 1) != idempotency_token(TaskScope("a", "r", "b.c"), 1, 1)
+def test_tokens_are_bounded_well_formed_and_never_repeat():
+    tokens = {new_idempotency_token() for _ in range(1000)}
+    assert len(tokens) == 1000
+    for token in list(tokens)[:50]:
+        assert len(token) <= 64
+        # The EMR step marker and the stored-record validation both expect this shape.
+        assert re.fullmatch(r"rsm-[0-9a-f]{48}", token)
+        JobRecord(seq=1, token=token)
 
 
 def test_fingerprint_ignores_key_order_but_not_values():

@@ -84,7 +84,7 @@ class TestHappyPathAndRecord:
 
 
 class TestRetries:
-    def test_crash_mid_poll_reattaches_with_one_state_read_and_one_status_call(self, job_system, memory_store):
+    def test_crash_mid_poll_reattaches_with_two_state_reads_and_one_status_call(self, job_system, memory_store):
         with pytest.raises(SimulatedCrash):
             toy(job_system, crash_in_poll_on_tries=(1,)).execute(ctx(try_number=1))
         memory_store.calls.clear()
@@ -99,7 +99,8 @@ class TestRetries:
         result = toy(job_system, cls=CountingPoll).execute(ctx(try_number=2))
         assert result["job_id"] == "job-1"
         assert len(job_system.jobs) == 1
-        assert memory_store.calls == [("get", "toy_job")]
+        # The record, then the finished marker (which tells a retry from a clear after success); no write.
+        assert memory_store.calls == [("get", "toy_job"), ("get", "resumable_finished")]
         assert job_system.status_calls - status_before == 1
 
     def test_lost_submit_response_gives_one_job(self, job_system, memory_store):
@@ -210,18 +211,25 @@ class TestRetries:
 
 
 class TestForgetJob:
-    def test_forget_job_deletes_the_record_on_stores_that_clear(self, job_system, memory_store, monkeypatch):
-        import airflow.providers.resumable.mixins.resumable_job as module
+    def test_forget_job_drops_the_record_once_success_is_recorded(self, job_system, ephemeral_store):
+        from airflow.providers.resumable.plugins.resumable import listener
 
-        monkeypatch.setattr(module, "clears_on_success", lambda store: True)
-        memory_store.set("toy_job", {"kind": "resumable-job"})
-        toy(job_system).forget_job(ctx())
-        assert memory_store.get("toy_job") is None
+        ephemeral_store.set("toy_job", {"kind": "resumable-job"})
+        context = ctx()
+        toy(job_system).forget_job(context)
+        assert ephemeral_store.get("toy_job") == {"kind": "resumable-job"}, "the try can still fail"
+        listener.on_task_instance_success(previous_state=None, task_instance=context["ti"])
+        assert ephemeral_store.get("toy_job") is None
 
-    def test_forget_job_keeps_the_record_on_stores_that_keep_state(self, job_system, memory_store):
+    def test_forget_job_marks_stores_that_keep_state(self, job_system, memory_store):
+        from airflow.providers.resumable.plugins.resumable import listener
+
         memory_store.set("toy_job", {"kind": "resumable-job"})
-        toy(job_system).forget_job(ctx())
+        context = ctx()
+        toy(job_system).forget_job(context)
+        listener.on_task_instance_success(previous_state=None, task_instance=context["ti"])
         assert memory_store.get("toy_job") == {"kind": "resumable-job"}
+        assert memory_store.get("resumable_finished")["try_number"] == context["ti"].try_number
 
 
 class TestFailLoudly:

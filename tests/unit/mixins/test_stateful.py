@@ -79,14 +79,24 @@ def op(**kwargs):
 
 
 class TestPolicyValidation:
-    @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "3"])
+    @pytest.mark.parametrize("bad", [0, -1])
     def test_checkpoint_every_is_checked_at_parse_time(self, bad):
         with pytest.raises(ValueError, match=rf"checkpoint_every must be >= 1, got {bad!r}"):
             op(checkpoint_every=bad)
 
-    @pytest.mark.parametrize("bad", [0, -5, timedelta(0), "10"])
+    @pytest.mark.parametrize(("bad", "shown"), [("10", "str '10'"), (1.5, "float 1.5"), (True, "bool True")])
+    def test_checkpoint_every_of_the_wrong_type_says_so(self, bad, shown):
+        with pytest.raises(TypeError, match=rf"checkpoint_every must be an int \(a number of batches\), got {shown}"):
+            op(checkpoint_every=bad)
+
+    @pytest.mark.parametrize("bad", [0, -5, timedelta(0), float("nan"), float("inf"), float("-inf")])
     def test_checkpoint_interval_is_checked_at_parse_time(self, bad):
-        with pytest.raises(ValueError, match=r"checkpoint_interval must be > 0 seconds, got"):
+        with pytest.raises(ValueError, match=r"checkpoint_interval must be a finite number of seconds > 0, got"):
+            op(checkpoint_interval=bad)
+
+    @pytest.mark.parametrize("bad", ["10", None.__class__, [5]])
+    def test_checkpoint_interval_of_the_wrong_type_says_so(self, bad):
+        with pytest.raises(TypeError, match=r"checkpoint_interval must be a number of seconds or a timedelta, got"):
             op(checkpoint_interval=bad)
 
     def test_default_policy(self):
@@ -188,15 +198,52 @@ class TestSchemaVersions:
 
 
 class TestRunBatches:
-    def test_uninterrupted_walk_clears_the_checkpoint(self, memory_store):
+    def test_uninterrupted_walk_marks_the_checkpoint_complete(self, memory_store):
         o = op(checkpoint_every=1)
         run = o.execute(make_context())
         assert o.processed == [0, 1, 2, 3, 4]
         assert [x for i in sorted(o.sink) for x in o.sink[i]] == list(range(10))
         assert run.batches_done == 5
         assert run.resumed_from == 0
-        assert run.checkpoints_written == 4  # none after the last batch: the walk is done
-        assert memory_store.get("stateful/checkpoint") is None
+        assert run.checkpoints_written == 4  # the completion record is not a resume point
+        stored = memory_store.get("stateful/checkpoint")
+        assert stored["complete"] is True
+        assert stored["batches_done"] == 5
+
+    def test_a_retry_after_a_finished_walk_redoes_nothing(self, memory_store):
+        """The try finished the walk, then failed after execute (the XCom push): the retry returns."""
+        sink: dict = {}
+        op(sink=sink).execute(make_context(FakeTI(try_number=1)))
+        retry = op(sink=sink)
+        run = retry.execute(make_context(FakeTI(try_number=2)))
+        assert retry.processed == []
+        assert run.already_complete
+        assert run.batches_done == 5
+        assert run.batches_this_try == 0
+
+    def test_a_clear_after_success_walks_again(self, memory_store):
+        from airflow.providers.resumable.plugins.resumable import listener
+
+        sink: dict = {}
+        ti = FakeTI(try_number=1, max_tries=2)
+        op(sink=sink).execute(make_context(ti))
+        listener.on_task_instance_success(previous_state=None, task_instance=ti)
+        assert memory_store.get("resumable_finished")["try_number"] == 1
+        # A clear that leaves max_tries where it was (retries lowered from 2 to 1): the marker decides.
+        again = op(sink=sink)
+        run = again.execute(make_context(FakeTI(try_number=2, max_tries=2)))
+        assert again.processed == [0, 1, 2, 3, 4]
+        assert not run.already_complete
+
+    def test_a_clear_after_a_failure_resumes(self, memory_store):
+        sink: dict = {}
+        with pytest.raises(RuntimeError):
+            op(sink=sink, fail_at_batch=3).execute(make_context(FakeTI(try_number=1, max_tries=1)))
+        # Retries used up; a person clears the failed task: max_tries moves, the walk resumes.
+        again = op(sink=sink)
+        run = again.execute(make_context(FakeTI(try_number=2, max_tries=2)))
+        assert again.processed == [3, 4]
+        assert run.resumed_from == 3
 
     def test_resume_after_a_failure_starts_at_the_failed_batch(self, memory_store):
         sink: dict = {}
@@ -252,22 +299,41 @@ class TestRunBatches:
         with pytest.raises(RuntimeError, match="outage at batch 2"):
             o.execute(make_context())
 
-    def test_ephemeral_store_is_wiped_on_success(self, state_backend):
+    def test_variable_like_store_is_wiped_only_once_success_is_recorded(self, state_backend):
+        from airflow.providers.resumable.plugins.resumable import listener
+
         EphemeralMemoryStore.current = EphemeralMemoryStore()
         state_backend("tests.support.stores.EphemeralMemoryStore")
         try:
-            ctx = make_context()
+            ti = FakeTI()
+            ctx = make_context(ti)
             o = op()
             o.save_checkpoint(ctx, Cursor(next_item=2))
             o.state_store(ctx).set("extra", 1)
             o.post_execute(ctx, None)
+            assert EphemeralMemoryStore.current.data != {}, "nothing is dropped before Airflow records success"
+            listener.on_task_instance_success(previous_state=None, task_instance=ti)
             assert EphemeralMemoryStore.current.data == {}
         finally:
             EphemeralMemoryStore.current = None
 
-    def test_native_like_store_is_kept_on_success(self, memory_store):
-        ctx = make_context()
+    def test_native_like_store_is_kept_and_marked_finished_on_success(self, memory_store):
+        from airflow.providers.resumable.plugins.resumable import listener
+
+        ti = FakeTI(try_number=3)
+        ctx = make_context(ti)
         o = op()
         o.state_store(ctx).set("extra", 1)
-        o.post_execute(ctx, None)
+        listener.on_task_instance_success(previous_state=None, task_instance=ti)
         assert o.state_store(ctx).get("extra") == 1
+        assert memory_store.get("resumable_finished")["try_number"] == 3
+
+    def test_a_failed_try_is_not_finished(self, memory_store):
+        from airflow.providers.resumable.plugins.resumable import listener
+
+        ti = FakeTI()
+        o = op()
+        o.state_store(make_context(ti)).set("extra", 1)
+        listener.on_task_instance_failed(previous_state=None, task_instance=ti)
+        listener.on_task_instance_success(previous_state=None, task_instance=ti)  # a later, unrelated call
+        assert memory_store.get("resumable_finished") is None

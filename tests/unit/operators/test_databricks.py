@@ -229,15 +229,17 @@ class TestResultKillAndCompletion:
         op.on_kill()
         assert cancel.last_request.json() == {"run_id": 7}
 
-    def test_a_successful_deferral_forgets_the_record(self, memory_store, monkeypatch):
-        import airflow.providers.resumable.mixins.resumable_job as module
+    def test_a_successful_deferral_finishes_the_record_once_success_is_recorded(self, ephemeral_store):
+        from airflow.providers.resumable.plugins.resumable import listener
 
-        monkeypatch.setattr(module, "clears_on_success", lambda store: True)
-        memory_store.set("databricks_run_id", {"kind": "resumable-job"})
+        ephemeral_store.set("databricks_run_id", {"kind": "resumable-job"})
         event = {"run_id": 7, "run_page_url": "u", "run_state": json.dumps(state("TERMINATED", "SUCCESS")["state"])}
         event["errors"] = []
-        submit_op(deferrable=True).execute_complete(make_context(), event)
-        assert memory_store.get("databricks_run_id") is None
+        ti = FakeTI()
+        submit_op(deferrable=True).execute_complete(make_context(ti), event)
+        assert ephemeral_store.get("databricks_run_id") is not None, "kept until Airflow records the success"
+        listener.on_task_instance_success(previous_state=None, task_instance=ti)
+        assert ephemeral_store.get("databricks_run_id") is None
 
     def test_a_failed_deferral_raises_and_keeps_the_record(self, memory_store):
         memory_store.set("databricks_run_id", {"kind": "resumable-job"})

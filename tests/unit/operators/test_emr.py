@@ -683,8 +683,13 @@ class TestDeferrable:
         assert isinstance(trigger, EmrAddStepsTrigger)
         assert trigger.serialize()[1]["step_ids"] == stored["step_ids"]
         assert deferred.value.method_name == "execute_complete"
-        result = op.execute_complete(ctx(1), {"status": "success", "value": stored["step_ids"]})
+        context = ctx(1)
+        result = op.execute_complete(context, {"status": "success", "value": stored["step_ids"]})
         assert result == stored["step_ids"]
+        assert ephemeral_store.get("emr_steps") is not None, "kept until Airflow records the success"
+        from airflow.providers.resumable.plugins.resumable import listener
+
+        listener.on_task_instance_success(previous_state=None, task_instance=context["ti"])
         assert ephemeral_store.get("emr_steps") is None
 
     def test_failed_trigger_keeps_the_record_for_the_retry(self, aws, ephemeral_store):

@@ -205,7 +205,16 @@ class TestResume:
         assert manifest["resumed_from_page"] == 3
         assert manifest["records"] == 100
         assert parts(tmp_path) == items(0, 100)
-        assert memory_store.get("http_pages/checkpoint") is None
+        assert memory_store.get("http_pages/checkpoint")["complete"] is True
+
+        # The try then failed after execute (say, the XCom push): the retry fetches nothing and
+        # returns the same manifest.
+        requests_mock.reset_mock()
+        again = op(tmp_path, **kwargs).execute(make_context(FakeTI(try_number=3)))
+        assert requests_mock.request_history == []
+        assert {k: again[k] for k in ("pages", "records", "parts")} == {
+            k: manifest[k] for k in ("pages", "records", "parts")
+        }
 
     def test_transient_errors_within_the_budget_do_not_fail_the_task(self, tmp_path, requests_mock, memory_store):
         self._outage(requests_mock, at_page=2, failures=2)

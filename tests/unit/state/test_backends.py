@@ -5,6 +5,7 @@ import json
 import pytest
 
 from airflow.providers.resumable.state import (
+    CorruptStateError,
     InMemoryStateStore,
     NamespacedStateStore,
     NativeTaskStateStore,
@@ -14,6 +15,8 @@ from airflow.providers.resumable.state import (
     VariableStateStore,
     variable_key,
 )
+from airflow.providers.resumable.state.lifecycle import TryInfo
+from airflow.providers.resumable.version_compat import AirflowFailException
 
 SCOPE = TaskScope(dag_id="my_dag", run_id="manual__2026-01-01T00:00:00+00:00", task_id="extract", map_index=-1)
 
@@ -230,12 +233,15 @@ class TestVariableStore:
         keys = {variable_key(s) for s in scopes}
         assert len(keys) == len(scopes)
 
-    def test_foreign_variable_is_an_error_not_a_reset(self):
+    def test_a_non_json_variable_is_named_as_bad_state_without_retries(self):
         access = DictVariables()
         store = VariableStateStore(SCOPE, access=access)
         access.rows[store.key] = ("not json", "")
-        with pytest.raises(StateStoreError, match="does not hold state written by this provider"):
+        with pytest.raises(CorruptStateError, match=rf"value of Airflow Variable '{store.key}'.* is not JSON") as err:
             store.get("k")
+        assert isinstance(err.value, AirflowFailException)
+        assert f"airflow variables delete {store.key}" in str(err.value)
+        assert "unreachable" not in str(err.value)
 
     def test_variable_of_another_scope_is_refused(self):
         access = DictVariables()
@@ -269,5 +275,63 @@ class TestNativeStore:
 
 
 def test_scope_from_context_requires_a_ti():
-    with pytest.raises(StateStoreError, match="no 'ti'"):
+    with pytest.raises(StateStoreError, match="has no task instance"):
         TaskScope.from_context({})
+
+
+def info(try_number, stamp, run_key="run-a", clear_number=0, max_tries=2):
+    return TryInfo(
+        try_number=try_number, max_tries=max_tries, try_stamp=stamp, run_key=run_key, clear_number=clear_number
+    )
+
+
+class TestVariableLife:
+    """A Variable outlives its DAG run; one left by a deleted run must not be resumed from."""
+
+    def write(self, access, writer):
+        VariableStateStore(SCOPE, access=access, info=writer).set("checkpoint", {"batches_done": 5})
+
+    @pytest.mark.parametrize(
+        ("writer", "reader"),
+        [
+            (info(1, "ti-1"), info(1, "ti-1")),  # the same try (a deferral resumes with the same stamp)
+            (info(1, "ti-1"), info(2, "ti-2")),  # a retry
+            (info(2, "ti-2"), info(4, "ti-4", clear_number=1)),  # a clear of this run
+            (TryInfo(), info(1, "ti-1")),  # written without a task instance's details
+        ],
+        ids=["same-try", "retry", "clear", "unknown-writer"],
+    )
+    def test_state_of_this_task_instance_is_read(self, writer, reader):
+        access = DictVariables()
+        self.write(access, writer)
+        assert VariableStateStore(SCOPE, access=access, info=reader).get("checkpoint") == {"batches_done": 5}
+
+    @pytest.mark.parametrize(
+        ("writer", "reader", "why"),
+        [
+            (info(2, "ti-2"), info(1, "ti-9"), "written at try 2, this is try 1"),
+            (info(1, "ti-1"), info(1, "ti-9"), "written by another try 1"),
+            (info(1, "ti-1", run_key="run-a"), info(3, "ti-3", run_key="run-b"), "created as run-a, this one is run-b"),
+            (info(1, "ti-1", clear_number=2), info(2, "ti-2", clear_number=0), "after clear number 2"),
+        ],
+        ids=["higher-try", "same-try-other-stamp", "other-run-row", "clear-number-went-back"],
+    )
+    def test_state_of_a_deleted_run_is_ignored_and_replaced(self, writer, reader, why, caplog):
+        access = DictVariables()
+        self.write(access, writer)
+        store = VariableStateStore(SCOPE, access=access, info=reader)
+        with caplog.at_level("WARNING"):
+            assert store.get("checkpoint") is None
+        assert why in caplog.text
+        assert "earlier DAG run" in caplog.text
+        store.set("checkpoint", {"batches_done": 0})
+        document = json.loads(access.rows[store.key][0])
+        assert document["values"] == {"checkpoint": {"batches_done": 0}}, "the old keys are gone"
+        assert document["life"]["try_stamp"] == reader.try_stamp
+
+    def test_mark_finished_deletes_the_variable(self):
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access, info=info(1, "ti-1"))
+        store.set("k", 1)
+        assert "deleted" in store.mark_finished({"kind": "resumable-finished", "try_number": 1})
+        assert store.key not in access.rows

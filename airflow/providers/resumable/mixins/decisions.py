@@ -10,11 +10,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import json
+import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.providers.resumable.state.base import TaskScope
     from airflow.providers.resumable.state.records import JobRecord
 
 TOKEN_PREFIX = "rsm"
@@ -80,17 +80,17 @@ class Decision:
     adopt: bool = False
 
 
-def idempotency_token(scope: TaskScope, generation: int | None, seq: int) -> str:
+def new_idempotency_token() -> str:
     """
-    Token for submission ``seq`` of ``scope`` in ``generation``: same inputs, same token.
+    A token for one new submission: ``rsm-`` and 48 random hex characters.
 
-    ``rsm-`` and 48 hex chars: 52 characters of ``[A-Za-z0-9_-]``, within Databricks'
-    ``idempotency_token`` (64) and AWS ``clientToken`` (64) limits.
+    52 characters of ``[A-Za-z0-9_-]``, within Databricks' ``idempotency_token`` and AWS ``clientToken``
+    limits (64). It is stored in the intent before ``submit_job`` runs, so every retry of the same
+    submission reads it back; it is random, not derived from the run_id, so a DAG run deleted and
+    created again under the same run_id, or a person's clear, can never be handed an old job by an
+    idempotent service.
     """
-    payload = json.dumps(
-        [scope.dag_id, scope.task_id, scope.run_id, scope.map_index, generation, seq], separators=(",", ":")
-    )
-    return f"{TOKEN_PREFIX}-{hashlib.sha256(payload.encode()).hexdigest()[:48]}"
+    return f"{TOKEN_PREFIX}-{secrets.token_hex(24)}"
 
 
 def fingerprint_of(spec: Any) -> str:
@@ -103,37 +103,51 @@ def _spec_changed(record: JobRecord, fingerprint: str | None) -> bool:
     return record.fingerprint is not None and fingerprint is not None and record.fingerprint != fingerprint
 
 
-def _fresh(scope: TaskScope, generation: int | None, seq: int, reason: str) -> Decision:
-    return Decision(Action.SUBMIT, reason, seq=seq, token=idempotency_token(scope, generation, seq), external_id=None)
+def _fresh(token: str, seq: int, reason: str) -> Decision:
+    return Decision(Action.SUBMIT, reason, seq=seq, token=token, external_id=None)
 
 
 def decide(
     record: JobRecord | None,
     *,
-    scope: TaskScope,
+    finished: bool,
     generation: int | None,
     fingerprint: str | None,
     job_state: JobState | None,
     can_find: bool,
     looked_up: bool,
     can_cancel: bool,
+    fresh_token: str,
     spec_change_policy: SpecChangePolicy = SpecChangePolicy.FAIL,
 ) -> Decision:
     """
     Decide what this try does.
 
     :param record: the stored write-ahead record, or None.
-    :param generation: ``ti.max_tries`` now; it changes only when a person clears the task.
+    :param finished: Airflow recorded the success of the life that wrote ``record`` (the finished
+        marker is at or after the record's try), so only a person's clear can have started this try.
+    :param generation: ``ti.max_tries`` now; a clear moves it (the fallback when no marker could be
+        written), a retry never does.
     :param fingerprint: ``job_fingerprint(context)`` now, or None when the operator has none.
     :param job_state: the live state of ``record.external_id``; None when there is no id to ask about.
     :param can_find: the operator implements ``find_job``.
     :param looked_up: ``find_job`` was already called on this try and found nothing.
     :param can_cancel: the operator implements ``cancel_job``.
+    :param fresh_token: the token to use if this try starts a new submission.
     """
     if record is None:
-        return _fresh(scope, generation, 1, "no job recorded for this task instance")
+        return _fresh(fresh_token, 1, "no job recorded for this task instance")
 
     next_seq = record.seq + 1
+    job = record.external_id
+    if finished:
+        return _fresh(
+            fresh_token,
+            next_seq,
+            f"the task was cleared by hand after it succeeded with job {job!r} (try {record.try_number})"
+            if record.has_external_id
+            else "the task was cleared by hand after it succeeded",
+        )
     if not record.has_external_id:
         # A try died, or lost the response, inside submit_job. Resolve that first, whatever the
         # generation: a job may exist, and a fresh token would start a second one beside it.
@@ -148,21 +162,18 @@ def decide(
 
     same_generation = record.generation is None or generation is None or record.generation == generation
     state = job_state or JobState.NOT_FOUND
-    job = record.external_id
 
     if _spec_changed(record, fingerprint):
         if state is not JobState.ACTIVE:
-            return _fresh(scope, generation, next_seq, f"the job spec changed since job {job!r} was submitted")
+            return _fresh(fresh_token, next_seq, f"the job spec changed since job {job!r} was submitted")
         if spec_change_policy is SpecChangePolicy.RESUBMIT:
-            return _fresh(
-                scope, generation, next_seq, f"the job spec changed; leaving job {job!r} running as configured"
-            )
+            return _fresh(fresh_token, next_seq, f"the job spec changed; leaving job {job!r} running as configured")
         if spec_change_policy is SpecChangePolicy.CANCEL_AND_RESUBMIT and can_cancel:
             return Decision(
                 Action.CANCEL_AND_SUBMIT,
                 f"the job spec changed; cancelling job {job!r} built from the old spec",
                 seq=next_seq,
-                token=idempotency_token(scope, generation, next_seq),
+                token=fresh_token,
                 external_id=job,
             )
         why = (
@@ -184,12 +195,10 @@ def decide(
         if same_generation:
             return Decision(Action.RETURN_RESULT, "the job already succeeded", external_id=job)
         return _fresh(
-            scope,
-            generation,
+            fresh_token,
             next_seq,
-            f"the task was cleared by hand after job {job!r} succeeded (generation "
-            f"{record.generation} -> {generation})",
+            f"the task was cleared by hand after job {job!r} succeeded (max_tries {record.generation} -> {generation})",
         )
     if state is JobState.FAILED:
-        return _fresh(scope, generation, next_seq, f"job {job!r} ended without success")
-    return _fresh(scope, generation, next_seq, f"job {job!r} is not known to the external system any more")
+        return _fresh(fresh_token, next_seq, f"job {job!r} ended without success")
+    return _fresh(fresh_token, next_seq, f"job {job!r} is not known to the external system any more")

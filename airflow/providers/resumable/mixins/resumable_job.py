@@ -19,12 +19,18 @@ from airflow.providers.resumable.mixins.decisions import (
     JobState,
     SpecChangePolicy,
     decide,
-    idempotency_token,
+    new_idempotency_token,
 )
-from airflow.providers.resumable.state.base import TaskScope
-from airflow.providers.resumable.state.records import JobRecord, utcnow_iso
-from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
-from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
+from airflow.providers.resumable.state.lifecycle import (
+    FINISHED_KEY,
+    TryInfo,
+    finished_before,
+    parse_marker,
+    register_for_success,
+)
+from airflow.providers.resumable.state.records import JobRecord, utcnow_iso, where
+from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
+from airflow.providers.resumable.version_compat import AirflowFailException, apply_defaults
 
 if TYPE_CHECKING:
     from tenacity.stop import stop_base
@@ -42,8 +48,12 @@ class TransientJobError(Exception):
     """Raise from a status or lookup call for an error worth retrying (throttling, 5xx, a reset)."""
 
 
-class ResumableJobConflictError(AirflowException):
-    """The stored job and the task disagree in a way only a person should resolve."""
+class ResumableJobConflictError(AirflowFailException):
+    """
+    The stored job and the task disagree in a way only a person should resolve.
+
+    A retry would meet the same conflict, so the task fails without using its retries.
+    """
 
 
 def is_transient_error(exc: BaseException) -> bool:
@@ -72,8 +82,9 @@ class ResumableJobMixin(ABC):
       so a try that dies (or loses the HTTP response) inside ``submit_job`` is followed by a retry that
       finds the job by that token (``find_job``) or re-submits with the same token, which an idempotent
       system answers with the same job;
-    * a job that succeeded is returned, not re-run, only within one *generation*: a person clearing the
-      task (which changes ``ti.max_tries``) gets a fresh run;
+    * a job that succeeded is returned, not re-run, only within one *life* of the task instance: once
+      Airflow has recorded the task's success the record is dropped or marked finished, so a person's
+      clear gets a fresh run (``ti.max_tries``, which a clear moves, is the fallback signal);
     * a job submitted from a different spec (``job_fingerprint``) is not silently reattached.
 
     Example::
@@ -152,6 +163,8 @@ class ResumableJobMixin(ABC):
         if not isinstance(cancel_on_kill, bool):
             raise TypeError(f"cancel_on_kill must be True or False, got {cancel_on_kill!r}")
         policy = SpecChangePolicy.parse(spec_change_policy)
+        # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
+        validate_backend()
         super().__init__(**kwargs)
         self.durable = durable
         self.cancel_on_kill = cancel_on_kill
@@ -162,6 +175,7 @@ class ResumableJobMixin(ABC):
         self.resubmitting: bool = False
         self._running_external_id: JsonValue = None
         self._running_context: Context | None = None
+        self._said_not_durable = False
 
     # ---- the subclass contract of airflow.sdk.ResumableJobMixin --------------------------------------
 
@@ -199,7 +213,8 @@ class ResumableJobMixin(ABC):
 
         A deferrable operator may defer here instead (``self.defer(...)``): the job id is already in
         the state store, so a retry reattaches (and defers again) rather than submitting. Call
-        ``forget_job(context)`` from the completion method when the job succeeded.
+        ``forget_job(context)`` from the completion method when the job succeeded, so the record is
+        finished once Airflow records the task's success.
         """
 
     @abstractmethod
@@ -236,31 +251,38 @@ class ResumableJobMixin(ABC):
     # ---- the template method ------------------------------------------------------------------------
 
     def execute_resumable(self, context: Context) -> Any:
-        """Submit, reattach or return, as the stored record and the live job status say; then finish."""
+        """Submit, reattach or return, as the stored record and the live job status say."""
         self._running_context = context
         if not self.durable:
             return self._run_not_durable(context)
-
         store = get_state_store(context)
-        scope = TaskScope.from_context(context)
-        ti = context["ti"]
-        generation = getattr(ti, "max_tries", None)
+        if not is_durable(store):
+            self._say_not_durable()
+            return self._run_not_durable(context)
+
+        info = TryInfo.from_context(context)
+        # The record is dropped (Variables) or marked finished (native store) by the provider's
+        # listener once Airflow has recorded this task instance's success, never inside execute.
+        register_for_success(context, store)
         fingerprint = self.job_fingerprint(context)
         key = self.external_id_key
 
-        record = JobRecord.parse(key, store.get(key))
+        record = JobRecord.parse(key, store.get(key), store=store)
+        marker = parse_marker(store.get(FINISHED_KEY), where(store, FINISHED_KEY)) if record is not None else None
+        finished = record is not None and finished_before(record.try_number, marker)
         looked_up = False
         while True:
-            status = self._observe(record, context)
+            status = None if finished else self._observe(record, context)
             decision = decide(
                 record,
-                scope=scope,
-                generation=generation,
+                finished=finished,
+                generation=info.max_tries,
                 fingerprint=fingerprint,
                 job_state=status[0] if status else None,
                 can_find=self._implements("find_job"),
                 looked_up=looked_up,
                 can_cancel=self._implements("cancel_job"),
+                fresh_token=new_idempotency_token(),
                 spec_change_policy=self.spec_change_policy,
             )
             if decision.action is not Action.FIND:
@@ -281,10 +303,7 @@ class ResumableJobMixin(ABC):
             self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
 
         self._log_decision(decision, record, status[1] if status else None)
-        result = self._act(decision, record, store, context, generation, fingerprint)
-        if clears_on_success(store):
-            store.delete(key)
-        return result
+        return self._act(decision, record, store, context, info, fingerprint)
 
     # ---- helpers ------------------------------------------------------------------------------------
 
@@ -351,18 +370,20 @@ class ResumableJobMixin(ABC):
         record: JobRecord | None,
         store: StateStore,
         context: Context,
-        generation: int | None,
+        info: TryInfo,
         fingerprint: str | None,
     ) -> Any:
         key = self.external_id_key
         action = decision.action
         if action is Action.FAIL:
-            raise ResumableJobConflictError(decision.reason)
+            raise ResumableJobConflictError(f"{decision.reason} The record is {where(store, key)}.")
         if action in (Action.REATTACH, Action.RETURN_RESULT):
             assert record is not None
             self.idempotency_token = record.token
-            if decision.adopt:
-                record = record.model_copy(update={"generation": generation})
+            if decision.adopt or (record.legacy and record.try_number is None):
+                # Adopted into this life: a clear (or the finished marker) can now tell it apart. A bare
+                # id from airflow.sdk.ResumableJobMixin becomes one of our records here.
+                record = record.model_copy(update={"generation": info.max_tries, "try_number": info.try_number})
                 store.set(key, record.dump())
             external_id = record.external_id
             if action is Action.REATTACH:
@@ -375,15 +396,15 @@ class ResumableJobMixin(ABC):
 
         if action is Action.RESUBMIT_SAME_TOKEN:
             assert record is not None
-            intent = record.model_copy(update={"try_number": self._try_number(context)})
+            intent = record.model_copy(update={"try_number": info.try_number})
         else:
             assert decision.seq is not None
             intent = JobRecord(
                 seq=decision.seq,
                 token=decision.token,
-                generation=generation,
+                generation=info.max_tries,
                 fingerprint=fingerprint,
-                try_number=self._try_number(context),
+                try_number=info.try_number,
                 intent_at=utcnow_iso(),
             )
             # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
@@ -404,17 +425,19 @@ class ResumableJobMixin(ABC):
 
     def forget_job(self, context: Context) -> None:
         """
-        Drop the job record after a success handled outside ``execute_resumable``.
+        Say that the job is done, from a completion method that runs outside ``execute_resumable``.
 
-        A deferrable operator finishes in ``execute_complete`` (after the trigger fired), so the
-        clean-up ``execute_resumable`` does on success must be asked for there. A no-op on stores that
-        keep state after success (Airflow 3.3's task state store): the generation rules cover those.
+        A deferrable operator finishes in ``execute_complete`` (after the trigger fired), in a try that
+        never reached ``execute_resumable``. Calling this there asks for the record to be dropped
+        (Variables) or marked finished (native store) once Airflow has recorded the task's success,
+        as ``execute_resumable`` does for the synchronous path. Nothing is deleted now: the try can
+        still fail after the method returns, and its retry must find the job.
         """
         if not self.durable:
             return
         store = get_state_store(context)
-        if clears_on_success(store):
-            store.delete(self.external_id_key)
+        if is_durable(store):
+            register_for_success(context, store)
 
     def _poll(self, external_id: JsonValue, context: Context) -> None:
         self._running_external_id = external_id
@@ -423,17 +446,17 @@ class ResumableJobMixin(ABC):
         finally:
             self._running_external_id = None
 
-    @staticmethod
-    def _try_number(context: Context) -> int | None:
-        return getattr(context.get("ti"), "try_number", None)
+    def _say_not_durable(self) -> None:
+        if not self._said_not_durable:
+            self._said_not_durable = True
+            self.log.info(
+                "No task instance in the context (a unit test calling execute() directly?): running without "
+                "durable state, as the official operator would; every call submits"
+            )
 
     def _run_not_durable(self, context: Context) -> Any:
-        scope = TaskScope.from_context(context)
-        ti = context["ti"]
         # Every try is a deliberate new submission, so every try gets its own token.
-        self.idempotency_token = idempotency_token(
-            scope, getattr(ti, "max_tries", None), -int(getattr(ti, "try_number", 0) or 0)
-        )
+        self.idempotency_token = new_idempotency_token()
         external_id = self.submit_job(context)
         self._poll(external_id, context)
         return self.get_job_result(external_id, context)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from datetime import timedelta
@@ -9,9 +10,16 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from airflow.providers.resumable.state.base import NamespacedStateStore, StateStoreError
-from airflow.providers.resumable.state.records import CheckpointEnvelope, utcnow_iso
-from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
+from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
+from airflow.providers.resumable.state.lifecycle import (
+    FINISHED_KEY,
+    TryInfo,
+    finished_before,
+    parse_marker,
+    register_for_success,
+)
+from airflow.providers.resumable.state.records import CHECKPOINT_KIND, CheckpointEnvelope, utcnow_iso, where
+from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
 from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
@@ -22,8 +30,12 @@ if TYPE_CHECKING:
 C = TypeVar("C")
 
 
-class CheckpointSchemaError(StateStoreError):
-    """A stored checkpoint does not fit the operator's ``checkpoint_model`` and cannot be migrated."""
+class CheckpointSchemaError(CorruptStateError):
+    """
+    A stored checkpoint does not fit the operator's ``checkpoint_model`` and cannot be migrated.
+
+    A retry would read the same checkpoint, so the task fails without using its retries.
+    """
 
 
 class Checkpoint(BaseModel):
@@ -58,7 +70,9 @@ class CheckpointPolicy:
 
 class checkpoint_every_n_batches(CheckpointPolicy):
     def __init__(self, n: int) -> None:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"checkpoint_every must be an int (a number of batches), got {type(n).__name__} {n!r}")
+        if n < 1:
             raise ValueError(f"checkpoint_every must be >= 1, got {n!r}")
         self.n = n
 
@@ -72,8 +86,13 @@ class checkpoint_every_n_batches(CheckpointPolicy):
 class checkpoint_every_seconds(CheckpointPolicy):
     def __init__(self, seconds: float | timedelta) -> None:
         value = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ValueError(f"checkpoint_interval must be > 0 seconds, got {seconds!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(
+                f"checkpoint_interval must be a number of seconds or a timedelta, got {type(seconds).__name__} "
+                f"{seconds!r}"
+            )
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"checkpoint_interval must be a finite number of seconds > 0, got {seconds!r}")
         self.seconds = float(value)
 
     def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
@@ -127,6 +146,8 @@ class BatchRun(Generic[C]):
     batches_this_try: int
     checkpoints_written: int
     cursor: C | None
+    already_complete: bool = False
+    """An earlier try of this life finished the walk (and then failed after it): nothing was redone."""
 
 
 class StatefulOperatorMixin:
@@ -174,6 +195,8 @@ class StatefulOperatorMixin:
         **kwargs: Any,
     ) -> None:
         self.checkpoint_policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
+        # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
+        validate_backend()
         super().__init__(**kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
@@ -187,45 +210,51 @@ class StatefulOperatorMixin:
         key = id(context)
         if key not in stores:
             stores.clear()
-            stores[key] = NamespacedStateStore(get_state_store(context), self.state_namespace)
+            inner = get_state_store(context)
+            if is_durable(inner):
+                # Dropped or marked finished by the provider's listener once Airflow has recorded the
+                # task instance's success; never inside execute, which can still fail after it returns.
+                register_for_success(context, inner)
+            elif not self.__dict__.get("_said_not_durable"):
+                self.__dict__["_said_not_durable"] = True
+                self.log.info(
+                    "No task instance in the context (a unit test calling execute() directly?): checkpoints "
+                    "last only as long as this call"
+                )
+            stores[key] = NamespacedStateStore(inner, self.state_namespace)
         return stores[key]
 
     def load_checkpoint(self, context: Context) -> Any:
-        """The stored checkpoint as a ``checkpoint_model`` instance (or dict), or None."""
-        envelope = self._load_envelope(context)
+        """The checkpoint stored in this life of the task instance, as a ``checkpoint_model`` (or dict), or None."""
+        envelope = self._current_envelope(context)
         return None if envelope is None else self._decode(envelope)
 
     def save_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None = None) -> None:
         """Store ``checkpoint``; call it only once the work it describes is durable."""
+        self._write_checkpoint(context, checkpoint, batches_done=batches_done, complete=False)
+
+    def _write_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None, complete: bool) -> None:
         model = self.checkpoint_model
         if model is not None and not isinstance(checkpoint, model):
             raise TypeError(
                 f"save_checkpoint expects a {model.__name__} (checkpoint_model), got {type(checkpoint).__name__}"
             )
         data = checkpoint.model_dump(mode="json") if isinstance(checkpoint, BaseModel) else checkpoint
-        ti = context.get("ti")
+        info = TryInfo.from_context(context)
         envelope = CheckpointEnvelope(
             schema_name=model.__name__ if model is not None else None,
             schema_version=self._schema_version(),
-            generation=getattr(ti, "max_tries", None),
-            try_number=getattr(ti, "try_number", None),
+            generation=info.max_tries,
+            try_number=info.try_number,
             saved_at=utcnow_iso(),
             batches_done=batches_done,
+            complete=complete,
             data=data,
         )
         self.state_store(context).set(self.checkpoint_key, envelope.model_dump(mode="json"))
 
     def clear_checkpoint(self, context: Context) -> None:
         self.state_store(context).delete(self.checkpoint_key)
-
-    def post_execute(self, context: Any, result: Any = None) -> None:
-        """On success, wipe this operator's keys from stores that must not keep them (Variables)."""
-        store = self.state_store(context)
-        if clears_on_success(store):
-            store.clear()
-        parent = getattr(super(), "post_execute", None)
-        if parent is not None:
-            parent(context, result)
 
     # ---- batch walker -------------------------------------------------------------------------------
 
@@ -245,10 +274,28 @@ class StatefulOperatorMixin:
         runs ahead of the data; after a hard crash the batches since the last checkpoint are done
         again, so their side effects must be idempotent (write batch ``index`` to a fixed place).
         A failure that Python sees writes the checkpoint of the last finished batch before it
-        propagates. When the walk ends, the checkpoint is cleared: a later run starts afresh.
+        propagates. When the walk ends, the checkpoint is marked complete: a retry of the same life
+        (the try failed after the walk) returns at once with ``already_complete``, and once Airflow has
+        recorded the task's success the checkpoint is dropped or marked finished, so a clear after
+        success starts afresh while a clear after a failure resumes.
         """
         policy = policy or self.checkpoint_policy
-        envelope = self._load_envelope(context)
+        envelope = self._current_envelope(context)
+        if envelope is not None and envelope.complete:
+            done = envelope.batches_done or 0
+            self.log.info(
+                "The walk already finished at try %s (%s batches) and that try failed afterwards; not redoing it",
+                envelope.try_number,
+                done,
+            )
+            return BatchRun(
+                resumed_from=done,
+                batches_done=done,
+                batches_this_try=0,
+                checkpoints_written=0,
+                cursor=None,
+                already_complete=True,
+            )
         if envelope is not None:
             cursor: C | None = self._decode(envelope)
             index = envelope.batches_done or 0
@@ -264,9 +311,11 @@ class StatefulOperatorMixin:
         resumed_from = index
         pending = 0
         written = 0
+        last = cursor
         last_save = time.monotonic()
         try:
             while cursor is not None:
+                last = cursor
                 next_cursor = process_batch(cursor, index)
                 index += 1
                 pending += 1
@@ -280,7 +329,10 @@ class StatefulOperatorMixin:
             if pending and cursor is not None:
                 self._flush_on_failure(context, cursor, index)
             raise
-        self.clear_checkpoint(context)
+        # Kept, marked complete, until Airflow records the task's success: a failure after execute
+        # returns (the XCom push, post_execute) then retries without redoing the walk, and a clear
+        # after success starts afresh.
+        self._write_checkpoint(context, last, batches_done=index, complete=True)
         self.log.info(
             "Finished after batch %s: %s this try, %s checkpoints written", index - 1, index - resumed_from, written
         )
@@ -305,20 +357,53 @@ class StatefulOperatorMixin:
     def _schema_version(self) -> int:
         return int(getattr(self.checkpoint_model, "schema_version", 1))
 
+    def _current_envelope(self, context: Context) -> CheckpointEnvelope | None:
+        """The stored checkpoint if it belongs to this life of the task instance, else None."""
+        envelope = self._load_envelope(context)
+        if envelope is None:
+            return None
+        store = self.state_store(context)
+        marker = parse_marker(store.inner.get(FINISHED_KEY), where(store.inner, FINISHED_KEY))
+        if finished_before(envelope.try_number, marker):
+            self.log.info(
+                "The checkpoint saved at try %s belongs to a run of this task that succeeded (try %s); the task "
+                "was cleared by hand, so it starts afresh",
+                envelope.try_number,
+                marker.try_number if marker else None,
+            )
+            return None
+        max_tries = TryInfo.from_context(context).max_tries
+        if envelope.complete and None not in (envelope.generation, max_tries) and envelope.generation != max_tries:
+            self.log.info(
+                "The walk finished at try %s and the task was cleared since (max_tries %s -> %s); starting afresh",
+                envelope.try_number,
+                envelope.generation,
+                max_tries,
+            )
+            return None
+        return envelope
+
     def _load_envelope(self, context: Context) -> CheckpointEnvelope | None:
-        raw = self.state_store(context).get(self.checkpoint_key)
+        store = self.state_store(context)
+        raw = store.get(self.checkpoint_key)
         if raw is None:
             return None
-        if not isinstance(raw, dict) or raw.get("kind") != "resumable-checkpoint":
+        location = where(store, self.checkpoint_key)
+        if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
+            kind = raw.get("kind") if isinstance(raw, dict) else None
+            what = f"a record of unknown kind {kind!r}" if kind is not None else repr(raw)
             raise CheckpointSchemaError(
-                f"State key {self.state_namespace}/{self.checkpoint_key!s} holds {raw!r}, which is not a "
-                "checkpoint of this provider. Refusing to restart from the beginning silently; delete "
-                "the key to start over."
+                f"{location} holds {what}, which is not a checkpoint of this provider. Refusing to restart "
+                "from the beginning silently: delete the key to start over, then clear the task."
             )
         try:
             return CheckpointEnvelope.model_validate(raw)
         except ValidationError as err:
-            raise CheckpointSchemaError(f"Corrupt checkpoint envelope {raw!r}: {err}") from err
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+            raise CheckpointSchemaError(
+                f"{location} holds a corrupt checkpoint ({problems}): {raw!r}. Delete the key to start over, then "
+                "clear the task."
+            ) from err
 
     def _decode(self, envelope: CheckpointEnvelope) -> Any:
         model = self.checkpoint_model

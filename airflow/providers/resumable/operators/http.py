@@ -107,6 +107,10 @@ class wait_retry_after(wait_base):
         return min(self.fallback(retry_state), self.cap)
 
 
+#: Pages and records of the finished crawl, stored with its last page.
+TOTALS_KEY = "totals"
+
+
 class PageCursor(Checkpoint):
     """
     Where the crawl stands: what the pagination step returned for the next request, and counters.
@@ -282,6 +286,8 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
             final["pages"], final["records"] = index + 1, cursor.records + len(records)
             next_params = self._next_params(response, records, request)
             if not next_params:
+                # With the last page: a retry after the walk (the XCom push failed) rebuilds the manifest.
+                self.state_store(context).set(TOTALS_KEY, final)
                 return None
             if self._request(next_params, hook) == request:
                 raise PaginationLoopError(
@@ -291,6 +297,9 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
             return PageCursor(next_page=next_params, pages=index + 1, records=final["records"])
 
         run = self.run_batches(context, process, start=PageCursor(next_page=self._first_params()))
+        if run.already_complete:
+            totals = self.state_store(context).get(TOTALS_KEY) or {}
+            final["pages"], final["records"] = int(totals.get("pages", run.batches_done)), int(totals.get("records", 0))
         self.log.info(
             "Fetched %s pages, %s records, into %s (this try started at page %s)",
             final["pages"],

@@ -9,6 +9,7 @@ forces. Every backend has the four methods of :class:`StateStore`.
 from __future__ import annotations
 
 from airflow.providers.resumable.state.backends import (
+    EphemeralStateStore,
     InMemoryStateStore,
     NativeTaskStateStore,
     VariableAccess,
@@ -16,18 +17,22 @@ from airflow.providers.resumable.state.backends import (
     variable_key,
 )
 from airflow.providers.resumable.state.base import (
+    CorruptStateError,
     JsonValue,
     NamespacedStateStore,
     StateBackendConfigError,
     StateStore,
     StateStoreError,
     TaskScope,
+    task_instance_of,
 )
 from airflow.providers.resumable.state.records import CheckpointEnvelope, JobRecord
-from airflow.providers.resumable.state.selection import clears_on_success, get_state_store
+from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
 
 __all__ = [
     "CheckpointEnvelope",
+    "CorruptStateError",
+    "EphemeralStateStore",
     "InMemoryStateStore",
     "JobRecord",
     "JsonValue",
@@ -39,7 +44,9 @@ __all__ = [
     "TaskScope",
     "VariableAccess",
     "VariableStateStore",
-    "clears_on_success",
     "get_state_store",
+    "is_durable",
+    "task_instance_of",
+    "validate_backend",
     "variable_key",
 ]

@@ -11,17 +11,27 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import logging
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from airflow.providers.resumable.state.base import JsonValue, StateStoreError, TaskScope, check_json
+from airflow.providers.resumable.state.base import (
+    CorruptStateError,
+    JsonValue,
+    StateStoreError,
+    TaskScope,
+    check_json,
+    task_instance_of,
+)
+from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, TryInfo, foreign_to
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 F = TypeVar("F", bound=Callable[..., Any])
+log = logging.getLogger(__name__)
 
 
 def _wrap_errors(operation: str) -> Callable[[F], F]:
@@ -75,17 +85,39 @@ class InMemoryStateStore:
         self.calls.append(("clear", None))
         self.data.clear()
 
+    def locate(self, key: str) -> str:
+        return f"key {key!r} of the in-memory store {type(self).__name__}"
+
+
+class EphemeralStateStore(InMemoryStateStore):
+    """
+    What an operator gets when it runs outside a task instance (``op.execute(None)`` in a unit test).
+
+    Nothing outlives the call, so the operator behaves as the official one does: not durable.
+    """
+
+    durable = False
+
+    def __repr__(self) -> str:
+        return "EphemeralStateStore(no task instance: nothing survives this call)"
+
+
+#: A key nobody writes: reading it tells "the store works" from "this value is broken".
+_PROBE_KEY = "resumable_probe"
+
 
 class NativeTaskStateStore:
     """Airflow 3.3+: ``context["task_state_store"]``, kept in the metadata DB by the API server."""
 
     name = "task_state_store"
-    # The native store keeps state after success on purpose (observability, and the already-succeeded
-    # short-circuit); Airflow's own [state_store] clear_on_success and retention settings govern it.
+    # The native store keeps state after success on purpose (observability, and Airflow's own
+    # [state_store] clear_on_success and retention settings govern it); the provider's listener
+    # writes the finished marker there instead of deleting.
     clears_on_success = False
 
-    def __init__(self, accessor: Any) -> None:
+    def __init__(self, accessor: Any, scope: TaskScope | None = None) -> None:
         self.accessor = accessor
+        self.scope = scope
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> NativeTaskStateStore:
@@ -96,13 +128,42 @@ class NativeTaskStateStore:
                 "task_state_store (it needs Airflow 3.3 or later). Use state_backend = 'variable' or "
                 "'auto' on this Airflow."
             )
-        return cls(accessor)
+        scope = TaskScope.from_context(context) if task_instance_of(context) is not None else None
+        return cls(accessor, scope)
 
     def __repr__(self) -> str:
         return f"NativeTaskStateStore({self.accessor!r})"
 
-    @_wrap_errors("get")
+    def locate(self, key: str) -> str:
+        if self.scope is None:
+            return f"task_state_store key {key!r}"
+        sc = self.scope
+        return (
+            f"task_state_store key {key!r} of task {sc.task_id!r} (map_index {sc.map_index}) in DAG {sc.dag_id!r}, "
+            f"run {sc.run_id!r}; see it in the task instance's Task State tab, delete it with "
+            f"DELETE /api/v2/dags/{sc.dag_id}/dagRuns/{sc.run_id}/taskInstances/{sc.task_id}/state-store/{key}"
+            f"?map_index={sc.map_index}"
+        )
+
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        try:
+            return self._get(key, default)
+        except StateStoreError as err:
+            # The API server answers a value it cannot decode with a bare 500, as it would a lost
+            # database. If it answers another key of this task instance, the store is fine and this
+            # value is bad: no retry can fix that.
+            try:
+                self._get(_PROBE_KEY, None)
+            except StateStoreError:
+                raise err from err.__cause__
+            raise CorruptStateError(
+                f"The stored value of {self.locate(key)} cannot be read, although the store answers other keys "
+                f"({err.__cause__!r}): the API server could not decode it, so it is not JSON written by "
+                "Airflow's task_state_store. Delete the key, then clear the task."
+            ) from err
+
+    @_wrap_errors("get")
+    def _get(self, key: str, default: JsonValue = None) -> JsonValue:
         return self.accessor.get(key, default)
 
     @_wrap_errors("set")
@@ -117,6 +178,15 @@ class NativeTaskStateStore:
     @_wrap_errors("clear")
     def clear(self) -> None:
         self.accessor.clear()
+
+    def mark_finished(self, marker: dict[str, Any]) -> str:
+        from airflow.configuration import conf
+
+        if conf.getboolean("state_store", "clear_on_success", fallback=False):
+            # Airflow deleted every key atomically with the success; writing now would bring one back.
+            return "dropped by Airflow ([state_store] clear_on_success)"
+        self.set(FINISHED_KEY, marker)
+        return "marked finished"
 
 
 class VariableAccess(Protocol):
@@ -220,35 +290,44 @@ class VariableStateStore:
     """
     State in one Airflow Variable per task instance, for Airflow 2.11 and 3.0-3.2.
 
-    The Variable's value is indented JSON with the scope and the keys, so a person can read it in the
-    UI; it is deleted when the task succeeds because Variables are global and would otherwise pile up.
-    Only one try of a task instance runs at a time, so this try's copy of the value is authoritative:
-    it is read once and every write stores the whole document.
+    The Variable's value is indented JSON with the scope, the try that last wrote it and the keys,
+    so a person can read it in the UI. The provider's listener deletes it once Airflow has recorded
+    the task instance's success, because Variables are global and would otherwise pile up. A
+    Variable left by a DAG run that was deleted and created again under the same run_id is
+    recognised by the try that wrote it and ignored. Only one try of a task instance runs at a
+    time, so this try's copy of the value is authoritative: it is read once and every write stores
+    the whole document.
     """
 
     name = "variable"
     clears_on_success = True
 
-    def __init__(self, scope: TaskScope, access: VariableAccess | None = None) -> None:
+    def __init__(self, scope: TaskScope, access: VariableAccess | None = None, info: TryInfo | None = None) -> None:
         self.scope = scope
         self.key = variable_key(scope)
         self.access = access or default_variable_access()
+        self.info = info or TryInfo()
         self._values: dict[str, JsonValue] | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> VariableStateStore:
-        return cls(TaskScope.from_context(context))
+        return cls(TaskScope.from_context(context), info=TryInfo.from_context(context))
 
     def __repr__(self) -> str:
         return f"VariableStateStore(variable={self.key!r})"
 
+    def locate(self, key: str | None = None) -> str:
+        inside = f"key {key!r} inside " if key is not None else ""
+        return (
+            f"{inside}Airflow Variable {self.key!r} (the whole state of task {self.scope.task_id!r}, map_index "
+            f"{self.scope.map_index}, in DAG {self.scope.dag_id!r}, run {self.scope.run_id!r}); inspect it with "
+            f"`airflow variables get {self.key}`, delete it with `airflow variables delete {self.key}`"
+        )
+
     def _load(self) -> dict[str, JsonValue]:
         if self._values is None:
             raw = self.access.get(self.key)
-            if raw is None:
-                self._values = {}
-            else:
-                self._values = self._parse(raw)
+            self._values = {} if raw is None else self._parse(raw)
         return self._values
 
     def _parse(self, raw: str) -> dict[str, JsonValue]:
@@ -257,15 +336,28 @@ class VariableStateStore:
             values = document["values"]
             stored_scope = document["scope"]
         except (ValueError, KeyError, TypeError) as err:
-            raise StateStoreError(
-                f"Variable {self.key!r} does not hold state written by this provider ({err}); "
-                f"refusing to guess. Inspect it, then delete it to start over."
+            problem = "is not JSON" if isinstance(err, ValueError) else f"lacks {err}"
+            raise CorruptStateError(
+                f"The value of {self.locate()} {problem}, so it was not written by this provider; refusing to "
+                "guess. Inspect it, delete it, then clear the task."
             ) from err
         if stored_scope != self._scope_dict() or not isinstance(values, dict):
-            raise StateStoreError(
-                f"Variable {self.key!r} belongs to {stored_scope!r}, not {self._scope_dict()!r}; "
-                "refusing to share state between task instances."
+            raise CorruptStateError(
+                f"{self.locate()} belongs to {stored_scope!r}, not {self._scope_dict()!r}; refusing to share "
+                "state between task instances. Delete it, then clear the task."
             )
+        life = document.get("life")
+        reason = foreign_to(TryInfo.from_dict(life), self.info) if isinstance(life, dict) else None
+        if reason is not None:
+            # Left by a DAG run deleted and created again under the same run_id: not ours to resume.
+            log.warning(
+                "Ignoring %s: %s, so it was left by an earlier DAG run with run_id %r that has since been "
+                "deleted; this task instance starts afresh and the Variable is replaced on the first write.",
+                self.locate(),
+                reason,
+                self.scope.run_id,
+            )
+            return {}
         return values
 
     def _scope_dict(self) -> dict[str, Any]:
@@ -280,10 +372,10 @@ class VariableStateStore:
         if not values:
             self.access.delete(self.key)
             return
-        document = {"scope": self._scope_dict(), "values": values}
+        document = {"scope": self._scope_dict(), "life": self.info.as_dict(), "values": values}
         description = (
             f"Retry state of {self.scope.dag_id}.{self.scope.task_id} in run {self.scope.run_id} "
-            "(airflow-provider-resumable); deleted when the task succeeds."
+            "(airflow-provider-resumable); deleted once the task instance succeeds."
         )
         self.access.set(self.key, json.dumps(document, indent=2, sort_keys=True), description)
 
@@ -312,3 +404,7 @@ class VariableStateStore:
     def clear(self) -> None:
         self.access.delete(self.key)
         self._values = {}
+
+    def mark_finished(self, marker: dict[str, Any]) -> str:
+        self.clear()
+        return f"dropped (Variable {self.key!r} deleted)"

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from airflow.providers.resumable.version_compat import AirflowFailException
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
@@ -20,10 +22,20 @@ class StateStoreError(RuntimeError):
 
     Raised instead of carrying on without durable state: an operator that cannot remember its job id
     would start a duplicate job on the next retry, which is exactly what this provider exists to stop.
+    A retry may succeed once the store is reachable again, so this error uses the task's retries.
     """
 
 
-class StateBackendConfigError(ValueError):
+class CorruptStateError(AirflowFailException, StateStoreError):
+    """
+    The store answered, but what it holds is not state this provider can trust.
+
+    A retry reads the same bytes and fails the same way, so the task fails without using its
+    retries; the message names the backend, the key and what a person must do.
+    """
+
+
+class StateBackendConfigError(AirflowFailException, ValueError):
     """``[resumable] state_backend`` names a backend that does not exist or cannot be used here."""
 
 
@@ -56,12 +68,12 @@ class TaskScope:
     map_index: int = -1
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> TaskScope:
-        ti = context.get("ti") or context.get("task_instance")
+    def from_context(cls, context: Mapping[str, Any] | None) -> TaskScope:
+        ti = task_instance_of(context)
         if ti is None:
             raise StateStoreError(
-                "The task context has no 'ti', so the task instance that owns the state is unknown; "
-                "state stores can only be used while a task instance runs."
+                "The task context has no task instance, so the task instance that owns the state is "
+                "unknown; state stores can only be used while a task instance runs."
             )
         map_index = getattr(ti, "map_index", -1)
         return cls(
@@ -75,6 +87,27 @@ class TaskScope:
         """Stable hash of the scope, so keys derived from it never collide across task instances."""
         payload = json.dumps([self.dag_id, self.run_id, self.task_id, self.map_index], separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def task_instance_of(context: Any) -> Any:
+    """
+    The task instance running with ``context``, or None when there is no real one.
+
+    Unit tests (the official providers' and users') call ``op.execute(context)`` with None, ``{}``
+    or a ``MagicMock``; a mock's ``dag_id`` is not a string, so it does not count as a task instance.
+    """
+    if context is None or not hasattr(context, "get"):
+        return None
+    try:
+        ti = context.get("ti") or context.get("task_instance")
+    except Exception:
+        return None
+    if ti is None:
+        return None
+    ids = [getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id")]
+    if not all(isinstance(value, str) and value for value in ids):
+        return None
+    return ti
 
 
 def check_json(key: str, value: JsonValue) -> None:

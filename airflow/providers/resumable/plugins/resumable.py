@@ -1,0 +1,83 @@
+"""
+The provider's Airflow plugin: a listener that finishes resumable state after a task's success.
+
+Registered through the ``airflow.plugins`` entry point, which Airflow loads in every process (the
+scheduler, the API server, and the task runner) on 2.11 and 3.x alike; provider-declared plugins are
+only loaded eagerly when ``[core] lazy_discover_providers`` is off.
+
+``on_task_instance_success`` runs after Airflow has made the success durable: on Airflow 3 the task
+runner calls it from ``finalize()``, after the supervisor's ``succeed`` call to the API server
+returned; on Airflow 2 ``_run_raw_task`` calls it after the success was committed. Only then is the
+state of the task instance dropped (Variables) or marked finished (native store). Should the worker
+die between the two, the state stays, and the next try (necessarily a person's clear) still starts
+afresh when ``max_tries`` moved; see docs/state-backends.rst, "State lifecycle".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pluggy
+from airflow.plugins_manager import AirflowPlugin
+
+from airflow.providers.resumable.state.base import TaskScope
+from airflow.providers.resumable.state.lifecycle import finish_store, take_pending
+from airflow.providers.resumable.state.records import utcnow_iso
+
+log = logging.getLogger(__name__)
+
+hookimpl = pluggy.HookimplMarker("airflow")
+
+
+def _scope_of(task_instance: Any) -> TaskScope | None:
+    try:
+        map_index = getattr(task_instance, "map_index", -1)
+        return TaskScope(
+            dag_id=task_instance.dag_id,
+            run_id=task_instance.run_id,
+            task_id=task_instance.task_id,
+            map_index=-1 if map_index is None else int(map_index),
+        )
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+
+class _SuccessListener:
+    """Pluggy listener; Airflow passes more arguments on some versions, which pluggy leaves out."""
+
+    @hookimpl
+    def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
+        scope = _scope_of(task_instance)
+        pending = take_pending(scope) if scope is not None else None
+        if pending is None:
+            return
+        now = utcnow_iso()
+        for store in pending.stores:
+            try:
+                done = finish_store(store, pending.info, now)
+                log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, done)  # type: ignore[union-attr]
+            except Exception:
+                # The task already succeeded; failing it now is impossible and would hide nothing.
+                log.exception(
+                    "Could not finish the resumable state of %s after its success: it stays in %r. A clear of "
+                    "this task instance still starts afresh when max_tries moves; delete the state by hand to "
+                    "be sure.",
+                    scope,
+                    store,
+                )
+
+    @hookimpl
+    def on_task_instance_failed(self, previous_state: Any, task_instance: Any) -> None:
+        # The state must survive for the retry; only forget that it was to be finished.
+        scope = _scope_of(task_instance)
+        if scope is not None:
+            take_pending(scope)
+
+
+listener = _SuccessListener()
+
+
+class ResumableProviderPlugin(AirflowPlugin):
+    name = "resumable"
+    listeners = [listener]
