@@ -109,7 +109,7 @@ class Outcome:
     detail: str = ""
 
 
-@dataclass
+@dataclass(eq=False)  # pytest keeps plugins in sets: hashable by identity
 class ParityPlugin:
     upstream: Path
     repo: Path

@@ -83,7 +83,8 @@ def main(argv: list[str]) -> int:
 
     plugin = ParityPlugin(upstream=upstream, repo=REPO, providers=providers, report=report)
     files = [str(upstream / f) for p in providers for f in p.test_files]
-    args = ["-c", str(ini), "--rootdir", str(upstream), "-q", "-p", "no:cacheprovider", "-rfE", *files, *argv]
+    args = ["-c", str(ini), "--rootdir", str(upstream), "-q", "-p", "no:cacheprovider", "--disable-warnings"]
+    args += [*files, *argv]
     exit_code = pytest.main(args, plugins=[plugin])
     return summarize(report, exit_code, fetched, time.monotonic() - started)
 

@@ -226,8 +226,9 @@ class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSu
     def _submit_payload(self, context: Context) -> dict[str, Any]:
         if hasattr(self, "_prepare_submit_json"):  # provider 7.17+: the official payload builder
             return _normalised(_call(self._prepare_submit_json, context))
-        # Older providers build the payload inside execute(), around the submit call; do the same steps.
-        payload = self._merged_payload()
+        # Older providers build the payload inside execute(), around the submit call; do the same steps,
+        # in the same order: a payload that does not normalise fails before any API call.
+        payload = _normalised(self._merged_payload())
         pipeline_task = payload.get("pipeline_task")
         if (
             isinstance(pipeline_task, dict)
@@ -270,14 +271,15 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> int:
+        hook = self._hook  # created first, as the official execute() does, even when the payload is refused
         payload = self._run_now_payload(context)
         if self.cancel_previous_runs:
             if self.resubmitting:
                 self.log.info("Not cancelling the job's runs: this repeats a request whose response was lost")
             else:
-                self._hook.cancel_all_runs(payload["job_id"])
+                hook.cancel_all_runs(payload["job_id"])
         payload["idempotency_token"] = self._token_for_submission(payload)
-        self.run_id = self._hook.run_now(payload)
+        self.run_id = hook.run_now(payload)
         return self.run_id
 
     def _run_now_payload(self, context: Context) -> dict[str, Any]:

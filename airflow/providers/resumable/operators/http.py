@@ -6,6 +6,7 @@ import contextlib
 import email.utils
 import json
 import os
+import tempfile
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -27,6 +28,7 @@ from airflow.providers.resumable.operators.pagination import (
     page_json,
     positive_int,
 )
+from airflow.providers.resumable.state.base import task_instance_of
 from airflow.providers.resumable.version_compat import (
     AIRFLOW_V_3_0_PLUS,
     AirflowException,
@@ -270,6 +272,7 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
     # ---- execution ----------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> dict[str, Any]:
+        self.log.info("Calling HTTP method")  # as HttpOperator logs it
         hook = self.hook
         sink = PartSink(self._output_root(context))
         final: dict[str, int] = {"pages": 0, "records": 0}
@@ -367,7 +370,9 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
                 **self.request_kwargs,
             )
             if self.log_response:
-                self.log.info("page %s: %s", index, response.text)
+                # As HttpOperator logs it, before any check: the text alone (the page index is in the
+                # checkpoint and error messages).
+                self.log.info(response.text)
             if response.status_code == 429 or response.status_code >= 500:
                 raise TransientHttpError(response, index)
             if response.status_code >= 400:
@@ -444,6 +449,11 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
     def _output_root(self, context: Context) -> Any:
         if self.output_path:
             root = _object_storage_path(self.output_path)
+        elif task_instance_of(context) is None:
+            # Outside a task instance (a unit test calling execute()), nothing is resumed, and there is
+            # no dag/task/run to name a place after: a fresh temporary directory per call.
+            root = _object_storage_path("file://" + tempfile.mkdtemp(prefix=f"resumable-{self.task_id}-"))
+            self.log.info("No task instance and no output_path: writing the parts to %s", root)
         else:
             from airflow.configuration import conf
 
