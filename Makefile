@@ -50,7 +50,8 @@ help:
 	@echo "  venv               build/reuse all three venvs (.venv=3.3 primary, .venv-3.2, .venv-2.11)"
 	@echo "  venv-3.3|venv-3.2|venv-2.11   a single venv"
 	@echo "  lint               ruff check + ruff format --check + mypy (in .venv)"
-	@echo "  test               lint, then every matrix leg in order; stops at the first red leg"
+	@echo "  test               lint, then every matrix leg in order (each Airflow's with its parity suite);"
+	@echo "                     stops at the first red leg"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
@@ -136,9 +137,12 @@ lint: venv-3.3
 # Legs run strictly one after another (also under `make -j`); the first red leg stops the run.
 test: lint
 	@$(MAKE) test-3.3
+	@$(MAKE) test-parity
 	@$(MAKE) test-3.3-variable
 	@$(MAKE) test-3.2
+	@$(MAKE) test-parity-3.2
 	@$(MAKE) test-2.11
+	@$(MAKE) test-parity-2.11
 	@echo "==> all matrix legs green"
 
 # scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]

@@ -8,7 +8,9 @@ backquotes and a colon documents them::
     * ``TestHttpOperator::test_paginated_responses``, ``TestHttpOperator::test_async_paginated_responses``:
       the operator returns a manifest of the parts it wrote, not the responses.
 
-A name is ``Class::test`` (every parametrization) or ``Class::test[id]`` (one).
+A name is ``Class::test`` (every parametrization) or ``Class::test[id]`` (one). ``[not run]`` after the
+names (``* ``Class::test`` [not run]: reason``) counts the tests as documented without running them:
+only for tests whose failure costs time for nothing (a 30-second poll before the same assertion).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 SECTION = "What differs"
+NOT_RUN = "[not run]"
 _NAME = re.compile(r"``((?:Test\w+::)?test_\w+(?:\[[^\]`]*\])?)``")
 _HEADING_UNDERLINE = re.compile(r"^([=\-~^\"'`#*+<>])\1{2,}\s*$")
 
@@ -30,6 +33,7 @@ class Documented:
     name: str
     reason: str
     page: str
+    run: bool = True
 
 
 def _section(lines: list[str], title: str) -> list[str]:
@@ -63,23 +67,28 @@ def _bullets(lines: list[str]) -> list[str]:
     return [b.strip() for b in bullets]
 
 
+_ENTRY = re.compile(
+    r"^(?P<names>``[^`]+``(?:,\s*``[^`]+``)*)(?P<not_run>\s*\[not run\])?\s*:(?P<reason>.*)$", re.DOTALL
+)
+
+
 def parse(text: str, page: str) -> dict[str, Documented]:
     """Test name -> why it fails, from the "What differs" section of one docs page."""
     found: dict[str, Documented] = {}
     for bullet in _bullets(_section(text.splitlines(), SECTION)):
-        head, sep, reason = bullet.partition("``: ")
-        if not sep or not head.startswith("``"):
-            continue
-        names = _NAME.findall(head + "``")
-        if not names:
-            continue
-        reason = " ".join(reason.split())
+        if not _NAME.match(bullet):
+            continue  # prose
+        entry = _ENTRY.match(bullet)
+        if entry is None:
+            raise ValueError(f"{page}: cannot read the documented difference {bullet[:120]!r}")
+        names = _NAME.findall(entry["names"])
+        reason = " ".join(entry["reason"].split())
         if not reason:
             raise ValueError(f"{page}: the documented difference {names} gives no reason")
         for name in names:
             if name in found:
                 raise ValueError(f"{page}: {name} is listed twice under {SECTION!r}")
-            found[name] = Documented(name=name, reason=reason, page=page)
+            found[name] = Documented(name=name, reason=reason, page=page, run=entry["not_run"] is None)
     return found
 
 

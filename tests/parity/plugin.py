@@ -118,6 +118,7 @@ class ParityPlugin:
     results: dict[str, Outcome] = field(default_factory=dict)
     documented: dict[str, dict[str, differences.Documented]] = field(default_factory=dict)
     used: set[tuple[str, str]] = field(default_factory=set)
+    not_run: set[str] = field(default_factory=set)
     _selected: dict[Path, set[str]] = field(default_factory=dict)
     _dead: socket.socket | None = None
 
@@ -173,7 +174,11 @@ class ParityPlugin:
             entry = differences.lookup(self.documented[provider.key], name)
             if entry is not None:
                 self.used.add((provider.key, entry.name))
-                item.add_marker(pytest.mark.xfail(reason=f"documented in {entry.page}: {entry.reason}", strict=True))
+                if not entry.run:
+                    self.not_run.add(item.nodeid)
+                item.add_marker(
+                    pytest.mark.xfail(reason=f"documented in {entry.page}: {entry.reason}", strict=True, run=entry.run)
+                )
         if drop:
             config.hook.pytest_deselected(items=drop)
         items[:] = keep
@@ -204,6 +209,7 @@ class ParityPlugin:
             )
         elif report.skipped and hasattr(report, "wasxfail"):
             result.outcome = "documented"
+            result.detail = "not run" if report.nodeid in self.not_run else ""
         elif report.skipped and result.outcome != "documented":
             result.outcome = "skipped"
 

@@ -98,14 +98,18 @@ def summarize(report: Path, exit_code: int, fetched: float, total: float) -> int
     counts: dict[str, dict[str, int]] = {}
     failures = []
     for result in data["results"]:
-        per = counts.setdefault(result["provider"], {"passed": 0, "documented": 0, "failed": 0, "skipped": 0})
+        per = counts.setdefault(
+            result["provider"], {"passed": 0, "documented": 0, "not_run": 0, "failed": 0, "skipped": 0}
+        )
         per[result["outcome"]] += 1
+        if result["outcome"] == "documented" and result["detail"] == "not run":
+            per["not_run"] += 1
         if result["outcome"] == "failed":
             failures.append(result)
     for key, per in sorted(counts.items()):
         print(
-            f"parity [{key}]: {per['passed']} passed, {per['documented']} documented differences, "
-            f"{per['failed']} failed, {per['skipped']} skipped"
+            f"parity [{key}]: {per['passed']} passed, {per['documented']} documented differences "
+            f"({per['not_run']} of them not run), {per['failed']} failed, {per['skipped']} skipped"
         )
     for key, names in sorted(data["unused_documented"].items()):
         if names:

@@ -271,8 +271,8 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
         return self.execute_resumable(context)
 
     def submit_job(self, context: Context) -> int:
-        hook = self._hook  # created first, as the official execute() does, even when the payload is refused
         payload = self._run_now_payload(context)
+        hook = self._hook
         if self.cancel_previous_runs:
             if self.resubmitting:
                 self.log.info("Not cancelling the job's runs: this repeats a request whose response was lost")
@@ -287,6 +287,8 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
             payload = dict(_call(self._build_run_now_payload, context))
         else:  # older providers build it inside execute(), around the run-now call
             payload = _normalised(self._merged_payload())
+            # As there: the hook is created once the payload validated, before anything else can fail.
+            _ = self._hook
             if "job_name" in payload:
                 job_id = self._hook.find_job_id_by_name(payload["job_name"])
                 if job_id is None:
