@@ -39,9 +39,10 @@ def _errors():
 class Recording:
     """Record what ``execute`` raised (type, message) before Airflow handles it."""
 
-    def execute(self, context):
+    def execute(self, context, **kwargs):
+        # Airflow 2 threads a sentinel keyword through overridden execute() methods.
         try:
-            return super().execute(context)  # type: ignore[misc]
+            return super().execute(context, **kwargs)  # type: ignore[misc]
         except Exception as err:
             ERRORS.append((context["ti"].try_number, type(err).__name__, str(err)))
             raise
@@ -81,8 +82,8 @@ def test_a_failure_after_execute_returns_the_job_that_succeeded(job_system, requ
 
 def test_a_failure_after_a_finished_walk_does_not_walk_again(tmp_path, request):
     class XComFailsOnFirstTry(ToyBatchOperator):
-        def execute(self, context):
-            result = super().execute(context)
+        def execute(self, context, **kwargs):
+            result = super().execute(context, **kwargs)
             return {**result, "bad": NotXComSerializable()} if context["ti"].try_number == 1 else result
 
     dag = make_dag(request)
@@ -288,10 +289,10 @@ class WritesStateFirst(Recording, ToyJobOperator):
         self.raw = raw
         self.key = key
 
-    def execute(self, context):
+    def execute(self, context, **kwargs):
         if context["ti"].try_number == 1:
             get_state_store(context).set(self.key, self.raw)
-        return super().execute(context)
+        return super().execute(context, **kwargs)
 
 
 CORRUPT_JOB_RECORDS = {
@@ -334,10 +335,10 @@ class BatchesWithCheckpoint(Recording, ToyBatchOperator):
         super().__init__(**kwargs)
         self.raw = raw
 
-    def execute(self, context):
+    def execute(self, context, **kwargs):
         if context["ti"].try_number == 1:
             self.state_store(context).set(self.checkpoint_key, self.raw)
-        return super().execute(context)
+        return super().execute(context, **kwargs)
 
 
 CORRUPT_CHECKPOINTS = {
@@ -404,10 +405,10 @@ def test_a_spec_conflict_fails_without_using_the_retries(job_system, request):
 
 def test_a_value_that_is_not_json_is_named_as_bad_state(job_system, request):
     class WritesRawBytes(Recording, ToyJobOperator):
-        def execute(self, context):
+        def execute(self, context, **kwargs):
             if context["ti"].try_number == 1:
                 _write_raw(context, "toy_job", "{not json")
-            return super().execute(context)
+            return super().execute(context, **kwargs)
 
     dag = make_dag(request)
     WritesRawBytes(task_id="job", base_url=job_system.url, spec={}, retries=3, retry_delay=timedelta(0), dag=dag)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import uuid
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -75,16 +76,18 @@ class TryInfo:
         if ti is None:
             return cls()
         dag_run = context.get("dag_run")
+        try_number = _as_int(getattr(ti, "try_number", None))
         if AIRFLOW_V_3_0_PLUS:
             ti_id = getattr(ti, "id", None)
             stamp = str(ti_id) if ti_id is not None else None
             run_key = _iso(getattr(dag_run, "run_after", None))
         else:
-            stamp = _iso(getattr(ti, "start_date", None))
+            # `airflow tasks run` sets the try's start (kept across a deferral); `dag.test()` does not.
+            stamp = _iso(getattr(ti, "start_date", None)) or _process_stamp(TaskScope.from_context(context), try_number)
             row_id = _as_int(getattr(dag_run, "id", None))
             run_key = None if row_id is None else f"dag_run.id={row_id}"
         return cls(
-            try_number=_as_int(getattr(ti, "try_number", None)),
+            try_number=try_number,
             max_tries=_as_int(getattr(ti, "max_tries", None)),
             try_stamp=stamp,
             run_key=run_key,
@@ -199,6 +202,15 @@ class _Pending:
 
 _pending: dict[TaskScope, _Pending] = {}
 _lock = threading.Lock()
+#: Airflow 2 without a try start date: one stamp per try as this process sees it, dropped when the
+#: listener sees the try end, so a DAG run deleted and created again in the same process (``dag.test``)
+#: is not mistaken for the same try.
+_process_stamps: dict[tuple[TaskScope, int | None], str] = {}
+
+
+def _process_stamp(scope: TaskScope, try_number: int | None) -> str:
+    with _lock:
+        return _process_stamps.setdefault((scope, try_number), f"process-{uuid.uuid4().hex}")
 
 
 def register_for_success(context: Any, store: StateStore) -> None:
@@ -212,16 +224,20 @@ def register_for_success(context: Any, store: StateStore) -> None:
     if task_instance_of(context) is None:
         return
     scope = TaskScope.from_context(context)
+    info = TryInfo.from_context(context)
     with _lock:
         entry = _pending.get(scope)
         if entry is None:
-            _pending[scope] = _Pending([store], TryInfo.from_context(context))
+            _pending[scope] = _Pending([store], info)
         elif all(existing is not store for existing in entry.stores):
             entry.stores.append(store)
 
 
 def take_pending(scope: TaskScope) -> _Pending | None:
+    """What is to be finished for ``scope``; called by the listener when a try of it ended."""
     with _lock:
+        for key in [key for key in _process_stamps if key[0] == scope]:
+            del _process_stamps[key]
         return _pending.pop(scope, None)
 
 
