@@ -22,10 +22,9 @@ from airflow.providers.resumable.mixins.decisions import (
     new_idempotency_token,
 )
 from airflow.providers.resumable.state.lifecycle import (
-    FINISHED_KEY,
     TryInfo,
     finished_before,
-    parse_marker,
+    read_marker,
     register_for_success,
 )
 from airflow.providers.resumable.state.records import JobRecord, utcnow_iso, where
@@ -268,7 +267,7 @@ class ResumableJobMixin(ABC):
         key = self.external_id_key
 
         record = JobRecord.parse(key, store.get(key), store=store)
-        marker = parse_marker(store.get(FINISHED_KEY), where(store, FINISHED_KEY)) if record is not None else None
+        marker = read_marker(store) if record is not None else None
         finished = record is not None and finished_before(record.try_number, marker)
         looked_up = False
         while True:

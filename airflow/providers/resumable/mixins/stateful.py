@@ -12,10 +12,9 @@ from pydantic import BaseModel, ValidationError
 
 from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
 from airflow.providers.resumable.state.lifecycle import (
-    FINISHED_KEY,
     TryInfo,
     finished_before,
-    parse_marker,
+    read_marker,
     register_for_success,
 )
 from airflow.providers.resumable.state.records import CHECKPOINT_KIND, CheckpointEnvelope, utcnow_iso, where
@@ -363,7 +362,7 @@ class StatefulOperatorMixin:
         if envelope is None:
             return None
         store = self.state_store(context)
-        marker = parse_marker(store.inner.get(FINISHED_KEY), where(store.inner, FINISHED_KEY))
+        marker = read_marker(store.inner)
         if finished_before(envelope.try_number, marker):
             self.log.info(
                 "The checkpoint saved at try %s belongs to a run of this task that succeeded (try %s); the task "

@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow.providers.resumable.state.base import TaskScope
+from airflow.providers.resumable.state.base import TaskScope, task_instance_of
 from airflow.providers.resumable.state.lifecycle import finish_store, take_pending
 from airflow.providers.resumable.state.records import utcnow_iso
 
@@ -31,16 +31,8 @@ hookimpl = pluggy.HookimplMarker("airflow")
 
 
 def _scope_of(task_instance: Any) -> TaskScope | None:
-    try:
-        map_index = getattr(task_instance, "map_index", -1)
-        return TaskScope(
-            dag_id=task_instance.dag_id,
-            run_id=task_instance.run_id,
-            task_id=task_instance.task_id,
-            map_index=-1 if map_index is None else int(map_index),
-        )
-    except (AttributeError, TypeError, ValueError):
-        return None
+    context = {"ti": task_instance}
+    return TaskScope.from_context(context) if task_instance_of(context) is not None else None
 
 
 class _SuccessListener:

@@ -165,6 +165,13 @@ def parse_marker(raw: Any, location: str) -> FinishedMarker | None:
     )
 
 
+def read_marker(store: Any) -> FinishedMarker | None:
+    """The finished marker of the task instance whose (raw, not namespaced) ``store`` this is."""
+    from airflow.providers.resumable.state.records import where
+
+    return parse_marker(store.get(FINISHED_KEY), where(store, FINISHED_KEY))
+
+
 def finished_before(written_at_try: int | None, marker: FinishedMarker | None) -> bool:
     """
     Whether a value written at ``written_at_try`` belongs to a life that already succeeded.
