@@ -227,10 +227,10 @@ def _drive(dag, dr, session) -> None:
 
 
 def resumable_variables(dag_id: str) -> list[str]:
-    """Keys of Variables the provider's Variable backend holds for ``dag_id``."""
-    from airflow.models.variable import Variable
+    """Names of the Variables the provider's Variable backend holds for ``dag_id`` (by their stored scope)."""
     from airflow.utils.session import create_session
-    from sqlalchemy import select
+
+    from airflow.providers.resumable.state import inventory
 
     with create_session() as session:
-        return [k for k in session.scalars(select(Variable.key)) if k.startswith(f"resumable.{dag_id}.")]
+        return [s.location for s in inventory.read_variables(session, inventory.Filters(dag_id=dag_id))]

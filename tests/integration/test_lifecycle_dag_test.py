@@ -316,6 +316,8 @@ def test_a_corrupt_job_record_fails_on_the_first_try_and_says_where_it_is(job_sy
     assert kind == "CorruptStateError"
     assert re_search(problem, message)
     assert "unreachable" not in message
+    # The exact command a person runs to repair it, on every backend.
+    assert f"state delete --dag-id {dag.dag_id} --run-id {run.run_id} --task-id job --key toy_job" in message
     if NATIVE:
         assert "task_state_store key 'toy_job'" in message
         assert "/state-store/toy_job?map_index=-1" in message

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_provider_info_mirrors_provider_yaml():
     spec = yaml.safe_load((ROOT / "provider.yaml").read_text())
     info = get_provider_info()
-    for key in ("package-name", "name", "description", "integrations", "operators", "config"):
+    for key in ("package-name", "name", "description", "integrations", "operators", "cli", "config"):
         assert info[key] == spec[key], key
 
 

@@ -41,6 +41,7 @@ def get_provider_info() -> dict[str, Any]:
                 ],
             }
         ],
+        "cli": ["airflow.providers.resumable.cli.definition.get_resumable_cli_commands"],
         "config": {
             "resumable": {
                 "description": "Settings of airflow-provider-resumable.\n",

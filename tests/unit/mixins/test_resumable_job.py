@@ -210,6 +210,21 @@ class TestRetries:
         assert job_system.faults.status_errors == 97
 
 
+    def test_a_conflict_an_adapter_raises_names_the_record_to_delete(self, job_system, memory_store):
+        """Adapters (EMR steps, say) raise conflicts without knowing where the record lives; the mixin adds it."""
+
+        class Confused(FindableToyJobOperator):
+            def poll_until_complete(self, external_id, context):
+                raise ResumableJobConflictError("Cluster j-1 holds an incomplete set of steps.")
+
+        with pytest.raises(ResumableJobConflictError) as err:
+            toy(job_system, cls=Confused).execute(ctx())
+        message = str(err.value)
+        assert message.startswith("Cluster j-1 holds an incomplete set of steps. The job record is ")
+        assert "toy_job" in message
+        assert message.count("The job record is") == 1
+
+
 class TestForgetJob:
     def test_forget_job_drops_the_record_once_success_is_recorded(self, job_system, ephemeral_store):
         from airflow.providers.resumable.plugins.resumable import listener

@@ -15,6 +15,7 @@ from airflow.providers.resumable.state import (
     VariableStateStore,
     variable_key,
 )
+from airflow.providers.resumable.state.backends import legacy_variable_key
 from airflow.providers.resumable.state.lifecycle import TryInfo
 from airflow.providers.resumable.version_compat import AirflowFailException
 
@@ -218,7 +219,38 @@ class TestVariableStore:
         store.get("a")
         store.set("a", 1)
         store.get("a")
-        assert [c for c in access.calls if c[0] == "get"] == [("get", store.key)]
+        # The 0.1.0 name is looked up once too, for a task instance upgraded in the middle of its retries.
+        assert [c for c in access.calls if c[0] == "get"] == [("get", store.key), ("get", legacy_variable_key(SCOPE))]
+
+    def test_the_name_says_dag_run_task_and_map_index(self):
+        mapped = TaskScope("my_dag", SCOPE.run_id, "extract", 7)
+        assert variable_key(mapped).startswith("resumable.my_dag.manual__2026-01-01T00-00-00-00-00.extract.7.")
+        assert variable_key(SCOPE).startswith("resumable.my_dag.manual__2026-01-01T00-00-00-00-00.extract.")
+
+    def test_state_under_the_0_1_0_name_is_resumed_then_moved(self):
+        access = DictVariables()
+        VariableStateStore(SCOPE, access=access).set("job", {"id": 42})
+        (new_name,) = access.rows
+        access.rows[legacy_variable_key(SCOPE)] = access.rows.pop(new_name)  # as 0.1.0 left it
+
+        store = VariableStateStore(SCOPE, access=access)
+        assert store.get("job") == {"id": 42}, "an upgrade mid-retries must not lose the job id"
+        assert legacy_variable_key(SCOPE) in store.locate("job")
+        store.set("cursor", 3)
+        assert list(access.rows) == [store.key], "written under the new name first, then the old one deleted"
+        assert VariableStateStore(SCOPE, access=access).get("job") == {"id": 42}
+
+    def test_clear_also_removes_the_0_1_0_variable(self):
+        access = DictVariables()
+        access.rows[legacy_variable_key(SCOPE)] = ("{}", "")
+        VariableStateStore(SCOPE, access=access).clear()
+        assert access.rows == {}
+
+    def test_locate_names_the_state_cli_and_the_variable(self):
+        store = VariableStateStore(TaskScope("my_dag", "run 1", "extract", 2), access=DictVariables())
+        where = store.locate("job")
+        assert "state delete --dag-id my_dag --run-id 'run 1' --task-id extract --map-index 2 --key job" in where
+        assert f"airflow variables delete {store.key}" in where
 
     def test_keys_fit_and_do_not_collide(self):
         long = TaskScope(dag_id="d" * 250, run_id="r" * 250, task_id="t" * 250, map_index=12345)
@@ -268,6 +300,11 @@ class TestNativeStore:
         store = NativeTaskStateStore(accessor)
         with pytest.raises(StateStoreError, match=r"failed on get\('remote_job_id'\).*API server said 500"):
             store.get("remote_job_id")
+
+    def test_locate_names_the_state_cli_and_the_rest_call_with_the_map_index(self):
+        where = NativeTaskStateStore(FakeAccessor(), TaskScope("d", "r", "t", 4)).locate("job")
+        assert "state delete --dag-id d --run-id r --task-id t --map-index 4 --key job" in where
+        assert "DELETE /api/v2/dags/d/dagRuns/r/taskInstances/t/state-store/job?map_index=4" in where
 
     def test_from_context_without_native_store_names_the_option(self):
         with pytest.raises(StateStoreError, match="state_backend selects 'task_state_store'"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -32,6 +33,8 @@ from airflow.providers.resumable.state.selection import get_state_store, is_dura
 from airflow.providers.resumable.version_compat import AirflowFailException, apply_defaults
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from tenacity.stop import stop_base
     from tenacity.wait import wait_base
 
@@ -265,6 +268,7 @@ class ResumableJobMixin(ABC):
         register_for_success(context, store)
         fingerprint = self.job_fingerprint(context)
         key = self.external_id_key
+        self._record_location = where(store, key)
 
         record = JobRecord.parse(key, store.get(key), store=store)
         marker = read_marker(store) if record is not None else None
@@ -322,7 +326,19 @@ class ResumableJobMixin(ABC):
                 state.attempt_number,
             ),
         )
-        return retrying(func, *args)
+        with self._naming_the_record():
+            return retrying(func, *args)
+
+    @contextlib.contextmanager
+    def _naming_the_record(self) -> Iterator[None]:
+        """A conflict raised by an adapter's hook call says which record to delete, and how."""
+        try:
+            yield
+        except ResumableJobConflictError as err:
+            location = getattr(self, "_record_location", None)
+            if location is None or location in str(err):
+                raise
+            raise ResumableJobConflictError(f"{err} The job record is {location}.") from err
 
     def _observe(self, record: JobRecord | None, context: Context) -> tuple[JobState, str | None] | None:
         """One status call for the stored id; None when there is no id to ask about."""
@@ -441,7 +457,8 @@ class ResumableJobMixin(ABC):
     def _poll(self, external_id: JsonValue, context: Context) -> None:
         self._running_external_id = external_id
         try:
-            self.poll_until_complete(external_id, context)
+            with self._naming_the_record():
+                self.poll_until_complete(external_id, context)
         finally:
             self._running_external_id = None
 

@@ -226,7 +226,7 @@ class StatefulOperatorMixin:
     def load_checkpoint(self, context: Context) -> Any:
         """The checkpoint stored in this life of the task instance, as a ``checkpoint_model`` (or dict), or None."""
         envelope = self._current_envelope(context)
-        return None if envelope is None else self._decode(envelope)
+        return None if envelope is None else self._decode(envelope, context)
 
     def save_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None = None) -> None:
         """Store ``checkpoint``; call it only once the work it describes is durable."""
@@ -296,7 +296,7 @@ class StatefulOperatorMixin:
                 already_complete=True,
             )
         if envelope is not None:
-            cursor: C | None = self._decode(envelope)
+            cursor: C | None = self._decode(envelope, context)
             index = envelope.batches_done or 0
             self.log.info(
                 "Resuming at batch %s from the checkpoint saved at try %s (%s)",
@@ -404,13 +404,13 @@ class StatefulOperatorMixin:
                 "clear the task."
             ) from err
 
-    def _decode(self, envelope: CheckpointEnvelope) -> Any:
+    def _decode(self, envelope: CheckpointEnvelope, context: Context) -> Any:
         model = self.checkpoint_model
         if model is None:
             return envelope.data
         data = envelope.data
         current = self._schema_version()
-        where = f"{self.state_namespace}/{self.checkpoint_key}"
+        location = where(self.state_store(context), self.checkpoint_key)
         if envelope.schema_version != current:
             migrate = getattr(model, "migrate", None)
             try:
@@ -419,7 +419,7 @@ class StatefulOperatorMixin:
                 data = migrate(dict(data), envelope.schema_version)
             except NotImplementedError:
                 raise CheckpointSchemaError(
-                    f"The checkpoint in {where} was written by {envelope.schema_name} schema_version "
+                    f"The checkpoint in {location} was written by {envelope.schema_name} schema_version "
                     f"{envelope.schema_version}, but {model.__name__} is at schema_version {current} and "
                     f"its migrate() does not handle version {envelope.schema_version}. Implement "
                     "migrate(), or delete the key to start from the beginning."
@@ -428,7 +428,7 @@ class StatefulOperatorMixin:
             return model.model_validate(data)
         except ValidationError as err:
             raise CheckpointSchemaError(
-                f"The checkpoint in {where} ({envelope.schema_name} schema_version {envelope.schema_version}) "
+                f"The checkpoint in {location} ({envelope.schema_name} schema_version {envelope.schema_version}) "
                 f"does not fit {model.__name__}: {err}. Bump schema_version and implement migrate(), or "
                 "delete the key to start from the beginning."
             ) from err

@@ -21,7 +21,7 @@ from typing import Any
 import pluggy
 from airflow.plugins_manager import AirflowPlugin
 
-from airflow.providers.resumable.state.base import TaskScope, task_instance_of
+from airflow.providers.resumable.state.base import TaskScope, state_command, task_instance_of
 from airflow.providers.resumable.state.lifecycle import finish_store, take_pending
 from airflow.providers.resumable.state.records import utcnow_iso
 
@@ -42,21 +42,21 @@ class _SuccessListener:
     def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
         scope = _scope_of(task_instance)
         pending = take_pending(scope) if scope is not None else None
-        if pending is None:
+        if scope is None or pending is None:
             return
         now = utcnow_iso()
         for store in pending.stores:
             try:
                 done = finish_store(store, pending.info, now)
-                log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, done)  # type: ignore[union-attr]
+                log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, done)
             except Exception:
                 # The task already succeeded; failing it now is impossible and would hide nothing.
                 log.exception(
                     "Could not finish the resumable state of %s after its success: it stays in %r. A clear of "
-                    "this task instance still starts afresh when max_tries moves; delete the state by hand to "
-                    "be sure.",
+                    "this task instance still starts afresh when max_tries moves; to be sure, delete it with `%s`.",
                     scope,
                     store,
+                    state_command("delete", scope),
                 )
 
     @hookimpl

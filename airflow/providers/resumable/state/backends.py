@@ -22,6 +22,7 @@ from airflow.providers.resumable.state.base import (
     StateStoreError,
     TaskScope,
     check_json,
+    state_command,
     task_instance_of,
 )
 from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, TryInfo, foreign_to
@@ -140,9 +141,9 @@ class NativeTaskStateStore:
         sc = self.scope
         return (
             f"task_state_store key {key!r} of task {sc.task_id!r} (map_index {sc.map_index}) in DAG {sc.dag_id!r}, "
-            f"run {sc.run_id!r}; see it in the task instance's Task State tab, delete it with "
-            f"DELETE /api/v2/dags/{sc.dag_id}/dagRuns/{sc.run_id}/taskInstances/{sc.task_id}/state-store/{key}"
-            f"?map_index={sc.map_index}"
+            f"run {sc.run_id!r}; inspect it with `{state_command('show', sc, key)}`, delete it with "
+            f"`{state_command('delete', sc, key)}` (or the REST API: DELETE /api/v2/dags/{sc.dag_id}/dagRuns/"
+            f"{sc.run_id}/taskInstances/{sc.task_id}/state-store/{key}?map_index={sc.map_index})"
         )
 
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
@@ -271,14 +272,27 @@ def default_variable_access() -> VariableAccess:
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
-def variable_key(scope: TaskScope, prefix: str = "resumable") -> str:
-    """
-    The Variable that holds one task instance's state.
+#: Every Variable this provider writes starts with this; the state CLI lists them by it.
+VARIABLE_PREFIX = "resumable"
 
-    Readable parts (dag and task id) let a person find it in the Variables UI; the scope hash makes it
-    unique, since truncated or sanitised ids alone could collide. At most 250 characters, the
-    Variable key limit.
+
+def variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
     """
+    The Variable that holds one task instance's state: ``resumable.<dag>.<run>.<task>[.<map>].<hash>``.
+
+    Readable parts (dag, run and task id) let a person find a run's state in the Variables UI or with
+    ``airflow resumable state list --run-id``; the scope hash makes it unique, since truncated or
+    sanitised ids alone could collide. At most 250 characters, the Variable key limit.
+    """
+    dag = _UNSAFE.sub("-", scope.dag_id)[:60]
+    run = _UNSAFE.sub("-", scope.run_id)[:60]
+    task = _UNSAFE.sub("-", scope.task_id)[:60]
+    mapped = f".{scope.map_index}" if scope.map_index >= 0 else ""
+    return f"{prefix}.{dag}.{run}.{task}{mapped}.{scope.digest()[:16]}"[:250]
+
+
+def legacy_variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
+    """The 0.1.0 key (no run id). Still read, so an upgrade in the middle of a task's retries resumes."""
     dag = _UNSAFE.sub("-", scope.dag_id)[:80]
     task = _UNSAFE.sub("-", scope.task_id)[:80]
     suffix = f"{scope.map_index}" if scope.map_index >= 0 else ""
@@ -308,6 +322,8 @@ class VariableStateStore:
         self.access = access or default_variable_access()
         self.info = info or TryInfo()
         self._values: dict[str, JsonValue] | None = None
+        # Set when this task instance's state was found under the 0.1.0 key: moved on the next write.
+        self._legacy_key: str | None = None
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> VariableStateStore:
@@ -318,15 +334,23 @@ class VariableStateStore:
 
     def locate(self, key: str | None = None) -> str:
         inside = f"key {key!r} inside " if key is not None else ""
+        name = self._legacy_key or self.key
         return (
-            f"{inside}Airflow Variable {self.key!r} (the whole state of task {self.scope.task_id!r}, map_index "
+            f"{inside}Airflow Variable {name!r} (the whole state of task {self.scope.task_id!r}, map_index "
             f"{self.scope.map_index}, in DAG {self.scope.dag_id!r}, run {self.scope.run_id!r}); inspect it with "
-            f"`airflow variables get {self.key}`, delete it with `airflow variables delete {self.key}`"
+            f"`{state_command('show', self.scope)}`, delete {'the key' if key is not None else 'it'} with "
+            f"`{state_command('delete', self.scope, key)}` (or the whole Variable with "
+            f"`airflow variables delete {name}`)"
         )
 
     def _load(self) -> dict[str, JsonValue]:
         if self._values is None:
             raw = self.access.get(self.key)
+            if raw is None:
+                legacy = legacy_variable_key(self.scope)
+                raw = self.access.get(legacy)
+                if raw is not None:
+                    self._legacy_key = legacy
             self._values = {} if raw is None else self._parse(raw)
         return self._values
 
@@ -369,6 +393,17 @@ class VariableStateStore:
         }
 
     def _store(self, values: dict[str, JsonValue]) -> None:
+        self._drop_legacy_after(lambda: self._write(values))
+
+    def _drop_legacy_after(self, write: Callable[[], None]) -> None:
+        # The new Variable is written before the old one goes, so a crash in between loses nothing:
+        # the next try reads the new key first.
+        write()
+        if self._legacy_key is not None:
+            self.access.delete(self._legacy_key)
+            self._legacy_key = None
+
+    def _write(self, values: dict[str, JsonValue]) -> None:
         if not values:
             self.access.delete(self.key)
             return
@@ -402,7 +437,9 @@ class VariableStateStore:
 
     @_wrap_errors("clear")
     def clear(self) -> None:
-        self.access.delete(self.key)
+        if self._values is None and self.access.get(legacy_variable_key(self.scope)) is not None:
+            self._legacy_key = legacy_variable_key(self.scope)
+        self._drop_legacy_after(lambda: self.access.delete(self.key))
         self._values = {}
 
     def mark_finished(self, marker: dict[str, Any]) -> str:

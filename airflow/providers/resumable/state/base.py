@@ -178,3 +178,29 @@ class NamespacedStateStore:
             self.inner.delete(self._full(key))
         self.inner.delete(self._full(self._INDEX))
         self._index = []
+
+
+def state_cli_program() -> list[str]:
+    """
+    How a person runs this provider's state CLI on the installed Airflow.
+
+    Airflow 3.2+ load provider CLI commands (``airflow resumable state ...``); older ones do not, and
+    the same commands ship as the ``airflow-resumable`` console script.
+    """
+    try:
+        from airflow.providers_manager import ProvidersManager
+    except ImportError:  # pragma: no cover - every supported Airflow has it
+        return ["airflow-resumable"]
+    return ["airflow", "resumable"] if hasattr(ProvidersManager, "cli_command_functions") else ["airflow-resumable"]
+
+
+def state_command(verb: str, scope: TaskScope, key: str | None = None) -> str:
+    """The exact ``state <verb>`` command line for one task instance's state (and one key of it)."""
+    import shlex
+
+    args = ["state", verb, "--dag-id", scope.dag_id, "--run-id", scope.run_id, "--task-id", scope.task_id]
+    if scope.map_index >= 0:
+        args += ["--map-index", str(scope.map_index)]
+    if key is not None:
+        args += ["--key", key]
+    return " ".join(state_cli_program()) + " " + shlex.join(args)

@@ -166,7 +166,7 @@ def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) ->
     if not isinstance(external_id, dict) or any(not external_id.get(k) for k in keys):
         raise ResumableJobConflictError(
             f"The stored {what} id {external_id!r} lacks {', '.join(keys)}; refusing to guess which job it "
-            "means. Check AWS, then delete the task's state key to start over."
+            "means. Check AWS, then delete the job record to start over."
         )
     return external_id
 

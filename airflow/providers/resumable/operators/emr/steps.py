@@ -174,7 +174,7 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
             raise ResumableJobConflictError(
                 f"Cluster {cluster_id} holds an incomplete set of steps for token {token}: {found!r} (index -> "
                 "step ids). Refusing to add or reattach. Cancel the steps that should not run, then delete the "
-                "task's state key and clear the task."
+                "job record and clear the task."
             )
         keep = [found[i][0] for i in range(count)]
         extra = [step_id for i in range(count) for step_id in found[i][1:]]

@@ -1,0 +1,1 @@
+"""``airflow resumable state ...``: see, explain and delete what resumable operators stored."""

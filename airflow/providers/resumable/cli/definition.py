@@ -1,0 +1,90 @@
+"""
+The ``resumable`` command group, for Airflow's CLI and for the ``airflow-resumable`` console script.
+
+Airflow 3.2+ load it from the provider info's ``cli`` entry (``airflow resumable state list``);
+older Airflow has no provider CLI, so the same definitions are served by ``airflow-resumable``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.cli.cli_config import ARG_OUTPUT, ARG_YES, ActionCommand, Arg, GroupCommand, lazy_load_command
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+ARG_DAG_ID = Arg(("-d", "--dag-id"), help="Only the state of this DAG")
+ARG_RUN_ID = Arg(("-r", "--run-id"), help="Only the state of this DAG run")
+ARG_TASK_ID = Arg(("-t", "--task-id"), help="Only the state of this task")
+ARG_MAP_INDEX = Arg(
+    ("-m", "--map-index"), type=int, help="Only the state of this mapped task instance (-1: not mapped)"
+)
+ARG_KEY = Arg(("-k", "--key"), help="Only this key of a task instance's state (as `list` shows it)")
+ARG_BACKEND = Arg(
+    ("--backend",),
+    choices=("all", "task_state_store", "variable"),
+    default="all",
+    help="Where to look: Airflow 3.3's task_state_store table, this provider's Variables, or both (default)",
+)
+
+_FILTERS = (ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_MAP_INDEX, ARG_KEY, ARG_BACKEND)
+_COMMANDS = "airflow.providers.resumable.cli.state_command"
+
+STATE_COMMANDS = (
+    ActionCommand(
+        name="list",
+        help="List the retry state resumable operators keep, one line per key with what it means",
+        func=lazy_load_command(f"{_COMMANDS}.state_list"),
+        args=(*_FILTERS, ARG_OUTPUT),
+    ),
+    ActionCommand(
+        name="show",
+        help="Show the state of task instances in full: each key's value, meaning and delete command",
+        func=lazy_load_command(f"{_COMMANDS}.state_show"),
+        args=(*_FILTERS, ARG_OUTPUT),
+    ),
+    ActionCommand(
+        name="delete",
+        help="Delete the state of a task instance (or one key of it); a clear then starts it afresh",
+        description=(
+            "Delete what resumable operators stored for the matching task instances (--dag-id, --run-id and "
+            "--task-id are required). With --key only that key goes. Asks for confirmation unless --yes. "
+            "Deleting a job record makes the next try submit a new job: check the external system first."
+        ),
+        func=lazy_load_command(f"{_COMMANDS}.state_delete"),
+        args=(*_FILTERS, ARG_YES),
+    ),
+)
+
+
+def get_resumable_cli_commands() -> list[GroupCommand]:
+    """The provider info's ``cli`` entry point."""
+    return [
+        GroupCommand(
+            name="resumable",
+            help="Inspect and repair the retry state of airflow-provider-resumable",
+            subcommands=(
+                GroupCommand(
+                    name="state",
+                    help="List, show and delete the state resumable operators keep across retries",
+                    subcommands=STATE_COMMANDS,
+                ),
+            ),
+        )
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``airflow-resumable``: the same commands where Airflow's CLI does not load provider commands."""
+    from airflow.cli.cli_config import DefaultHelpParser
+    from airflow.cli.cli_parser import _add_command
+
+    parser = DefaultHelpParser(prog="airflow-resumable")
+    subparsers = parser.add_subparsers(dest="subcommand", metavar="GROUP_OR_COMMAND")
+    subparsers.required = True
+    (group,) = get_resumable_cli_commands()
+    for command in group.subcommands:
+        _add_command(subparsers, command)
+    args = parser.parse_args(argv)
+    args.func(args)

@@ -1,0 +1,262 @@
+"""
+What this provider has stored, read from outside any task: the state CLI's model.
+
+A task reaches its state through the Execution API; a person on call has the metadata DB (the
+``airflow`` CLI's own access). This module lists, explains and deletes the state of task instances
+on both durable backends: rows of Airflow 3.3's ``task_state_store`` table and this provider's
+Variables (``resumable.<dag>.<run>.<task>[.<map>].<hash>``, Fernet-decrypted as Airflow does).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.resumable.state.backends import _UNSAFE, VARIABLE_PREFIX
+from airflow.providers.resumable.state.base import JsonValue, TaskScope, state_command
+from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, FINISHED_KIND
+from airflow.providers.resumable.state.records import CHECKPOINT_KIND, JOB_RECORD_KIND
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+NATIVE = "task_state_store"
+VARIABLE = "variable"
+BACKENDS = (NATIVE, VARIABLE)
+
+
+@dataclass(frozen=True)
+class Filters:
+    dag_id: str | None = None
+    run_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    key: str | None = None
+
+    def admits(self, scope: TaskScope) -> bool:
+        return (
+            (self.dag_id is None or scope.dag_id == self.dag_id)
+            and (self.run_id is None or scope.run_id == self.run_id)
+            and (self.task_id is None or scope.task_id == self.task_id)
+            and (self.map_index is None or scope.map_index == self.map_index)
+        )
+
+
+@dataclass
+class TaskState:
+    """All keys one task instance holds on one backend."""
+
+    backend: str
+    scope: TaskScope
+    #: The Variable's name; for the native store, the table.
+    location: str
+    values: dict[str, JsonValue] = field(default_factory=dict)
+    updated_at: str | None = None
+    #: Why the stored bytes could not be read as this provider's state (they are then shown raw).
+    problem: str | None = None
+
+    def entries(self, key: str | None = None) -> list[dict[str, Any]]:
+        """One row per key, with what it means: the CLI's ``list`` and ``show`` output."""
+        finished = self.values.get(FINISHED_KEY)
+        rows = []
+        for name in sorted(self.values):
+            if key is not None and name != key:
+                continue
+            rows.append(
+                {
+                    "backend": self.backend,
+                    "dag_id": self.scope.dag_id,
+                    "run_id": self.scope.run_id,
+                    "task_id": self.scope.task_id,
+                    "map_index": self.scope.map_index,
+                    "key": name,
+                    "meaning": self.problem or describe(name, self.values[name], finished),
+                    "location": self.location,
+                    "updated_at": self.updated_at,
+                    "value": self.values[name],
+                    "delete_with": state_command("delete", self.scope, name),
+                }
+            )
+        return rows
+
+
+def _short(value: JsonValue, limit: int = 80) -> str:
+    text = json.dumps(value, sort_keys=True, default=str)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
+    """One line a person can act on: what ``value`` under ``key`` means for the next try."""
+    done = finished.get("try_number") if isinstance(finished, dict) else None
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if key == FINISHED_KEY or kind == FINISHED_KIND:
+        try_number = value.get("try_number") if isinstance(value, dict) else "?"
+        at = value.get("finished_at") if isinstance(value, dict) else "?"
+        return f"finished: try {try_number} succeeded at {at}; a clear starts this task instance afresh"
+    if kind == JOB_RECORD_KIND:
+        assert isinstance(value, dict)
+        token = value.get("token")
+        generation = value.get("generation")
+        tried = value.get("try_number")
+        if value.get("legacy"):
+            text = f"job {value.get('external_id')} (bare id adopted from Airflow's ResumableJobMixin, no token)"
+        elif value.get("external_id") is None:
+            text = (
+                f"intent: a submit started at try {tried} ({value.get('intent_at')}) with token {token} and no job "
+                "id came back; the next try looks the job up by its token before submitting"
+            )
+        else:
+            text = (
+                f"job {value.get('external_id')}, submitted at try {tried} ({value.get('submitted_at')}), "
+                f"token {token}, generation {generation}"
+            )
+        if done is not None and isinstance(tried, int) and tried <= done:
+            text += f"; its task instance succeeded at try {done}, so a clear submits a new job"
+        return text
+    if kind == CHECKPOINT_KIND:
+        assert isinstance(value, dict)
+        name = value.get("schema_name") or "checkpoint"
+        batches = value.get("batches_done")
+        progress = f"{batches} batches done" if batches is not None else "saved"
+        complete = ", walk complete" if value.get("complete") else ""
+        return (
+            f"checkpoint {name} v{value.get('schema_version', 1)}: {progress}{complete}, written at try "
+            f"{value.get('try_number')} ({value.get('saved_at')}); data {_short(value.get('data'))}"
+        )
+    if key.endswith("/__keys__"):
+        return f"index of the keys written under {key.rsplit('/', 1)[0]!r}"
+    return f"value {_short(value)}"
+
+
+# ---------------------------------------------------------------------------------------------- read
+
+
+def _native_model() -> Any:
+    try:
+        from airflow.models.task_state_store import TaskStateStoreModel
+    except ImportError:  # Airflow before 3.3: no native store
+        return None
+    return TaskStateStoreModel
+
+
+def _decode(raw: str) -> tuple[JsonValue, str | None]:
+    try:
+        return json.loads(raw), None
+    except ValueError as err:
+        return raw, f"not JSON ({err}); no try can read it: delete it"
+
+
+def read_native(session: Session, filters: Filters) -> list[TaskState]:
+    model = _native_model()
+    if model is None:
+        return []
+    from sqlalchemy import select
+
+    query = select(model)
+    for column in ("dag_id", "run_id", "task_id", "map_index", "key"):
+        wanted = getattr(filters, column)
+        if wanted is not None:
+            query = query.where(getattr(model, column) == wanted)
+    states: dict[tuple[str, str, str, int], TaskState] = {}
+    for row in session.scalars(query.order_by(model.dag_id, model.run_id, model.task_id, model.map_index)):
+        scope = TaskScope(row.dag_id, row.run_id, row.task_id, row.map_index)
+        state = states.setdefault(
+            (row.dag_id, row.run_id, row.task_id, row.map_index), TaskState(NATIVE, scope, NATIVE)
+        )
+        value, problem = _decode(row.value)
+        state.values[row.key] = value
+        state.problem = state.problem or (f"{row.key!r}: {problem}" if problem else None)
+        stamp = row.updated_at.isoformat(timespec="seconds") if row.updated_at else None
+        state.updated_at = max(filter(None, (state.updated_at, stamp)), default=None)
+    return list(states.values())
+
+
+def _variable_scope(name: str, document: Any) -> tuple[TaskScope | None, dict[str, JsonValue], str | None]:
+    try:
+        scope = document["scope"]
+        values = document["values"]
+        found = TaskScope(scope["dag_id"], scope["run_id"], scope["task_id"], int(scope["map_index"]))
+    except (KeyError, TypeError, ValueError) as err:
+        return None, {}, f"not a document of this provider (lacks {err})"
+    if not isinstance(values, dict):
+        return found, {}, "its 'values' is not an object"
+    return found, values, None
+
+
+def read_variables(session: Session, filters: Filters) -> list[TaskState]:
+    from airflow.models import Variable
+    from sqlalchemy import select
+
+    states = []
+    for variable in session.scalars(select(Variable).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))):
+        raw = variable.get_val()
+        document, problem = _decode(raw) if raw is not None else (None, "empty")
+        scope, values, bad = _variable_scope(variable.key, document) if problem is None else (None, {}, problem)
+        if scope is None:
+            # Unreadable: shown when its name matches what was asked for, so it can be deleted.
+            wanted = [_UNSAFE.sub("-", v) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
+            if not all(part in variable.key for part in wanted):
+                continue
+            scope = TaskScope(filters.dag_id or "?", filters.run_id or "?", filters.task_id or "?", -1)
+            values = {"*": raw}
+        elif not filters.admits(scope):
+            continue
+        if filters.key is not None and filters.key not in values and bad is None:
+            continue
+        life = document.get("life") if isinstance(document, dict) else None
+        updated = None
+        if isinstance(life, dict) and life.get("try_number") is not None:
+            updated = f"written by try {life.get('try_number')}"
+        states.append(TaskState(VARIABLE, scope, variable.key, dict(values), updated, bad))
+    return sorted(states, key=lambda s: (s.scope.dag_id, s.scope.run_id, s.scope.task_id, s.scope.map_index))
+
+
+def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKENDS) -> list[TaskState]:
+    found: list[TaskState] = []
+    if NATIVE in backends:
+        found += read_native(session, filters)
+    if VARIABLE in backends:
+        found += read_variables(session, filters)
+    return found
+
+
+# ---------------------------------------------------------------------------------------------- delete
+
+
+def delete(session: Session, state: TaskState, key: str | None = None) -> list[str]:
+    """Delete one key of ``state`` (or all of it); returns what was deleted, for the CLI to print."""
+    if state.backend == NATIVE:
+        from sqlalchemy import delete as sql_delete
+
+        model = _native_model()
+        keys = [key] if key is not None else sorted(state.values)
+        statement = sql_delete(model).where(
+            model.dag_id == state.scope.dag_id,
+            model.run_id == state.scope.run_id,
+            model.task_id == state.scope.task_id,
+            model.map_index == state.scope.map_index,
+            model.key.in_(keys),
+        )
+        session.execute(statement)
+        return [f"{NATIVE} key {k!r}" for k in keys]
+
+    from airflow.models import Variable
+
+    remaining = {k: v for k, v in state.values.items() if key is not None and k != key}
+    if key is None or state.problem is not None or not remaining:
+        Variable.delete(state.location, session=session)
+        return [f"Variable {state.location!r}"]
+    variable = session.scalar(_variable_query(state.location))
+    document = json.loads(variable.get_val())
+    document["values"] = remaining
+    variable.set_val(json.dumps(document, indent=2, sort_keys=True))
+    session.merge(variable)
+    return [f"key {key!r} of Variable {state.location!r}"]
+
+
+def _variable_query(name: str) -> Any:
+    from airflow.models import Variable
+    from sqlalchemy import select
+
+    return select(Variable).where(Variable.key == name)

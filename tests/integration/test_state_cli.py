@@ -1,0 +1,166 @@
+"""
+The state CLI against a real metadata DB, on every leg: list a failed run's state, show it, delete
+one key, clear the task, and the next try starts afresh; the same for a mapped task.
+
+The state is written by operators running inside Airflow's own task runner (``dag.test()``), on the
+leg's backend (3.3's ``task_state_store`` or Variables). The commands go through Airflow's own CLI
+parser where Airflow loads provider commands (3.2+), and through the ``airflow-resumable`` console
+script where it does not (2.11); one test per leg runs the real executable in a subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from airflow.providers.resumable.state.base import state_cli_program
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
+from tests.integration.harness import clear_and_rerun, make_dag, run_dag
+from tests.support.toy_operators import ToyJobOperator
+
+pytestmark = pytest.mark.integration
+
+BACKEND = (
+    "task_state_store"
+    if AIRFLOW_V_3_3_PLUS and os.environ.get("AIRFLOW__RESUMABLE__STATE_BACKEND", "auto") == "auto"
+    else "variable"
+)
+PROVIDER_CLI = state_cli_program() == ["airflow", "resumable"]
+
+
+def cli(*argv: str) -> None:
+    """Run one command in-process, through the parser a person's shell reaches."""
+    if PROVIDER_CLI:
+        from airflow.cli import cli_parser
+
+        args = cli_parser.get_parser().parse_args(["resumable", *argv])
+        args.func(args)
+    else:
+        from airflow.providers.resumable.cli.definition import main
+
+        main(list(argv))
+
+
+def cli_json(capsys, *argv: str) -> list[dict]:
+    capsys.readouterr()
+    cli(*argv, "--output", "json")
+    return json.loads(capsys.readouterr().out)
+
+
+def failed_run(request, job_system, **task_args):
+    """A run whose task submitted a job and then died polling it, with no retries left."""
+    dag = make_dag(request)
+    op = ToyJobOperator(
+        task_id="job", base_url=job_system.url, crash_in_poll_on_tries=(1,), retries=0, dag=dag, **task_args
+    )
+    return dag, op, run_dag(dag)
+
+
+def test_list_show_delete_then_a_clear_starts_afresh(job_system, request, capsys):
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    assert run.state == "failed"
+    assert len(job_system.jobs) == 1
+
+    rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert [(r["backend"], r["run_id"], r["task_id"], r["map_index"], r["key"]) for r in rows] == [
+        (BACKEND, run.run_id, "job", -1, "toy_job")
+    ]
+    job = rows[0]
+    assert job["meaning"].startswith("job job-1, submitted at try 1"), job["meaning"]
+    assert job["value"]["token"] in job["meaning"]
+    assert "--key toy_job" in job["delete_with"]
+
+    cli("state", "show", "--dag-id", dag.dag_id, "--run-id", run.run_id, "--task-id", "job")
+    shown = capsys.readouterr().out
+    assert "toy_job: job job-1, submitted at try 1" in shown
+    assert '"external_id": "job-1"' in shown
+    assert f"delete with: {job['delete_with']}" in shown
+
+    cli(
+        "state",
+        "delete",
+        "--dag-id",
+        dag.dag_id,
+        "--run-id",
+        run.run_id,
+        "--task-id",
+        "job",
+        "--key",
+        "toy_job",
+        "--yes",
+    )
+    assert "Deleted" in capsys.readouterr().out
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) == []
+
+    rerun = clear_and_rerun(dag, run)
+    assert rerun.ti("job").state == "success"
+    assert len(job_system.jobs) == 2, "with its job record deleted, the cleared task submitted a new job"
+    assert job_system.jobs["job-2"].token != job["value"]["token"]
+
+
+def test_mapped_task_one_instance_deleted(job_system, request, capsys):
+    dag = make_dag(request)
+    ToyJobOperator.partial(
+        task_id="job", base_url=job_system.url, crash_in_poll_on_tries=(1,), retries=0, dag=dag
+    ).expand(spec=[{"part": 0}, {"part": 1}])
+    run = run_dag(dag)
+    assert run.state == "failed"
+    assert len(job_system.jobs) == 2
+
+    rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--run-id", run.run_id)
+    assert sorted((r["map_index"], r["key"]) for r in rows) == [(0, "toy_job"), (1, "toy_job")]
+    one = cli_json(capsys, "state", "show", "--dag-id", dag.dag_id, "--task-id", "job", "--map-index", "1")
+    assert [r["map_index"] for r in one] == [1]
+    assert "--map-index 1" in one[0]["delete_with"]
+
+    cli(
+        "state",
+        "delete",
+        "--dag-id",
+        dag.dag_id,
+        "--run-id",
+        run.run_id,
+        "--task-id",
+        "job",
+        "--map-index",
+        "1",
+        "--yes",
+    )
+    left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert [r["map_index"] for r in left] == [0]
+
+    rerun = clear_and_rerun(dag, run)
+    assert rerun.state == "success"
+    assert len(job_system.jobs) == 3, "map index 0 reattached to its job; map index 1 submitted a new one"
+
+
+def test_delete_asks_and_refuses_without_yes(job_system, request, capsys, monkeypatch):
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    with pytest.raises(SystemExit, match="Nothing deleted"):
+        cli("state", "delete", "--dag-id", dag.dag_id, "--run-id", run.run_id, "--task-id", "job")
+    assert len(cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)) == 1
+    with pytest.raises(SystemExit, match="needs --run-id, --task-id"):
+        cli("state", "delete", "--dag-id", dag.dag_id, "--yes")
+
+
+def test_the_installed_command_lists_a_runs_state(job_system, request):
+    """The executable a person types, in a subprocess on this leg's metadata DB."""
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    program = state_cli_program()
+    executable = shutil.which(program[0])
+    assert executable, f"{program[0]} is not installed next to this Python"
+    done = subprocess.run(
+        [executable, *program[1:], "state", "list", "--dag-id", dag.dag_id, "--output", "json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = json.loads(done.stdout[done.stdout.index("[") :])
+    assert [(r["run_id"], r["key"]) for r in rows] == [(run.run_id, "toy_job")]

@@ -1,0 +1,78 @@
+"""What the state CLI says each stored value means (the rows a person on call reads)."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow.providers.resumable.state.base import TaskScope
+from airflow.providers.resumable.state.inventory import Filters, TaskState, describe
+
+JOB = {
+    "kind": "resumable-job",
+    "seq": 1,
+    "token": "rsm-abc",
+    "generation": 5,
+    "try_number": 1,
+    "external_id": 1006,
+    "intent_at": "2026-01-01T00:00:00+00:00",
+    "submitted_at": "2026-01-01T00:00:01+00:00",
+}
+FINISHED = {"kind": "resumable-finished", "try_number": 2, "max_tries": 5, "finished_at": "2026-01-01T01:00:00"}
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "finished", "meaning"),
+    [
+        ("job", JOB, None, "job 1006, submitted at try 1 (2026-01-01T00:00:01+00:00), token rsm-abc, generation 5"),
+        (
+            "job",
+            JOB,
+            FINISHED,
+            "job 1006, submitted at try 1 (2026-01-01T00:00:01+00:00), token rsm-abc, generation 5; its task "
+            "instance succeeded at try 2, so a clear submits a new job",
+        ),
+        (
+            "job",
+            {**JOB, "external_id": None, "submitted_at": None},
+            None,
+            "intent: a submit started at try 1 (2026-01-01T00:00:00+00:00) with token rsm-abc and no job id came "
+            "back; the next try looks the job up by its token before submitting",
+        ),
+        ("job", {**JOB, "legacy": True, "token": None}, None, "job 1006 (bare id adopted from Airflow's"),
+        ("resumable_finished", FINISHED, None, "finished: try 2 succeeded at 2026-01-01T01:00:00; a clear starts"),
+        (
+            "stateful/checkpoint",
+            {
+                "kind": "resumable-checkpoint",
+                "schema_name": "PageCursor",
+                "schema_version": 2,
+                "try_number": 3,
+                "saved_at": "t",
+                "batches_done": 7,
+                "complete": True,
+                "data": {"next": "abc"},
+            },
+            None,
+            'checkpoint PageCursor v2: 7 batches done, walk complete, written at try 3 (t); data {"next": "abc"}',
+        ),
+        ("stateful/__keys__", ["stateful/checkpoint"], None, "index of the keys written under 'stateful'"),
+        ("remote_job_id", "run-7", None, 'value "run-7"'),
+    ],
+)
+def test_describe(key, value, finished, meaning):
+    assert describe(key, value, finished).startswith(meaning)
+
+
+def test_entries_carry_the_delete_command_and_filter_by_key():
+    state = TaskState("variable", TaskScope("d", "r", "t", 0), "resumable.d.r.t.0.x", {"job": JOB, "other": 1})
+    (row,) = state.entries("job")
+    assert row["delete_with"].endswith("state delete --dag-id d --run-id r --task-id t --map-index 0 --key job")
+    assert row["value"] == JOB
+
+
+def test_filters_admit_by_every_given_part():
+    scope = TaskScope("d", "r", "t", 2)
+    assert Filters().admits(scope)
+    assert Filters(dag_id="d", map_index=2).admits(scope)
+    assert not Filters(dag_id="d", map_index=-1).admits(scope)
+    assert not Filters(run_id="other").admits(scope)
