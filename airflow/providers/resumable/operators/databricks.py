@@ -201,7 +201,7 @@ class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSu
     ``DatabricksSubmitRunOperator`` that submits one run per task instance, however often it retries.
 
     Accepts every argument of the official operator, plus those of
-    :class:`~airflow.providers.resumable.mixins.ResumableJobMixin`: ``durable`` (default True, on every
+    :class:`~airflow.providers.resumable.mixins.resumable_job.ResumableJobMixin`: ``durable`` (default True, on every
     supported Airflow), ``cancel_on_kill`` (default False) and ``spec_change_policy``. Without an
     ``idempotency_token`` argument, one is derived per submission, so a lost ``runs/submit`` response
     never starts a second run. See docs/operators/databricks.rst.
