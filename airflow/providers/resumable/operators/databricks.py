@@ -15,16 +15,18 @@ import copy
 import inspect
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.databricks.hooks.databricks import RunState
-from airflow.providers.databricks.operators import databricks as official
-from airflow.providers.databricks.operators.databricks import (
-    DatabricksRunNowOperator,
-    DatabricksSubmitRunOperator,
-)
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
 from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
+
+with requires_extra("databricks", __name__):
+    from airflow.providers.databricks.hooks.databricks import RunState
+    from airflow.providers.databricks.operators import databricks as official
+    from airflow.providers.databricks.operators.databricks import (
+        DatabricksRunNowOperator,
+        DatabricksSubmitRunOperator,
+    )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
