@@ -49,7 +49,7 @@ VENV_DOCS := .venv-docs
 DOCS_OUT  := build/docs/html
 EXCLUDE_NEWER_DOCS := 2026-11-21T00:00:00Z
 
-.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 venv-docs lock lint docs test \
+.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 venv-docs lock lint docs check-dist test \
         test-3.3 test-3.3-variable test-3.2 test-2.11 test-parity test-parity-3.2 test-parity-2.11 demo demo-databricks demo-emr bench clean
 
 help:
@@ -58,8 +58,10 @@ help:
 	@echo "  venv-3.3|venv-3.2|venv-2.11   a single venv"
 	@echo "  lint               ruff check + ruff format --check + mypy (in .venv)"
 	@echo "  docs               the docs site (Sphinx, warnings are errors, nitpicky) -> $(DOCS_OUT)"
-	@echo "  test               lint, then every matrix leg in order (each Airflow's with its parity suite);"
-	@echo "                     stops at the first red leg"
+	@echo "  check-dist         build the wheel and sdist (build/dist) and check what they ship (LICENSE, NOTICE,"
+	@echo "                     nothing a user does not need)"
+	@echo "  test               lint, docs, check-dist, then every matrix leg in order (each Airflow's with its"
+	@echo "                     parity suite); stops at the first red leg"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
@@ -154,9 +156,16 @@ docs: venv-docs
 	$(VENV_DOCS)/bin/sphinx-build -b html -W --keep-going -n -E -q -d build/docs/doctrees docs $(DOCS_OUT); \
 	echo "==> docs: $(DOCS_OUT)/index.html built in $$((SECONDS - start))s"
 
+# uv build makes the sdist, then the wheel from it, so a file the sdist lacks breaks the wheel build.
+check-dist: ensure-uv
+	@rm -rf build/dist
+	@$(UV) build --quiet --out-dir build/dist .
+	@$(PYTHON) scripts/check_dist.py build/dist
+
 # Legs run strictly one after another (also under `make -j`); the first red leg stops the run.
 test: lint
 	@$(MAKE) docs
+	@$(MAKE) check-dist
 	@$(MAKE) test-3.3
 	@$(MAKE) test-parity
 	@$(MAKE) test-3.3-variable
