@@ -4,6 +4,7 @@
 #   .venv       Airflow 3.3 (primary, + ruff/mypy)  requirements/airflow-3.3.txt
 #   .venv-3.2   Airflow 3.2                         requirements/airflow-3.2.txt
 #   .venv-2.11  Airflow 2.11                        requirements/airflow-2.11.txt
+#   .venv-docs  Sphinx, for `make docs` only        requirements/docs.txt
 #
 # A venv is rebuilt only when the sha256 of its lock file differs from the one stamped
 # inside it (<venv>/.lock.sha256); otherwise it is reused. The project itself is installed
@@ -42,7 +43,13 @@ VENV_3.3  := .venv
 VENV_3.2  := .venv-3.2
 VENV_2.11 := .venv-2.11
 
-.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 lock lint test \
+# The docs site: its own small venv (no Airflow: sphinx-autoapi reads the source without importing it).
+LOCK_DOCS := requirements/docs.txt
+VENV_DOCS := .venv-docs
+DOCS_OUT  := build/docs/html
+EXCLUDE_NEWER_DOCS := 2026-11-21T00:00:00Z
+
+.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 venv-docs lock lint docs check-dist test \
         test-3.3 test-3.3-variable test-3.2 test-2.11 test-parity test-parity-3.2 test-parity-2.11 demo demo-databricks demo-emr bench clean
 
 help:
@@ -50,8 +57,11 @@ help:
 	@echo "  venv               build/reuse all three venvs (.venv=3.3 primary, .venv-3.2, .venv-2.11)"
 	@echo "  venv-3.3|venv-3.2|venv-2.11   a single venv"
 	@echo "  lint               ruff check + ruff format --check + mypy (in .venv)"
-	@echo "  test               lint, then every matrix leg in order (each Airflow's with its parity suite);"
-	@echo "                     stops at the first red leg"
+	@echo "  docs               the docs site (Sphinx, warnings are errors, nitpicky) -> $(DOCS_OUT)"
+	@echo "  check-dist         build the wheel and sdist (build/dist) and check what they ship (LICENSE, NOTICE,"
+	@echo "                     nothing a user does not need)"
+	@echo "  test               lint, docs, check-dist, then every matrix leg in order (each Airflow's with its"
+	@echo "                     parity suite); stops at the first red leg"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
@@ -115,6 +125,9 @@ venv-3.2: ensure-uv
 venv-2.11: ensure-uv
 	$(call ensure_venv,$(VENV_2.11),$(LOCK_2.11))
 
+venv-docs: ensure-uv
+	$(call ensure_venv,$(VENV_DOCS),$(LOCK_DOCS))
+
 # ---------------------------------------------------------------------------- locks
 
 lock: ensure-uv
@@ -126,6 +139,7 @@ lock: ensure-uv
 	  requirements/airflow-3.2.in -o $(LOCK_3.2)
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_2.11) \
 	  requirements/airflow-2.11.in -o $(LOCK_2.11)
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_DOCS) requirements/docs.in -o $(LOCK_DOCS)
 
 # ---------------------------------------------------------------------------- lint / test
 
@@ -134,8 +148,24 @@ lint: venv-3.3
 	$(VENV_3.3)/bin/ruff format --check .
 	$(VENV_3.3)/bin/mypy
 
+# -W --keep-going: every warning is an error, and all of them are reported in one run. -E: autoapi
+# regenerates its pages each time, so a stale environment could hide a broken docstring.
+docs: venv-docs
+	@start=$$SECONDS; \
+	rm -rf $(DOCS_OUT); \
+	$(VENV_DOCS)/bin/sphinx-build -b html -W --keep-going -n -E -q -d build/docs/doctrees docs $(DOCS_OUT); \
+	echo "==> docs: $(DOCS_OUT)/index.html built in $$((SECONDS - start))s"
+
+# uv build makes the sdist, then the wheel from it, so a file the sdist lacks breaks the wheel build.
+check-dist: ensure-uv
+	@rm -rf build/dist
+	@$(UV) build --quiet --out-dir build/dist .
+	@$(PYTHON) scripts/check_dist.py build/dist
+
 # Legs run strictly one after another (also under `make -j`); the first red leg stops the run.
 test: lint
+	@$(MAKE) docs
+	@$(MAKE) check-dist
 	@$(MAKE) test-3.3
 	@$(MAKE) test-parity
 	@$(MAKE) test-3.3-variable

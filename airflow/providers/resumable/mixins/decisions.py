@@ -53,6 +53,8 @@ class SpecChangePolicy(enum.StrEnum):
 
 
 class Action(enum.Enum):
+    """What the mixin does next, given the stored record and the live status."""
+
     SUBMIT = "submit"
     """Write a new intent (``seq``, ``token``), then submit."""
     RESUBMIT_SAME_TOKEN = "resubmit_same_token"
@@ -71,6 +73,8 @@ class Action(enum.Enum):
 
 @dataclass(frozen=True)
 class Decision:
+    """The outcome of :func:`decide`: an action and why, for the log and for errors."""
+
     action: Action
     reason: str
     seq: int | None = None

@@ -196,8 +196,8 @@ class ResumableJobMixin(ABC):
         """
         Return the raw status of the job, called once per try that finds a stored id.
 
-        Raise :class:`JobNotFoundError` (or return None) when the system does not know the job any
-        more; raise :class:`TransientJobError` for an error worth retrying.
+        Raise :class:`.JobNotFoundError` (or return None) when the system does not know the job any
+        more; raise :class:`.TransientJobError` for an error worth retrying.
         """
 
     @abstractmethod

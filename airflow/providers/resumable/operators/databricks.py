@@ -15,16 +15,18 @@ import copy
 import inspect
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.databricks.hooks.databricks import RunState
-from airflow.providers.databricks.operators import databricks as official
-from airflow.providers.databricks.operators.databricks import (
-    DatabricksRunNowOperator,
-    DatabricksSubmitRunOperator,
-)
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
 from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
+
+with requires_extra("databricks", __name__):
+    from airflow.providers.databricks.hooks.databricks import RunState
+    from airflow.providers.databricks.operators import databricks as official
+    from airflow.providers.databricks.operators.databricks import (
+        DatabricksRunNowOperator,
+        DatabricksSubmitRunOperator,
+    )
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -201,7 +203,7 @@ class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSu
     ``DatabricksSubmitRunOperator`` that submits one run per task instance, however often it retries.
 
     Accepts every argument of the official operator, plus those of
-    :class:`~airflow.providers.resumable.mixins.ResumableJobMixin`: ``durable`` (default True, on every
+    :class:`~airflow.providers.resumable.mixins.resumable_job.ResumableJobMixin`: ``durable`` (default True, on every
     supported Airflow), ``cancel_on_kill`` (default False) and ``spec_change_policy``. Without an
     ``idempotency_token`` argument, one is derived per submission, so a lost ``runs/submit`` response
     never starts a second run. See docs/operators/databricks.rst.

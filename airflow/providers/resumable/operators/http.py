@@ -11,10 +11,10 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
-from airflow.providers.http.operators.http import HttpOperator
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 from tenacity.wait import wait_base
 
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.stateful import Checkpoint, StatefulOperatorMixin
 from airflow.providers.resumable.operators.pagination import (
     CursorPagination,
@@ -34,6 +34,9 @@ from airflow.providers.resumable.version_compat import (
     AirflowException,
     AirflowFailException,
 )
+
+with requires_extra("http", __name__):
+    from airflow.providers.http.operators.http import HttpOperator
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping

@@ -1,7 +1,7 @@
 """
 State store backends: Airflow 3.3's native ``task_state_store``, Airflow Variables, and memory.
 
-Every backend turns a failure of the system behind it into :class:`StateStoreError`, never into a
+Every backend turns a failure of the system behind it into :class:`~.StateStoreError`, never into a
 silent default: an operator that reads "no job id" because the store was unreachable would submit a
 duplicate job.
 """

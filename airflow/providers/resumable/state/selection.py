@@ -102,7 +102,7 @@ def get_state_store(context: Mapping[str, Any] | None, backend: str | None = Non
 
     Without a task instance in the context (a unit test calling ``op.execute({})``) a configured
     class is still used, so a test store works; the built-in backends need a task instance, so an
-    :class:`EphemeralStateStore` stands in and nothing is durable, as with the official operators.
+    :class:`~.EphemeralStateStore` stands in and nothing is durable, as with the official operators.
     """
     choice = validate_backend(backend)
     if task_instance_of(context) is None:

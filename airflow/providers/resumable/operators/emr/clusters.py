@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator
-from airflow.providers.amazon.aws.triggers.emr import EmrCreateJobFlowTrigger
-from airflow.providers.amazon.aws.utils.waiter import WAITER_POLICY_NAME_MAPPING, WaitPolicy
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
     ResumableJobConflictError,
@@ -27,6 +24,11 @@ from airflow.providers.resumable.operators.emr._common import (
     spec_as_given,
     supported_kwargs,
 )
+
+with requires_extra("amazon", __name__):
+    from airflow.providers.amazon.aws.operators.emr import EmrCreateJobFlowOperator
+    from airflow.providers.amazon.aws.triggers.emr import EmrCreateJobFlowTrigger
+    from airflow.providers.amazon.aws.utils.waiter import WAITER_POLICY_NAME_MAPPING, WaitPolicy
 
 if TYPE_CHECKING:
     from airflow.providers.resumable.state.base import JsonValue

@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
-from airflow.providers.amazon.aws.operators.emr import EmrContainerOperator
-from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.operators.emr._common import (
     ResumableEmrJob,
@@ -18,6 +15,11 @@ from airflow.providers.resumable.operators.emr._common import (
     supported_kwargs,
 )
 from airflow.providers.resumable.version_compat import AirflowException
+
+with requires_extra("amazon", __name__):
+    from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
+    from airflow.providers.amazon.aws.operators.emr import EmrContainerOperator
+    from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.resumable.state.base import JsonValue

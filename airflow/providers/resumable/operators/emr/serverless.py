@@ -5,11 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
-from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
-from airflow.providers.amazon.aws.triggers.emr import EmrServerlessStartJobTrigger
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.operators.emr._common import (
     ResumableEmrJob,
@@ -19,6 +15,12 @@ from airflow.providers.resumable.operators.emr._common import (
     spec_as_given,
     supported_kwargs,
 )
+
+with requires_extra("amazon", __name__):
+    from airflow.providers.amazon.aws.hooks.emr import EmrServerlessHook
+    from airflow.providers.amazon.aws.operators.emr import EmrServerlessStartJobOperator
+    from airflow.providers.amazon.aws.triggers.emr import EmrServerlessStartJobTrigger
+    from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 if TYPE_CHECKING:
     from airflow.providers.resumable.state.base import JsonValue

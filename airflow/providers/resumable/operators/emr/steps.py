@@ -5,10 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
-from airflow.providers.amazon.aws.triggers.emr import EmrAddStepsTrigger
-from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
-
+from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
     JobNotFoundError,
@@ -31,6 +28,11 @@ from airflow.providers.resumable.operators.emr._common import (
     supported_kwargs,
 )
 from airflow.providers.resumable.version_compat import AirflowException
+
+with requires_extra("amazon", __name__):
+    from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+    from airflow.providers.amazon.aws.triggers.emr import EmrAddStepsTrigger
+    from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 if TYPE_CHECKING:
     from airflow.providers.resumable.state.base import JsonValue
