@@ -72,7 +72,7 @@ nitpick_ignore_regex = [
     (r"py:.*", r"(.*\.)?_\w+(\.\w+)*"),
     # The standard library, typing and third-party packages (pydantic, tenacity, requests, botocore)
     # and Airflow itself: documented elsewhere, with no inventory available offline.
-    (r"py:.*", r"(typing|typing_extensions|collections\.abc|abc|enum|datetime|json|logging|os|pathlib)\..*"),
+    (r"py:.*", r"(typing|typing_extensions|collections\.abc|abc|argparse|enum|datetime|json|logging|os|pathlib)\..*"),
     (r"py:.*", r"(pydantic|tenacity|requests|botocore|boto3|aiohttp|packaging|pendulum|sqlalchemy)(\..*)?"),
     (r"py:.*", r"airflow\.(?!providers\.resumable\.).*"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|MutableMapping|Sequence|Generator|TypeVar|Self)"),
@@ -84,11 +84,8 @@ nitpick_ignore_regex = [
     (r"py:class", r"(RunState|WaitPolicy|Config|ClientError|ObjectStoragePath|TaskInstance|\w+Trigger)"),
 ]
 
-# The page on the `airflow resumable state` CLI is written on another branch; until it is merged,
-# pages that send a person there name the command in plain text instead of a broken link (-W).
-_CLI_DOC = ":doc:`/cli`" if (DOCS_DIR / "cli.rst").exists() else "the ``airflow resumable state`` CLI page"
-rst_epilog = f"""
-.. |cli-doc| replace:: {_CLI_DOC}
+rst_epilog = """
+.. |cli-doc| replace:: :doc:`/cli`
 """
 
 # -- HTML output -------------------------------------------------------------------------------------
