@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from unittest import mock
+from urllib.parse import quote
 
 import pytest
 
@@ -26,14 +27,18 @@ from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, Airfl
 from tests.support.context import FakeTI, make_context
 
 
-def register_secret() -> str:
-    """A fresh secret registered with the masker this Airflow's task log uses, as a connection's password is."""
+def register_secret_value(secret: str) -> None:
+    """Register ``secret`` with the masker this Airflow's task log uses, as loading a connection does."""
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk._shared.secrets_masker import mask_secret
     else:
         from airflow.utils.log.secrets_masker import mask_secret
-    secret = f"pw-{secrets.token_hex(8)}"
     mask_secret(secret)
+
+
+def register_secret() -> str:
+    secret = f"pw-{secrets.token_hex(8)}"
+    register_secret_value(secret)
     return secret
 
 
@@ -50,6 +55,11 @@ class TestSecretPaths:
         url = f"https://api.example.com/v1/issues?api_key={secret}&page=2"
         assert secret_paths({"links": [url]}) == ["links[0]"]
         assert secret_paths(secret) == ["<value>"]
+
+    def test_finds_a_percent_encoded_secret(self):
+        secret = register_secret().replace("pw-", "pw@")
+        register_secret_value(secret)
+        assert secret_paths({"url": "https://h/x?api_key=" + quote(secret, safe="")}) == ["url"]
 
     def test_an_unregistered_value_and_sensitive_key_names_pass(self):
         # The masker hides values of keys named "token" or "password" in logs; here only registered

@@ -13,6 +13,7 @@ import json
 import logging
 import threading
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope, task_instance_of
 from airflow.providers.resumable.state.lifecycle import TryInfo
@@ -95,7 +96,10 @@ def secret_paths(value: JsonValue) -> list[str]:
         return []
     found: list[str] = []
     for path, text in _strings(value, ""):
-        if text and redact(text) != text and (path or "<value>") not in found:
+        # A secret in a URL is percent-encoded (``p%40ss`` for ``p@ss``); Airflow 3 registers only the
+        # plain form, so the decoded string is checked too.
+        candidates = {text, unquote_plus(text)} if "%" in text or "+" in text else {text}
+        if any(c and redact(c) != c for c in candidates) and (path or "<value>") not in found:
             found.append(path or "<value>")
     return found
 
