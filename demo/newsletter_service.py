@@ -88,6 +88,7 @@ class NewsletterService:
         retry_after: int = 1,
         malformed_at_item: int | None = None,
         loop_at_item: int | None = None,
+        echo_params: tuple[str, ...] = (),
         port: int = 0,
         log_file: str | Path | None = None,
     ) -> None:
@@ -100,6 +101,9 @@ class NewsletterService:
         self.retry_after = retry_after
         self.malformed_at_item = malformed_at_item
         self.loop_at_item = loop_at_item
+        #: Query parameters repeated from the request into the next link, as APIs that carry an
+        #: ``api_key`` in every link do.
+        self.echo_params = echo_params
         self.log_file = Path(log_file) if log_file is not None else None
         self.log: list[dict[str, Any]] = []
         self._lock = threading.Lock()
@@ -211,7 +215,9 @@ class NewsletterService:
         name = "offset" if path == "/issues/offset" else "start"
         return _int(query.get(name, "0"), name, minimum=0), limit
 
-    def _page(self, path: str, start: int, limit: int) -> tuple[Any, dict[str, str]]:
+    def _page(
+        self, path: str, start: int, limit: int, query: dict[str, str] | None = None
+    ) -> tuple[Any, dict[str, str]]:
         page = [make_item(i) for i in range(start, min(start + limit, self.items))]
         looping = start == self.loop_at_item
         following = looping or start + limit < self.items
@@ -228,7 +234,8 @@ class NewsletterService:
             return {"data": {"items": page}, "meta": {"next_cursor": cursor}}, {}
         if not following:
             return page, {}
-        next_url = f"{self.url}/issues/linked?{urlencode({'start': next_start, 'limit': limit})}"
+        echoed = {name: value for name, value in (query or {}).items() if name in self.echo_params}
+        next_url = f"{self.url}/issues/linked?{urlencode({**echoed, 'start': next_start, 'limit': limit})}"
         return page, {"Link": f'<{next_url}>; rel="next"'}
 
 
@@ -258,7 +265,7 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, body = fault
             elif window is not None:
                 status = 200
-                body, headers = svc._page(url.path, *window)
+                body, headers = svc._page(url.path, *window, query)
             elif url.path == "/_health":
                 status, body = 200, {"ok": True}
             else:

@@ -6,6 +6,7 @@ import pytest
 
 from airflow.providers.resumable.mixins.decisions import (
     Action,
+    DecisionKind,
     JobState,
     SpecChangePolicy,
     decide,
@@ -248,3 +249,46 @@ def test_tokens_are_bounded_well_formed_and_never_repeat():
 def test_fingerprint_ignores_key_order_but_not_values():
     assert fingerprint_of({"a": 1, "b": [1, 2]}) == fingerprint_of({"b": [1, 2], "a": 1})
     assert fingerprint_of({"a": 1}) != fingerprint_of({"a": 2})
+
+
+# (case, record, live state, kwargs) -> kind: what metrics and alerts call the decision.
+KINDS = [
+    ("no record", None, None, {}, DecisionKind.SUBMIT),
+    ("intent, no find_job", rec(external_id=None), None, {}, DecisionKind.RESUBMIT_SAME_TOKEN),
+    ("intent, find_job not yet called", rec(external_id=None), None, {"can_find": True}, DecisionKind.FIND),
+    (
+        "intent, find_job found nothing",
+        rec(external_id=None),
+        None,
+        {"can_find": True, "looked_up": True},
+        DecisionKind.RESUBMIT_SAME_TOKEN,
+    ),
+    ("active", rec(), A, {}, DecisionKind.REATTACH),
+    ("succeeded", rec(), S, {}, DecisionKind.ALREADY_SUCCEEDED),
+    ("failed", rec(), F, {}, DecisionKind.FAILED_RESUBMIT),
+    ("not found", rec(), N, {}, DecisionKind.NOT_FOUND_SUBMIT),
+    ("cleared by hand after success (marker)", rec(), S, {"finished": True}, DecisionKind.CLEARED_FRESH),
+    ("cleared by hand after success (max_tries)", rec(generation=OLD_GEN), S, {}, DecisionKind.CLEARED_FRESH),
+    ("cleared by hand, job active: adopted", rec(generation=OLD_GEN), A, {}, DecisionKind.REATTACH),
+    ("spec changed, job ended", rec(fingerprint=OLD_FP), F, {}, DecisionKind.SPEC_CHANGED_SUBMIT),
+    (
+        "spec changed, policy resubmit",
+        rec(fingerprint=OLD_FP),
+        A,
+        {"policy": "resubmit"},
+        DecisionKind.SPEC_CHANGED_SUBMIT,
+    ),
+    (
+        "spec changed, cancel_and_resubmit",
+        rec(fingerprint=OLD_FP),
+        A,
+        {"policy": "cancel_and_resubmit", "can_cancel": True},
+        DecisionKind.CANCEL_AND_SUBMIT,
+    ),
+    ("spec changed, policy fail", rec(fingerprint=OLD_FP), A, {}, DecisionKind.CONFLICT),
+]
+
+
+@pytest.mark.parametrize(("case", "record", "state", "kwargs", "kind"), KINDS, ids=[k[0] for k in KINDS])
+def test_kind_names_why(case, record, state, kwargs, kind):
+    assert run(record, state, **kwargs).kind is kind

@@ -71,12 +71,50 @@ class Action(enum.Enum):
     """Refuse to act; ``reason`` says what a person must do."""
 
 
+class DecisionKind(enum.Enum):
+    """
+    Why the action was chosen: the name of the decision in metrics, spans and alerts.
+
+    ``Action`` says what the shell does; several causes share one action (a first submission, a
+    submission after a person's clear and one after a failed job are all ``SUBMIT``), and a
+    dashboard must tell them apart without parsing ``reason``.
+    """
+
+    SUBMIT = "submit"
+    """No job recorded for this task instance: the first submission."""
+    RESUBMIT_SAME_TOKEN = "resubmit_same_token"
+    """An earlier try may have submitted: submit again with its token (found nothing by it, or cannot look)."""
+    FIND = "find"
+    """Look the job up by its token first; the shell then reports ``found_by_token`` or decides again."""
+    FOUND_BY_TOKEN = "found_by_token"
+    """Reported by the shell: ``find_job`` found the job an earlier try submitted (then reattach or return)."""
+    REATTACH = "reattach"
+    """The stored job is running: poll it."""
+    ALREADY_SUCCEEDED = "already_succeeded"
+    """The stored job succeeded in this life of the task instance: return its result."""
+    CLEARED_FRESH = "cleared_fresh"
+    """A person cleared the task after it succeeded: a fresh submission."""
+    FAILED_RESUBMIT = "failed_resubmit"
+    """The stored job ended without success: a fresh submission."""
+    NOT_FOUND_SUBMIT = "not_found_submit"
+    """The external system no longer knows the stored job: a fresh submission."""
+    SPEC_CHANGED_SUBMIT = "spec_changed_submit"
+    """The job spec changed since the stored job was submitted: a fresh submission."""
+    CANCEL_AND_SUBMIT = "cancel_and_submit"
+    """The spec changed while the job runs: cancel it, then submit (``cancel_and_resubmit``)."""
+    CONFLICT = "conflict"
+    """The spec changed while the job runs and the policy says stop: a person decides."""
+    NOT_DURABLE = "not_durable"
+    """Reported by the shell: no durable store (``durable=False``, or no task instance); every try submits."""
+
+
 @dataclass(frozen=True)
 class Decision:
     """The outcome of :func:`decide`: an action and why, for the log and for errors."""
 
     action: Action
     reason: str
+    kind: DecisionKind
     seq: int | None = None
     token: str | None = None
     external_id: Any = None
@@ -107,8 +145,8 @@ def _spec_changed(record: JobRecord, fingerprint: str | None) -> bool:
     return record.fingerprint is not None and fingerprint is not None and record.fingerprint != fingerprint
 
 
-def _fresh(token: str, seq: int, reason: str) -> Decision:
-    return Decision(Action.SUBMIT, reason, seq=seq, token=token, external_id=None)
+def _fresh(token: str, seq: int, reason: str, kind: DecisionKind) -> Decision:
+    return Decision(Action.SUBMIT, reason, kind, seq=seq, token=token, external_id=None)
 
 
 def decide(
@@ -140,7 +178,7 @@ def decide(
     :param fresh_token: the token to use if this try starts a new submission.
     """
     if record is None:
-        return _fresh(fresh_token, 1, "no job recorded for this task instance")
+        return _fresh(fresh_token, 1, "no job recorded for this task instance", DecisionKind.SUBMIT)
 
     next_seq = record.seq + 1
     job = record.external_id
@@ -151,15 +189,19 @@ def decide(
             f"the task was cleared by hand after it succeeded with job {job!r} (try {record.try_number})"
             if record.has_external_id
             else "the task was cleared by hand after it succeeded",
+            DecisionKind.CLEARED_FRESH,
         )
     if not record.has_external_id:
         # A try died, or lost the response, inside submit_job. Resolve that first, whatever the
         # generation: a job may exist, and a fresh token would start a second one beside it.
         if can_find and not looked_up:
-            return Decision(Action.FIND, "an earlier try may have submitted", seq=record.seq, token=record.token)
+            return Decision(
+                Action.FIND, "an earlier try may have submitted", DecisionKind.FIND, seq=record.seq, token=record.token
+            )
         return Decision(
             Action.RESUBMIT_SAME_TOKEN,
             "an earlier try may have submitted; the same idempotency token returns that job",
+            DecisionKind.RESUBMIT_SAME_TOKEN,
             seq=record.seq,
             token=record.token,
         )
@@ -169,13 +211,24 @@ def decide(
 
     if _spec_changed(record, fingerprint):
         if state is not JobState.ACTIVE:
-            return _fresh(fresh_token, next_seq, f"the job spec changed since job {job!r} was submitted")
+            return _fresh(
+                fresh_token,
+                next_seq,
+                f"the job spec changed since job {job!r} was submitted",
+                DecisionKind.SPEC_CHANGED_SUBMIT,
+            )
         if spec_change_policy is SpecChangePolicy.RESUBMIT:
-            return _fresh(fresh_token, next_seq, f"the job spec changed; leaving job {job!r} running as configured")
+            return _fresh(
+                fresh_token,
+                next_seq,
+                f"the job spec changed; leaving job {job!r} running as configured",
+                DecisionKind.SPEC_CHANGED_SUBMIT,
+            )
         if spec_change_policy is SpecChangePolicy.CANCEL_AND_RESUBMIT and can_cancel:
             return Decision(
                 Action.CANCEL_AND_SUBMIT,
                 f"the job spec changed; cancelling job {job!r} built from the old spec",
+                DecisionKind.CANCEL_AND_SUBMIT,
                 seq=next_seq,
                 token=fresh_token,
                 external_id=job,
@@ -190,19 +243,34 @@ def decide(
             f"job {job!r} is still running but was submitted from a different spec "
             f"(fingerprint {record.fingerprint} != {fingerprint}) and {why}. Cancel it or let it finish, "
             "then clear the task; or set spec_change_policy to 'cancel_and_resubmit' or 'resubmit'.",
+            DecisionKind.CONFLICT,
             external_id=job,
         )
 
     if state is JobState.ACTIVE:
-        return Decision(Action.REATTACH, "the job is still running", external_id=job, adopt=not same_generation)
+        return Decision(
+            Action.REATTACH,
+            "the job is still running",
+            DecisionKind.REATTACH,
+            external_id=job,
+            adopt=not same_generation,
+        )
     if state is JobState.SUCCEEDED:
         if same_generation:
-            return Decision(Action.RETURN_RESULT, "the job already succeeded", external_id=job)
+            return Decision(
+                Action.RETURN_RESULT, "the job already succeeded", DecisionKind.ALREADY_SUCCEEDED, external_id=job
+            )
         return _fresh(
             fresh_token,
             next_seq,
             f"the task was cleared by hand after job {job!r} succeeded (max_tries {record.generation} -> {generation})",
+            DecisionKind.CLEARED_FRESH,
         )
     if state is JobState.FAILED:
-        return _fresh(fresh_token, next_seq, f"job {job!r} ended without success")
-    return _fresh(fresh_token, next_seq, f"job {job!r} is not known to the external system any more")
+        return _fresh(fresh_token, next_seq, f"job {job!r} ended without success", DecisionKind.FAILED_RESUBMIT)
+    return _fresh(
+        fresh_token,
+        next_seq,
+        f"job {job!r} is not known to the external system any more",
+        DecisionKind.NOT_FOUND_SUBMIT,
+    )

@@ -17,11 +17,14 @@ from tenacity import (
 from airflow.providers.resumable.mixins.decisions import (
     Action,
     Decision,
+    DecisionKind,
     JobState,
     SpecChangePolicy,
     decide,
     new_idempotency_token,
 )
+from airflow.providers.resumable.observability import emit_decision, task_tags
+from airflow.providers.resumable.state.guard import guard_store
 from airflow.providers.resumable.state.lifecycle import (
     TryInfo,
     finished_before,
@@ -133,6 +136,9 @@ class ResumableJobMixin(ABC):
         default ``False`` keeps the job running for the retry to reattach; see docs/mixins.rst.
     :param spec_change_policy: what to do when the stored job is still running but the job spec
         changed: ``fail`` (default), ``cancel_and_resubmit`` or ``resubmit``.
+    :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows
+        (a connection password in a job id, say). Off by default: such a write fails the task
+        (``SecretInStateError``), because state is readable in plain text; see docs/security.rst.
     """
 
     #: State key of the job record. Renaming it on a deployed operator orphans in-flight jobs.
@@ -158,8 +164,11 @@ class ResumableJobMixin(ABC):
         durable: bool = True,
         cancel_on_kill: bool = False,
         spec_change_policy: str | SpecChangePolicy = SpecChangePolicy.FAIL,
+        allow_secrets_in_state: bool = False,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(allow_secrets_in_state, bool):
+            raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
         if not isinstance(durable, bool):
             raise TypeError(f"durable must be True or False, got {durable!r}")
         if not isinstance(cancel_on_kill, bool):
@@ -171,6 +180,7 @@ class ResumableJobMixin(ABC):
         self.durable = durable
         self.cancel_on_kill = cancel_on_kill
         self.spec_change_policy = policy
+        self.allow_secrets_in_state = allow_secrets_in_state
         self.idempotency_token: str | None = None
         #: True while ``submit_job`` repeats a submission whose response was lost (same token): the job
         #: may already exist, so side effects such as "cancel the job's other runs" must be skipped.
@@ -266,6 +276,9 @@ class ResumableJobMixin(ABC):
         # The record is dropped (Variables) or marked finished (native store) by the provider's
         # listener once Airflow has recorded this task instance's success, never inside execute.
         register_for_success(context, store)
+        # Every write is checked for registered secrets and size, whatever the backend.
+        store = guard_store(store, context, owner=self.task_id, allow_secrets=self.allow_secrets_in_state)
+        tags = task_tags(self, context, store)
         fingerprint = self.job_fingerprint(context)
         key = self.external_id_key
         self._record_location = where(store, key)
@@ -304,8 +317,23 @@ class ResumableJobMixin(ABC):
             record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
             store.set(key, record.dump())
             self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
+            emit_decision(
+                DecisionKind.FOUND_BY_TOKEN.value,
+                tags,
+                external_id_key=key,
+                external_id=found,
+                seq=record.seq,
+            )
 
         self._log_decision(decision, record, status[1] if status else None)
+        emit_decision(
+            decision.kind.value,
+            tags,
+            external_id_key=key,
+            external_id=decision.external_id if decision.external_id is not None else None,
+            prior_status=status[1] if status else None,
+            seq=decision.seq,
+        )
         return self._act(decision, record, store, context, info, fingerprint)
 
     # ---- helpers ------------------------------------------------------------------------------------
@@ -473,6 +501,7 @@ class ResumableJobMixin(ABC):
     def _run_not_durable(self, context: Context) -> Any:
         # Every try is a deliberate new submission, so every try gets its own token.
         self.idempotency_token = new_idempotency_token()
+        emit_decision(DecisionKind.NOT_DURABLE.value, task_tags(self, context), external_id_key=self.external_id_key)
         external_id = self.submit_job(context)
         self._poll(external_id, context)
         return self.get_job_result(external_id, context)

@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.observability import checkpoint_write, task_tags
 from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
+from airflow.providers.resumable.state.guard import guard_store
 from airflow.providers.resumable.state.lifecycle import (
     TryInfo,
     finished_before,
@@ -174,6 +176,9 @@ class StatefulOperatorMixin:
     :param checkpoint_every: write the checkpoint every N batches (>= 1).
     :param checkpoint_interval: write it when this many seconds (or a ``timedelta``) have passed since
         the last one. With both, whichever comes first; with neither, ``DEFAULT_CHECKPOINT_POLICY``.
+    :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows
+        (a connection password, a sensitive Variable). Off by default: such a write fails the task
+        (``SecretInStateError``), because state is readable in plain text; see docs/security.rst.
     """
 
     #: pydantic model of the checkpoint (subclass :class:`Checkpoint` for versioning); None = plain dicts.
@@ -191,14 +196,18 @@ class StatefulOperatorMixin:
         *,
         checkpoint_every: int | None = None,
         checkpoint_interval: float | timedelta | None = None,
+        allow_secrets_in_state: bool = False,
         **kwargs: Any,
     ) -> None:
+        if not isinstance(allow_secrets_in_state, bool):
+            raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
         self.checkpoint_policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
         # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
         validate_backend()
         super().__init__(**kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
+        self.allow_secrets_in_state = allow_secrets_in_state
         self._stores: dict[int, NamespacedStateStore] = {}
 
     # ---- raw and typed access -----------------------------------------------------------------------
@@ -220,7 +229,14 @@ class StatefulOperatorMixin:
                     "No task instance in the context (a unit test calling execute() directly?): checkpoints "
                     "last only as long as this call"
                 )
-            stores[key] = NamespacedStateStore(inner, self.state_namespace)
+            # Every write is checked for registered secrets and size, whatever the backend.
+            guarded = guard_store(
+                inner,
+                context,
+                owner=str(getattr(self, "task_id", type(self).__name__)),
+                allow_secrets=self.__dict__.get("allow_secrets_in_state", False),
+            )
+            stores[key] = NamespacedStateStore(guarded, self.state_namespace)
         return stores[key]
 
     def load_checkpoint(self, context: Context) -> Any:
@@ -250,7 +266,9 @@ class StatefulOperatorMixin:
             complete=complete,
             data=data,
         )
-        self.state_store(context).set(self.checkpoint_key, envelope.model_dump(mode="json"))
+        store = self.state_store(context)
+        with checkpoint_write(task_tags(self, context, store)):
+            store.set(self.checkpoint_key, envelope.model_dump(mode="json"))
 
     def clear_checkpoint(self, context: Context) -> None:
         self.state_store(context).delete(self.checkpoint_key)

@@ -173,10 +173,23 @@ class CursorPagination(PaginationStrategy):
 
 @dataclasses.dataclass(frozen=True)
 class LinkHeaderPagination(PaginationStrategy):
-    """RFC 8288: follow ``Link: <url>; rel="next"`` until a response has none."""
+    """
+    RFC 8288: follow ``Link: <url>; rel="next"`` until a response has none.
+
+    ``drop_params`` names query parameters to strip from each link before it is stored, for APIs
+    that repeat a credential (``?api_key=...``) in their next links: the operator's own ``data``,
+    rendered afresh on every try, sends it instead, and the state store never holds it.
+    """
 
     name = "link_header"
     rel: str = "next"
+    drop_params: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        params = self.drop_params
+        if isinstance(params, str) or not all(isinstance(p, str) and p for p in params):
+            raise ValueError(f"drop_params must be a list of query parameter names, got {params!r}")
+        object.__setattr__(self, "drop_params", tuple(params))
 
     def next_page(self, response: Response, records: list[Any], request: PageRequest) -> dict[str, Any] | None:
         url = response.links.get(self.rel, {}).get("url")
@@ -188,7 +201,8 @@ class LinkHeaderPagination(PaginationStrategy):
         # The query moves into ``data`` so that merging with the operator's own data overrides
         # rather than repeats a parameter.
         base = f"{parts.scheme}://{parts.netloc}{parts.path}" if parts.scheme else parts.path
-        return {"endpoint": base, "data": dict(parse_qsl(parts.query, keep_blank_values=True))}
+        query = parse_qsl(parts.query, keep_blank_values=True)
+        return {"endpoint": base, "data": {k: v for k, v in query if k not in self.drop_params}}
 
 
 STRATEGIES: dict[str, type[PaginationStrategy]] = {

@@ -1,0 +1,271 @@
+"""
+What may be written to state: no registered secret (unless an operator opts in), and a size warning.
+
+Every write the mixins make goes through :func:`guard_store`'s wrapper, whatever the backend (the
+native store, Variables, or a class configured by dotted path), so the checks live in one place
+instead of in each backend or operator. Reads, deletes and the listener's finished marker pass
+through untouched: they cannot leak a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope, task_instance_of
+from airflow.providers.resumable.state.lifecycle import TryInfo
+from airflow.providers.resumable.state.records import where
+from airflow.providers.resumable.state.selection import is_durable
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+log = logging.getLogger(__name__)
+
+#: The bound this provider warns at for a task instance's Variable (the whole document: every key).
+#: The column itself holds far more (MEDIUMTEXT on MySQL, TEXT on Postgres and SQLite), but every
+#: write rewrites, and with a fernet_key re-encrypts, the whole document, and the Variables UI shows
+#: it; 64 KiB matches Airflow 3.3's default ``[state_store] max_value_storage_bytes``.
+VARIABLE_DOCUMENT_LIMIT_BYTES = 65535
+
+#: Airflow 3.3's default for ``[state_store] max_value_storage_bytes``.
+NATIVE_DEFAULT_LIMIT_BYTES = 65535
+
+
+class SecretInStateError(AirflowFailException, ValueError):
+    """
+    A value about to be stored contains a secret that Airflow's secrets masker knows.
+
+    The next try would compute the same value, so the task fails without using its retries.
+    """
+
+
+# ---- secrets -------------------------------------------------------------------------------------
+
+
+def _redactor() -> Callable[[str], Any] | None:
+    """
+    ``redact`` of the secrets masker that masks this task's log, or None when none can be imported.
+
+    Airflow 3 masks connection passwords and sensitive Variables in the Task SDK's masker (the core
+    one in ``airflow._shared`` is a different instance that the task process does not feed);
+    Airflow 2 has one masker in ``airflow.utils.log``.
+    """
+    try:
+        if AIRFLOW_V_3_0_PLUS:
+            from airflow.sdk._shared.secrets_masker import redact
+        else:
+            from airflow.utils.log.secrets_masker import redact  # type: ignore[no-redef]
+    except ImportError:  # pragma: no cover - every supported Airflow has one of them
+        return None
+    return redact
+
+
+def _strings(value: JsonValue, path: str) -> Iterator[tuple[str, str]]:
+    """
+    Every string value in a JSON value with a dotted path to where it sits.
+
+    Dict keys are not checked: they are the structure of a record or cursor, and a registered
+    secret as short as ``token`` (the minimum is five characters) would flag every job record.
+    """
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _strings(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
+
+
+def secret_paths(value: JsonValue) -> list[str]:
+    """
+    Where ``value`` contains a secret registered with Airflow's secrets masker (paths, never the secret).
+
+    Each string is checked on its own and without a name: the masker also hides whole values by key
+    name (``token``, ``password``), which would flag this provider's own idempotency ``token``. Only
+    what Airflow registered as a secret (connection passwords and extras, sensitive Variables,
+    ``mask_secret`` calls) counts, exactly what the task log shows as ``***``.
+    """
+    redact = _redactor()
+    if redact is None:
+        return []
+    found: list[str] = []
+    for path, text in _strings(value, ""):
+        # A secret in a URL is percent-encoded (``p%40ss`` for ``p@ss``); Airflow 3 registers only the
+        # plain form, so the decoded string is checked too.
+        candidates = {text, unquote_plus(text)} if "%" in text or "+" in text else {text}
+        if any(c and redact(c) != c for c in candidates) and (path or "<value>") not in found:
+            found.append(path or "<value>")
+    return found
+
+
+# ---- once per task instance ------------------------------------------------------------------------
+
+_said: set[tuple[str, TaskScope | None, str | None]] = set()
+_said_lock = threading.Lock()
+
+
+def _first_time(what: str, scope: TaskScope | None, try_id: str | None) -> bool:
+    """True the first time ``what`` happens in this try of this task instance (in this process)."""
+    with _said_lock:
+        token = (what, scope, try_id)
+        if token in _said:
+            return False
+        _said.add(token)
+        return True
+
+
+# ---- size ----------------------------------------------------------------------------------------
+
+
+def _native_limit() -> int:
+    from airflow.configuration import conf
+
+    try:
+        return conf.getint("state_store", "max_value_storage_bytes", fallback=NATIVE_DEFAULT_LIMIT_BYTES)
+    except Exception:  # an unparsable setting is Airflow's to report, not ours
+        return NATIVE_DEFAULT_LIMIT_BYTES
+
+
+def size_of(value: JsonValue) -> int:
+    """Bytes of ``value`` as Airflow measures a task_state_store value (``len(json.dumps(value))``)."""
+    return len(json.dumps(value))
+
+
+# ---- the wrapper ---------------------------------------------------------------------------------
+
+
+class GuardedStateStore:
+    """
+    A store whose ``set`` refuses registered secrets and warns once when a value grows past the limit.
+
+    ``inner`` is the backend, so ``where``, ``is_durable`` and the success listener see through it.
+    """
+
+    def __init__(
+        self,
+        inner: StateStore,
+        *,
+        owner: str,
+        allow_secrets: bool = False,
+        scope: TaskScope | None = None,
+        try_id: str | None = None,
+    ) -> None:
+        self.inner = inner
+        self.owner = owner
+        self.allow_secrets = allow_secrets
+        self.scope = scope
+        self.try_id = try_id
+        #: Sizes of the values this try has read or written, by key: a Variable holds them all in one document.
+        self._sizes: dict[str, int] = {}
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        # Backend attributes the lifecycle code reads (name, durable, clears_on_success, mark_finished).
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def locate(self, key: str) -> str:
+        return where(self.inner, key)
+
+    def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        value = self.inner.get(key, default)
+        if value is not None and value is not default:
+            self._sizes[key] = size_of(value)
+        return value
+
+    def set(self, key: str, value: JsonValue) -> None:
+        if not self.allow_secrets:
+            self._refuse_secrets(key, value)
+        size = size_of(value)
+        self.inner.set(key, value)
+        self._sizes[key] = size
+        self._check_size(key, size)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+        self._sizes.pop(key, None)
+
+    def clear(self) -> None:
+        self.inner.clear()
+        self._sizes.clear()
+
+    def _refuse_secrets(self, key: str, value: JsonValue) -> None:
+        paths = secret_paths(value)
+        if not paths:
+            return
+        raise SecretInStateError(
+            f"Refusing to store {where(self.inner, key)}: the value contains a secret that Airflow's secrets "
+            f"masker knows (a connection password or extra, a sensitive Variable, or a mask_secret() value) at "
+            f"{', '.join(paths)}. The task log shows it as ***, but state is stored as written and anyone who "
+            "can read task state or Variables would see it. Keep secrets out of what is stored: send them as "
+            "headers or leave them in the connection (HttpHook adds its login, password and extra headers to "
+            "every request), and strip them from next-page URLs and cursors (LinkHeaderPagination("
+            "drop_params=['api_key']) or a pagination_function that removes them). If storing this value is "
+            f"intended, pass allow_secrets_in_state=True to task {self.owner!r}."
+        )
+
+    def _limit(self, size: int) -> tuple[int, str, int]:
+        """(limit, what the limit is, bytes measured against it) for this backend; a limit <= 0 is none."""
+        kind = getattr(self.inner, "name", None)
+        if kind == "variable":
+            # The Variable stores every key in one JSON document, indented for people; this counts the
+            # keys this try has seen, which for the provider's mixins is every key of the task instance.
+            document = sum(self._sizes.values()) + 64 * len(self._sizes)
+            return VARIABLE_DOCUMENT_LIMIT_BYTES, "this provider's bound for one task instance's Variable", document
+        if kind == "task_state_store":
+            return _native_limit(), "[state_store] max_value_storage_bytes", size
+        return NATIVE_DEFAULT_LIMIT_BYTES, "this provider's bound for one value of a custom backend", size
+
+    def _check_size(self, key: str, size: int) -> None:
+        limit, what, measured = self._limit(size)
+        if limit <= 0 or measured <= limit or not _first_time("size", self.scope, self.try_id):
+            return
+        from airflow.providers.resumable.observability import emit_oversize
+
+        backend = str(getattr(self.inner, "name", type(self.inner).__name__))
+        emit_oversize(owner=self.owner, backend=backend)
+        variable = backend == "variable"
+        log.warning(
+            "State key %s is large: %s, over %s (%s bytes). Task state is meant for ids and cursors, not "
+            "data: store where to resume (a page token, an offset, a file name) and keep the data in the "
+            "sink; every write sends the whole value%s. Warned once per task instance; see 'Sizing' in the "
+            "provider's security docs.",
+            where(self.inner, key),
+            f"the Variable now holds about {measured} bytes" if variable else f"the value is {size} bytes",
+            what,
+            limit,
+            " (on Variables, the whole document of every key)" if variable else "",
+        )
+
+
+def guard_store(
+    store: StateStore, context: Mapping[str, Any] | None, *, owner: str, allow_secrets: bool = False
+) -> StateStore:
+    """
+    Wrap the task's ``store`` so that every write is checked; a store that is not durable is returned as is.
+
+    ``owner`` is the task id named in errors; ``allow_secrets`` is the operator's
+    ``allow_secrets_in_state``, which turns the refusal into one warning per try.
+    """
+    if not is_durable(store) or isinstance(store, GuardedStateStore):
+        return store
+    scope = TaskScope.from_context(context) if task_instance_of(context) is not None else None
+    info = TryInfo.from_context(context)
+    try_id = info.try_stamp or (str(info.try_number) if info.try_number is not None else None)
+    if allow_secrets and _first_time("allow_secrets", scope, try_id):
+        log.warning(
+            "allow_secrets_in_state=True on task %r: values it stores are not checked for secrets, so a "
+            "connection password in a cursor is stored in plain text, readable by anyone who can read task "
+            "state or Variables.",
+            owner,
+        )
+    return GuardedStateStore(store, owner=owner, allow_secrets=allow_secrets, scope=scope, try_id=try_id)
