@@ -209,7 +209,6 @@ class TestRetries:
         assert len(job_system.jobs) == 1, "never submit because the status was unknowable"
         assert job_system.faults.status_errors == 97
 
-
     def test_a_conflict_an_adapter_raises_names_the_record_to_delete(self, job_system, memory_store):
         """Adapters (EMR steps, say) raise conflicts without knowing where the record lives; the mixin adds it."""
 
