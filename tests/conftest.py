@@ -26,12 +26,14 @@ def state_backend(monkeypatch):
 
 @pytest.fixture
 def memory_store(state_backend):
-    """Route the mixins to a fresh in-memory store; returns it for inspection."""
-    from tests.support.stores import SharedMemoryStore
+    """Route the mixins to a fresh in-memory store (the shipped test backend); returns it for inspection."""
+    # Through monkeypatch rather than in_memory_state_backend(): a test that also calls state_backend()
+    # then has one undo stack, so the setting cannot leak into the next test whatever the fixture order.
+    from airflow.providers.resumable.testing import SharedMemoryStore
 
-    SharedMemoryStore.current = SharedMemoryStore()
-    state_backend("tests.support.stores.SharedMemoryStore")
-    yield SharedMemoryStore.current
+    SharedMemoryStore.current = store = SharedMemoryStore()
+    state_backend("airflow.providers.resumable.testing.SharedMemoryStore")
+    yield store
     SharedMemoryStore.current = None
 
 
