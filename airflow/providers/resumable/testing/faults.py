@@ -50,6 +50,7 @@ def fail_on_tries(
     attribute: str,
     tries: Collection[int],
     *,
+    at_call: int = 1,
     after: bool = False,
     error: Callable[[int], BaseException] | None = None,
 ) -> Iterator[Fault]:
@@ -60,6 +61,9 @@ def fail_on_tries(
         before running it) or one object, such as an operator or a hook.
     :param attribute: the name of a method on ``target``; it must exist.
     :param tries: try numbers (1 is the first try) on which the call fails; other tries call through.
+    :param at_call: fail the n-th call of the method within each of those tries (calls before it go
+        through, and so do later ones): ``at_call=4`` on a method that writes one batch is a worker
+        dying after three batches.
     :param after: call the method first and raise after it returned, as when a request reached the
         job system but its response was lost; by default the call fails before it runs.
     :param error: builds the exception from the try number; default :class:`InjectedFault`.
@@ -75,6 +79,8 @@ def fail_on_tries(
     bad = sorted(str(t) for t in wanted if isinstance(t, bool) or not isinstance(t, int) or t < 1)
     if not wanted or bad:
         raise ValueError(f"tries must be try numbers >= 1 (the first try is 1), got {sorted(map(str, tries))!r}")
+    if isinstance(at_call, bool) or not isinstance(at_call, int) or at_call < 1:
+        raise ValueError(f"at_call must be a call number >= 1 (the first call is 1), got {at_call!r}")
     if not hasattr(target, attribute):
         raise AttributeError(f"fail_on_tries: {target!r} has no attribute {attribute!r} to patch")
     if inspect.isclass(target) and isinstance(inspect.getattr_static(target, attribute), (staticmethod, classmethod)):
@@ -84,13 +90,15 @@ def fail_on_tries(
         )
     name = f"{getattr(target, '__name__', type(target).__name__)}.{attribute}"
     fault = Fault(target=name, tries=wanted, after=after)
+    calls: dict[int, int] = {}
     original = getattr(target, attribute)
-    make_error = error or (lambda n: InjectedFault(f"{name} failed on try {n} (fail_on_tries)"))
+    make_error = error or (lambda n: InjectedFault(f"{name} failed on call {at_call} of try {n} (fail_on_tries)"))
 
     @functools.wraps(original)
     def failing(*args: Any, **kwargs: Any) -> Any:
         try_number = current_try_number()
-        if try_number not in wanted:
+        calls[try_number] = calls.get(try_number, 0) + 1
+        if try_number not in wanted or calls[try_number] != at_call:
             return original(*args, **kwargs)
         if after:
             original(*args, **kwargs)
