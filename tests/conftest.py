@@ -59,19 +59,10 @@ def job_system():
 
 
 def _cache_in_process_api_server() -> None:
-    """
-    Airflow 3.0-3.2 build a new in-process Execution API app for every try run by dag.test() (~2 s
-    each); 3.3 caches it. Cache it here too, so the 3.2 leg is not five times slower than 3.3.
-    """
-    import functools
+    """Tests that call dag.test() themselves get the shipped helper's cache too (3.0-3.2 only)."""
+    from airflow.providers.resumable.testing.runner import cache_in_process_api_server
 
-    try:
-        import airflow.sdk.execution_time.supervisor as supervisor
-    except ImportError:  # Airflow 2
-        return
-    factory = getattr(supervisor, "in_process_api_server", None)
-    if factory is not None and not hasattr(factory, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(factory)
+    cache_in_process_api_server()
 
 
 _cache_in_process_api_server()

@@ -39,7 +39,7 @@ class SubSink(Sink):
 def try_number(monkeypatch):
     """Stands in for the running task instance's try number."""
     current = {"n": 1}
-    monkeypatch.setattr(faults_module, "current_try_number", lambda: current["n"])
+    monkeypatch.setattr(faults_module, "_current_try", lambda: ("d", "r", "t", -1, current["n"]))
     return current
 
 

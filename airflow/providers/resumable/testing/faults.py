@@ -28,20 +28,29 @@ class Fault:
     fired: list[int] = field(default_factory=list)
 
 
-def current_try_number() -> int:
-    """The try number of the task instance running now; raises ``RuntimeError`` outside one."""
+def _running_task_instance() -> Any:
     if AIRFLOW_V_3_0_PLUS:
         from airflow.sdk import get_current_context
     else:
         from airflow.operators.python import get_current_context  # type: ignore[no-redef]
     try:
-        context = get_current_context()
+        return get_current_context()["ti"]
     except Exception as err:
         raise RuntimeError(
             "fail_on_tries: the patched method ran outside a running task instance, so there is no try "
             f"number to compare with ({type(err).__name__}: {err}); run the DAG with run_dag() or dag.test()"
         ) from err
-    return int(context["ti"].try_number)
+
+
+def current_try_number() -> int:
+    """The try number of the task instance running now; raises ``RuntimeError`` outside one."""
+    return int(_running_task_instance().try_number)
+
+
+def _current_try() -> tuple[Any, ...]:
+    """The running try: the task instance (mapped ones apart) and its try number, the last item."""
+    ti = _running_task_instance()
+    return (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), int(ti.try_number))
 
 
 @contextmanager
@@ -61,8 +70,8 @@ def fail_on_tries(
         before running it) or one object, such as an operator or a hook.
     :param attribute: the name of a method on ``target``; it must exist.
     :param tries: try numbers (1 is the first try) on which the call fails; other tries call through.
-    :param at_call: fail the n-th call of the method within each of those tries (calls before it go
-        through, and so do later ones): ``at_call=4`` on a method that writes one batch is a worker
+    :param at_call: fail the n-th call of the method within each of those tries of each task instance
+        (calls before it go through, and so do later ones): ``at_call=4`` on a method that writes one batch is a worker
         dying after three batches.
     :param after: call the method first and raise after it returned, as when a request reached the
         job system but its response was lost; by default the call fails before it runs.
@@ -90,15 +99,17 @@ def fail_on_tries(
         )
     name = f"{getattr(target, '__name__', type(target).__name__)}.{attribute}"
     fault = Fault(target=name, tries=wanted, after=after)
-    calls: dict[int, int] = {}
+    # Counted per task instance and try: mapped instances and other tasks of the class count apart.
+    calls: dict[tuple[Any, ...], int] = {}
     original = getattr(target, attribute)
     make_error = error or (lambda n: InjectedFault(f"{name} failed on call {at_call} of try {n} (fail_on_tries)"))
 
     @functools.wraps(original)
     def failing(*args: Any, **kwargs: Any) -> Any:
-        try_number = current_try_number()
-        calls[try_number] = calls.get(try_number, 0) + 1
-        if try_number not in wanted or calls[try_number] != at_call:
+        key = _current_try()
+        try_number = key[-1]
+        calls[key] = calls.get(key, 0) + 1
+        if try_number not in wanted or calls[key] != at_call:
             return original(*args, **kwargs)
         if after:
             original(*args, **kwargs)
