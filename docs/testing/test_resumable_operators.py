@@ -9,6 +9,9 @@ import pytest
 
 from airflow.providers.resumable.mixins import Checkpoint, ResumableJobMixin, StatefulOperatorMixin
 from airflow.providers.resumable.testing import clear_and_rerun, fail_on_tries, run_dag
+
+# version_compat picks Airflow 2's or 3's classes, so this file runs on both; your code may import
+# BaseOperator from airflow.sdk (Airflow 3) or airflow.models (Airflow 2) instead.
 from airflow.providers.resumable.version_compat import AirflowException, BaseOperator
 
 # --- the operators under test (yours live in your package) -----------------------------------------
