@@ -26,12 +26,14 @@ def state_backend(monkeypatch):
 
 @pytest.fixture
 def memory_store(state_backend):
-    """Route the mixins to a fresh in-memory store; returns it for inspection."""
-    from tests.support.stores import SharedMemoryStore
+    """Route the mixins to a fresh in-memory store (the shipped test backend); returns it for inspection."""
+    # Through monkeypatch rather than in_memory_state_backend(): a test that also calls state_backend()
+    # then has one undo stack, so the setting cannot leak into the next test whatever the fixture order.
+    from airflow.providers.resumable.testing import SharedMemoryStore
 
-    SharedMemoryStore.current = SharedMemoryStore()
-    state_backend("tests.support.stores.SharedMemoryStore")
-    yield SharedMemoryStore.current
+    SharedMemoryStore.current = store = SharedMemoryStore()
+    state_backend("airflow.providers.resumable.testing.SharedMemoryStore")
+    yield store
     SharedMemoryStore.current = None
 
 
@@ -57,19 +59,10 @@ def job_system():
 
 
 def _cache_in_process_api_server() -> None:
-    """
-    Airflow 3.0-3.2 build a new in-process Execution API app for every try run by dag.test() (~2 s
-    each); 3.3 caches it. Cache it here too, so the 3.2 leg is not five times slower than 3.3.
-    """
-    import functools
+    """Tests that call dag.test() themselves get the shipped helper's cache too (3.0-3.2 only)."""
+    from airflow.providers.resumable.testing.runner import cache_in_process_api_server
 
-    try:
-        import airflow.sdk.execution_time.supervisor as supervisor
-    except ImportError:  # Airflow 2
-        return
-    factory = getattr(supervisor, "in_process_api_server", None)
-    if factory is not None and not hasattr(factory, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(factory)
+    cache_in_process_api_server()
 
 
 _cache_in_process_api_server()

@@ -17,8 +17,9 @@ from airflow.providers.resumable.operators.databricks import (
     ResumableDatabricksRunNowOperator,
     ResumableDatabricksSubmitRunOperator,
 )
+from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.integration.harness import clear_and_rerun, make_dag, resumable_variables, run_dag
+from tests.integration.harness import make_dag
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,8 @@ from airflow.providers.resumable.operators.emr import (
     ResumableEmrCreateJobFlowOperator,
     ResumableEmrServerlessStartJobOperator,
 )
-from tests.integration.harness import clear_and_rerun, make_dag, run_dag
+from airflow.providers.resumable.testing import clear_and_rerun, run_dag
+from tests.integration.harness import make_dag
 from tests.support.fake_aws import (
     REGION,
     ROLE_ARN,

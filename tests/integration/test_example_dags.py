@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from airflow.providers.resumable.testing import run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
-from tests.integration.harness import run_dag
 
 pytestmark = pytest.mark.integration
 

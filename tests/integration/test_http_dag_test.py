@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 import pytest
 
 from airflow.providers.resumable.operators.http import CursorPagination, ResumablePaginatedHttpOperator
+from airflow.providers.resumable.testing import dag_for_test, run_dag
 from demo.newsletter_service import NewsletterService
-from tests.integration.harness import dag_named, make_dag, run_dag
+from tests.integration.harness import make_dag
 from tests.support.toy_operators import SimulatedCrash
 
 if TYPE_CHECKING:
@@ -93,7 +94,7 @@ def test_resumed_crawl_equals_an_uninterrupted_one(newsletter, tmp_path, request
 
     newsletter.outage_at_item = 52
     newsletter.outage_requests = None
-    dag2 = dag_named(f"it_{request.node.name}_interrupted")
+    dag2 = dag_for_test(f"it_{request.node.name}_interrupted")
     crawl_task(dag2, interrupted)
     assert run_dag(dag2).state == "success"
     for a, b in zip(sorted(clean.glob("part-*")), sorted(interrupted.glob("part-*")), strict=True):

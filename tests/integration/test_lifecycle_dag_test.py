@@ -16,8 +16,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from airflow.providers.resumable.state import get_state_store
+from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.integration.harness import clear_and_rerun, make_dag, resumable_variables, run_dag
+from tests.integration.harness import make_dag
 from tests.support.toy_operators import FindableToyJobOperator, ToyBatchOperator, ToyJobOperator, read_parts
 
 pytestmark = pytest.mark.integration

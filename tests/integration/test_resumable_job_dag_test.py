@@ -14,8 +14,9 @@ from datetime import timedelta
 import pytest
 import requests
 
+from airflow.providers.resumable.testing import clear_and_rerun, dag_for_test, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.integration.harness import clear_and_rerun, dag_named, make_dag, run_dag
+from tests.integration.harness import make_dag
 from tests.support.toy_operators import FindableToyJobOperator, ToyJobOperator, UpstreamStyleOperator
 
 pytestmark = pytest.mark.integration
@@ -194,7 +195,7 @@ def test_where_upstream_duplicates_and_we_do_not(job_system, request):
     for name, mixin in (("upstream", UpstreamMixin), ("ours", OurMixin)):
         before = len(job_system.jobs)
         job_system.faults.drop_submit_responses = 1
-        dag = dag_named(f"it_gap_{name}")
+        dag = dag_for_test(f"it_gap_{name}")
         operator_on(mixin)(task_id="job", base_url=job_system.url, retries=1, retry_delay=timedelta(0), dag=dag)
         assert run_dag(dag).state == "success"
         jobs_per_mixin[name] = len(job_system.jobs) - before

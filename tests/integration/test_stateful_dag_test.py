@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from tests.integration.harness import clear_and_rerun, make_dag, resumable_variables, run_dag
+from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
+from tests.integration.harness import make_dag
 from tests.support.toy_operators import ToyBatchOperator, read_parts
 
 pytestmark = pytest.mark.integration

@@ -2,19 +2,9 @@
 
 from __future__ import annotations
 
-from airflow.providers.resumable.state import InMemoryStateStore
+from airflow.providers.resumable.testing import SharedMemoryStore
 
-
-class SharedMemoryStore(InMemoryStateStore):
-    """Every task instance gets the same process-wide store, so a test can inspect and count calls."""
-
-    current: SharedMemoryStore | None = None
-
-    @classmethod
-    def from_context(cls, context):
-        if cls.current is None:
-            cls.current = cls()
-        return cls.current
+__all__ = ["EphemeralMemoryStore", "SharedMemoryStore", "UnreachableVariableStore"]
 
 
 class EphemeralMemoryStore(SharedMemoryStore):
