@@ -48,6 +48,18 @@ def test_interval(case, write_cost, batch_seconds, interval):
 
 
 @pytest.mark.parametrize(
+    ("case", "write_cost", "slow_write", "interval"),
+    [
+        ("a slow write shortens the redo bound", 19 * MS, 200 * MS, 0.795),
+        ("but not the budget", 5 * MS, 20 * MS, 0.25),
+        ("slower than usual is never faster than usual", 30 * MS, 1 * MS, 0.965),
+    ],
+)
+def test_interval_plans_the_redo_bound_for_a_slow_write(case, write_cost, slow_write, interval):
+    assert DEFAULT_CHECKPOINT_POLICY.interval(write_cost, 0.005, slow_write) == pytest.approx(interval), case
+
+
+@pytest.mark.parametrize(
     ("policy", "write_cost", "interval"),
     [
         (checkpoint_within_budget(overhead=0.1), 5 * MS, 0.2),
@@ -85,6 +97,17 @@ def test_write_cost_is_the_median_of_recent_writes():
     assert walk.write_cost == 5 * MS
     assert not walk.should_checkpoint(50, 0.24)
     assert walk.should_checkpoint(50, 0.25)
+
+
+def test_the_redo_bound_plans_for_the_second_slowest_recent_write():
+    walk = DEFAULT_CHECKPOINT_POLICY.start()
+    for cost in (15 * MS, 600 * MS, 15 * MS, 300 * MS, 15 * MS):
+        walk.record_write(cost)
+    assert walk.write_cost == 15 * MS
+    assert walk.slow_write == 300 * MS, "the 600 ms outlier alone does not count"
+    # 100 batches of 5 ms: the bound is 1 - 0.3 - 0.005 s, below the budget's 0.75 s.
+    assert not walk.should_checkpoint(100, 0.69)
+    assert walk.should_checkpoint(100, 0.70)
 
 
 def test_one_slow_write_out_of_two_does_not_move_the_estimate():

@@ -112,9 +112,10 @@ class checkpoint_within_budget(CheckpointPolicy):
 
     * never more often than every ``floor`` seconds, whatever the store's speed, so a fast walk on a
       fast store does not load the metadata database with a write every few milliseconds;
-    * never later than ``max_redo`` seconds after the last durable checkpoint, counting the write
-      itself and the next batch (the mean batch since that checkpoint), so a hard kill (SIGKILL, OOM,
-      a lost node) redoes at most about ``max_redo`` seconds of batches.
+    * never later than ``max_redo`` seconds after the last durable checkpoint, counting the next
+      batch (the mean batch since that checkpoint) and the write itself (a slow one: the second
+      slowest of the recent writes), so a hard kill (SIGKILL, OOM, a lost node) redoes at most about
+      ``max_redo`` seconds of batches.
 
     On a store too slow for both (a write costing more than about ``overhead * max_redo``: 20 ms with
     the defaults), **the redo bound wins**: writes come every ``max_redo`` seconds and take more than
@@ -164,16 +165,19 @@ class checkpoint_within_budget(CheckpointPolicy):
             "(run_batches does)"
         )
 
-    def interval(self, write_cost: float | None, batch_seconds: float = 0.0) -> float:
+    def interval(self, write_cost: float | None, batch_seconds: float = 0.0, slow_write: float | None = None) -> float:
         """
-        Seconds of batches between two writes, given a write's cost and a batch's duration.
+        Seconds of batches between two writes.
 
-        Pure, so the whole policy can be tabled: ``None`` (nothing measured yet) gives ``floor``.
+        ``write_cost`` is a typical write (it sets the budget), ``slow_write`` a slow one (the redo
+        bound plans for it, so a write slower than usual still ends within ``max_redo``; default: the
+        typical one), ``batch_seconds`` a batch. Pure, so the whole policy can be tabled: ``None``
+        (nothing measured yet) gives ``floor``.
         """
         if write_cost is None:
             return self.floor
         budget = write_cost / self.overhead
-        deadline = self.max_redo - write_cost - batch_seconds
+        deadline = self.max_redo - max(write_cost, slow_write or 0.0) - batch_seconds
         return max(self.floor, write_cost, min(budget, deadline))
 
     def over_budget(self, write_cost: float) -> bool:
@@ -215,10 +219,23 @@ class _BudgetWalk(CheckpointPolicy):
         """
         return statistics.median_low(self.costs) if self.costs else None
 
+    @property
+    def slow_write(self) -> float | None:
+        """
+        A slow write, for the redo bound: the second slowest of the recent writes.
+
+        Not the slowest, so one outlier does not shorten every interval while it is in the window.
+        """
+        if not self.costs:
+            return None
+        ordered = sorted(self.costs)
+        return ordered[-2] if len(ordered) > 1 else ordered[-1]
+
     def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
         if batches_since <= 0:
             return False
-        return seconds_since >= self.config.interval(self.write_cost, seconds_since / batches_since)
+        interval = self.config.interval(self.write_cost, seconds_since / batches_since, self.slow_write)
+        return seconds_since >= interval
 
     def start(self) -> CheckpointPolicy:
         return _BudgetWalk(self.config)
