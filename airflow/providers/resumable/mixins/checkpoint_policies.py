@@ -85,7 +85,8 @@ class checkpoint_any(CheckpointPolicy):
         self.policies = policies
 
     def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
-        return any(p.should_checkpoint(batches_since, seconds_since) for p in self.policies)
+        # Every policy is asked, not only up to the first yes: one that learns sees every batch.
+        return any([p.should_checkpoint(batches_since, seconds_since) for p in self.policies])
 
     def start(self) -> CheckpointPolicy:
         started = tuple(p.start() for p in self.policies)
@@ -113,9 +114,10 @@ class checkpoint_within_budget(CheckpointPolicy):
     * never more often than every ``floor`` seconds, whatever the store's speed, so a fast walk on a
       fast store does not load the metadata database with a write every few milliseconds;
     * never later than ``max_redo`` seconds after the last durable checkpoint, counting the next
-      batch (the mean batch since that checkpoint) and the write itself (a slow one: the second
-      slowest of the recent writes), so a hard kill (SIGKILL, OOM, a lost node) redoes at most about
-      ``max_redo`` seconds of batches.
+      batch and the write itself, so a hard kill (SIGKILL, OOM, a lost node) redoes at most
+      ``max_redo`` seconds of batches. On a loaded machine batches and writes vary, so the bound plans
+      for the longest batch since the last write and for a write twice as slow as the second
+      slowest of the recent ones (not the slowest, so one outlier does not shorten every interval).
 
     On a store too slow for both (a write costing more than about ``overhead * max_redo``: 20 ms with
     the defaults), **the redo bound wins**: writes come every ``max_redo`` seconds and take more than
@@ -169,20 +171,20 @@ class checkpoint_within_budget(CheckpointPolicy):
         """
         Seconds of batches between two writes.
 
-        ``write_cost`` is a typical write (it sets the budget), ``slow_write`` a slow one (the redo
-        bound plans for it, so a write slower than usual still ends within ``max_redo``; default: the
-        typical one), ``batch_seconds`` a batch. Pure, so the whole policy can be tabled: ``None``
-        (nothing measured yet) gives ``floor``.
+        ``write_cost`` is a typical write (it sets the budget); ``slow_write`` a slow one (default: the
+        typical one) and ``batch_seconds`` a long batch, which the redo bound plans for: the next batch
+        and a write of up to twice ``slow_write`` still end within ``max_redo``. Pure, so the whole
+        policy can be tabled: ``None`` (nothing measured yet) gives ``floor``.
         """
         if write_cost is None:
             return self.floor
         budget = write_cost / self.overhead
-        deadline = self.max_redo - max(write_cost, slow_write or 0.0) - batch_seconds
+        deadline = self.max_redo - 2 * max(write_cost, slow_write or 0.0) - batch_seconds
         return max(self.floor, write_cost, min(budget, deadline))
 
     def over_budget(self, write_cost: float) -> bool:
-        """Whether a write of this cost forces the redo bound over the overhead budget."""
-        return write_cost / self.overhead > self.max_redo - write_cost
+        """Whether writes of this cost force the redo bound below the overhead budget's interval."""
+        return write_cost / self.overhead > self.max_redo - 2 * write_cost
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, checkpoint_within_budget):
@@ -208,6 +210,9 @@ class _BudgetWalk(CheckpointPolicy):
         self.config = config
         self.costs: deque[float] = deque(maxlen=config.window)
         self._warned = False
+        # Since the last write: where the previous question left off, and the longest batch seen.
+        self._asked = (0, 0.0)
+        self.longest_batch = 0.0
 
     @property
     def write_cost(self) -> float | None:
@@ -221,11 +226,7 @@ class _BudgetWalk(CheckpointPolicy):
 
     @property
     def slow_write(self) -> float | None:
-        """
-        A slow write, for the redo bound: the second slowest of the recent writes.
-
-        Not the slowest, so one outlier does not shorten every interval while it is in the window.
-        """
+        """A slow write, for the redo bound: the second slowest of the recent writes (one outlier is ignored)."""
         if not self.costs:
             return None
         ordered = sorted(self.costs)
@@ -234,13 +235,20 @@ class _BudgetWalk(CheckpointPolicy):
     def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
         if batches_since <= 0:
             return False
-        interval = self.config.interval(self.write_cost, seconds_since / batches_since, self.slow_write)
+        before, at = self._asked
+        if batches_since < before:  # a write this walk was not told about: a new window anyway
+            before, at, self.longest_batch = 0, 0.0, 0.0
+        if batches_since > before:
+            self.longest_batch = max(self.longest_batch, (seconds_since - at) / (batches_since - before))
+        self._asked = (batches_since, seconds_since)
+        interval = self.config.interval(self.write_cost, self.longest_batch, self.slow_write)
         return seconds_since >= interval
 
     def start(self) -> CheckpointPolicy:
         return _BudgetWalk(self.config)
 
     def record_write(self, seconds: float) -> str | None:
+        self._asked, self.longest_batch = (0, 0.0), 0.0
         self.costs.append(max(0.0, seconds))
         cost = self.write_cost
         assert cost is not None
@@ -252,7 +260,7 @@ class _BudgetWalk(CheckpointPolicy):
         return (
             f"Checkpoint writes take {cost * 1000:.0f} ms on this state store, too slow for both "
             f"{self.config.overhead:.0%} overhead and {self.config.max_redo:g} s of redo after a hard kill: "
-            f"writing every {every:.2f} s to bound the redo, which spends about {cost / (every + cost):.0%} "
+            f"writing every {every:.2f} s to bound the redo, which spends about {cost / (every + cost):.1%} "
             "of the walk on checkpoints. Pass checkpoint_interval (seconds) to trade redo for speed."
         )
 
@@ -260,8 +268,8 @@ class _BudgetWalk(CheckpointPolicy):
         return repr(self.config)
 
 
-#: Checkpoint as often as 2% of the walk's wall time allows, at most every 0.2 s and at least every
-#: second, so a hard crash (SIGKILL, OOM, a lost node) redoes about a second of batches at most. A
+#: Checkpoint as often as 2% of the walk's wall time allows, at most every 0.2 s and within a second
+#: of the last checkpoint, so a hard crash (SIGKILL, OOM, a lost node) redoes about a second of batches at most. A
 #: failure that raises in the task (an exception, a timeout, and SIGTERM on Airflow 2) flushes the
 #: checkpoint first, so it redoes nothing. Airflow 3's SIGTERM handler only calls on_kill() and does
 #: not raise, and writing state from inside a signal handler could interleave with a write in
