@@ -99,13 +99,17 @@ def measure(repeats: int) -> list[dict[str, Any]]:
                 "overhead": (wall - base) / base,
                 "writing_share": statistics.median(r["writing"] / (r["seconds"] - r["writing"]) for r in runs),
                 "writes": statistics.median(r["writes"] for r in runs),
+                "write_ms": statistics.median(r["writing"] / r["writes"] * 1000 for r in runs)
+                if runs[0]["writes"]
+                else 0,
                 "redo_seconds": max(r["redo_seconds"] for r in runs),
                 "redo_pages": max(r["redo_pages"] for r in runs),
             }
             rows.append(row)
             print(
                 f"redo {backend} {label}: {wall:.3f} s, overhead {row['overhead']:+.2%}, writing "
-                f"{row['writing_share']:.2%}, {row['writes']} writes, worst redo {row['redo_seconds']:.2f} s / "
+                f"{row['writing_share']:.2%}, {row['writes']} writes of {row['write_ms']:.1f} ms, "
+                f"worst redo {row['redo_seconds']:.2f} s / "
                 f"{row['redo_pages']} pages"
             )
     return rows
