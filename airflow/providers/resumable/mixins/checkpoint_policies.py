@@ -119,12 +119,13 @@ class checkpoint_within_budget(CheckpointPolicy):
       for the longest batch since the last write and for a write twice as slow as the second
       slowest of the recent ones (not the slowest, so one outlier does not shorten every interval).
 
-    On a store too slow for both (a write costing more than about ``overhead * max_redo``: 20 ms with
-    the defaults), **the redo bound wins**: writes come every ``max_redo`` seconds and take more than
-    ``overhead`` of the walk, and the task log says so once per walk, with the write cost and the
-    resulting overhead. Only a store slower still, whose write takes longer than the batches between
-    two writes, is written to less often than ``max_redo``: the interval never drops below the cost of
-    a write, so at most half of the walk is spent writing.
+    On a store too slow for both (a write costing more than ``overhead * max_redo / (1 + 2 *
+    overhead)``: 19 ms with the defaults), **the redo bound wins**: writes come a little more often
+    than every ``max_redo`` seconds and take more than ``overhead`` of the walk, and the task log
+    says so once per walk, with the write cost and the resulting overhead. Only a store slower
+    still, whose write takes longer than the batches between two writes, is written to less often
+    than ``max_redo``: the interval never drops below the cost of a write, so at most half of the
+    walk is spent writing.
 
     Before the first write there is no measurement: the first checkpoint is written after ``floor``
     seconds, which measures the store early in the walk.
