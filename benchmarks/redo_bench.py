@@ -73,6 +73,8 @@ class SleepyWalk(StatefulOperatorMixin, BaseOperator):
             "writing": self._writing,
             "redo_seconds": max(g[0] for g in gaps),
             "redo_pages": max(g[1] for g in gaps),
+            # Which gap was the longest (0: before the first write; len - 1: before the walk's end).
+            "redo_gap": f"{max(range(len(gaps)), key=lambda i: gaps[i][0])} of {len(gaps)}",
         }
 
 
@@ -104,12 +106,13 @@ def measure(repeats: int) -> list[dict[str, Any]]:
                 else 0,
                 "redo_seconds": max(r["redo_seconds"] for r in runs),
                 "redo_pages": max(r["redo_pages"] for r in runs),
+                "redo_gap": max(runs, key=lambda r: r["redo_seconds"])["redo_gap"],
             }
             rows.append(row)
             print(
                 f"redo {backend} {label}: {wall:.3f} s, overhead {row['overhead']:+.2%}, writing "
                 f"{row['writing_share']:.2%}, {row['writes']} writes of {row['write_ms']:.1f} ms, "
-                f"worst redo {row['redo_seconds']:.2f} s / "
+                f"worst redo {row['redo_seconds']:.3f} s (gap {row['redo_gap']}) / "
                 f"{row['redo_pages']} pages"
             )
     return rows

@@ -192,7 +192,7 @@ def redo_section() -> list[str]:
         cost = "" if none else f"{r['write_ms']:.1f} ms"
         lines.append(
             f"| `{r['backend']}` | {names[r['policy']]} | {r['seconds']:.2f} s | {overhead} | {writing} | "
-            f"{r['writes']:g} | {cost} | {r['redo_seconds']:.2f} s, {r['redo_pages']} batches |"
+            f"{r['writes']:g} | {cost} | {r['redo_seconds']:.3f} s, {r['redo_pages']} batches |"
         )
     lines += ["", "Goals of the default in this run:", ""]
     for r in rows:
@@ -201,7 +201,7 @@ def redo_section() -> list[str]:
         redo_ok = r["redo_seconds"] <= 1.0
         overhead_ok = max(r["overhead"], r["writing_share"]) <= 0.02
         line = (
-            f"* `{r['backend']}`: redo {r['redo_seconds']:.2f} s ({'holds' if redo_ok else 'MISSED'}), overhead "
+            f"* `{r['backend']}`: redo {r['redo_seconds']:.3f} s ({'holds' if redo_ok else 'MISSED'}), overhead "
             f"{r['overhead']:+.1%} by wall time and {r['writing_share']:.1%} writing "
             f"({'holds' if overhead_ok else 'MISSED'})"
         )
