@@ -129,6 +129,15 @@ def test_the_redo_bound_plans_for_the_longest_batch_since_the_last_write():
     assert slow.should_checkpoint(3, 0.5), "1 - 0.2 - 0.3 = 0.5 s"
 
 
+def test_the_first_writes_plan_for_the_slowest_until_an_outlier_can_be_told_apart():
+    walk = DEFAULT_CHECKPOINT_POLICY.start()
+    walk.record_write(80 * MS)
+    walk.record_write(30 * MS)
+    assert walk.slow_write == 80 * MS
+    walk.record_write(30 * MS)
+    assert walk.slow_write == 30 * MS
+
+
 def test_one_slow_write_out_of_two_does_not_move_the_estimate():
     walk = DEFAULT_CHECKPOINT_POLICY.start()
     walk.record_write(5 * MS)

@@ -117,7 +117,8 @@ class checkpoint_within_budget(CheckpointPolicy):
       batch and the write itself, so a hard kill (SIGKILL, OOM, a lost node) redoes at most
       ``max_redo`` seconds of batches. On a loaded machine batches and writes vary, so the bound plans
       for the longest batch since the last write and for a write twice as slow as the second
-      slowest of the recent ones (not the slowest, so one outlier does not shorten every interval).
+      slowest of the recent ones (not the slowest, so one outlier does not shorten every interval;
+      the slowest while there are fewer than three).
 
     On a store too slow for both (a write costing more than ``overhead * max_redo / (1 + 2 *
     overhead)``: 19 ms with the defaults), **the redo bound wins**: writes come a little more often
@@ -227,11 +228,17 @@ class _BudgetWalk(CheckpointPolicy):
 
     @property
     def slow_write(self) -> float | None:
-        """A slow write, for the redo bound: the second slowest of the recent writes (one outlier is ignored)."""
+        """
+        A slow write, for the redo bound: the second slowest of the recent writes.
+
+        One outlier is ignored only once there are three writes to tell it from the rest: the first
+        writes of a walk are often all slow (cold connections and caches), and the bench showed a
+        redo past 1 s when the second of two slow writes was trusted.
+        """
         if not self.costs:
             return None
         ordered = sorted(self.costs)
-        return ordered[-2] if len(ordered) > 1 else ordered[-1]
+        return ordered[-2] if len(ordered) >= 3 else ordered[-1]
 
     def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
         if batches_since <= 0:
