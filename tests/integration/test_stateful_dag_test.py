@@ -9,7 +9,7 @@ import pytest
 
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from tests.integration.harness import make_dag
-from tests.support.toy_operators import ToyBatchOperator, read_parts
+from tests.support.toy_operators import SleepyBatchOperator, ToyBatchOperator, read_parts
 
 pytestmark = pytest.mark.integration
 
@@ -43,6 +43,39 @@ def test_sparse_checkpoints_still_resume_at_the_failed_batch(tmp_path, request):
     assert run.state == "success"
     assert [t["start_item"] for t in tries_log(tmp_path)] == [0, 30]
     assert read_parts(tmp_path) == list(range(50))
+
+
+def test_the_default_policy_checkpoints_during_a_long_walk(request):
+    # 150 batches of at least 10 ms: more than a second, the most the default policy lets pass
+    # without a checkpoint, so one is stored before the last batch on any store and any machine.
+    dag = make_dag(request)
+    SleepyBatchOperator(task_id="walk", batches=150, batch_seconds=0.01, dag=dag)
+    run = run_dag(dag)
+    assert run.state == "success"
+    out = run.xcom("walk")
+    assert out["checkpoints_written"] >= 1
+    stored = out["stored_before_the_end"]
+    assert stored["complete"] is False
+    assert 0 < stored["batches_done"] < 150
+
+
+def test_a_hard_kill_resumes_from_the_default_policys_last_checkpoint(request):
+    # Killed at batch 140 (after at least 1.4 s of batches) without the flush a Python error gets:
+    # the retry starts from a checkpoint the policy wrote during the walk, not from batch 0.
+    dag = make_dag(request)
+    SleepyBatchOperator(
+        task_id="walk",
+        batches=150,
+        batch_seconds=0.01,
+        hard_kill_on={1: 140},
+        retries=1,
+        retry_delay=timedelta(0),
+        dag=dag,
+    )
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("walk").try_number == 2
+    assert 0 < run.xcom("walk")["resumed_from"] <= 140
 
 
 def test_a_finished_walk_starts_afresh_when_cleared(tmp_path, request):

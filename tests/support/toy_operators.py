@@ -136,6 +136,47 @@ class ToyBatchOperator(StatefulOperatorMixin, BaseOperator):
         return {"batches": run.batches_done, "resumed_from": run.resumed_from}
 
 
+class SleepyBatchOperator(StatefulOperatorMixin, BaseOperator):
+    """
+    ``batches`` batches of ``batch_seconds`` each (a slow page), at the default checkpoint policy.
+
+    At its last batch it reads the stored checkpoint back, so a test sees what a hard kill there
+    would resume from. ``hard_kill_on`` (try number -> batch index) fails that batch without the
+    flush a Python error gets, as a SIGKILL leaves no chance to write: the retry starts from the
+    last checkpoint the policy wrote during the walk.
+    """
+
+    checkpoint_model = ItemsCursor
+
+    def __init__(self, *, batches: int, batch_seconds: float, hard_kill_on: dict[int, int] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self.batches = batches
+        self.batch_seconds = batch_seconds
+        self.hard_kill_on = {int(k): v for k, v in (hard_kill_on or {}).items()}
+        self._killed = False
+
+    def execute(self, context):
+        try_number = context["ti"].try_number
+        seen: dict[str, Any] = {}
+
+        def process(cursor: ItemsCursor, index: int) -> ItemsCursor | None:
+            if self.hard_kill_on.get(try_number) == index:
+                self._killed = True
+                raise SimulatedCrash(f"try {try_number} killed at batch {index}")
+            time.sleep(self.batch_seconds)
+            if index == self.batches - 1:
+                stored = self.state_store(context).get(self.checkpoint_key)
+                seen["stored_before_the_end"] = stored and {k: stored[k] for k in ("batches_done", "complete")}
+            return ItemsCursor(next_item=cursor.next_item + 1) if index + 1 < self.batches else None
+
+        run = self.run_batches(context, process, start=ItemsCursor(next_item=0))
+        return {**seen, "resumed_from": run.resumed_from, "checkpoints_written": run.checkpoints_written}
+
+    def _flush_on_failure(self, context, cursor, index):
+        if not self._killed:
+            super()._flush_on_failure(context, cursor, index)
+
+
 def read_parts(out_dir: str) -> list[Any]:
     import json
     import pathlib

@@ -2,6 +2,15 @@
 
 from __future__ import annotations
 
+from airflow.providers.resumable.mixins.checkpoint_policies import (
+    DEFAULT_CHECKPOINT_POLICY,
+    CheckpointPolicy,
+    checkpoint_any,
+    checkpoint_every_n_batches,
+    checkpoint_every_seconds,
+    checkpoint_within_budget,
+    make_checkpoint_policy,
+)
 from airflow.providers.resumable.mixins.decisions import SpecChangePolicy, fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
     JobNotFoundError,
@@ -10,15 +19,10 @@ from airflow.providers.resumable.mixins.resumable_job import (
     TransientJobError,
 )
 from airflow.providers.resumable.mixins.stateful import (
-    DEFAULT_CHECKPOINT_POLICY,
     BatchRun,
     Checkpoint,
-    CheckpointPolicy,
     CheckpointSchemaError,
     StatefulOperatorMixin,
-    checkpoint_any,
-    checkpoint_every_n_batches,
-    checkpoint_every_seconds,
 )
 
 __all__ = [
@@ -36,5 +40,7 @@ __all__ = [
     "checkpoint_any",
     "checkpoint_every_n_batches",
     "checkpoint_every_seconds",
+    "checkpoint_within_budget",
     "fingerprint_of",
+    "make_checkpoint_policy",
 ]

@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+# The policies lived here until 0.2.0; the aliases keep ``from ...mixins.stateful import ...`` working.
+from airflow.providers.resumable.mixins.checkpoint_policies import (
+    DEFAULT_CHECKPOINT_POLICY as DEFAULT_CHECKPOINT_POLICY,
+)
+from airflow.providers.resumable.mixins.checkpoint_policies import (
+    CheckpointPolicy,
+    make_checkpoint_policy,
+)
+from airflow.providers.resumable.mixins.checkpoint_policies import checkpoint_any as checkpoint_any
+from airflow.providers.resumable.mixins.checkpoint_policies import (
+    checkpoint_every_n_batches as checkpoint_every_n_batches,
+)
+from airflow.providers.resumable.mixins.checkpoint_policies import (
+    checkpoint_every_seconds as checkpoint_every_seconds,
+)
 from airflow.providers.resumable.observability import checkpoint_write, task_tags
 from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
 from airflow.providers.resumable.state.guard import guard_store
@@ -25,6 +38,7 @@ from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+    from datetime import timedelta
 
     from airflow.providers.resumable.version_compat import Context
 
@@ -54,86 +68,6 @@ class Checkpoint(BaseModel):
     def migrate(cls, data: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Return ``data`` (written at ``from_version``) in this model's current shape."""
         raise NotImplementedError
-
-
-# ---- checkpoint policies: small strategies composed with ``|`` (as tenacity's stop conditions) -------
-
-
-class CheckpointPolicy:
-    """When to write a checkpoint, given batches and seconds since the last one."""
-
-    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
-        raise NotImplementedError
-
-    def __or__(self, other: CheckpointPolicy) -> CheckpointPolicy:
-        return checkpoint_any(self, other)
-
-
-class checkpoint_every_n_batches(CheckpointPolicy):
-    def __init__(self, n: int) -> None:
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"checkpoint_every must be an int (a number of batches), got {type(n).__name__} {n!r}")
-        if n < 1:
-            raise ValueError(f"checkpoint_every must be >= 1, got {n!r}")
-        self.n = n
-
-    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
-        return batches_since >= self.n
-
-    def __repr__(self) -> str:
-        return f"checkpoint_every_n_batches({self.n})"
-
-
-class checkpoint_every_seconds(CheckpointPolicy):
-    def __init__(self, seconds: float | timedelta) -> None:
-        value = seconds.total_seconds() if isinstance(seconds, timedelta) else seconds
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(
-                f"checkpoint_interval must be a number of seconds or a timedelta, got {type(seconds).__name__} "
-                f"{seconds!r}"
-            )
-        if not math.isfinite(value) or value <= 0:
-            raise ValueError(f"checkpoint_interval must be a finite number of seconds > 0, got {seconds!r}")
-        self.seconds = float(value)
-
-    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
-        return batches_since > 0 and seconds_since >= self.seconds
-
-    def __repr__(self) -> str:
-        return f"checkpoint_every_seconds({self.seconds:g})"
-
-
-class checkpoint_any(CheckpointPolicy):
-    def __init__(self, *policies: CheckpointPolicy) -> None:
-        self.policies = policies
-
-    def should_checkpoint(self, batches_since: int, seconds_since: float) -> bool:
-        return any(p.should_checkpoint(batches_since, seconds_since) for p in self.policies)
-
-    def __repr__(self) -> str:
-        return " | ".join(repr(p) for p in self.policies)
-
-
-#: Redo after a hard crash (SIGKILL, OOM, a lost node) is bounded by ~5 s of batches. A failure that
-#: raises in the task (an exception, a timeout, and SIGTERM on Airflow 2) flushes the checkpoint first,
-#: so it redoes nothing. Airflow 3's SIGTERM handler only calls on_kill() and does not raise, and
-#: writing state from inside a signal handler could interleave with a write in progress, so a
-#: SIGTERM on Airflow 3 is treated like a hard crash.
-DEFAULT_CHECKPOINT_POLICY: CheckpointPolicy = checkpoint_every_seconds(5)
-
-
-def make_checkpoint_policy(
-    checkpoint_every: int | None = None, checkpoint_interval: float | timedelta | None = None
-) -> CheckpointPolicy:
-    """Build the policy from operator arguments; both None means the default."""
-    parts: list[CheckpointPolicy] = []
-    if checkpoint_every is not None:
-        parts.append(checkpoint_every_n_batches(checkpoint_every))
-    if checkpoint_interval is not None:
-        parts.append(checkpoint_every_seconds(checkpoint_interval))
-    if not parts:
-        return DEFAULT_CHECKPOINT_POLICY
-    return parts[0] if len(parts) == 1 else checkpoint_any(*parts)
 
 
 @dataclass(frozen=True)
@@ -175,7 +109,9 @@ class StatefulOperatorMixin:
 
     :param checkpoint_every: write the checkpoint every N batches (>= 1).
     :param checkpoint_interval: write it when this many seconds (or a ``timedelta``) have passed since
-        the last one. With both, whichever comes first; with neither, ``DEFAULT_CHECKPOINT_POLICY``.
+        the last one. With both, whichever comes first. With neither, ``DEFAULT_CHECKPOINT_POLICY``
+        (``checkpoint_within_budget()``): as often as 2% of the walk's time allows, measured on the
+        store in use, at least every second and at most every 0.2 s.
     :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows
         (a connection password, a sensitive Variable). Off by default: such a write fails the task
         (``SecretInStateError``), because state is readable in plain text; see docs/security.rst.
@@ -296,7 +232,9 @@ class StatefulOperatorMixin:
         recorded the task's success the checkpoint is dropped or marked finished, so a clear after
         success starts afresh while a clear after a failure resumes.
         """
-        policy = policy or self.checkpoint_policy
+        # A fresh per-walk view: a policy that measures the store must not share its measurements
+        # with another walk through a policy object shared by operators (DEFAULT_CHECKPOINT_POLICY).
+        policy = (policy or self.checkpoint_policy).start()
         envelope = self._current_envelope(context)
         if envelope is not None and envelope.complete:
             done = envelope.batches_done or 0
@@ -324,7 +262,7 @@ class StatefulOperatorMixin:
             )
         else:
             cursor, index = start, 0
-            self.log.info("Starting at batch 0: no checkpoint stored")
+            self.log.info("Starting at batch 0: no checkpoint stored; checkpoints: %r", policy)
         resumed_from = index
         pending = 0
         written = 0
@@ -338,10 +276,14 @@ class StatefulOperatorMixin:
                 pending += 1
                 cursor = next_cursor
                 if cursor is not None and policy.should_checkpoint(pending, time.monotonic() - last_save):
+                    began = time.monotonic()
                     self.save_checkpoint(context, cursor, batches_done=index)
+                    last_save = time.monotonic()
                     written += 1
                     pending = 0
-                    last_save = time.monotonic()
+                    note = policy.record_write(last_save - began)
+                    if note:
+                        self.log.warning(note)
         except BaseException:
             if pending and cursor is not None:
                 self._flush_on_failure(context, cursor, index)
@@ -351,7 +293,11 @@ class StatefulOperatorMixin:
         # after success starts afresh.
         self._write_checkpoint(context, last, batches_done=index, complete=True)
         self.log.info(
-            "Finished after batch %s: %s this try, %s checkpoints written", index - 1, index - resumed_from, written
+            "Finished after batch %s: %s this try, %s checkpoints written (%r)",
+            index - 1,
+            index - resumed_from,
+            written,
+            policy,
         )
         return BatchRun(
             resumed_from=resumed_from,
