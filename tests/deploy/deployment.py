@@ -104,8 +104,12 @@ class Deployment:
                     # Airflow 2 refuses LocalExecutor on SQLite outright; this switch (the one Airflow's
                     # own tests use) lets the suite run without a server database on this leg.
                     "_AIRFLOW__SKIP_DATABASE_EXECUTOR_COMPATIBILITY_CHECK": "1",
+                    # A SIGKILLed task stays "running" until the zombie scan finds its ended
+                    # LocalTaskJob and queues a failure callback for the DAG processor. Until that runs
+                    # each scan queues another, and a late one fails whatever try is current by then:
+                    # scans every 30 s, and retries wait 60 s (run.py), so the callbacks land first.
                     "AIRFLOW__SCHEDULER__SCHEDULER_ZOMBIE_TASK_THRESHOLD": "45",
-                    "AIRFLOW__SCHEDULER__ZOMBIE_DETECTION_INTERVAL": "2",
+                    "AIRFLOW__SCHEDULER__ZOMBIE_DETECTION_INTERVAL": "30",
                     "AIRFLOW__SCHEDULER__JOB_HEARTBEAT_SEC": "1",
                     "AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL": "600",
                     "AIRFLOW__WEBSERVER__SECRET_KEY": "resumable-deploy-suite-secret",

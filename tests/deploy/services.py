@@ -308,9 +308,9 @@ class Services:
     def __init__(self, faults: Faults, output_dir: str) -> None:
         self.faults = faults
         self.output_dir = output_dir
-        self.toy = ToySystem(run_polls=12)
+        self.toy = ToySystem(run_polls=20)
         self.toy.plan = faults
-        self.databricks = Databricks(pending_polls=1, running_polls=12)
+        self.databricks = Databricks(pending_polls=1, running_polls=20)
         self.databricks.plan = faults
         self.newsletter = Newsletter(items=WALK_PAGES * PAGE_SIZE, page_size=PAGE_SIZE, latency=PAGE_LATENCY)
         self.newsletter.plan = faults
@@ -343,7 +343,7 @@ class Services:
 
         from tests.support.fake_aws import REGION, FakeAws, create_application
 
-        self.emr = FakeAws(running_reads=12)
+        self.emr = FakeAws(running_reads=20)
         layer = self.emr.installed()
         layer.__enter__()
         self._stack.append(lambda: layer.__exit__(None, None, None))
