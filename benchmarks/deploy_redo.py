@@ -42,10 +42,14 @@ def render(reports: list[dict[str, Any]]) -> list[str]:
     ]
     for report in reports:
         for o in report["outcomes"]:
-            if o["redo_pages"] is None:
+            if o["redo_pages"] is None or o["moment"] == "before_first_page":
                 continue
             operator = "`ResumablePaginatedHttpOperator`" if o["family"] == "http" else "`run_batches` operator"
-            kill = {"mid_walk": "task process", "worker_lost": "task + supervisor", "mapped": "1 of 3 mapped"}
+            kill = {
+                "mid_walk": "task process at page 300",
+                "worker_lost": "task + supervisor at page 300",
+                "mapped": "1 of 3 mapped at page 40",
+            }
             lines.append(
                 f"| {report['leg']} | {operator} | {POLICY.get(o['variant'], o['variant'])} | "
                 f"{kill.get(o['moment'], o['moment'])} | {o['redo_pages']} | {o['redo_seconds']:.2f} s |"
