@@ -383,6 +383,19 @@ def table(outcomes: list[Outcome]) -> str:
                 "ok" if o.ok else "FAIL",
             ]
         )
+    jobs = [o for o in outcomes if o.jobs_started is not None]
+    rows.append(
+        [
+            f"total ({len(outcomes)})",
+            "",
+            f"{sum(o.jobs_started or 0 for o in jobs)}/{sum(o.jobs_expected or 0 for o in jobs)}",
+            str(sum(o.duplicates or 0 for o in outcomes)),
+            str(sum(o.missing or 0 for o in outcomes)),
+            "",
+            "",
+            f"{sum(o.ok for o in outcomes)} ok",
+        ]
+    )
     widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
 
