@@ -200,17 +200,10 @@ class Deployment:
 
     def _spawn(self, args: list[str]) -> None:
         name = f"celery-{args[3].split('@')[0]}" if args[:2] == ["celery", "worker"] else "-".join(args)
-        env = self.environment()
-        if args == ["api-server"] and not self.celery:
-            for key in (
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
-            ):
-                env[key] = "tests.deploy.settings.SQLITE_API_CONNECT_ARGS"
         with (self.home / f"{name}.log").open("ab") as log:
             self.processes[name] = subprocess.Popen(
                 [self.airflow, *args],
-                env=env,
+                env=self.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

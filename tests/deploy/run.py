@@ -324,8 +324,7 @@ class Suite:
                 out.problems.append(f"try 1 did not log {want!r} after the mark")
             if not jobs or jobs[0]["state"] not in states:
                 out.problems.append(f"after the mark the job is {jobs}, expected one in {sorted(states)}")
-            if want in text:
-                out.decision_lines = f"try 1: {want}"
+            out.decision_lines = out.decision_lines or f"try 1: {want}" if want in text else out.decision_lines
 
     def evaluate_walk(self, s: Scenario, out: Outcome, indexes: list[int], kill: Any) -> None:
         walked = self.services.walked(s.family)

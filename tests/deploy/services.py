@@ -95,7 +95,7 @@ class Faults:
 
     def pids(self) -> set[int]:
         with self._lock:
-            return {r["pid"] for regs in self.registrations.values() for r in regs}
+            return {p for regs in self.registrations.values() for r in regs for p in (r["pid"],)}
 
 
 # ---- the toy job system (ResumableJobMixin family) -------------------------------------------------------
