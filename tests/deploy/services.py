@@ -84,8 +84,10 @@ class Faults:
             pids = [latest["pid"]] + ([latest["ppid"]] if action == "kill_worker" else [])
             self.kills[name] = Kill(name, action, event, count, latest["try"], pids, time.time())
         if action == "mark_failed":
-            # Not in the request handler: the REST call must not hold up the service's answer.
-            threading.Thread(target=self.mark_failed, args=(scenario, map_index), daemon=True).start()
+            # In the request handler, before the answer: the task waits on this poll or page, so its
+            # job cannot finish (nor its walk go on) before the mark has landed, however slow the
+            # API server is under load.
+            self.mark_failed(scenario, map_index)
             return
         for pid in pids:
             try:
