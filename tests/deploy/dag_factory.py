@@ -74,10 +74,20 @@ def build(family: str) -> dict[str, Any]:
 
 
 def _toy(scenario: Scenario) -> None:
+    from airflow.providers.resumable.mixins import JobNotFoundError
     from tests.support.toy_operators import ToyJobOperator
 
     class DeployToyJobOperator(ToyJobOperator):
         """Polls once a second, as a real operator would, so a person has time to act mid-poll."""
+
+        def get_job_status(self, external_id: Any, context: Any) -> str:
+            # The service holds a poll's answer while a person marks the task failed (services.py):
+            # wait for it as the official hooks do (Databricks 180 s, botocore 60 s), not 5 s.
+            response = requests.get(f"{self.base_url}/jobs/{external_id}", timeout=120)
+            if response.status_code == 404:
+                raise JobNotFoundError(external_id)
+            response.raise_for_status()
+            return str(response.json()["state"])
 
         def poll_until_complete(self, external_id: Any, context: Any) -> None:
             while True:
