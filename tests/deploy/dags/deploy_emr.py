@@ -1,0 +1,7 @@
+"""Airflow DAGs of the deployment suite: the emr scenarios (tests/deploy/scenarios.py), for its deployment only."""
+
+from __future__ import annotations
+
+from tests.deploy.dag_factory import build
+
+globals().update(build("emr"))

@@ -1,0 +1,457 @@
+"""
+The deployment SIGKILL suite: ``python -m tests.deploy.run --leg 3.3`` (``make test-deploy`` runs it).
+
+One real deployment per leg (``deployment.py``), every scenario of ``scenarios.py`` as its own DAG
+run, all at once. The fake services kill the task processes at the scenario's moment; the scheduler
+retries them. Then the suite checks, per task instance, the fake services' ledgers and the metadata
+DB: one external job per task instance and generation, no record duplicated or missing, the recovery
+logged as one decision line; it measures the redo (pages or batches, and seconds, done again after
+the kill) and prints a table, also written as JSON to ``build/deploy/<leg>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.deploy.backing import Postgres, Redis, ensure_installed
+from tests.deploy.deployment import ROOT, Deployment, free_port
+from tests.deploy.scenarios import PAGE_SIZE, WALK_PAGES, Scenario, all_scenarios
+from tests.deploy.services import Faults, Services
+
+#: The lines with which the mixins say what a try decided; a recovery logs exactly one.
+DECISION = re.compile(
+    r"Reattaching to job|already succeeded|Submitting again with token|Submitting job \(submission|"
+    r"Found job .* submitted with token|Not submitting:|Resuming at batch|Starting at batch 0|The walk already finished"
+)
+TERMINAL = {"success", "failed"}
+
+
+@dataclass
+class Outcome:
+    leg: str
+    scenario: str
+    family: str
+    moment: str
+    variant: str
+    instances: int
+    state: str = ""
+    tries: int = 0
+    jobs_started: int | None = None
+    jobs_expected: int | None = None
+    duplicates: int | None = None
+    missing: int | None = None
+    redo_pages: int | None = None
+    redo_seconds: float | None = None
+    decision_lines: str = ""
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+class Suite:
+    def __init__(self, leg: str, venv: Path, timeout: float) -> None:
+        self.leg = leg
+        self.venv = venv
+        self.timeout = timeout
+        self.home = ROOT / "build" / f"deploy-{leg}"
+        self.scenarios = all_scenarios()
+        self.airflow3 = not leg.startswith("2.")
+        self.celery = leg.endswith("-celery")
+        self.backing: list[Postgres | Redis] = []
+        self.faults = Faults(mark_failed=self.mark_failed)
+        self.services = Services(self.faults, str(self.home / "output"))
+        self.deployment: Deployment | None = None
+        self.cleared: dict[str, int] = {}
+        self.timings: dict[str, float] = {}
+        self.notes: list[str] = []
+
+    # ---- a person's actions ------------------------------------------------------------------------------
+
+    def run_id(self, dag_id: str) -> str:
+        assert self.deployment is not None
+        return next(str(r) for d, r in self.deployment.rows("SELECT dag_id, run_id FROM dag_run") if d == dag_id)
+
+    def api(self, method: str, path: str, body: dict[str, Any], attempts: int = 3) -> Any:
+        """A person's REST call; a 5xx (SQLite busy under load) is tried again, as a person would click again."""
+        assert self.deployment is not None
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.deployment.api_port}/api/v2/{path}",
+            data=json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        for attempt in range(1, attempts + 1):
+            try:
+                with urllib.request.urlopen(request, timeout=90) as response:
+                    return json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as err:
+                if err.code < 500 or attempt == attempts:
+                    raise
+                self.notes.append(f"{method} {path} answered {err.code}; trying again")
+                time.sleep(2)
+
+    def mark_failed(self, scenario: Scenario, map_index: int) -> None:
+        """What a person's "Mark failed" on the running task does: the REST API on 3, the same call on 2."""
+        try:
+            run_id = self.run_id(scenario.dag_id)
+            if self.airflow3:
+                suffix = f"/{map_index}" if map_index >= 0 else ""
+                self.api(
+                    "PATCH",
+                    f"dags/{scenario.dag_id}/dagRuns/{run_id}/taskInstances/work{suffix}",
+                    {"new_state": "failed"},
+                )
+            else:
+                # What the 2.11 REST API's state change does to one task instance, without parsing the DAG.
+                self.airflow2_python(
+                    "from airflow.models.taskinstance import TaskInstance as TI\n"
+                    "from airflow.utils.session import create_session\n"
+                    "with create_session() as session:\n"
+                    f"    ti = session.query(TI).filter_by(dag_id={scenario.dag_id!r}, task_id='work',"
+                    f" run_id={run_id!r}, map_index={map_index}).one()\n"
+                    "    ti.set_state('failed', session=session)\n"
+                )
+        except Exception as err:
+            self.faults.errors.append(f"{scenario.dag_id}: marking the task failed did not work: {err!r}")
+
+    def clear(self, scenario: Scenario) -> None:
+        """A person's "Clear" on the succeeded task: a new generation of the task instance."""
+        if self.airflow3:
+            body = {"dry_run": False, "task_ids": ["work"], "only_failed": False, "reset_dag_runs": True}
+            self.api("POST", f"dags/{scenario.dag_id}/clearTaskInstances", body)
+        else:
+            assert self.deployment is not None
+            self.deployment.run_cli(["tasks", "clear", "-y", "-t", "^work$", scenario.dag_id], log="clear.log")
+
+    def airflow2_python(self, code: str) -> None:
+        assert self.deployment is not None
+        subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            env=self.deployment.environment(),
+            check=True,
+            capture_output=True,
+            timeout=120,
+        )
+
+    # ---- driving ------------------------------------------------------------------------------------------
+
+    def run(self) -> list[Outcome]:
+        start = time.monotonic()
+        shutil.rmtree(self.home, ignore_errors=True)
+        self.home.mkdir(parents=True)
+        try:
+            self.services.start()
+            self.timings["services"] = time.monotonic() - start
+            urls = self.start_backing() if self.celery else {}
+            env = self.services.environment() | self.leg_environment()
+            self.deployment = Deployment(self.leg, self.venv, self.home, self.airflow3, extra_env=env, **urls)
+            phase = time.monotonic()
+            self.deployment.migrate()
+            self.timings["db migrate"] = time.monotonic() - phase
+            phase = time.monotonic()
+            self.deployment.start()
+            self.timings["start deployment"] = time.monotonic() - phase
+            phase = time.monotonic()
+            self.wait()
+            self.timings["scenarios"] = time.monotonic() - phase
+            # Late effects (a poll after a mark, a retry nobody expected) get a moment to show.
+            time.sleep(3)
+            outcomes = [self.evaluate(s) for s in self.scenarios]
+        finally:
+            phase = time.monotonic()
+            if self.deployment is not None:
+                leftovers = self.deployment.stop(self.faults.pids())
+                if leftovers:
+                    self.notes.append(f"had to SIGKILL at shutdown: {', '.join(leftovers)}")
+            self.services.stop()
+            for service in reversed(self.backing):
+                service.stop()
+            self.timings["stop"] = time.monotonic() - phase
+            self.timings["total"] = time.monotonic() - start
+        return outcomes
+
+    def leg_environment(self) -> dict[str, str]:
+        # Airflow 2.11 fails a SIGKILLed task through zombie callbacks that run late (deployment.py);
+        # a retry must not start before they have run, or one of them fails the retry.
+        return {"DEPLOY_RETRIES": "2", "DEPLOY_RETRY_DELAY": "1" if self.airflow3 else "60"}
+
+    def start_backing(self) -> dict[str, str]:
+        phase = time.monotonic()
+        ensure_installed()
+        self.timings["install postgresql, redis"] = time.monotonic() - phase
+        phase = time.monotonic()
+        postgres = Postgres(free_port())
+        self.backing.append(postgres)
+        postgres.start()
+        redis = Redis(free_port(), self.home / "redis.log")
+        self.backing.append(redis)
+        redis.start()
+        self.timings["start postgresql, redis"] = time.monotonic() - phase
+        return {"database_url": postgres.url, "broker_url": redis.url}
+
+    def states(self) -> tuple[dict[str, str], dict[tuple[str, int], tuple[str, int]]]:
+        assert self.deployment is not None
+        runs = {d: s for d, s in self.deployment.rows("SELECT dag_id, state FROM dag_run")}
+        tis = {
+            (d, int(m)): (s or "", int(t or 0))
+            for d, m, s, t in self.deployment.rows(
+                "SELECT dag_id, map_index, state, try_number FROM task_instance WHERE task_id = 'work'"
+            )
+        }
+        return runs, tis
+
+    def wait(self) -> None:
+        assert self.deployment is not None
+        deadline = time.monotonic() + self.timeout
+        pending: list[str] = []
+        clearing: list[threading.Thread] = []
+        while time.monotonic() < deadline:
+            self.deployment.check_alive()
+            runs, tis = self.states()
+            pending = []
+            for s in self.scenarios:
+                state = runs.get(s.dag_id)
+                if s.generations == 2:
+                    ti = tis.get((s.dag_id, -1))
+                    if s.dag_id not in self.cleared:
+                        if state == "success" and ti is not None:
+                            self.cleared[s.dag_id] = ti[1]
+                            thread = threading.Thread(target=self.clear, args=(s,), daemon=True)
+                            thread.start()
+                            clearing.append(thread)
+                        pending.append(s.dag_id)
+                        continue
+                    if ti is None or ti[1] <= self.cleared[s.dag_id] or state not in TERMINAL:
+                        pending.append(s.dag_id)
+                        continue
+                if state not in TERMINAL:
+                    pending.append(s.dag_id)
+            if not pending:
+                return
+            time.sleep(2)
+        raise TimeoutError(f"{len(pending)} scenario(s) unfinished after {self.timeout:.0f}s: {', '.join(pending)}")
+
+    # ---- checking -----------------------------------------------------------------------------------------
+
+    def logs(self, dag_id: str, map_index: int, attempt: int) -> str:
+        found = []
+        for path in (self.home / "logs" / f"dag_id={dag_id}").glob(f"**/attempt={attempt}.log"):
+            in_map = re.search(r"/map_index=(\d+)/", str(path))
+            if (int(in_map[1]) if in_map else -1) == map_index:
+                found.append(path.read_text(errors="replace"))
+        return "\n".join(found)
+
+    def evaluate(self, s: Scenario) -> Outcome:
+        _, tis = self.states()
+        out = Outcome(self.leg, s.dag_id, s.family, s.moment, s.variant, s.instances)
+        problems = out.problems
+        indexes = list(range(s.instances)) if s.instances > 1 else [-1]
+        victim = tis.get((s.dag_id, s.victim), ("missing", 0))
+        out.state, out.tries = victim
+        if out.state != s.expected_state:
+            problems.append(f"task instance {s.victim} ended {out.state!r}, expected {s.expected_state!r}")
+        want_tries = s.expected_tries if s.generations == 1 else 2
+        if out.tries != want_tries:
+            problems.append(f"task instance {s.victim} took {out.tries} tries, expected {want_tries}")
+        for i in indexes:
+            if i != s.victim and tis.get((s.dag_id, i)) != ("success", 1):
+                problems.append(f"task instance {i} (not killed) ended {tis.get((s.dag_id, i))}, expected success in 1")
+        action = s.fault[2]
+        kill = self.faults.kills.get(f"{s.dag_id}/{s.victim}")
+        if action != "none" and kill is None:
+            problems.append(f"the fault ({s.fault}) never fired")
+        problems.extend(e for e in self.faults.errors if e.startswith(s.dag_id + "/") or e.startswith(s.dag_id + ":"))
+
+        # The attempt whose log must hold exactly one decision line: the retry after a kill, the
+        # first try of the new generation after a clear.
+        attempt = None
+        if action in ("kill", "kill_worker") and kill is not None:
+            attempt = kill.try_number + 1
+        elif s.generations == 2:
+            attempt = out.tries
+        if attempt is not None:
+            text = self.logs(s.dag_id, s.victim, attempt)
+            lines = [m.group(0) for m in DECISION.finditer(text)]
+            out.decision_lines = f"try {attempt}: " + "; ".join(lines)
+            if len(lines) != 1:
+                problems.append(f"try {attempt} logged {len(lines)} decision lines, expected 1: {lines}")
+        if s.walk:
+            self.evaluate_walk(s, out, indexes, kill)
+        else:
+            self.evaluate_jobs(s, out, indexes, action)
+        return out
+
+    def evaluate_jobs(self, s: Scenario, out: Outcome, indexes: list[int], action: str) -> None:
+        ledger = self.services.jobs(s.family)
+        out.jobs_expected = len(indexes) * s.generations
+        out.jobs_started = sum(len(ledger.get(f"{s.dag_id}/{i}", [])) for i in indexes)
+        out.duplicates = max(0, out.jobs_started - out.jobs_expected)
+        out.missing = sum(max(0, s.generations - len(ledger.get(f"{s.dag_id}/{i}", []))) for i in indexes)
+        if out.duplicates or out.missing:
+            out.problems.append(f"{out.jobs_started} jobs started, expected {out.jobs_expected}")
+        for i in indexes:
+            jobs = ledger.get(f"{s.dag_id}/{i}", [])
+            if len({j["token"] for j in jobs}) != len(jobs):
+                out.problems.append(f"instance {i}: two jobs share a token: {jobs}")
+            finished = [j["state"] for j in jobs if j["state"] in ("SUCCESS", "SUCCEEDED")]
+            if action != "mark_failed" and len(finished) != len(jobs):
+                out.problems.append(f"instance {i}: not every job succeeded: {jobs}")
+        if action == "mark_failed":
+            text = self.logs(s.dag_id, s.victim, 1)
+            jobs = ledger.get(f"{s.dag_id}/{s.victim}", [])
+            # docs/mixins.rst, "Killing a task": the toy sets cancel_on_kill=True, the others keep False.
+            if s.family == "toy":
+                want, states = "Task killed: cancelling job", {"CANCELLED"}
+            else:
+                want, states = "Task killed: leaving job", {"RUNNING", "PENDING"}
+            if want not in text:
+                out.problems.append(f"try 1 did not log {want!r} after the mark")
+            if not jobs or jobs[0]["state"] not in states:
+                out.problems.append(f"after the mark the job is {jobs}, expected one in {sorted(states)}")
+            out.decision_lines = out.decision_lines or f"try 1: {want}" if want in text else out.decision_lines
+
+    def evaluate_walk(self, s: Scenario, out: Outcome, indexes: list[int], kill: Any) -> None:
+        walked = self.services.walked(s.family)
+        expected = set(range(WALK_PAGES * PAGE_SIZE))
+        out.duplicates = out.missing = 0
+        for i in indexes:
+            records = self.records(s, i)
+            out.duplicates += len(records) - len(set(records))
+            if s.fault[2] != "mark_failed" or i != s.victim:
+                out.missing += len(expected - set(records))
+        if out.duplicates or out.missing:
+            out.problems.append(f"{out.duplicates} records duplicated, {out.missing} missing")
+        pages = walked.get(f"{s.dag_id}/{s.victim}", [])
+        if kill is not None and kill.action in ("kill", "kill_worker"):
+            before = {p["index"]: p["at"] for p in pages if p["try"] == kill.try_number}
+            after = {p["index"] for p in pages if p["try"] == kill.try_number + 1}
+            redone = sorted(set(before) & after)
+            out.redo_pages = len(redone)
+            out.redo_seconds = round(max(0.0, kill.at - min(before[i] for i in redone)), 2) if redone else 0.0
+        if s.generations == 2:
+            second = {p["index"] for p in pages if p["try"] == out.tries}
+            if len(second) != WALK_PAGES:
+                out.problems.append(f"the cleared task walked {len(second)} pages, expected all {WALK_PAGES} again")
+
+    def records(self, s: Scenario, map_index: int) -> list[int]:
+        if s.family == "batches":
+            stored = self.services.control.batches.get(f"{s.dag_id}/{map_index}", {})
+            return [item for index in sorted(stored) for item in stored[index]]
+        ids: list[int] = []
+        for part in sorted((self.home / "output" / s.dag_id / str(map_index)).glob("part-*.jsonl")):
+            ids.extend(json.loads(line)["id"] for line in part.read_text().splitlines() if line.strip())
+        return ids
+
+
+# ---- report ----------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> str:
+    return "-" if value is None else str(value)
+
+
+def table(outcomes: list[Outcome]) -> str:
+    head = ["scenario", "state/tries", "jobs", "dup", "missing", "redo pages", "redo s", "verdict"]
+    rows = [head]
+    for o in outcomes:
+        jobs = "-" if o.jobs_started is None else f"{o.jobs_started}/{o.jobs_expected}"
+        rows.append(
+            [
+                o.scenario.removeprefix("deploy_"),
+                f"{o.state}/{o.tries}",
+                jobs,
+                _cell(o.duplicates),
+                _cell(o.missing),
+                _cell(o.redo_pages),
+                _cell(o.redo_seconds),
+                "ok" if o.ok else "FAIL",
+            ]
+        )
+    jobs = [o for o in outcomes if o.jobs_started is not None]
+    rows.append(
+        [
+            f"total ({len(outcomes)})",
+            "",
+            f"{sum(o.jobs_started or 0 for o in jobs)}/{sum(o.jobs_expected or 0 for o in jobs)}",
+            str(sum(o.duplicates or 0 for o in outcomes)),
+            str(sum(o.missing or 0 for o in outcomes)),
+            "",
+            "",
+            f"{sum(o.ok for o in outcomes)} ok",
+        ]
+    )
+    widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    parser.add_argument("--leg", required=True, help="3.3 (LocalExecutor, SQLite) or 2.11 (LocalExecutor, SQLite)")
+    parser.add_argument("--venv", required=True, type=Path)
+    parser.add_argument("--timeout", type=float, default=480, help="seconds for every scenario to finish")
+    parser.add_argument("--only", help="regex: run only the scenarios whose dag_id matches (for debugging)")
+    args = parser.parse_args(argv)
+    venv = args.venv if args.venv.is_absolute() else ROOT / args.venv
+    # A cancelled CI job sends SIGTERM: unwind through the finally blocks that stop every process.
+    signal.signal(signal.SIGTERM, _interrupt)
+    suite = Suite(args.leg, venv, args.timeout)
+    if args.only:
+        suite.scenarios = [s for s in suite.scenarios if re.search(args.only, s.dag_id)]
+        os.environ["DEPLOY_ONLY"] = args.only
+    print(f"==> [deploy {args.leg}] {len(suite.scenarios)} scenarios in one deployment ({suite.home})", flush=True)
+    error = None
+    outcomes: list[Outcome] = []
+    try:
+        outcomes = suite.run()
+    except Exception as err:  # reported below with the timings; the processes are already stopped
+        error = f"{type(err).__name__}: {err}"
+    print(table(outcomes) if outcomes else "(no outcomes)")
+    for o in outcomes:
+        for problem in o.problems:
+            print(f"  FAIL {o.scenario}: {problem}")
+    timings = ", ".join(f"{k} {v:.0f}s" for k, v in suite.timings.items())
+    print(f"==> [deploy {args.leg}] timings: {timings}")
+    for note in suite.notes:
+        print(f"==> [deploy {args.leg}] note: {note}")
+    report = {
+        "leg": args.leg,
+        "timings": suite.timings,
+        "error": error,
+        "outcomes": [asdict(o) | {"ok": o.ok} for o in outcomes],
+    }
+    out_dir = ROOT / "build" / "deploy"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{args.leg}.json").write_text(json.dumps(report, indent=2) + "\n")
+    if error:
+        print(f"ERROR: [deploy {args.leg}] {error}", file=sys.stderr)
+        return 1
+    failed = [o.scenario for o in outcomes if not o.ok]
+    if failed:
+        print(f"ERROR: [deploy {args.leg}] {len(failed)} scenario(s) failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    print(f"==> [deploy {args.leg}] PASSED: {len(outcomes)} scenarios")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""
+The deployment suite's scenarios: which operator family, which moment it is killed at, how many
+instances. Imported by the DAG files (in the task processes) and by the driver, so both agree on
+every name without passing anything but the scenario's dag_id around.
+
+A scenario is one DAG with one task (``work``; mapped over ``instances`` when more than one), named
+``deploy_<family>_<moment>[_<variant>]``. The fake services recognise a scenario by that name in
+what the task sends them (the Databricks ``run_name``, the toy job's spec, the HTTP ``X-Client``
+header, the batch sink's request, the EMR Serverless application), and the fault plan says what
+they do to the task process at which event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+JOB_FAMILIES = ("toy", "databricks", "emr")
+WALK_FAMILIES = ("http", "batches")
+FAMILIES = JOB_FAMILIES + WALK_FAMILIES
+
+#: Moment -> (service event the fault fires on, which occurrence of it, what it does).
+#: ``kill``: SIGKILL the task process; ``kill_worker``: the task process and its parent (Airflow 3's
+#: supervisor, Airflow 2's ``airflow tasks run`` job), so only the heartbeat timeout frees the task;
+#: ``mark_failed``: a person marks the running task failed (REST API); ``none``: no fault, the
+#: driver clears the task once the run succeeded.
+JOB_MOMENTS = {
+    "before_submit": ("start", 1, "kill"),
+    "accepted": ("submit", 1, "kill"),
+    "mid_poll": ("poll", 2, "kill"),
+    "worker_lost": ("poll", 2, "kill_worker"),
+    "mark_failed": ("poll", 2, "mark_failed"),
+    "clear_after_success": ("", 0, "none"),
+    "mapped": ("poll", 2, "kill"),
+}
+#: Walks: pages (HTTP) or batches fetched; the kill comes well after the first time-based checkpoint
+#: could have been written, so the redo measures the policy, not the start-up.
+WALK_KILL_AT = 300
+WALK_MOMENTS = {
+    "before_first_page": ("start", 1, "kill"),
+    "mid_walk": ("page", WALK_KILL_AT, "kill"),
+    "worker_lost": ("page", WALK_KILL_AT, "kill_worker"),
+    "mark_failed": ("page", 40, "mark_failed"),
+    "clear_after_success": ("", 0, "none"),
+    "mapped": ("page", 40, "kill"),
+}
+#: Checkpoint policies a mid-walk kill is measured under: the operator's default and an explicit
+#: ``checkpoint_interval=5`` (the 0.1 default), side by side in the redo table.
+POLICIES = {"default": {}, "interval5": {"checkpoint_interval": 5}}
+
+WALK_PAGES = 400  # pages (HTTP) or batches per walk
+PAGE_SIZE = 5  # records per page / batch
+PAGE_LATENCY = 0.02  # seconds the service takes per page: the work a redo repeats
+MAPPED_INSTANCES = 3
+#: The task instance the mapped scenarios kill.
+MAPPED_VICTIM = 1
+
+
+@dataclass(frozen=True)
+class Scenario:
+    family: str
+    moment: str
+    variant: str = "default"
+
+    @property
+    def dag_id(self) -> str:
+        suffix = "" if self.variant == "default" else f"_{self.variant}"
+        return f"deploy_{self.family}_{self.moment}{suffix}"
+
+    @property
+    def walk(self) -> bool:
+        return self.family in WALK_FAMILIES
+
+    @property
+    def instances(self) -> int:
+        return MAPPED_INSTANCES if self.moment == "mapped" else 1
+
+    @property
+    def fault(self) -> tuple[str, int, str]:
+        return (WALK_MOMENTS if self.walk else JOB_MOMENTS)[self.moment]
+
+    @property
+    def victim(self) -> int:
+        """map_index of the task instance the fault targets (-1 when not mapped)."""
+        return MAPPED_VICTIM if self.instances > 1 else -1
+
+    @property
+    def checkpoint_kwargs(self) -> dict[str, float]:
+        return dict(POLICIES.get(self.variant, {}))
+
+    @property
+    def expected_tries(self) -> int:
+        """Tries of the victim: one more after a kill; one after a mark (no retry) or no fault."""
+        return 2 if self.fault[2] in ("kill", "kill_worker") else 1
+
+    @property
+    def expected_state(self) -> str:
+        return "failed" if self.fault[2] == "mark_failed" else "success"
+
+    @property
+    def generations(self) -> int:
+        return 2 if self.moment == "clear_after_success" else 1
+
+
+def all_scenarios() -> list[Scenario]:
+    scenarios = [Scenario(f, m) for f in JOB_FAMILIES for m in JOB_MOMENTS]
+    for family in WALK_FAMILIES:
+        for moment in WALK_MOMENTS:
+            if moment == "mid_walk":
+                scenarios.extend(Scenario(family, moment, variant) for variant in POLICIES)
+            else:
+                scenarios.append(Scenario(family, moment))
+    return scenarios
+
+
+def by_dag_id() -> dict[str, Scenario]:
+    return {s.dag_id: s for s in all_scenarios()}
+
+
+def scenario_of(name: str) -> Scenario | None:
+    """The scenario a service request names (``deploy_toy_mid_poll`` or ``deploy_toy_mapped/1``)."""
+    return by_dag_id().get(name.split("/", 1)[0])

@@ -1,0 +1,423 @@
+"""
+The fake external systems of the deployment suite, in the driver's process, with a fault plan.
+
+Each service reports what the tasks do to it as events named after the task instance
+(``<dag_id>/<map_index>``): ``start`` (the task process registered itself), ``submit`` (a job was
+accepted: the service has committed it and has not answered yet), ``poll`` (a status read, before its
+answer) and ``page`` (a page or batch served or stored, before its answer). ``Faults`` decides, per
+scenario, at which event it SIGKILLs the task process (and, for a lost worker, its parent), or has a
+person mark the task failed. Because the kill happens inside the service's request handler, the
+moment is exact: the task dies with the request done and the answer unsent.
+
+Every service keeps a ledger for the assertions: jobs with their tokens and states, pages and batches
+with the try that asked for them and when.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import re
+import signal
+import threading
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from demo.fake_databricks import FakeDatabricks, FakeDatabricksServer
+from demo.newsletter_service import NewsletterService
+from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, WALK_PAGES, scenario_of
+from tests.support.fake_jobs import FakeJobServer, FakeJobSystem
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from tests.deploy.scenarios import Scenario
+
+
+@dataclass
+class Kill:
+    name: str
+    action: str
+    event: str
+    occurrence: int
+    try_number: int
+    pids: list[int]
+    at: float
+
+
+@dataclass
+class Faults:
+    """The fault plan: counts events per task instance and fires each scenario's fault once."""
+
+    mark_failed: Callable[[Scenario, int], None]
+    registrations: dict[str, list[dict[str, int]]] = field(default_factory=lambda: defaultdict(list))
+    counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    kills: dict[str, Kill] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def register(self, name: str, try_number: int, pid: int, ppid: int) -> None:
+        with self._lock:
+            self.registrations[name].append({"try": try_number, "pid": pid, "ppid": ppid})
+        self.event(name, "start")
+
+    def event(self, name: str, event: str) -> None:
+        scenario = scenario_of(name)
+        if scenario is None:
+            return
+        map_index = int(name.rsplit("/", 1)[1]) if "/" in name else -1
+        on, nth, action = scenario.fault
+        with self._lock:
+            self.counts[(name, event)] += 1
+            count = self.counts[(name, event)]
+            if action == "none" or event != on or count != nth or map_index != scenario.victim or name in self.kills:
+                return
+            latest = self.registrations[name][-1] if self.registrations[name] else None
+            if latest is None:
+                self.errors.append(f"{name}: {event} #{count} before the task registered its pid")
+                return
+            pids = [latest["pid"]] + ([latest["ppid"]] if action == "kill_worker" else [])
+            self.kills[name] = Kill(name, action, event, count, latest["try"], pids, time.time())
+        if action == "mark_failed":
+            # In the request handler, before the answer: the task waits on this poll or page, so its
+            # job cannot finish (nor its walk go on) before the mark has landed, however slow the
+            # API server is under load.
+            self.mark_failed(scenario, map_index)
+            return
+        for pid in pids:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                self.errors.append(f"{name}: pid {pid} was already gone at {event} #{count}")
+
+    def pids(self) -> set[int]:
+        with self._lock:
+            return {p for regs in self.registrations.values() for r in regs for p in (r["pid"],)}
+
+
+# ---- the toy job system (ResumableJobMixin family) -------------------------------------------------------
+
+
+class ToySystem(FakeJobSystem):
+    plan: Faults
+
+    def submit(self, spec: Any, token: str | None) -> tuple[str, bool]:
+        answer = super().submit(spec, token)
+        self.plan.event(_name(spec), "submit")
+        return answer
+
+    def status(self, job_id: str) -> str:
+        state = super().status(job_id)
+        job = self.jobs.get(job_id)
+        if job is not None:
+            self.plan.event(_name(job.spec), "poll")
+        return state
+
+    def ledger(self) -> dict[str, list[dict[str, Any]]]:
+        jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for job in self.jobs.values():
+            jobs[_name(job.spec)].append({"id": job.job_id, "token": job.token, "state": job.state})
+        return jobs
+
+
+def _name(spec: Any) -> str:
+    return str(spec.get("scenario", "")) if isinstance(spec, dict) else ""
+
+
+# ---- Databricks ---------------------------------------------------------------------------------------------
+
+
+class Databricks(FakeDatabricks):
+    plan: Faults
+
+    def handle(self, method: str, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        answer = super().handle(method, endpoint, params)
+        if endpoint == "jobs/runs/submit":
+            self.plan.event(str(params.get("run_name")), "submit")
+        elif endpoint == "jobs/runs/get":
+            run = self.runs.get(int(params["run_id"]))
+            if run is not None:
+                self.plan.event(run.run_name, "poll")
+        return answer
+
+    def ledger(self) -> dict[str, list[dict[str, Any]]]:
+        jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for run in self.runs.values():
+            state = run.state()
+            jobs[run.run_name].append(
+                {"id": run.run_id, "token": run.token, "state": state.get("result_state", state["life_cycle_state"])}
+            )
+        return jobs
+
+
+# ---- the newsletter API (HTTP family) ----------------------------------------------------------------------
+
+
+class Newsletter(NewsletterService):
+    plan: Faults
+
+    def _record(self, record: dict[str, Any]) -> None:
+        record["wall"] = time.time()
+        super()._record(record)
+        if record["status"] == 200 and record.get("first_item") is not None and record.get("client"):
+            self.plan.event(record["client"], "page")
+
+    def pages(self) -> dict[str, list[dict[str, Any]]]:
+        pages: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in list(self.log):
+            if r["status"] == 200 and r.get("first_item") is not None:
+                pages[r["client"]].append(
+                    {"index": r["first_item"] // PAGE_SIZE, "try": int(r["try"] or 0), "at": r["wall"]}
+                )
+        return pages
+
+
+# ---- the control server: task registration and the batch sink ----------------------------------------------
+
+
+class Control:
+    """
+    ``POST /start`` {name, try, pid, ppid}: a task process says who it is (before ``execute``).
+    ``POST /batch`` {name, index, try, items}: the ``run_batches`` family's sink; a batch stored
+    again replaces its earlier copy, as a sink writing to a fixed place does.
+    """
+
+    def __init__(self, faults: Faults) -> None:
+        self.faults = faults
+        self.batches: dict[str, dict[int, list[int]]] = defaultdict(dict)
+        self.writes: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._lock = threading.Lock()
+        control = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
+                if self.path == "/start":
+                    control.faults.register(body["name"], int(body["try"]), int(body["pid"]), int(body["ppid"]))
+                elif self.path == "/batch":
+                    time.sleep(PAGE_LATENCY)
+                    with control._lock:
+                        control.batches[body["name"]][int(body["index"])] = list(body["items"])
+                        control.writes[body["name"]].append(
+                            {"index": int(body["index"]), "try": int(body["try"]), "at": time.time()}
+                        )
+                    control.faults.event(body["name"], "page")
+                else:
+                    self.send_error(404)
+                    return
+                data = b"{}"
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+
+# ---- EMR Serverless on moto, behind a proxy that reports events -------------------------------------------
+
+_JOB_RUNS = re.compile(r"^/applications/(?P<app>[^/]+)/jobruns(?:/(?P<run>[^/?]+))?")
+
+
+class EmrProxy:
+    """Forwards to moto's server; reports StartJobRun (``submit``) and GetJobRun (``poll``) by job name."""
+
+    def __init__(self, upstream: tuple[str, int], faults: Faults) -> None:
+        self.upstream = upstream
+        self.plan = faults
+        self.names: dict[str, str] = {}  # job run id -> the name the task gave it
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def _relay(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                skip = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+                try:
+                    conn.request(self.command, self.path, body=body, headers=headers)
+                    response = conn.getresponse()
+                    status, reason, out_headers, payload = (
+                        response.status,
+                        response.reason,
+                        response.getheaders(),
+                        response.read(),
+                    )
+                finally:
+                    conn.close()
+                proxy.observe(self.command, self.path, body, status, payload)
+                self.send_response(status, reason)
+                for key, value in out_headers:
+                    if key.lower() not in skip:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = _relay
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def observe(self, method: str, path: str, body: bytes, status: int, payload: bytes) -> None:
+        match = _JOB_RUNS.match(path)
+        if match is None or status >= 300:
+            return
+        if method == "POST" and match["run"] is None:
+            name = str(json.loads(body or b"{}").get("name", ""))
+            self.names[str(json.loads(payload).get("jobRunId"))] = name
+            self.plan.event(name, "submit")
+        elif method == "GET" and match["run"] is not None and match["run"] in self.names:
+            self.plan.event(self.names[match["run"]], "poll")
+
+
+def _quiet(httpd: ThreadingHTTPServer) -> None:
+    """A task SIGKILLed mid-request resets its connection: expected here, so not printed as an error."""
+    httpd.handle_error = lambda request, client_address: None  # type: ignore[method-assign]
+
+
+# ---- all of them ------------------------------------------------------------------------------------------
+
+
+class Services:
+    """Starts every fake on 127.0.0.1 and says how the deployment reaches them (environment variables)."""
+
+    def __init__(self, faults: Faults, output_dir: str) -> None:
+        self.faults = faults
+        self.output_dir = output_dir
+        self.toy = ToySystem(run_polls=20)
+        self.toy.plan = faults
+        self.databricks = Databricks(pending_polls=1, running_polls=20)
+        self.databricks.plan = faults
+        self.newsletter = Newsletter(items=WALK_PAGES * PAGE_SIZE, page_size=PAGE_SIZE, latency=PAGE_LATENCY)
+        self.newsletter.plan = faults
+        self.control = Control(faults)
+        self._stack: list[Callable[[], None]] = []
+        self.emr: Any = None
+        self.emr_application = ""
+
+    def start(self) -> Services:
+        toy_server = FakeJobServer(self.toy).__enter__()
+        _quiet(toy_server.httpd)
+        self._stack.append(lambda: toy_server.__exit__(None, None, None))
+        self.toy_url = toy_server.url
+        db_server = FakeDatabricksServer(self.databricks).__enter__()
+        _quiet(db_server)
+        self._stack.append(lambda: db_server.__exit__(None, None, None))
+        self.databricks_conn = db_server.connection()
+        _quiet(self.newsletter._httpd)
+        self.newsletter.start()
+        self._stack.append(self.newsletter.stop)
+        _quiet(self.control.httpd)
+        self.control.thread.start()
+        self._stack.append(self._stop_server(self.control.httpd))
+        self._start_emr()
+        return self
+
+    def _start_emr(self) -> None:
+        import boto3
+        from moto.server import ThreadedMotoServer
+
+        from tests.support.fake_aws import REGION, FakeAws, create_application
+
+        self.emr = FakeAws(running_reads=20)
+        layer = self.emr.installed()
+        layer.__enter__()
+        self._stack.append(lambda: layer.__exit__(None, None, None))
+        # moto's server logs every request through werkzeug; the ledger is the record here.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        self._stack.append(server.stop)
+        host, port = server.get_host_and_port()
+        self.emr_proxy = EmrProxy((host, port), self.faults)
+        _quiet(self.emr_proxy.httpd)
+        self.emr_proxy.thread.start()
+        self._stack.append(self._stop_server(self.emr_proxy.httpd))
+        client = boto3.client(
+            "emr-serverless",
+            endpoint_url=f"http://{host}:{port}",
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        self.emr_application = create_application(client, name="resumable-deploy")
+        client.start_application(applicationId=self.emr_application)
+
+    @staticmethod
+    def _stop_server(httpd: ThreadingHTTPServer) -> Callable[[], None]:
+        def stop() -> None:
+            httpd.shutdown()
+            httpd.server_close()
+
+        return stop
+
+    def stop(self) -> None:
+        while self._stack:
+            try:
+                self._stack.pop()()
+            except Exception as err:  # keep stopping the rest; the suite's verdict is already made
+                print(f"WARNING: stopping a fake service failed: {err!r}")
+
+    def environment(self) -> dict[str, str]:
+        from tests.support.fake_aws import REGION, ROLE_ARN
+
+        aws = {
+            "conn_type": "aws",
+            "login": "testing",
+            "password": "testing",
+            "extra": {"endpoint_url": self.emr_proxy.url, "region_name": REGION},
+        }
+        return {
+            "AIRFLOW_CONN_DATABRICKS_DEPLOY": json.dumps(self.databricks_conn),
+            "AIRFLOW_CONN_NEWSLETTER_DEPLOY": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.newsletter.port, "schema": "http"}
+            ),
+            "AIRFLOW_CONN_AWS_DEPLOY": json.dumps(aws),
+            "DEPLOY_TOY_URL": self.toy_url,
+            "DEPLOY_CONTROL_URL": self.control.url,
+            "DEPLOY_OUTPUT_DIR": self.output_dir,
+            "DEPLOY_EMR_APPLICATION": self.emr_application,
+            "DEPLOY_EMR_ROLE": ROLE_ARN,
+        }
+
+    # ---- ledgers ----------------------------------------------------------------------------------------
+
+    def jobs(self, family: str) -> dict[str, list[dict[str, Any]]]:
+        if family == "toy":
+            return self.toy.ledger()
+        if family == "databricks":
+            return self.databricks.ledger()
+        runs: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for run in self.emr.job_runs(self.emr_application):
+            runs[run.name].append({"id": run.id, "token": run.client_token, "state": run.state})
+        return runs
+
+    def walked(self, family: str) -> dict[str, list[dict[str, Any]]]:
+        """Pages (HTTP) or batches (sink) per task instance: index, try, wall-clock time."""
+        return self.newsletter.pages() if family == "http" else dict(self.control.writes)
