@@ -215,7 +215,9 @@ class GuardedStateStore:
 
     def _limit(self, size: int) -> tuple[int, str, int]:
         """(limit, what the limit is, bytes measured against it) for this backend; a limit <= 0 is none."""
-        kind = getattr(self.inner, "name", None)
+        from airflow.providers.resumable.observability import backend_name
+
+        kind = backend_name(self.inner)
         if kind == "variable":
             # The Variable stores every key in one JSON document, indented for people; this counts the
             # keys this try has seen, which for the provider's mixins is every key of the task instance.
@@ -229,9 +231,9 @@ class GuardedStateStore:
         limit, what, measured = self._limit(size)
         if limit <= 0 or measured <= limit or not _first_time("size", self.scope, self.try_id):
             return
-        from airflow.providers.resumable.observability import emit_oversize
+        from airflow.providers.resumable.observability import backend_name, emit_oversize
 
-        backend = str(getattr(self.inner, "name", type(self.inner).__name__))
+        backend = backend_name(self.inner)
         emit_oversize(owner=self.owner, backend=backend)
         variable = backend == "variable"
         log.warning(

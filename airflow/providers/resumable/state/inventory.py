@@ -172,7 +172,7 @@ def read_native(session: Session, filters: Filters) -> list[TaskState]:
     return list(states.values())
 
 
-def _variable_scope(name: str, document: Any) -> tuple[TaskScope | None, dict[str, JsonValue], str | None]:
+def _variable_scope(document: Any) -> tuple[TaskScope | None, dict[str, JsonValue], str | None]:
     try:
         scope = document["scope"]
         values = document["values"]
@@ -192,7 +192,7 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
     for variable in session.scalars(select(Variable).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))):
         raw = variable.get_val()
         document, problem = _decode(raw) if raw is not None else (None, "empty")
-        scope, values, bad = _variable_scope(variable.key, document) if problem is None else (None, {}, problem)
+        scope, values, bad = _variable_scope(document) if problem is None else (None, {}, problem)
         if scope is None:
             # Unreadable: shown when its name matches what was asked for, so it can be deleted.
             wanted = [_UNSAFE.sub("-", v) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
@@ -242,21 +242,17 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
         return [f"{NATIVE} key {k!r}" for k in keys]
 
     from airflow.models import Variable
-
-    remaining = {k: v for k, v in state.values.items() if key is not None and k != key}
-    if key is None or state.problem is not None or not remaining:
-        Variable.delete(state.location, session=session)
-        return [f"Variable {state.location!r}"]
-    variable = session.scalar(_variable_query(state.location))
-    document = json.loads(variable.get_val())
-    document["values"] = remaining
-    variable.set_val(json.dumps(document, indent=2, sort_keys=True))
-    session.merge(variable)
-    return [f"key {key!r} of Variable {state.location!r}"]
-
-
-def _variable_query(name: str) -> Any:
-    from airflow.models import Variable
     from sqlalchemy import select
 
-    return select(Variable).where(Variable.key == name)
+    wanted = select(Variable).where(Variable.key == state.location)
+    variable = None if key is None or state.problem is not None else session.scalar(wanted)
+    if variable is not None:
+        # From the value as it is now, not as it was listed: a try may have written since.
+        document = json.loads(variable.get_val())
+        document["values"].pop(key, None)
+        if document["values"]:
+            variable.set_val(json.dumps(document, indent=2, sort_keys=True))
+            session.merge(variable)
+            return [f"key {key!r} of Variable {state.location!r}"]
+    Variable.delete(state.location, session=session)
+    return [f"Variable {state.location!r}"]
