@@ -21,7 +21,7 @@ import pytest
 from airflow.providers.resumable.state.base import state_cli_program
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import clear_and_rerun, make_dag, run_dag
-from tests.support.toy_operators import ToyJobOperator
+from tests.support.toy_operators import ToyBatchOperator, ToyJobOperator
 
 pytestmark = pytest.mark.integration
 
@@ -50,6 +50,11 @@ def cli_json(capsys, *argv: str) -> list[dict]:
     capsys.readouterr()
     cli(*argv, "--output", "json")
     return json.loads(capsys.readouterr().out)
+
+
+def delete_state(dag, run, *more: str) -> None:
+    """``state delete`` of the task ``job`` in ``run``, with ``more`` arguments."""
+    cli("state", "delete", "--dag-id", dag.dag_id, "--run-id", run.run_id, "--task-id", "job", *more)
 
 
 def failed_run(request, job_system, **task_args):
@@ -81,19 +86,7 @@ def test_list_show_delete_then_a_clear_starts_afresh(job_system, request, capsys
     assert '"external_id": "job-1"' in shown
     assert f"delete with: {job['delete_with']}" in shown
 
-    cli(
-        "state",
-        "delete",
-        "--dag-id",
-        dag.dag_id,
-        "--run-id",
-        run.run_id,
-        "--task-id",
-        "job",
-        "--key",
-        "toy_job",
-        "--yes",
-    )
+    delete_state(dag, run, "--key", "toy_job", "--yes")
     assert "Deleted" in capsys.readouterr().out
     assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) == []
 
@@ -118,19 +111,7 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert [r["map_index"] for r in one] == [1]
     assert "--map-index 1" in one[0]["delete_with"]
 
-    cli(
-        "state",
-        "delete",
-        "--dag-id",
-        dag.dag_id,
-        "--run-id",
-        run.run_id,
-        "--task-id",
-        "job",
-        "--map-index",
-        "1",
-        "--yes",
-    )
+    delete_state(dag, run, "--map-index", "1", "--yes")
     left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
     assert [r["map_index"] for r in left] == [0]
 
@@ -139,11 +120,29 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert len(job_system.jobs) == 3, "map index 0 reattached to its job; map index 1 submitted a new one"
 
 
+def test_deleting_one_key_keeps_the_others(request, tmp_path, capsys):
+    """The checkpoint goes; the rest of the task instance's state (one Variable holds it all) stays."""
+    dag = make_dag(request)
+    ToyBatchOperator(task_id="job", out_dir=str(tmp_path), total=50, batch_size=10, fail_on={1: 3}, dag=dag)
+    run = run_dag(dag)
+    assert run.state == "failed"
+    keys = [r["key"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)]
+    assert keys == ["stateful/__keys__", "stateful/checkpoint"]
+
+    delete_state(dag, run, "--key", "stateful/checkpoint", "--yes")
+    left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert [(r["backend"], r["key"]) for r in left] == [(BACKEND, "stateful/__keys__")]
+
+    rerun = clear_and_rerun(dag, run)
+    assert rerun.ti("job").state == "success"
+    assert rerun.xcom("job")["resumed_from"] == 0, "with its checkpoint deleted, the walk started over"
+
+
 def test_delete_asks_and_refuses_without_yes(job_system, request, capsys, monkeypatch):
     dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
     monkeypatch.setattr("builtins.input", lambda prompt: "n")
     with pytest.raises(SystemExit, match="Nothing deleted"):
-        cli("state", "delete", "--dag-id", dag.dag_id, "--run-id", run.run_id, "--task-id", "job")
+        delete_state(dag, run)
     assert len(cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)) == 1
     with pytest.raises(SystemExit, match="needs --run-id, --task-id"):
         cli("state", "delete", "--dag-id", dag.dag_id, "--yes")
