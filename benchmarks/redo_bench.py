@@ -21,8 +21,8 @@ import time
 from typing import Any, ClassVar
 
 from airflow.providers.resumable.mixins import Checkpoint, StatefulOperatorMixin
+from airflow.providers.resumable.testing import dag_for_test, run_dag
 from airflow.providers.resumable.version_compat import BaseOperator
-from tests.integration.harness import dag_named, run_dag
 
 PAGES = 1000
 LATENCY = 0.005
@@ -116,7 +116,7 @@ def _measure_backends(repeats: int, journal: str) -> list[dict[str, Any]]:
         samples: dict[str, list[dict[str, Any]]] = {label: [] for label in POLICIES}
         for i in range(repeats):
             for label, kwargs in POLICIES.items():
-                dag = dag_named(f"bench_redo_{journal}_{backend}_{label}_{i}")
+                dag = dag_for_test(f"bench_redo_{journal}_{backend}_{label}_{i}")
                 SleepyWalk(task_id="walk", pages=PAGES, latency=LATENCY, dag=dag, **kwargs)
                 result = run_dag(dag)
                 assert result.state == "success", result

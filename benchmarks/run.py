@@ -25,9 +25,9 @@ from airflow.providers.resumable.mixins import (  # noqa: E402
     StatefulOperatorMixin,
     checkpoint_within_budget,
 )
+from airflow.providers.resumable.testing import dag_for_test, run_dag  # noqa: E402
 from airflow.providers.resumable.version_compat import BaseOperator  # noqa: E402
 from benchmarks import deploy_redo  # noqa: E402
-from tests.integration.harness import dag_named, run_dag  # noqa: E402
 
 BATCHES = int(os.environ.get("BENCH_BATCHES", "300"))
 HTTP_REPEATS = int(os.environ.get("BENCH_HTTP_REPEATS", "3"))
@@ -62,7 +62,7 @@ def measure(backend: str, checkpoint_every: int, label: str) -> tuple[float, int
     samples = []
     checkpoints = 0
     for i in range(REPEATS):
-        dag = dag_named(f"bench_{label}_{i}")
+        dag = dag_for_test(f"bench_{label}_{i}")
         NoOpBatches(task_id="walk", batches=BATCHES, checkpoint_every=checkpoint_every, dag=dag)
         result = run_dag(dag)
         assert result.state == "success", result
