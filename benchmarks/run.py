@@ -184,8 +184,8 @@ def redo_section() -> list[str]:
         f"{load_after[0]:.1f} after.",
         "",
         "The metadata DB is SQLite, measured in both journal modes: Airflow's default rollback journal and WAL,",
-        "which [Deployment](deployment.rst) asks for on any SQLite deployment; a checkpoint write is mostly",
-        "that commit (PostgreSQL commits are cheaper still).",
+        "which [Deployment](deployment.rst) asks for on any SQLite deployment. The journal mode barely moves a",
+        "write's cost: it is mostly the task's path to the store (Task SDK, Execution API, ORM), not the commit.",
         "",
         "| metadata DB | state backend | policy | wall time | overhead | time writing | writes | one write "
         "| worst redo |",
