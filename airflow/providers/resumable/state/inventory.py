@@ -17,6 +17,7 @@ from airflow.providers.resumable.state.backends import _UNSAFE, VARIABLE_PREFIX
 from airflow.providers.resumable.state.base import JsonValue, TaskScope, state_command
 from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, FINISHED_KIND
 from airflow.providers.resumable.state.records import CHECKPOINT_KIND, JOB_RECORD_KIND
+from airflow.providers.resumable.state.watermarks import WATERMARK_KIND
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -192,6 +193,8 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
     for variable in session.scalars(select(Variable).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))):
         raw = variable.get_val()
         document, problem = _decode(raw) if raw is not None else (None, "empty")
+        if isinstance(document, dict) and document.get("kind") == WATERMARK_KIND:
+            continue  # a watermark, not a task instance's state: `watermark list` shows it
         scope, values, bad = _variable_scope(document) if problem is None else (None, {}, problem)
         if scope is None:
             # Unreadable: shown when its name matches what was asked for, so it can be deleted.

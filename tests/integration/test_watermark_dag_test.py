@@ -1,0 +1,210 @@
+"""
+Watermarks inside Airflow's own task runner (``dag.test()`` through the shipped testing helper).
+
+The "Done when" of issue 13, for a user's own operator built on ``WatermarkMixin`` (the HTTP
+operator's incremental mode has its own file): three runs fetch every item exactly once; a run that
+fails after fetching does not move the mark; a cleared successful run re-reads its own window; two
+overlapping runs neither lose items nor advance silently. On the 3.3 leg the task has an ``Asset``
+outlet, so the mark lives in ``asset_state_store``; on the Variable legs in a Variable.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from airflow.providers.resumable.mixins import WatermarkMixin
+from airflow.providers.resumable.state.watermark_stores import WatermarkScope
+from airflow.providers.resumable.testing import clear_and_rerun, fail_on_tries, run_dag
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseOperator
+from tests.integration.harness import make_dag
+
+pytestmark = pytest.mark.integration
+
+ASSET_STORE = AIRFLOW_V_3_3_PLUS and os.environ.get("AIRFLOW__RESUMABLE__STATE_BACKEND", "auto") != "variable"
+
+#: The source: (sequence number, item id); items "change" by getting a new, higher sequence number.
+SOURCE: list[tuple[int, str]] = []
+#: What each run read: run_id -> item ids, in the order fetched (every try appends).
+FETCHED: dict[str, list[str]] = {}
+
+
+@pytest.fixture(autouse=True)
+def _source():
+    SOURCE.clear()
+    FETCHED.clear()
+    yield
+    SOURCE.clear()
+    FETCHED.clear()
+
+
+def add(*ids: str) -> None:
+    start = SOURCE[-1][0] if SOURCE else 0
+    SOURCE.extend((start + n + 1, item) for n, item in enumerate(ids))
+
+
+class ChangedItemsOperator(WatermarkMixin, BaseOperator):
+    """What a user writes: read what changed since the mark, write it, stage the highest sequence seen."""
+
+    def execute(self, context: Any) -> dict[str, Any]:
+        since = self.load_watermark(context, initial_value=0)
+        changed = [(seq, item) for seq, item in SOURCE if seq > since]
+        FETCHED.setdefault(context["ti"].run_id, []).extend(item for _, item in changed)
+        self.write(changed)
+        if changed:
+            self.advance_watermark(context, max(seq for seq, _ in changed))
+        return {"since": since, "items": [item for _, item in changed]}
+
+    def write(self, changed: list[tuple[int, str]]) -> None:
+        """Where the data becomes durable; tests make it fail."""
+
+
+def extract_task(dag, **kwargs):
+    kwargs.setdefault("retries", 0)
+    kwargs.setdefault("retry_delay", timedelta(0))
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import Asset
+
+        kwargs.setdefault("outlets", [Asset(name=f"{dag.dag_id}_items", uri=f"wm://{dag.dag_id}/items")])
+    return ChangedItemsOperator(task_id="extract", dag=dag, **kwargs)
+
+
+def read_mark(dag_id: str, task_id: str = "extract") -> dict[str, Any] | None:
+    """The stored watermark document, read from the metadata DB as the CLI reads it."""
+    from airflow.utils.session import create_session
+
+    from airflow.providers.resumable.state import watermark_inventory
+
+    with create_session() as session:
+        found = watermark_inventory.read(session, watermark_inventory.WatermarkFilters(dag_id=dag_id, task_id=task_id))
+    assert len(found) <= 1, found
+    if not found:
+        return None
+    expected = "asset_state_store" if ASSET_STORE else "variable"
+    assert found[0].backend == expected, f"the mark is in {found[0].backend}, this leg expects {expected}"
+    return found[0].document
+
+
+def fetched_in(run) -> list[str]:
+    return FETCHED.get(run.run_id, [])
+
+
+def test_three_runs_fetch_every_item_exactly_once(request):
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a", "b", "c")
+    first = run_dag(dag)
+    add("d", "e")
+    second = run_dag(dag)
+    add("f")
+    third = run_dag(dag)
+    assert [r.state for r in (first, second, third)] == ["success"] * 3
+    assert (fetched_in(first), fetched_in(second), fetched_in(third)) == (["a", "b", "c"], ["d", "e"], ["f"])
+    everything = fetched_in(first) + fetched_in(second) + fetched_in(third)
+    assert sorted(everything) == ["a", "b", "c", "d", "e", "f"], "every item exactly once in total"
+    mark = read_mark(dag.dag_id)
+    assert mark is not None
+    assert (mark["value"], mark["version"]) == (6, 3)
+    assert [c["run_id"] for c in mark["commits"]] == [first.run_id, second.run_id, third.run_id]
+    assert [(c["base"], c["value"]) for c in mark["commits"]] == [(0, 3), (3, 5), (5, 6)]
+
+
+def test_a_run_that_fails_after_fetching_does_not_move_the_mark(request):
+    dag = make_dag(request)
+    extract_task(dag, retries=1)
+    add("a", "b")
+    assert run_dag(dag).state == "success"
+    add("c", "d")
+    # Both tries fetch c and d and die writing them: the run fails with all its retries used.
+    with fail_on_tries(ChangedItemsOperator, "write", tries={1, 2}) as fault:
+        failed = run_dag(dag)
+    assert fault.fired == [1, 2]
+    assert failed.state == "failed"
+    assert fetched_in(failed) == ["c", "d", "c", "d"], "the retry read the same window as the first try"
+    assert read_mark(dag.dag_id)["value"] == 2, "a failed run leaves the previous mark"
+    nxt = run_dag(dag)
+    assert nxt.state == "success"
+    assert fetched_in(nxt) == ["c", "d"], "the next run fetches what the failed run had fetched"
+    assert read_mark(dag.dag_id)["value"] == 4
+
+
+def test_a_retry_that_succeeds_commits_what_it_read(request):
+    dag = make_dag(request)
+    extract_task(dag, retries=1)
+    add("a", "b")
+    with fail_on_tries(ChangedItemsOperator, "write", tries={1}) as fault:
+        run = run_dag(dag)
+    assert fault.fired == [1]
+    assert (run.state, run.ti("extract").try_number) == ("success", 2)
+    assert read_mark(dag.dag_id)["value"] == 2
+    assert read_mark(dag.dag_id)["commits"][-1]["try_number"] == 2
+
+
+def test_a_cleared_successful_run_rereads_its_own_window(request):
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a", "b")
+    assert run_dag(dag).state == "success"
+    add("c", "d")
+    second = run_dag(dag)
+    add("e")
+    assert run_dag(dag).state == "success"
+    assert fetched_in(second) == ["c", "d"]
+
+    again = clear_and_rerun(dag, second)
+    assert again.state == "success"
+    assert fetched_in(again) == ["c", "d", "c", "d", "e"], (
+        "the cleared run read from its own base (2), not from the initial value, not from the current mark"
+    )
+    assert again.xcom("extract")["since"] == 2
+    mark = read_mark(dag.dag_id)
+    assert mark["value"] == 5, "re-reading its window did not move the mark back"
+    assert mark["commits"][-1]["run_id"] == second.run_id
+    assert mark["commits"][-1]["base"] == 2
+
+
+@pytest.mark.parametrize("on_overlap", ["max", "fail"])
+def test_two_overlapping_runs_neither_lose_nor_double_advance_silently(request, on_overlap):
+    """Run A reads the mark and fails; run B reads the same mark and commits; A, cleared, commits last."""
+    dag = make_dag(request)
+    extract_task(dag, on_overlap=on_overlap)
+    add("a", "b")
+    with fail_on_tries(ChangedItemsOperator, "write", tries={1}):
+        run_a = run_dag(dag)
+    assert run_a.state == "failed"
+    add("c")
+    run_b = run_dag(dag)
+    assert run_b.state == "success"
+    assert fetched_in(run_b) == ["a", "b", "c"], "B read from the same mark as A (nothing committed yet)"
+    assert read_mark(dag.dag_id)["value"] == 3
+
+    resumed_a = clear_and_rerun(dag, run_a)
+    assert resumed_a.state == "success"
+    assert fetched_in(resumed_a)[2:] == ["a", "b", "c"], "A's retry kept its window: from the mark it first read"
+    mark = read_mark(dag.dag_id)
+    assert mark["value"] == 3, "no item is lost and the mark never moves back"
+    if on_overlap == "max":
+        assert mark["version"] == 2
+        last = mark["commits"][-1]
+        assert (last["run_id"], last["overlapped"]) == (run_a.run_id, [run_b.run_id]), "the overlap is recorded"
+    else:
+        assert mark["version"] == 1, "on_overlap='fail' does not commit"
+        assert mark["commits"][-1]["run_id"] == run_b.run_id
+
+
+def test_the_mark_is_where_this_leg_keeps_it(request):
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a")
+    assert run_dag(dag).state == "success"
+    mark = read_mark(dag.dag_id)  # asserts the backend
+    assert mark["scope"] == WatermarkScope(dag.dag_id, "extract").as_dict()
+    if not ASSET_STORE:
+        from airflow.models import Variable
+
+        raw = Variable.get(WatermarkScope(dag.dag_id, "extract").key)
+        assert json.loads(raw)["value"] == 1
