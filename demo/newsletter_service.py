@@ -351,7 +351,6 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-
     def do_POST(self) -> None:
         """``POST /_admin`` ``{"add": n, "touch": [ids], "malformed_at_item": k}``: change the data between runs."""
         svc = self.service

@@ -208,3 +208,157 @@ def test_the_mark_is_where_this_leg_keeps_it(request):
 
         raw = Variable.get(WatermarkScope(dag.dag_id, "extract").key)
         assert json.loads(raw)["value"] == 1
+
+
+# ---- ResumablePaginatedHttpOperator(incremental=...) against the newsletter service --------------
+
+PAGE = 13
+START = "2025-12-31T00:00:00Z"  # before every item: the first run reads everything, with since sent
+
+
+@pytest.fixture
+def newsletter(monkeypatch):
+    from demo.newsletter_service import NewsletterService
+
+    with NewsletterService(items=30, page_size=PAGE) as service:
+        monkeypatch.setenv("AIRFLOW_CONN_NEWSLETTER", service.url)
+        yield service
+
+
+def incremental_task(dag, out, **kwargs):
+    from airflow.providers.resumable.operators.http import (
+        Incremental,
+        ResumablePaginatedHttpOperator,
+    )
+
+    kwargs.setdefault("retries", 0)
+    kwargs.setdefault("retry_delay", timedelta(0))
+    kwargs.setdefault("incremental", Incremental(cursor_field="updated_at", initial_value=START))
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import Asset
+
+        kwargs.setdefault("outlets", [Asset(name=f"{dag.dag_id}_issues", uri=f"wm://{dag.dag_id}/issues")])
+    return ResumablePaginatedHttpOperator(
+        task_id="extract",
+        http_conn_id="newsletter",
+        endpoint="issues/cursor",
+        method="GET",
+        data={"limit": PAGE},
+        # The service logs X-Client: each request names its run, so the test reads what each run fetched.
+        headers={"X-Client": "{{ run_id }}", "X-Try": "{{ ti.try_number }}"},
+        pagination={"strategy": "cursor", "cursor_path": "meta.next_cursor"},
+        records_path="data.items",
+        output_path=f"file://{out}/" + "{{ run_id | replace(':', '_') | replace('+', '_') }}",
+        page_retry_attempts=1,
+        page_retry_max_wait=0,
+        dag=dag,
+        **kwargs,
+    )
+
+
+def served(service, run, try_number: str | None = None) -> list[int]:
+    return [
+        i
+        for e in service.log
+        if e["client"] == run.run_id and e["status"] == 200 and (try_number is None or e["try"] == try_number)
+        for i in e.get("ids", [])  # a fault (an HTML page) serves no item
+    ]
+
+
+def sinces(service, run) -> set[str]:
+    return {e["query"]["since"] for e in service.log if e["client"] == run.run_id}
+
+
+def test_http_three_runs_fetch_every_item_exactly_once(newsletter, tmp_path, request):
+    dag = make_dag(request)
+    incremental_task(dag, tmp_path)
+    first = run_dag(dag)
+    newsletter.add_items(20)
+    second = run_dag(dag)
+    newsletter.add_items(5)
+    third = run_dag(dag)
+    assert [r.state for r in (first, second, third)] == ["success"] * 3
+    assert served(newsletter, first) == list(range(30))
+    assert served(newsletter, second) == list(range(30, 50))
+    assert served(newsletter, third) == list(range(50, 55))
+    assert sinces(newsletter, second) == {"2026-01-01T00:29:00Z"}, "every page sent the committed mark"
+    window = third.xcom("extract")["window"]
+    assert window == {
+        "since": "2026-01-01T00:49:00Z",
+        "until": "2026-01-01T00:54:00Z",
+        "base": "2026-01-01T00:49:00Z",
+        "lag": None,
+        "reread_own_window": False,
+        "store": "asset_state_store" if ASSET_STORE else "variable",
+    }
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:54:00Z"
+
+
+def test_http_a_run_failing_after_new_pages_does_not_move_the_mark(newsletter, tmp_path, request):
+    dag = make_dag(request)
+    incremental_task(dag, tmp_path)
+    assert run_dag(dag).state == "success"
+    newsletter.add_items(30)
+    newsletter.malformed_at_item = PAGE  # the second page of the changes is an HTML error page
+    failed = run_dag(dag)
+    assert failed.state == "failed"
+    assert served(newsletter, failed) == list(range(30, 30 + PAGE)), "it fetched (and wrote) new items first"
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:29:00Z", "the failed run left the mark"
+
+    newsletter.malformed_at_item = None
+    nxt = run_dag(dag)
+    assert nxt.state == "success"
+    assert served(newsletter, nxt) == list(range(30, 60)), "the next run fetched them again, and the rest"
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:59:00Z"
+
+
+def test_http_retries_inside_a_run_resume_at_the_last_page_of_the_same_window(newsletter, tmp_path, request):
+    dag = make_dag(request)
+    incremental_task(dag, tmp_path, retries=1)
+    assert run_dag(dag).state == "success"
+    newsletter.add_items(40)
+    newsletter.outage_at_item = 2 * PAGE  # position in the changes, not an id
+    newsletter.outage_requests = None  # down until the next try
+    run = run_dag(dag)
+    assert (run.state, run.ti("extract").try_number) == ("success", 2)
+    assert served(newsletter, run, "1") == list(range(30, 30 + 2 * PAGE))
+    assert served(newsletter, run, "2") == list(range(30 + 2 * PAGE, 70)), "try 2 resumed at the page that failed"
+    assert sinces(newsletter, run) == {"2026-01-01T00:29:00Z"}, "both tries read the same window"
+    manifest = run.xcom("extract")
+    assert (manifest["resumed_from_page"], manifest["records"]) == (2, 40)
+    assert manifest["window"]["until"] == "2026-01-01T01:09:00Z", "the highest value of try 1's pages was kept"
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T01:09:00Z"
+
+
+def test_http_a_cleared_successful_run_rereads_its_own_window(newsletter, tmp_path, request):
+    dag = make_dag(request)
+    incremental_task(dag, tmp_path)
+    assert run_dag(dag).state == "success"
+    newsletter.add_items(10)
+    second = run_dag(dag)
+    newsletter.add_items(10)
+    assert run_dag(dag).state == "success"
+
+    again = clear_and_rerun(dag, second)
+    assert again.state == "success"
+    assert served(newsletter, again) == [*range(30, 40), *range(30, 50)], "its own window on: not all 50 items"
+    window = again.xcom("extract")["window"]
+    assert (window["since"], window["reread_own_window"]) == ("2026-01-01T00:29:00Z", True)
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:49:00Z"
+
+
+def test_http_lag_rereads_the_last_minutes_and_updates_come_back(newsletter, tmp_path, request):
+    from airflow.providers.resumable.operators.http import Incremental
+
+    dag = make_dag(request)
+    incremental_task(
+        dag, tmp_path, incremental=Incremental(cursor_field="updated_at", initial_value=START, lag=timedelta(minutes=2))
+    )
+    assert run_dag(dag).state == "success"
+    newsletter.touch([4])
+    newsletter.add_items(1)
+    second = run_dag(dag)
+    assert served(newsletter, second) == [28, 29, 4, 30], "two minutes before the mark, then the changes"
+    window = second.xcom("extract")["window"]
+    assert (window["since"], window["base"], window["lag"]) == ("2026-01-01T00:27:00Z", "2026-01-01T00:29:00Z", 120.0)
+    assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:31:00Z"

@@ -172,9 +172,7 @@ def test_commits_keep_the_last_twenty():
     current = doc(0, 0)
     for n in range(MAX_COMMITS + 5):
         window = plan_window(current, run_id=f"run{n}", map_index=-1, initial_value=0)
-        plan = plan_commit(
-            current, window, n, run_id=f"run{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max"
-        )
+        plan = plan_commit(current, window, n, run_id=f"run{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max")
         assert plan.document is not None
         current = plan.document
     assert len(current.commits) == MAX_COMMITS

@@ -20,8 +20,8 @@ from airflow.providers.resumable.state.watermark_stores import (
 from airflow.providers.resumable.state.watermarks import (
     OVERLAP_RULES,
     WINDOW_KIND,
-    Window,
     WatermarkDocument,
+    Window,
     cursor_max,
     plan_commit,
     plan_window,

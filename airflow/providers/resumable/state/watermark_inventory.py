@@ -84,6 +84,8 @@ def _scope_of(document: Any) -> WatermarkScope | None:
     if not isinstance(document, dict) or document.get("kind") != WATERMARK_KIND:
         return None
     scope = document.get("scope")
+    if not isinstance(scope, dict):
+        return None
     try:
         return WatermarkScope(
             scope["dag_id"], scope["task_id"], int(scope.get("map_index", -1)), scope.get("name") or None
@@ -123,7 +125,9 @@ def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWater
             continue
         stamp = row.updated_at.isoformat(timespec="seconds") if row.updated_at else None
         found.append(
-            StoredWatermark(ASSET, scope, f"asset {asset_name!r}, key {row.key!r}", document, stamp, (row.asset_id, row.key))
+            StoredWatermark(
+                ASSET, scope, f"asset {asset_name!r}, key {row.key!r}", document, stamp, (row.asset_id, row.key)
+            )
         )
     return found
 
