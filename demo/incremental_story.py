@@ -44,7 +44,8 @@ class RunStory:
 
 def load_dag(path: Path = EXAMPLE) -> Any:
     spec = importlib.util.spec_from_file_location(DAG_ID, path)
-    assert spec is not None and spec.loader is not None
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.dag

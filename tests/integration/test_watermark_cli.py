@@ -49,7 +49,8 @@ def test_list_show_reset_and_the_next_run_reads_from_there(request, capsys):
     capsys.readouterr()
     cli("watermark", "show", "--dag-id", dag.dag_id, "--task-id", "extract")
     shown = capsys.readouterr().out
-    assert "v1 " in shown and f"{first.run_id} (try 1): 0 -> 3" in shown, shown
+    assert "v1 " in shown, shown
+    assert f"{first.run_id} (try 1): 0 -> 3" in shown, shown
     assert f"{second.run_id} (try 1): 3 -> 4" in shown, shown
 
     cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--to", "1", "--yes")

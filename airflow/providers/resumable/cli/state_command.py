@@ -1,4 +1,4 @@
-"""The ``state list|show|delete`` and ``watermark list|show|reset`` actions, on the metadata DB the ``airflow`` CLI uses."""
+"""The ``state list|show|delete`` and ``watermark list|show|reset`` actions, on the ``airflow`` CLI's metadata DB."""
 
 from __future__ import annotations
 
