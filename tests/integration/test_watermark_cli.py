@@ -41,7 +41,7 @@ def test_list_show_reset_and_the_next_run_reads_from_there(request, capsys):
     assert rows[0]["meaning"].startswith(f"watermark 4 (version 2), committed by {second.run_id}"), rows[0]["meaning"]
     assert "watermark reset --dag-id" in rows[0]["reset_with"]
     state_rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
-    assert all("resumable-watermark\"" not in json.dumps(r["value"]) for r in state_rows), "a mark is not retry state"
+    assert all('resumable-watermark"' not in json.dumps(r["value"]) for r in state_rows), "a mark is not retry state"
     windows = [r for r in state_rows if r["key"].endswith("watermark_window")]
     if windows:  # the native store keeps a task instance's state after success; Variables drop it
         assert windows[-1]["meaning"].startswith("watermark window of this run: from 3 (mark 3, version 1)")
