@@ -215,9 +215,9 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
     :param page_retry_max_wait: the longest single wait between them, in seconds, ``Retry-After``
         included.
     :param incremental: an :class:`~airflow.providers.resumable.operators.incremental.Incremental` (or a
-        dict of its fields): read only what changed since the last successful run. Every page's request carries the committed watermark (minus the lag)
-        as ``param``; the highest ``cursor_field`` seen is committed once the run's success is recorded,
-        and the manifest gains a ``window``. ``on_overlap`` and ``watermark_asset`` (see
+        dict of its fields): read only what changed since the last successful run. Every page's request
+        carries the committed watermark (minus the lag) as ``param``; the highest ``cursor_field`` seen
+        is committed once the run's success is recorded, and the manifest gains a ``window``. ``on_overlap`` and ``watermark_asset`` (see
         ``WatermarkMixin``) say what happens when runs overlap and where the mark is kept.
     """
 
