@@ -217,8 +217,9 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
     :param incremental: an :class:`~airflow.providers.resumable.operators.incremental.Incremental` (or a
         dict of its fields): read only what changed since the last successful run. Every page's request
         carries the committed watermark (minus the lag) as ``param``; the highest ``cursor_field`` seen
-        is committed once the run's success is recorded, and the manifest gains a ``window``. ``on_overlap`` and ``watermark_asset`` (see
-        ``WatermarkMixin``) say what happens when runs overlap and where the mark is kept.
+        is committed once the run's success is recorded, and the manifest gains a ``window``.
+        ``on_overlap`` and ``watermark_asset`` (see ``WatermarkMixin``) say what happens when runs
+        overlap and where the mark is kept.
     """
 
     template_fields = (*HttpOperator.template_fields, "output_path")
