@@ -159,7 +159,8 @@ class WatermarkMixin(StatefulOperatorMixin):
 
     def watermark_scope(self, context: Context) -> WatermarkScope:
         ti = task_instance_of(context)
-        dag_id = ti.dag_id if ti is not None else str(getattr(getattr(self, "dag", None), "dag_id", None) or "-")
+        # Without a task instance (a unit test calling execute()), the operator may have no DAG at all.
+        dag_id = ti.dag_id if ti is not None else str(getattr(self, "dag_id", None) or "-")
         task_id = str(getattr(self, "task_id", type(self).__name__))
         map_index = TaskScope.from_context(context).map_index if ti is not None else -1
         return WatermarkScope(dag_id, task_id, map_index, self.watermark_name)
