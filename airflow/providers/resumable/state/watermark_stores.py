@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from airflow.providers.resumable.state.backends import VariableAccess, _wrap_errors, default_variable_access
-from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, StateStoreError, task_instance_of
+from airflow.providers.resumable.state.base import (
+    CorruptStateError,
+    JsonValue,
+    StateBackendConfigError,
+    task_instance_of,
+)
 from airflow.providers.resumable.state.watermarks import watermark_key
 
 if TYPE_CHECKING:
@@ -215,15 +220,15 @@ def get_watermark_store(
     accessors = context.get("asset_state_store")
     assets = _assets_of(task)
     if asset is not None:
-        name = getattr(asset, "name", None)
-        if name not in assets:
-            raise StateStoreError(
-                f"watermark_asset={asset!r} is not among the inlets or outlets of task {scope.task_id!r} "
-                f"(they have {sorted(assets) or 'no assets'}); add it to outlets, or drop watermark_asset"
-            )
         if accessors is None:
             log.info("No asset_state_store on this Airflow (3.3+ has it): the watermark is kept in a Variable")
             return VariableWatermarkStore(scope)
+        name = getattr(asset, "name", None)
+        if name not in assets:
+            raise StateBackendConfigError(
+                f"watermark_asset={asset!r} is not among the inlets or outlets of task {scope.task_id!r} "
+                f"(they have {sorted(assets) or 'no assets'}); add it to outlets, or drop watermark_asset"
+            )
         return AssetWatermarkStore(accessors[assets[name]], name, scope)
     if accessors is not None and len(assets) == 1:
         name, only = next(iter(assets.items()))
