@@ -18,6 +18,12 @@ from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 from tests.support.context import make_context
 
 SCOPE = WatermarkScope("dag", "extract")
+
+
+@pytest.fixture(autouse=True)
+def _auto(state_backend):
+    """The leg's [resumable] state_backend must not decide these; the test that needs one sets it."""
+    state_backend("auto")
 needs_assets = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="assets and their state store are Airflow 3")
 
 
