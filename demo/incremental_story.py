@@ -61,10 +61,24 @@ def current_mark(dag_id: str = DAG_ID) -> Any:
     return found[0].document.get("value") if found else None
 
 
+def forget_mark(dag_id: str = DAG_ID) -> None:
+    """Delete a mark an earlier demo in the same AIRFLOW_HOME left, as ``watermark reset`` without ``--to`` does."""
+    from airflow.utils.session import create_session
+
+    from airflow.providers.resumable.state import watermark_inventory
+
+    with create_session() as session:
+        for mark in watermark_inventory.read(
+            session, watermark_inventory.WatermarkFilters(dag_id=dag_id, task_id=TASK_ID)
+        ):
+            watermark_inventory.reset(session, mark)
+
+
 def play(dag: Any, service: NewsletterService) -> list[RunStory]:
     """The four runs; ``service`` starts with its first items and no faults."""
     from airflow.providers.resumable.testing import run_dag
 
+    forget_mark(dag.dag_id)
     stories = []
 
     def one(what: str) -> None:

@@ -24,6 +24,8 @@ SCOPE = WatermarkScope("dag", "extract")
 def _auto(state_backend):
     """The leg's [resumable] state_backend must not decide these; the test that needs one sets it."""
     state_backend("auto")
+
+
 needs_assets = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="assets and their state store are Airflow 3")
 
 

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-from tenacity.wait import wait_base
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.stateful import Checkpoint
 from airflow.providers.resumable.mixins.watermark import WatermarkMixin
+
+# The retry helpers lived here until 0.2.0: still importable from this module.
+from airflow.providers.resumable.operators.http_retry import (
+    TransientHttpError,
+    _is_transient,
+    retry_after_seconds,
+    wait_retry_after,
+)
 from airflow.providers.resumable.operators.incremental import Incremental
 from airflow.providers.resumable.operators.pagination import (
     CursorPagination,
@@ -44,7 +47,9 @@ with requires_extra("http", __name__):
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    import requests
     from airflow.providers.http.hooks.http import HttpHook
+    from tenacity import RetryCallState
 
     from airflow.providers.resumable.state.watermarks import Window
     from airflow.providers.resumable.version_compat import Context
@@ -59,6 +64,9 @@ __all__ = [
     "PageNumberPagination",
     "PaginationLoopError",
     "ResumablePaginatedHttpOperator",
+    "TransientHttpError",
+    "retry_after_seconds",
+    "wait_retry_after",
 ]
 
 
@@ -72,49 +80,6 @@ class PaginationLoopError(AirflowFailException):
 
 class MaxPagesExceededError(AirflowFailException):
     """The API had more pages than ``max_pages`` allows; a retry would meet the same pages."""
-
-
-class TransientHttpError(AirflowException):
-    """A response worth retrying (429, 5xx); carries it so ``Retry-After`` can be honoured."""
-
-    def __init__(self, response: requests.Response, page: int) -> None:
-        self.response = response
-        super().__init__(f"page {page}: HTTP {response.status_code} {response.reason or ''}".strip())
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(
-        exc, TransientHttpError | requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-    )
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP-date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(tz=UTC)).total_seconds())
-    return None
-
-
-class wait_retry_after(wait_base):
-    """Wait what the server's ``Retry-After`` asks (up to ``cap``), else what ``fallback`` says."""
-
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, TransientHttpError):
-            asked = retry_after_seconds(exc.response)
-            if asked is not None:
-                return min(asked, self.cap)
-        return min(self.fallback(retry_state), self.cap)
 
 
 #: Pages and records of the finished crawl, stored with its last page.
