@@ -64,8 +64,8 @@ help:
 	@echo "  docs               the docs site (Sphinx, warnings are errors, nitpicky) -> $(DOCS_OUT)"
 	@echo "  check-dist         build the wheel and sdist (build/dist) and check what they ship (LICENSE, NOTICE,"
 	@echo "                     nothing a user does not need)"
-	@echo "  test               lint, docs, check-dist, then every matrix leg in order (each Airflow's with its"
-	@echo "                     parity suite); stops at the first red leg"
+	@echo "  test               lint, docs, check-dist, the four matrix legs (two at a time), the parity suites,"
+	@echo "                     then test-deploy; stops at the first red step"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
@@ -173,19 +173,20 @@ check-dist: ensure-uv
 	@$(UV) build --quiet --out-dir build/dist .
 	@$(PYTHON) scripts/check_dist.py build/dist
 
-# Legs run strictly one after another (also under `make -j`); the first red leg stops the run.
+# The unit and integration legs run two at a time (scripts/run-parallel.sh: each in one process, each
+# with its own AIRFLOW_HOME), after every venv is built, so that no two legs build one venv at once.
+# The deployment legs (test-deploy) spend most of their time waiting on heartbeats and retry delays:
+# the two SQLite ones run side by side, then the Celery one. Any red leg stops the run.
 test: lint
 	@$(MAKE) docs
 	@$(MAKE) check-dist
-	@$(MAKE) test-3.3
+	@$(MAKE) venv venv-deploy
+	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.3-variable
+	@scripts/run-parallel.sh "$(MAKE)" test-3.2 test-2.11
 	@$(MAKE) test-parity
-	@$(MAKE) test-3.3-variable
-	@$(MAKE) test-3.2
 	@$(MAKE) test-parity-3.2
-	@$(MAKE) test-2.11
 	@$(MAKE) test-parity-2.11
-	@# test-deploy is not part of this run yet: its 3.3 SQLite leg has stalled on the SQLite write lock
-	@# under load in most full runs (see docs/deployment.rst). A red CI would hold back everything else.
+	@$(MAKE) test-deploy
 	@echo "==> all matrix legs green"
 
 # scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]
@@ -216,9 +217,8 @@ test-parity-2.11: venv-2.11
 # Extra driver arguments with DEPLOY_ARGS, e.g. DEPLOY_ARGS="--only toy_mid_poll".
 DEPLOY_ARGS ?=
 
-test-deploy:
-	@$(MAKE) test-deploy-3.3
-	@$(MAKE) test-deploy-2.11
+test-deploy: venv-3.3 venv-2.11 venv-deploy
+	@scripts/run-parallel.sh "$(MAKE)" test-deploy-3.3 test-deploy-2.11
 	@$(MAKE) test-deploy-celery
 
 test-deploy-3.3: venv-3.3

@@ -18,8 +18,8 @@ from typing import Any
 from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
 
 from airflow.providers.resumable.operators.databricks import ResumableDatabricksSubmitRunOperator
+from airflow.providers.resumable.testing import dag_for_test, run_dag
 from demo.fake_databricks import FakeDatabricks, FakeDatabricksServer
-from tests.integration.harness import dag_named, run_dag
 
 _SECONDS: dict[str, float] = {}
 CONN = "bench_databricks"
@@ -48,7 +48,7 @@ def timed(cls: type) -> type:
 
 def _run(fake: FakeDatabricks, cls: type, label: str, **kwargs: Any) -> tuple[str, int, float]:
     before = len(fake.requests)
-    dag = dag_named(f"bench_databricks_{label}")
+    dag = dag_for_test(f"bench_databricks_{label}")
     timed(cls)(task_id="run", retries=2, retry_delay=timedelta(0), dag=dag, **TASK, **kwargs)
     result = run_dag(dag)
     return result.state, len(fake.requests) - before, _SECONDS[dag.dag_id]

@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.http.operators.http import HttpOperator
 
 from airflow.providers.resumable.operators.http import CursorPagination, ResumablePaginatedHttpOperator
+from airflow.providers.resumable.testing import dag_for_test, run_dag
 from demo.newsletter_service import NewsletterService
-from tests.integration.harness import dag_named, run_dag
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,7 +80,7 @@ def next_cursor(response: Any) -> dict[str, Any] | None:
 
 
 def _run(kind: str, label: str, out: Path, **kwargs: Any) -> dict[str, float]:
-    dag = dag_named(f"bench_http_{label}")
+    dag = dag_for_test(f"bench_http_{label}")
     common = dict(
         task_id="crawl",
         http_conn_id="bench_newsletter",

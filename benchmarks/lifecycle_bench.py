@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.providers.resumable.mixins import Checkpoint, StatefulOperatorMixin
 from airflow.providers.resumable.state import lifecycle
+from airflow.providers.resumable.testing import dag_for_test, run_dag
 from airflow.providers.resumable.version_compat import BaseOperator
-from tests.integration.harness import dag_named, run_dag
 
 _FINISH: list[float] = []
 _READ: list[float] = []
@@ -59,7 +59,7 @@ def measure(repeats: int) -> list[dict[str, Any]]:
             _FINISH.clear()
             _READ.clear()
             for i in range(repeats):
-                dag = dag_named(f"bench_lifecycle_{backend}_{i}")
+                dag = dag_for_test(f"bench_lifecycle_{backend}_{i}")
                 _ThreeBatches(task_id="walk", dag=dag)
                 assert run_dag(dag).state == "success"
             rows.append(

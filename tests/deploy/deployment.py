@@ -60,9 +60,8 @@ class Deployment:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-                # Every scenario runs in this one deployment; the 3.3 API server on SQLite, the one
-                # writer for every task, stalls past its busy timeout with 16 tasks at once on 2 cores.
-                "AIRFLOW__CORE__PARALLELISM": "8" if self.airflow3 and not self.database_url else "16",
+                # Every scenario runs in this one deployment, 16 tasks at a time.
+                "AIRFLOW__CORE__PARALLELISM": "16",
                 "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8",
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{db}",
                 # SQLite under concurrent writers: WAL (set on the file after migrating) and a busy timeout.
@@ -202,9 +201,17 @@ class Deployment:
     def _spawn(self, args: list[str]) -> None:
         name = f"celery-{args[3].split('@')[0]}" if args[:2] == ["celery", "worker"] else "-".join(args)
         with (self.home / f"{name}.log").open("ab") as log:
+            env = self.environment()
+            if args == ["api-server"] and not self.celery:
+                # See tests/deploy/settings.py: the API server's short busy timeout on SQLite.
+                for key in (
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS",
+                    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC",
+                ):
+                    env[key] = "tests.deploy.settings.SQLITE_CONNECT_ARGS_API_SERVER"
             self.processes[name] = subprocess.Popen(
                 [self.airflow, *args],
-                env=self.environment(),
+                env=env,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,

@@ -29,7 +29,7 @@ from typing import Any
 
 from tests.deploy.backing import Postgres, Redis, ensure_installed
 from tests.deploy.deployment import ROOT, Deployment, free_port
-from tests.deploy.scenarios import PAGE_SIZE, WALK_PAGES, Scenario, all_scenarios
+from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, REDO_GOAL_SECONDS, WALK_PAGES, Scenario, all_scenarios
 from tests.deploy.services import Faults, Services
 
 #: The lines with which the mixins say what a try decided; a recovery logs exactly one.
@@ -257,6 +257,27 @@ class Suite:
                 found.append(path.read_text(errors="replace"))
         return "\n".join(found)
 
+    def first_attempt_after(self, dag_id: str, map_index: int, try_number: int) -> int:
+        """The first try after ``try_number`` that ran (has a log); a try failed before it started has none."""
+        for attempt in range(try_number + 1, try_number + 4):
+            if self.logs(dag_id, map_index, attempt).strip():
+                return attempt
+        return try_number + 1
+
+    def zombie_detections(self, dag_id: str, map_index: int) -> int:
+        """How often Airflow 2.11's scheduler reported this task instance a zombie."""
+        log = self.home / "scheduler.log"
+        if not log.exists():
+            return 0
+        wanted = f"'DAG Id': '{dag_id}', 'Task Id': 'work'"
+        # The report names a map index only for a mapped task instance.
+        index = f"'Map Index': {map_index}," if map_index >= 0 else "'Map Index'"
+        return sum(
+            1
+            for line in log.read_text(errors="replace").splitlines()
+            if "Detected zombie job" in line and wanted in line and (index in line) == (map_index >= 0)
+        )
+
     def evaluate(self, s: Scenario) -> Outcome:
         _, tis = self.states()
         out = Outcome(self.leg, s.dag_id, s.family, s.moment, s.variant, s.instances)
@@ -267,8 +288,19 @@ class Suite:
         if out.state != s.expected_state:
             problems.append(f"task instance {s.victim} ended {out.state!r}, expected {s.expected_state!r}")
         want_tries = s.expected_tries if s.generations == 1 else 2
-        if out.tries != want_tries:
+        # Airflow 2.11's zombie scan queues a failure callback each time it finds the killed try still
+        # "running"; one that lands after the retry was queued fails that retry before it starts
+        # (docs/deployment.rst). Such a try never ran our code, so it is allowed, and named.
+        spare = 0
+        if not self.airflow3 and self.zombie_detections(s.dag_id, s.victim) > 1:
+            spare = sum(1 for a in range(1, out.tries + 1) if not self.logs(s.dag_id, s.victim, a).strip())
+        if not want_tries <= out.tries <= want_tries + spare:
             problems.append(f"task instance {s.victim} took {out.tries} tries, expected {want_tries}")
+        elif out.tries > want_tries:
+            self.notes.append(
+                f"{s.dag_id}: {out.tries - want_tries} extra try that never started (no log), failed by a late "
+                "zombie callback of Airflow 2.11 (the killed try was reported a zombie more than once)"
+            )
         for i in indexes:
             if i != s.victim and tis.get((s.dag_id, i)) != ("success", 1):
                 problems.append(f"task instance {i} (not killed) ended {tis.get((s.dag_id, i))}, expected success in 1")
@@ -282,7 +314,7 @@ class Suite:
         # first try of the new generation after a clear.
         attempt = None
         if action in ("kill", "kill_worker") and kill is not None:
-            attempt = kill.try_number + 1
+            attempt = self.first_attempt_after(s.dag_id, s.victim, kill.try_number)
         elif s.generations == 2:
             attempt = out.tries
         if attempt is not None:
@@ -340,10 +372,19 @@ class Suite:
         pages = walked.get(f"{s.dag_id}/{s.victim}", [])
         if kill is not None and kill.action in ("kill", "kill_worker"):
             before = {p["index"]: p["at"] for p in pages if p["try"] == kill.try_number}
-            after = {p["index"] for p in pages if p["try"] == kill.try_number + 1}
+            retry = min((p["try"] for p in pages if p["try"] > kill.try_number), default=kill.try_number + 1)
+            after = {p["index"] for p in pages if p["try"] == retry}
             redone = sorted(set(before) & after)
             out.redo_pages = len(redone)
             out.redo_seconds = round(max(0.0, kill.at - min(before[i] for i in redone)), 2) if redone else 0.0
+            # The default policy's promise (at most 1 s of work redone), as a count: a page or batch
+            # takes at least PAGE_LATENCY, so 1 s never holds more of them than this, however loaded.
+            most = int(REDO_GOAL_SECONDS / PAGE_LATENCY)
+            if s.variant == "default" and out.redo_pages > most:
+                out.problems.append(
+                    f"the default policy redid {out.redo_pages} pages or batches after the kill, more than the "
+                    f"{most} that {REDO_GOAL_SECONDS:g} s of work holds"
+                )
         if s.generations == 2:
             second = {p["index"] for p in pages if p["try"] == out.tries}
             if len(second) != WALK_PAGES:

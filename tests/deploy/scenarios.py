@@ -50,6 +50,8 @@ POLICIES = {"default": {}, "interval5": {"checkpoint_interval": 5}}
 WALK_PAGES = 400  # pages (HTTP) or batches per walk
 PAGE_SIZE = 5  # records per page / batch
 PAGE_LATENCY = 0.02  # seconds the service takes per page: the work a redo repeats
+#: The default checkpoint policy's bound on the work a hard kill redoes (docs/benchmarks.md).
+REDO_GOAL_SECONDS = 1.0
 MAPPED_INSTANCES = 3
 #: The task instance the mapped scenarios kill.
 MAPPED_VICTIM = 1

@@ -310,9 +310,9 @@ class Services:
     def __init__(self, faults: Faults, output_dir: str) -> None:
         self.faults = faults
         self.output_dir = output_dir
-        self.toy = ToySystem(run_polls=20)
+        self.toy = ToySystem(run_polls=10)
         self.toy.plan = faults
-        self.databricks = Databricks(pending_polls=1, running_polls=20)
+        self.databricks = Databricks(pending_polls=1, running_polls=10)
         self.databricks.plan = faults
         self.newsletter = Newsletter(items=WALK_PAGES * PAGE_SIZE, page_size=PAGE_SIZE, latency=PAGE_LATENCY)
         self.newsletter.plan = faults
