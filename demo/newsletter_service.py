@@ -10,6 +10,12 @@ at the same place in the data whatever the page size or pagination style. They a
 client (the ``X-Client`` header), so two operators sharing one service each meet a fault once,
 as two independent jobs would against a real API. Every request is logged (``log``, and a JSON
 line file if asked) so tests and the demo can show where each try started and what it re-read.
+
+For incremental loads every item has an ``updated_at`` (item ``i`` starts at ``EPOCH`` + ``i``
+minutes) and every endpoint takes ``since``: only items with ``updated_at`` strictly after it are
+listed, oldest change first, so a client that sends back the highest ``updated_at`` it saw gets
+exactly what changed since. ``add_items`` and ``touch`` (or ``POST /_admin``, for a service in
+another process) add items and update existing ones between runs, one minute later each.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import signal
 import sys
 import threading
 import time
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import IO, Any
@@ -30,13 +37,30 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 HOST = "127.0.0.1"
 ENDPOINTS = ("/issues", "/issues/offset", "/issues/cursor", "/issues/linked", "/_health")
+#: ``updated_at`` of item 0; item ``i`` was last updated ``tick`` minutes later (``i`` until touched).
+EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make_item(i: int) -> dict[str, Any]:
-    """Item ``i``, derived from ``i`` alone so a resumed walk can be checked against a fresh one."""
+def updated_at(tick: int) -> str:
+    return (EPOCH + timedelta(minutes=tick)).isoformat().replace("+00:00", "Z")
+
+
+def make_item(i: int, tick: int | None = None) -> dict[str, Any]:
+    """Item ``i`` (last changed at ``tick``, default ``i``), derived from those alone so walks can be compared."""
     digest = hashlib.sha256(f"issue-{i}".encode()).hexdigest()
     body = (f"Issue {i} of the newsletter, digest {digest}. " * 4)[:200]
-    return {"id": i, "title": f"Issue {i}", "body": body}
+    return {"id": i, "title": f"Issue {i}", "body": body, "updated_at": updated_at(i if tick is None else tick)}
+
+
+def parse_since(value: str) -> float:
+    """``since`` as minutes after ``EPOCH``; 400 unless it is an ISO-8601 timestamp."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise BadRequest(f"since must be an ISO-8601 timestamp, got {value!r}") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return (when - EPOCH).total_seconds() / 60
 
 
 def encode_cursor(start: int) -> str:
@@ -110,6 +134,9 @@ class NewsletterService:
         self._outages_served: dict[str | None, int] = {}
         self._outage_try: dict[str | None, str | None] = {}
         self._rate_limited: set[str | None] = set()
+        #: Items changed since they were created: id -> minute of the last change.
+        self._ticks: dict[int, int] = {}
+        self._clock = items - 1
         self._log_stream: IO[str] | None = None
         handler = type("Handler", (_Handler,), {"service": self})
         self._httpd = ThreadingHTTPServer((HOST, port), handler)
@@ -161,6 +188,39 @@ class NewsletterService:
             self._outages_served.clear()
             self._outage_try.clear()
             self._rate_limited.clear()
+
+    def add_items(self, count: int) -> list[int]:
+        """Append ``count`` new items, each a minute after the latest change; returns their ids."""
+        with self._lock:
+            new = list(range(self.items, self.items + count))
+            for i in new:
+                self._clock += 1
+                if self._clock != i:
+                    self._ticks[i] = self._clock
+            self.items += count
+        return new
+
+    def touch(self, ids: list[int]) -> None:
+        """Update existing items: each gets a new ``updated_at``, a minute after the latest change."""
+        with self._lock:
+            for i in ids:
+                if not 0 <= i < self.items:
+                    raise BadRequest(f"no item {i}; there are {self.items}")
+                self._clock += 1
+                self._ticks[i] = self._clock
+
+    def tick(self, i: int) -> int:
+        return self._ticks.get(i, i)
+
+    def listing(self, since: float | None) -> list[int] | range:
+        """Ids in the order the API lists them: by last change, then id; with ``since``, newer ones only."""
+        with self._lock:
+            ticks, count = dict(self._ticks), self.items
+        if not ticks:  # creation order is change order: no sort needed however many items there are
+            start = 0 if since is None else max(0, min(count, math.floor(since) + 1))
+            return range(start, count)
+        ids = sorted(range(count), key=lambda i: (ticks.get(i, i), i))
+        return ids if since is None else [i for i in ids if ticks.get(i, i) > since]
 
     def _fault(
         self, client: str | None, first_item: int, attempt: str | None = None
@@ -218,17 +278,20 @@ class NewsletterService:
     def _page(
         self, path: str, start: int, limit: int, query: dict[str, str] | None = None
     ) -> tuple[Any, dict[str, str]]:
-        page = [make_item(i) for i in range(start, min(start + limit, self.items))]
+        since = (query or {}).get("since")
+        listed = self.listing(parse_since(since) if since is not None else None)
+        total = len(listed)
+        page = [make_item(i, self.tick(i)) for i in listed[start : start + limit]]
         looping = start == self.loop_at_item
-        following = looping or start + limit < self.items
+        following = looping or start + limit < total
         next_start = start if looping else start + limit
         if path == "/issues":
             number = start // limit + 1
             next_page = (number if looping else number + 1) if following else None
-            total_pages = math.ceil(self.items / limit)
+            total_pages = math.ceil(total / limit)
             return {"items": page, "page": number, "total_pages": total_pages, "next_page": next_page}, {}
         if path == "/issues/offset":  # the client computes the next offset itself, so no loop here
-            return {"items": page, "offset": start, "limit": limit, "total": self.items}, {}
+            return {"items": page, "offset": start, "limit": limit, "total": total}, {}
         if path == "/issues/cursor":
             cursor = encode_cursor(next_start) if following else None
             return {"data": {"items": page}, "meta": {"next_cursor": cursor}}, {}
@@ -256,6 +319,7 @@ class _Handler(BaseHTTPRequestHandler):
         if svc.latency > 0:
             time.sleep(svc.latency)
         headers: dict[str, str] = {}
+        served: list[int] | None = None
         try:
             window = svc._window(url.path, query)
             first_item = window[0] if window is not None else None
@@ -266,6 +330,9 @@ class _Handler(BaseHTTPRequestHandler):
             elif window is not None:
                 status = 200
                 body, headers = svc._page(url.path, *window, query)
+                if "since" in query:  # positions are not ids once filtered: log which items went out
+                    since = parse_since(query["since"])
+                    served = list(svc.listing(since)[window[0] : window[0] + window[1]])
             elif url.path == "/_health":
                 status, body = 200, {"ok": True}
             else:
@@ -273,12 +340,39 @@ class _Handler(BaseHTTPRequestHandler):
         except BadRequest as err:
             status, body = 400, {"error": str(err)}
         record = {"t": t, "path": url.path, "query": query, "status": status, "client": client}
-        svc._record({**record, "try": self.headers.get("X-Try"), "first_item": first_item})
+        extra = {"ids": served} if served is not None else {}
+        svc._record({**record, "try": self.headers.get("X-Try"), "first_item": first_item, **extra})
         data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
         self.send_response(status)
         headers.setdefault("Content-Type", "application/json")
         for name, value in headers.items():
             self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:
+        """``POST /_admin`` ``{"add": n, "touch": [ids], "malformed_at_item": k}``: change the data between runs."""
+        svc = self.service
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            if urlsplit(self.path).path != "/_admin":
+                raise LookupError
+            order = json.loads(self.rfile.read(length) or b"{}")
+            if not isinstance(order, dict):
+                raise BadRequest(f"expected a JSON object, got {order!r}")
+            added = svc.add_items(int(order.get("add", 0)))
+            svc.touch([int(i) for i in order.get("touch", [])])
+            if "malformed_at_item" in order:
+                svc.malformed_at_item = order["malformed_at_item"]
+            status, body = 200, {"items": svc.items, "added": added, "latest": updated_at(svc._clock)}
+        except LookupError:
+            status, body = 404, {"error": "POST only to /_admin"}
+        except (BadRequest, ValueError, TypeError) as err:
+            status, body = 400, {"error": str(err)}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

@@ -4,6 +4,9 @@
 #      an outage from item 26 until the next try: ResumablePaginatedHttpOperator resumes at item 26,
 #      the plain HttpOperator beside it starts again at item 0.
 #   2. example_dags/example_stateful_batches.py: a batch copy that fails at batch 8 and resumes there.
+#   3. example_dags/example_resumable_http_incremental.py, four runs: the first reads everything, the
+#      second only new items, the third fails after fetching new items (the watermark stays), the
+#      fourth reads them again (demo/incremental_story.py, one process through the testing helper).
 # Each prints where every try started and checks the output for lost or duplicated records.
 # Normally invoked via `make demo` (which builds .venv).
 #
@@ -52,3 +55,6 @@ run_dag example_resumable_http
 # ---- 2. batches with a typed checkpoint -----------------------------------------------------------
 run_dag example_stateful_batches
 "$venv/bin/python" "$root/scripts/demo_summary.py" "$output"
+
+# ---- 3. incremental runs with a watermark ---------------------------------------------------------
+"$venv/bin/python" -m demo.incremental_story --log "$home/example_resumable_http_incremental.log"

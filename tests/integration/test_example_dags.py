@@ -55,3 +55,27 @@ def test_databricks_example_survives_lost_responses(databricks, monkeypatch):
         "official_submit_run": 2,
     }
     assert run.ti("submit_notebook_run").try_number == 2
+
+
+def test_incremental_example_reads_each_change_once_and_a_failed_run_keeps_the_mark(monkeypatch, tmp_path):
+    from demo.incremental_story import DAG_ID, play, report
+    from demo.newsletter_service import NewsletterService
+
+    monkeypatch.setenv("RESUMABLE_DEMO_OUTPUT", str(tmp_path))
+    dag = load(EXAMPLES / f"{DAG_ID}.py").get_dag(DAG_ID)
+    with NewsletterService(items=40, page_size=13) as service:
+        monkeypatch.setenv("AIRFLOW_CONN_NEWSLETTER_API", service.url)
+        stories = play(dag, service)
+    assert [(s.state, s.fetched[:1], len(s.fetched)) for s in stories] == [
+        ("success", [0], 40),
+        ("success", [40], 15),
+        ("failed", [55], 13),
+        ("success", [55], 20),
+    ]
+    assert [s.mark for s in stories] == [
+        "2026-01-01T00:39:00Z",
+        "2026-01-01T00:54:00Z",
+        "2026-01-01T00:54:00Z",
+        "2026-01-01T01:14:00Z",
+    ]
+    assert report(stories, service.items) == 0

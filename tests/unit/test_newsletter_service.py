@@ -269,3 +269,98 @@ def test_process_mode(tmp_path):
             proc.stderr.close()
     assert returncode == 0
     assert [json.loads(line)["status"] for line in log_file.read_text().splitlines()] == [200, 503]
+
+
+# ---- incremental: updated_at, since, and changes between runs ----------------------------------
+
+
+def test_items_carry_updated_at_in_creation_order(svc):
+    items = get(svc, "/issues/offset", offset=0, limit=3).json()["items"]
+    assert [i["updated_at"] for i in items] == ["2026-01-01T00:00:00Z", "2026-01-01T00:01:00Z", "2026-01-01T00:02:00Z"]
+
+
+@pytest.mark.parametrize(
+    ("since", "first_ids"),
+    [
+        ("2026-01-01T00:00:00Z", [1, 2, 3]),  # strictly after: item 0 itself is not listed again
+        ("2026-01-01T01:35:00Z", [96, 97, 98]),
+        ("2026-01-01T01:34:30Z", [95, 96, 97]),
+        ("2026-01-01T01:35:00+00:00", [96, 97, 98]),
+        ("2025-12-31T00:00:00Z", [0, 1, 2]),
+        ("2027-01-01T00:00:00Z", []),
+    ],
+)
+def test_since_lists_only_items_changed_after_it(svc, since, first_ids):
+    body = get(svc, "/issues/offset", offset=0, limit=3, since=since).json()
+    assert [i["id"] for i in body["items"]] == first_ids
+
+
+@pytest.mark.parametrize("walk", ["page", "offset", "cursor", "linked"])
+def test_every_style_walks_only_the_changes(svc, walk):
+    svc.add_items(12)
+    svc.touch([5, 50])
+    since = "2026-01-01T01:39:00Z"  # item 99's updated_at: everything after it
+    ids: list[int] = []
+    if walk == "page":
+        page = 1
+        while page is not None:
+            body = get(svc, "/issues", page=page, per_page=5, since=since).json()
+            ids += [i["id"] for i in body["items"]]
+            page = body["next_page"]
+    elif walk == "offset":
+        offset = 0
+        while True:
+            body = get(svc, "/issues/offset", offset=offset, limit=5, since=since).json()
+            ids += [i["id"] for i in body["items"]]
+            offset += 5
+            if offset >= body["total"]:
+                break
+    elif walk == "cursor":
+        cursor = ""
+        while cursor is not None:
+            body = get(svc, "/issues/cursor", cursor=cursor, limit=5, since=since).json()
+            ids += [i["id"] for i in body["data"]["items"]]
+            cursor = body["meta"]["next_cursor"]
+    else:
+        response = get(svc, "/issues/linked", start=0, limit=5, since=since)
+        while True:
+            ids += [i["id"] for i in response.json()]
+            if "next" not in response.links:
+                break
+            # The link does not repeat since (like many APIs): the client sends it with every page.
+            response = requests.get(response.links["next"]["url"], params={"since": since}, timeout=5)
+    assert ids == [*range(100, 112), 5, 50], "new items, then the touched ones, oldest change first"
+
+
+def test_touched_items_move_to_the_end_with_a_new_updated_at(svc):
+    svc.touch([3])
+    items = get(svc, "/issues/offset", offset=97, limit=5).json()["items"]
+    assert [(i["id"], i["updated_at"]) for i in items] == [
+        (98, "2026-01-01T01:38:00Z"),
+        (99, "2026-01-01T01:39:00Z"),
+        (3, "2026-01-01T01:40:00Z"),
+    ]
+    assert get(svc, "/issues/offset", offset=0, limit=200).json()["total"] == 100, "an update adds no item"
+
+
+def test_the_admin_endpoint_changes_data_for_a_service_in_another_process(svc):
+    answer = requests.post(svc.url + "/_admin", json={"add": 2, "touch": [0], "malformed_at_item": 4}, timeout=5)
+    assert answer.status_code == 200
+    assert answer.json() == {"items": 102, "added": [100, 101], "latest": "2026-01-01T01:42:00Z"}
+    assert svc.malformed_at_item == 4
+    assert requests.post(svc.url + "/_admin", json={"touch": [500]}, timeout=5).status_code == 400
+    assert requests.post(svc.url + "/elsewhere", json={}, timeout=5).status_code == 404
+
+
+def test_a_bad_since_is_400(svc):
+    response = get(svc, "/issues", since="yesterday")
+    assert response.status_code == 400
+    assert "since must be an ISO-8601 timestamp, got 'yesterday'" in response.json()["error"]
+
+
+def test_the_log_names_the_items_served_when_filtered(svc):
+    svc.add_items(3)
+    get(svc, "/issues/offset", offset=0, limit=2, since="2026-01-01T01:39:00Z")
+    get(svc, "/issues/offset", offset=0, limit=2)
+    assert svc.log[0]["ids"] == [100, 101]
+    assert "ids" not in svc.log[1], "unfiltered walks keep the log as it was"

@@ -31,6 +31,43 @@ ARG_BACKEND = Arg(
 _FILTERS = (ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_MAP_INDEX, ARG_KEY, ARG_BACKEND)
 _COMMANDS = "airflow.providers.resumable.cli.state_command"
 
+ARG_WM_DAG_ID = Arg(("-d", "--dag-id"), help="Only the watermarks of this DAG")
+ARG_WM_TASK_ID = Arg(("-t", "--task-id"), help="Only the watermark of this task")
+ARG_WM_MAP_INDEX = Arg(("-m", "--map-index"), type=int, help="Only this mapped task instance's (-1: not mapped)")
+ARG_WM_NAME = Arg(("-n", "--name"), help="Only the watermark of this name (an operator's watermark_name)")
+ARG_WM_TO = Arg(
+    ("--to",),
+    help="The new watermark, as JSON (a number, or a quoted string) or a bare timestamp such as "
+    "2026-01-01T00:00:00Z; without --to the watermark is deleted and the next run starts from its initial value",
+)
+_WM_FILTERS = (ARG_WM_DAG_ID, ARG_WM_TASK_ID, ARG_WM_MAP_INDEX, ARG_WM_NAME)
+
+WATERMARK_COMMANDS = (
+    ActionCommand(
+        name="list",
+        help="List the watermarks of incremental tasks: where each one's last successful run stopped",
+        func=lazy_load_command(f"{_COMMANDS}.watermark_list"),
+        args=(*_WM_FILTERS, ARG_OUTPUT),
+    ),
+    ActionCommand(
+        name="show",
+        help="Show watermarks in full: the value, the runs that moved it (last 20) and the reset command",
+        func=lazy_load_command(f"{_COMMANDS}.watermark_show"),
+        args=(*_WM_FILTERS, ARG_OUTPUT),
+    ),
+    ActionCommand(
+        name="reset",
+        help="Set a task's watermark (--to VALUE) or delete it, so the next run reads from there",
+        description=(
+            "Set the watermark of one task (--dag-id and --task-id are required) to --to VALUE, or delete it "
+            "without --to (the next run then starts from the operator's initial value). Asks for confirmation "
+            "unless --yes. Pause the DAG first: a run in flight treats the reset as an overlapping commit."
+        ),
+        func=lazy_load_command(f"{_COMMANDS}.watermark_reset"),
+        args=(*_WM_FILTERS, ARG_WM_TO, ARG_YES),
+    ),
+)
+
 STATE_COMMANDS = (
     ActionCommand(
         name="list",
@@ -69,6 +106,11 @@ def get_resumable_cli_commands() -> list[GroupCommand]:
                     name="state",
                     help="List, show and delete the state resumable operators keep across retries",
                     subcommands=STATE_COMMANDS,
+                ),
+                GroupCommand(
+                    name="watermark",
+                    help="List, show and reset the watermarks of incremental tasks (kept across runs)",
+                    subcommands=WATERMARK_COMMANDS,
                 ),
             ),
         )

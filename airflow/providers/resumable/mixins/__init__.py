@@ -24,6 +24,7 @@ from airflow.providers.resumable.mixins.stateful import (
     CheckpointSchemaError,
     StatefulOperatorMixin,
 )
+from airflow.providers.resumable.mixins.watermark import WatermarkMixin
 
 __all__ = [
     "DEFAULT_CHECKPOINT_POLICY",
@@ -37,6 +38,7 @@ __all__ = [
     "SpecChangePolicy",
     "StatefulOperatorMixin",
     "TransientJobError",
+    "WatermarkMixin",
     "checkpoint_any",
     "checkpoint_every_n_batches",
     "checkpoint_every_seconds",

@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
-import contextlib
-import email.utils
 import json
 import os
 import tempfile
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import requests
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
-from tenacity.wait import wait_base
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from airflow.providers.resumable.extras import requires_extra
-from airflow.providers.resumable.mixins.stateful import Checkpoint, StatefulOperatorMixin
+from airflow.providers.resumable.mixins.stateful import Checkpoint
+from airflow.providers.resumable.mixins.watermark import WatermarkMixin
+
+# The retry helpers lived here until 0.2.0: still importable from this module.
+from airflow.providers.resumable.operators.http_retry import (
+    TransientHttpError,
+    _is_transient,
+    retry_after_seconds,
+    wait_retry_after,
+)
+from airflow.providers.resumable.operators.incremental import Incremental
 from airflow.providers.resumable.operators.pagination import (
     CursorPagination,
     LinkHeaderPagination,
@@ -29,6 +34,7 @@ from airflow.providers.resumable.operators.pagination import (
     positive_int,
 )
 from airflow.providers.resumable.state.base import task_instance_of
+from airflow.providers.resumable.state.watermarks import cursor_max
 from airflow.providers.resumable.version_compat import (
     AIRFLOW_V_3_0_PLUS,
     AirflowException,
@@ -41,12 +47,16 @@ with requires_extra("http", __name__):
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
+    import requests
     from airflow.providers.http.hooks.http import HttpHook
+    from tenacity import RetryCallState
 
+    from airflow.providers.resumable.state.watermarks import Window
     from airflow.providers.resumable.version_compat import Context
 
 __all__ = [
     "CursorPagination",
+    "Incremental",
     "LinkHeaderPagination",
     "MalformedPageError",
     "MaxPagesExceededError",
@@ -54,6 +64,9 @@ __all__ = [
     "PageNumberPagination",
     "PaginationLoopError",
     "ResumablePaginatedHttpOperator",
+    "TransientHttpError",
+    "retry_after_seconds",
+    "wait_retry_after",
 ]
 
 
@@ -67,49 +80,6 @@ class PaginationLoopError(AirflowFailException):
 
 class MaxPagesExceededError(AirflowFailException):
     """The API had more pages than ``max_pages`` allows; a retry would meet the same pages."""
-
-
-class TransientHttpError(AirflowException):
-    """A response worth retrying (429, 5xx); carries it so ``Retry-After`` can be honoured."""
-
-    def __init__(self, response: requests.Response, page: int) -> None:
-        self.response = response
-        super().__init__(f"page {page}: HTTP {response.status_code} {response.reason or ''}".strip())
-
-
-def _is_transient(exc: BaseException) -> bool:
-    return isinstance(
-        exc, TransientHttpError | requests.ConnectionError | requests.Timeout | requests.exceptions.ChunkedEncodingError
-    )
-
-
-def retry_after_seconds(response: requests.Response) -> float | None:
-    """``Retry-After`` as seconds (delta-seconds or an HTTP-date), or None when absent or unreadable."""
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        when = email.utils.parsedate_to_datetime(value)
-        return max(0.0, (when - datetime.now(tz=UTC)).total_seconds())
-    return None
-
-
-class wait_retry_after(wait_base):
-    """Wait what the server's ``Retry-After`` asks (up to ``cap``), else what ``fallback`` says."""
-
-    def __init__(self, fallback: wait_base, cap: float) -> None:
-        self.fallback = fallback
-        self.cap = cap
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        exc = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(exc, TransientHttpError):
-            asked = retry_after_seconds(exc.response)
-            if asked is not None:
-                return min(asked, self.cap)
-        return min(self.fallback(retry_state), self.cap)
 
 
 #: Pages and records of the finished crawl, stored with its last page.
@@ -129,6 +99,8 @@ class PageCursor(Checkpoint):
     next_page: dict[str, Any] | None = None
     pages: int = 0
     records: int = 0
+    #: Incremental runs: the highest cursor value in the pages written so far, so a retry keeps it.
+    high: Any = None
 
 
 def _determine_kwargs() -> Callable[..., Any]:
@@ -174,7 +146,7 @@ class PartSink:
         return str(part)
 
 
-class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
+class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
     """
     Walk a paginated HTTP API page by page, stream each page to storage, and resume at the last page.
 
@@ -207,6 +179,12 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         fails (with its checkpoint intact, so the Airflow retry resumes there).
     :param page_retry_max_wait: the longest single wait between them, in seconds, ``Retry-After``
         included.
+    :param incremental: an :class:`~airflow.providers.resumable.operators.incremental.Incremental` (or a
+        dict of its fields): read only what changed since the last successful run. Every page's request
+        carries the committed watermark (minus the lag) as ``param``; the highest ``cursor_field`` seen
+        is committed once the run's success is recorded, and the manifest gains a ``window``.
+        ``on_overlap`` and ``watermark_asset`` (see ``WatermarkMixin``) say what happens when runs
+        overlap and where the mark is kept.
     """
 
     template_fields = (*HttpOperator.template_fields, "output_path")
@@ -242,6 +220,7 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         max_pages: int | None = None,
         page_retry_attempts: int = 5,
         page_retry_max_wait: float = 60.0,
+        incremental: Incremental | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         if pagination is not None and kwargs.get("pagination_function") is not None:
@@ -262,7 +241,9 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         if not isinstance(page_retry_max_wait, int | float) or page_retry_max_wait < 0:
             raise ValueError(f"page_retry_max_wait must be a number >= 0, got {page_retry_max_wait!r}")
         strategy = build_pagination(pagination) if pagination is not None else None
+        config = Incremental.build(incremental) if incremental is not None else None
         super().__init__(**kwargs)
+        self.incremental = config
         # A deployment-wide [operators] default_deferrable must not switch this operator to a path it lacks.
         self.deferrable = False
         self.pagination = strategy
@@ -278,7 +259,9 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
         self.log.info("Calling HTTP method")  # as HttpOperator logs it
         hook = self.hook
         sink = PartSink(self._output_root(context))
-        final: dict[str, int] = {"pages": 0, "records": 0}
+        final: dict[str, Any] = {"pages": 0, "records": 0, "high": None}
+        window = self._start_window(context)
+        incremental = self.incremental
 
         def process(cursor: PageCursor, index: int) -> PageCursor | None:
             if self.max_pages is not None and index >= self.max_pages:
@@ -288,6 +271,8 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
             request = self._request(cursor.next_page, hook)
             response = self._fetch(hook, request, index)
             records = self._records(response, index, context)
+            if incremental is not None:
+                final["high"] = incremental.highest(records, index, cursor.high)
             sink.write(index, records)
             final["pages"], final["records"] = index + 1, cursor.records + len(records)
             next_params = self._next_params(response, records, request)
@@ -300,12 +285,13 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
                     f"page {index}: the pagination step asked for the same request again "
                     f"(endpoint={request.endpoint!r}, data={request.data!r}); stopping instead of looping"
                 )
-            return PageCursor(next_page=next_params, pages=index + 1, records=final["records"])
+            return PageCursor(next_page=next_params, pages=index + 1, records=final["records"], high=final["high"])
 
         run = self.run_batches(context, process, start=PageCursor(next_page=self._first_params()))
         if run.already_complete:
             totals = self.state_store(context).get(TOTALS_KEY) or {}
             final["pages"], final["records"] = int(totals.get("pages", run.batches_done)), int(totals.get("records", 0))
+            final["high"] = totals.get("high")
         self.log.info(
             "Fetched %s pages, %s records, into %s (this try started at page %s)",
             final["pages"],
@@ -313,11 +299,42 @@ class ResumablePaginatedHttpOperator(StatefulOperatorMixin, HttpOperator):
             sink.root,
             run.resumed_from,
         )
-        return {
+        manifest = {
             "pages": final["pages"],
             "records": final["records"],
             "parts": [sink.uri(i) for i in range(final["pages"])],
             "resumed_from_page": run.resumed_from,
+        }
+        if window is not None:
+            manifest["window"] = self._finish_window(context, window, final["high"])
+        return manifest
+
+    # ---- incremental ------------------------------------------------------------------------------
+
+    def _start_window(self, context: Context) -> Window | None:
+        """Plan (or, on a retry, reread) this run's window and send its start with every page."""
+        if self.incremental is None:
+            return None
+        initial = self.incremental.initial_value
+        if isinstance(initial, str):
+            initial = self.render_template(initial, context)
+        window = self.watermark_window(context, initial_value=initial, lag=self.incremental.lag)
+        if window.since is not None:
+            self.data = self.incremental.with_param(self.data, window.since)
+        return window
+
+    def _finish_window(self, context: Context, window: Window, high: Any) -> dict[str, Any]:
+        """Stage the new mark (never below the base: the lag re-reads older records) and describe the window."""
+        staged = cursor_max(window.base, high)
+        if staged is not None:
+            self.advance_watermark(context, staged)
+        return {
+            "since": window.since,
+            "until": high,
+            "base": window.base,
+            "lag": window.lag,
+            "reread_own_window": window.reread_own,
+            "store": self.watermark_store(context).name,
         }
 
     # ---- one page -----------------------------------------------------------------------------------

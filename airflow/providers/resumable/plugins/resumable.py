@@ -8,7 +8,8 @@ only loaded eagerly when ``[core] lazy_discover_providers`` is off.
 ``on_task_instance_success`` runs after Airflow has made the success durable: on Airflow 3 the task
 runner calls it from ``finalize()``, after the supervisor's ``succeed`` call to the API server
 returned; on Airflow 2 ``_run_raw_task`` calls it after the success was committed. Only then is the
-state of the task instance dropped (Variables) or marked finished (native store). Should the worker
+state of the task instance dropped (Variables) or marked finished (native store), after the
+actions registered for success (watermark commits, ``register_on_success``) have run. Should the worker
 die between the two, the state stays, and the next try (necessarily a person's clear) still starts
 afresh when ``max_tries`` moved; see docs/state-backends.rst, "State lifecycle".
 """
@@ -44,6 +45,21 @@ class _SuccessListener:
         pending = take_pending(scope) if scope is not None else None
         if scope is None or pending is None:
             return
+        # Actions first (watermark commits): they may read what this try left in its state, which
+        # finishing the stores below can drop.
+        for action in pending.actions:
+            try:
+                log.info("After the success of %s.%s: %s", scope.dag_id, scope.task_id, action())
+            except Exception:
+                # The task already succeeded and cannot be failed now; what the action would have
+                # moved stays where it was, and the next run redoes that work (at least once).
+                log.exception(
+                    "%s.%s succeeded, but %s could not be done after it; it stays undone and the next run "
+                    "repeats the work it covered",
+                    scope.dag_id,
+                    scope.task_id,
+                    action.key,
+                )
         now = utcnow_iso()
         for store in pending.stores:
             try:

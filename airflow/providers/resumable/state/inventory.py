@@ -17,6 +17,7 @@ from airflow.providers.resumable.state.backends import _UNSAFE, VARIABLE_PREFIX
 from airflow.providers.resumable.state.base import JsonValue, TaskScope, state_command
 from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, FINISHED_KIND
 from airflow.providers.resumable.state.records import CHECKPOINT_KIND, JOB_RECORD_KIND
+from airflow.providers.resumable.state.watermarks import WATERMARK_KIND, WINDOW_KIND
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -124,6 +125,14 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
             f"checkpoint {name} v{value.get('schema_version', 1)}: {progress}{complete}, written at try "
             f"{value.get('try_number')} ({value.get('saved_at')}); data {_short(value.get('data'))}"
         )
+    if kind == WINDOW_KIND:
+        assert isinstance(value, dict)
+        own = "; it re-reads its own window (cleared after success)" if value.get("reread_own") else ""
+        return (
+            f"watermark window of this run: from {_short(value.get('since'))} (mark {_short(value.get('base'))}, "
+            f"version {value.get('base_version')}), planned at try {value.get('try_number')}; every retry of the run "
+            f"reads the same{own}"
+        )
     if key.endswith("/__keys__"):
         return f"index of the keys written under {key.rsplit('/', 1)[0]!r}"
     return f"value {_short(value)}"
@@ -192,6 +201,8 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
     for variable in session.scalars(select(Variable).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))):
         raw = variable.get_val()
         document, problem = _decode(raw) if raw is not None else (None, "empty")
+        if isinstance(document, dict) and document.get("kind") == WATERMARK_KIND:
+            continue  # a watermark, not a task instance's state: `watermark list` shows it
         scope, values, bad = _variable_scope(document) if problem is None else (None, {}, problem)
         if scope is None:
             # Unreadable: shown when its name matches what was asked for, so it can be deleted.

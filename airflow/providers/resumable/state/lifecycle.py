@@ -28,9 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow.providers.resumable.state.base import CorruptStateError, TaskScope, task_instance_of
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
@@ -201,10 +201,27 @@ def cleared_since(
 # ---- what the success listener finishes ------------------------------------------------------------
 
 
+class SuccessAction(Protocol):
+    """
+    Something to do once Airflow has recorded a task instance's success (a watermark commit).
+
+    ``key`` names it: registering another action with the same key in the same try replaces the
+    earlier one (the last value staged wins). Calling it does the work and returns what it did, for
+    the log; it runs in the listener, where the task can no longer fail, so it must say in the log
+    what went wrong rather than hope someone catches the exception.
+    """
+
+    key: str
+
+    def __call__(self) -> str: ...
+
+
 @dataclass
 class _Pending:
     stores: list[StateStore]
     info: TryInfo
+    #: Run before the stores are finished, in the order registered.
+    actions: list[SuccessAction] = field(default_factory=list)
 
 
 _pending: dict[TaskScope, _Pending] = {}
@@ -238,6 +255,23 @@ def register_for_success(context: Any, store: StateStore) -> None:
             _pending[scope] = _Pending([store], info)
         elif all(existing is not store for existing in entry.stores):
             entry.stores.append(store)
+
+
+def register_on_success(context: Any, action: SuccessAction) -> None:
+    """
+    Ask for ``action`` to run once Airflow has recorded this task instance's success.
+
+    A failed try drops it (the listener's ``on_task_instance_failed``), as does a worker that dies
+    before the listener runs: what it would have done then simply does not happen.
+    """
+    if task_instance_of(context) is None:
+        return
+    scope = TaskScope.from_context(context)
+    info = TryInfo.from_context(context)
+    with _lock:
+        entry = _pending.setdefault(scope, _Pending([], info))
+        entry.actions = [existing for existing in entry.actions if existing.key != action.key]
+        entry.actions.append(action)
 
 
 def take_pending(scope: TaskScope) -> _Pending | None:

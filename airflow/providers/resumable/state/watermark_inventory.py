@@ -1,0 +1,196 @@
+"""
+The watermarks this provider keeps, read and reset from outside any task: the ``watermark`` CLI's model.
+
+Two places hold them: Airflow Variables named ``resumable.watermark.<dag>.<task>[.<map>][.<name>].<hash>``
+(any Airflow) and, on Airflow 3.3+, rows of the ``asset_state_store`` table under the same key. Each
+document carries its scope (dag, task, map index, name), which is what the filters match.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.resumable.state.base import CorruptStateError
+from airflow.providers.resumable.state.watermark_stores import WatermarkScope, watermark_command
+from airflow.providers.resumable.state.watermarks import (
+    WATERMARK_KIND,
+    WATERMARK_PREFIX,
+    WatermarkDocument,
+    describe_document,
+    reset_document,
+    utc_now_iso,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+ASSET = "asset_state_store"
+VARIABLE = "variable"
+
+
+@dataclass(frozen=True)
+class WatermarkFilters:
+    dag_id: str | None = None
+    task_id: str | None = None
+    map_index: int | None = None
+    name: str | None = None
+
+    def admits(self, scope: WatermarkScope) -> bool:
+        return (
+            (self.dag_id is None or scope.dag_id == self.dag_id)
+            and (self.task_id is None or scope.task_id == self.task_id)
+            and (self.map_index is None or scope.map_index == self.map_index)
+            and (self.name is None or scope.name == self.name)
+        )
+
+
+@dataclass
+class StoredWatermark:
+    """One watermark as found in the metadata DB."""
+
+    backend: str
+    scope: WatermarkScope
+    #: The Variable's name, or ``asset <name>: key <key>``.
+    location: str
+    document: dict[str, Any]
+    updated_at: str | None = None
+    #: The row's primary key on the asset store (asset_id, key); None for a Variable.
+    asset_row: tuple[int, str] | None = None
+
+    def row(self) -> dict[str, Any]:
+        try:
+            meaning = describe_document(WatermarkDocument.parse(self.document, self.location))  # type: ignore[arg-type]
+        except CorruptStateError as err:
+            meaning = f"unreadable: {err}"
+        return {
+            "backend": self.backend,
+            "dag_id": self.scope.dag_id,
+            "task_id": self.scope.task_id,
+            "map_index": self.scope.map_index,
+            "name": self.scope.name,
+            "value": self.document.get("value"),
+            "version": self.document.get("version"),
+            "meaning": meaning,
+            "location": self.location,
+            "updated_at": self.updated_at,
+            "document": self.document,
+            "reset_with": watermark_command("reset", self.scope, "--to VALUE"),
+        }
+
+
+def _scope_of(document: Any) -> WatermarkScope | None:
+    if not isinstance(document, dict) or document.get("kind") != WATERMARK_KIND:
+        return None
+    scope = document.get("scope")
+    if not isinstance(scope, dict):
+        return None
+    try:
+        return WatermarkScope(
+            scope["dag_id"], scope["task_id"], int(scope.get("map_index", -1)), scope.get("name") or None
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _asset_model() -> Any:
+    try:
+        from airflow.models.asset_state_store import AssetStateStoreModel
+    except ImportError:  # Airflow before 3.3: no asset state store
+        return None
+    return AssetStateStoreModel
+
+
+def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
+    model = _asset_model()
+    if model is None:
+        return []
+    from airflow.models.asset import AssetModel
+    from sqlalchemy import select
+
+    query = (
+        select(model, AssetModel.name)
+        .join(AssetModel, AssetModel.id == model.asset_id)
+        .where(model.key.like(f"{WATERMARK_PREFIX}.%"))
+    )
+    found = []
+    for row, asset_name in session.execute(query):
+        try:
+            document = json.loads(row.value)
+        except ValueError:
+            continue
+        scope = _scope_of(document)
+        if scope is None or not filters.admits(scope):
+            continue
+        stamp = row.updated_at.isoformat(timespec="seconds") if row.updated_at else None
+        found.append(
+            StoredWatermark(
+                ASSET, scope, f"asset {asset_name!r}, key {row.key!r}", document, stamp, (row.asset_id, row.key)
+            )
+        )
+    return found
+
+
+def read_variables(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
+    from airflow.models import Variable
+    from sqlalchemy import select
+
+    found = []
+    for variable in session.scalars(select(Variable).where(Variable.key.like(f"{WATERMARK_PREFIX}.%"))):
+        raw = variable.get_val()
+        try:
+            document = json.loads(raw) if raw is not None else None
+        except ValueError:
+            continue
+        scope = _scope_of(document)
+        if scope is None or not filters.admits(scope):
+            continue
+        assert isinstance(document, dict)
+        found.append(StoredWatermark(VARIABLE, scope, variable.key, document))
+    return found
+
+
+def read(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
+    found = read_assets(session, filters) + read_variables(session, filters)
+    return sorted(found, key=lambda w: (w.scope.dag_id, w.scope.task_id, w.scope.map_index, w.scope.name or ""))
+
+
+def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
+    """Set ``mark`` to ``value`` (a new version, so a run in flight sees an overlap), or delete it when None."""
+    if value is None:
+        if mark.asset_row is not None:
+            from sqlalchemy import delete
+
+            model = _asset_model()
+            asset_id, key = mark.asset_row
+            session.execute(delete(model).where(model.asset_id == asset_id, model.key == key))
+        else:
+            from airflow.models import Variable
+
+            Variable.delete(mark.location, session=session)
+        return f"deleted {mark.backend} {mark.location}; the next run starts from its initial value"
+    current = WatermarkDocument.parse(mark.document, mark.location)
+    document = reset_document(current, value, now=utc_now_iso(), scope=mark.scope.as_dict()).dump()
+    text = json.dumps(document)
+    if mark.asset_row is not None:
+        from datetime import UTC, datetime
+
+        from sqlalchemy import update
+
+        model = _asset_model()
+        asset_id, key = mark.asset_row
+        session.execute(
+            update(model)
+            .where(model.asset_id == asset_id, model.key == key)
+            .values(value=text, updated_at=datetime.now(tz=UTC))
+        )
+    else:
+        from airflow.models import Variable
+        from sqlalchemy import select
+
+        variable = session.scalar(select(Variable).where(Variable.key == mark.location))
+        assert variable is not None
+        variable.set_val(json.dumps(document, indent=2, sort_keys=True))
+        session.merge(variable)
+    return f"set {mark.backend} {mark.location} to {json.dumps(value)} (version {document['version']})"

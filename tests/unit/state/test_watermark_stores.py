@@ -1,0 +1,117 @@
+"""Which store holds a task's watermark: the asset state store, a Variable, or nothing outside a task."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow.providers.resumable.state.base import CorruptStateError, StateBackendConfigError
+from airflow.providers.resumable.state.watermark_stores import (
+    AssetWatermarkStore,
+    EphemeralWatermarkStore,
+    VariableWatermarkStore,
+    WatermarkScope,
+    get_watermark_store,
+)
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+from tests.support.context import make_context
+
+SCOPE = WatermarkScope("dag", "extract")
+
+
+@pytest.fixture(autouse=True)
+def _auto(state_backend):
+    """The leg's [resumable] state_backend must not decide these; the test that needs one sets it."""
+    state_backend("auto")
+
+
+needs_assets = pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="assets and their state store are Airflow 3")
+
+
+class Task:
+    def __init__(self, *outlets):
+        self.inlets = []
+        self.outlets = list(outlets)
+
+
+class Accessors(dict):
+    """``context["asset_state_store"]``: subscript by asset."""
+
+    def __getitem__(self, asset):
+        return super().__getitem__(asset.name)
+
+
+def assets(*names):
+    from airflow.sdk import Asset
+
+    return [Asset(name=n, uri=f"wm://{n}") for n in names]
+
+
+def test_no_task_instance_keeps_nothing():
+    assert isinstance(get_watermark_store({}, SCOPE), EphemeralWatermarkStore)
+    assert isinstance(get_watermark_store(None, SCOPE), EphemeralWatermarkStore)
+
+
+def test_no_asset_state_store_means_a_variable():
+    store = get_watermark_store(make_context(), SCOPE, task=Task())
+    assert isinstance(store, VariableWatermarkStore)
+    assert store.key == SCOPE.key
+
+
+@needs_assets
+def test_the_only_asset_holds_it():
+    (orders,) = assets("orders")
+    context = make_context(asset_state_store=Accessors(orders="accessor"))
+    store = get_watermark_store(context, SCOPE, task=Task(orders))
+    assert isinstance(store, AssetWatermarkStore)
+    assert (store.accessor, store.asset_name) == ("accessor", "orders")
+
+
+@needs_assets
+def test_with_two_assets_watermark_asset_picks_one_or_a_variable_is_used():
+    orders, users = assets("orders", "users")
+    context = make_context(asset_state_store=Accessors(orders="a1", users="a2"))
+    assert isinstance(get_watermark_store(context, SCOPE, task=Task(orders, users)), VariableWatermarkStore)
+    picked = get_watermark_store(context, SCOPE, task=Task(orders, users), asset=users)
+    assert isinstance(picked, AssetWatermarkStore)
+    assert picked.accessor == "a2"
+    (other,) = assets("elsewhere")
+    with pytest.raises(StateBackendConfigError, match="is not among the inlets or outlets of task 'extract'"):
+        get_watermark_store(context, SCOPE, task=Task(orders, users), asset=other)
+
+
+@needs_assets
+def test_state_backend_variable_keeps_watermarks_in_variables_too(state_backend):
+    state_backend("variable")
+    (orders,) = assets("orders")
+    context = make_context(asset_state_store=Accessors(orders="accessor"))
+    assert isinstance(get_watermark_store(context, SCOPE, task=Task(orders)), VariableWatermarkStore)
+
+
+class Variables:
+    def __init__(self):
+        self.values = {}
+
+    def get(self, key):
+        return self.values.get(key)
+
+    def set(self, key, value, description):
+        self.values[key] = value
+
+    def delete(self, key):
+        self.values.pop(key, None)
+
+
+def test_the_variable_store_round_trips_and_names_bad_json():
+    access = Variables()
+    store = VariableWatermarkStore(SCOPE, access=access)
+    assert store.read() is None
+    store.write({"kind": "resumable-watermark", "value": 3})
+    assert json.loads(access.values[SCOPE.key])["value"] == 3
+    assert store.read()["value"] == 3
+    access.values[SCOPE.key] = "not json"
+    with pytest.raises(CorruptStateError, match="is not JSON"):
+        store.read()
+    store.delete()
+    assert store.read() is None

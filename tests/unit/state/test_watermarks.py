@@ -1,0 +1,214 @@
+"""The pure watermark rules: cursor order, lag, the window a run reads, and what a commit writes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from airflow.providers.resumable.state.base import CorruptStateError
+from airflow.providers.resumable.state.watermarks import (
+    MAX_COMMITS,
+    CommitEntry,
+    WatermarkDocument,
+    WatermarkValueError,
+    compare_cursors,
+    cursor_max,
+    plan_commit,
+    plan_window,
+    reset_document,
+    subtract_lag,
+    watermark_key,
+)
+
+NOW = "2026-01-01T00:00:00+00:00"
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [
+        (1, 2, -1),
+        (2.5, 2, 1),
+        (3, 3, 0),
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", -1),
+        ("2026-01-01T01:00:00+01:00", "2026-01-01T00:00:00Z", 0),  # the same instant, other offsets
+        ("2026-01-01T00:00:00", "2026-01-01T00:00:00Z", 0),  # naive reads as UTC
+        ("2026-01-02", "2026-01-01T23:59:59Z", 1),
+        ("2026-01-01T00:00:00.5Z", "2026-01-01T00:00:00Z", 1),
+    ],
+)
+def test_cursor_values_compare_as_numbers_or_instants(a, b, expected):
+    assert compare_cursors(a, b) == expected
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "message"),
+    [
+        ("abc", 1, "must be an ISO-8601 timestamp (such as '2026-01-01T00:00:00Z') or a number, got 'abc'"),
+        (True, 1, "got True"),
+        (1, "2026-01-01T00:00:00Z", "cannot compare a number with a timestamp"),
+        ({"id": 1}, 1, "got {'id': 1}"),
+    ],
+)
+def test_values_that_do_not_order_are_refused_by_name(a, b, message):
+    with pytest.raises(WatermarkValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        compare_cursors(a, b)
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "expected"),
+    [(None, 3, 3), (3, None, 3), (2, 5, 5), ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z")],
+)
+def test_cursor_max(a, b, expected):
+    assert cursor_max(a, b) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "lag", "expected"),
+    [
+        ("2026-01-01T00:05:00Z", timedelta(minutes=5), "2026-01-01T00:00:00Z"),
+        ("2026-01-01T00:05:00+02:00", timedelta(minutes=5), "2026-01-01T00:00:00+02:00"),
+        ("2026-01-01T00:05:00", timedelta(minutes=5), "2026-01-01T00:00:00"),
+        ("2026-01-01T00:05:00Z", timedelta(0), "2026-01-01T00:05:00Z"),
+        (100, 10, 90),
+        (100, None, 100),
+        (None, timedelta(minutes=5), None),
+    ],
+)
+def test_lag_moves_the_value_back_in_its_own_format(value, lag, expected):
+    assert subtract_lag(value, lag) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "lag", "message"),
+    [
+        (100, timedelta(minutes=5), "lag must be a number for a numeric watermark"),
+        ("2026-01-01T00:05:00Z", 5, "lag must be a timedelta for a timestamp watermark"),
+    ],
+)
+def test_a_lag_of_the_wrong_kind_is_refused(value, lag, message):
+    with pytest.raises(WatermarkValueError, match=message):
+        subtract_lag(value, lag)
+
+
+def doc(value, version, *commits: tuple[str, object, object, int]) -> WatermarkDocument:
+    return WatermarkDocument(
+        value=value,
+        version=version,
+        commits=[CommitEntry(run_id=r, base=b, value=v, version=n) for r, b, v, n in commits],
+    )
+
+
+HISTORY = doc(8, 2, ("run1", 0, 5, 1), ("run2", 5, 8, 2))
+
+
+@pytest.mark.parametrize(
+    ("document", "run_id", "lag", "expected"),
+    [
+        # (base, base_version, since, reread_own)
+        (None, "run1", None, (0, 0, 0, False)),  # nothing committed: the initial value
+        (HISTORY, "run3", None, (8, 2, 8, False)),  # the committed mark
+        (HISTORY, "run3", 3, (8, 2, 5, False)),  # minus the lag
+        (HISTORY, "run1", None, (0, 2, 0, True)),  # cleared after success: its own base, not 8, not 0
+        (HISTORY, "run2", 2, (5, 2, 3, True)),  # its own base, minus the lag
+        (doc(None, 1, ("run1", 0, None, 1)), "run9", None, (0, 1, 0, False)),  # a mark reset to null
+    ],
+)
+def test_the_window_a_run_reads(document, run_id, lag, expected):
+    window = plan_window(document, run_id=run_id, map_index=-1, initial_value=0, lag=lag)
+    assert (window.base, window.base_version, window.since, window.reread_own) == expected
+
+
+def test_a_mapped_task_instance_finds_only_its_own_commit():
+    document = WatermarkDocument(
+        value=9, version=1, commits=[CommitEntry(run_id="run1", map_index=0, base=0, value=9, version=1)]
+    )
+    assert not plan_window(document, run_id="run1", map_index=1, initial_value=0).reread_own
+    assert plan_window(document, run_id="run1", map_index=0, initial_value=0).reread_own
+
+
+def commit(current, window_version, staged, on_overlap="max", run_id="runA", base=0):
+    window = plan_window(None, run_id=run_id, map_index=-1, initial_value=base).model_copy(
+        update={"base_version": window_version}
+    )
+    return plan_commit(
+        current, window, staged, run_id=run_id, map_index=-1, try_number=1, now=NOW, on_overlap=on_overlap
+    )
+
+
+@pytest.mark.parametrize(
+    ("current", "window_version", "staged", "on_overlap", "value", "version", "overlapped"),
+    [
+        (None, 0, 5, "max", 5, 1, ()),  # the first commit
+        (doc(5, 1, ("runB", 0, 5, 1)), 1, 9, "max", 9, 2, ()),  # nobody committed since: ours
+        (doc(5, 1, ("runB", 0, 5, 1)), 1, 3, "max", 3, 2, ()),  # ours as staged, even lower (no overlap)
+        (doc(7, 1, ("runB", 0, 7, 1)), 0, 5, "max", 7, 2, ("runB",)),  # overlap: the newer, never back
+        (doc(3, 1, ("runB", 0, 3, 1)), 0, 5, "max", 5, 2, ("runB",)),  # overlap: ours is newer
+        (doc(7, 2, ("runB", 0, 4, 1), ("runC", 4, 7, 2)), 0, 5, "max", 7, 3, ("runB", "runC")),
+        (doc(7, 1, ("runB", 0, 7, 1)), 0, 5, "fail", None, None, ("runB",)),  # refused: nothing written
+        (None, 1, 5, "max", 5, 1, ("a change to version 0",)),  # deleted by hand while the run ran
+    ],
+)
+def test_what_a_commit_writes(current, window_version, staged, on_overlap, value, version, overlapped):
+    plan = commit(current, window_version, staged, on_overlap)
+    assert plan.overlapped == overlapped
+    if value is None:
+        assert plan.document is None
+        assert "on_overlap='fail'" in plan.message
+        return
+    assert plan.document is not None
+    assert (plan.document.value, plan.document.version) == (value, version)
+    last = plan.document.commits[-1]
+    assert (last.run_id, last.base, last.value, last.version, list(last.overlapped)) == (
+        "runA",
+        0,
+        value,
+        version,
+        list(overlapped),
+    )
+
+
+def test_commits_keep_the_last_twenty():
+    current = doc(0, 0)
+    for n in range(MAX_COMMITS + 5):
+        window = plan_window(current, run_id=f"run{n}", map_index=-1, initial_value=0)
+        plan = plan_commit(current, window, n, run_id=f"run{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max")
+        assert plan.document is not None
+        current = plan.document
+    assert len(current.commits) == MAX_COMMITS
+    assert current.commits[0].run_id == "run5"
+    assert current.version == MAX_COMMITS + 5
+
+
+def test_an_unknown_overlap_rule_is_named():
+    with pytest.raises(ValueError, match="on_overlap must be one of max, fail, got 'newest'"):
+        commit(None, 0, 1, on_overlap="newest")
+
+
+def test_a_reset_is_a_new_version_so_a_run_in_flight_sees_an_overlap():
+    current = doc(8, 2, ("run1", 0, 8, 2))
+    reset = reset_document(current, 3, now=NOW)
+    assert (reset.value, reset.version, reset.commits[-1].run_id) == (3, 3, "(reset by hand)")
+    plan = commit(reset, 2, 9)
+    assert plan.overlapped == ("(reset by hand)",)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"value": 1}, "not a watermark of this provider"),
+        ("2026-01-01", "not a watermark of this provider"),
+        ({"kind": "resumable-watermark", "version": -1}, "corrupt watermark"),
+    ],
+)
+def test_a_hand_edited_document_is_bad_state_not_no_mark(raw, message):
+    with pytest.raises(CorruptStateError, match=message):
+        WatermarkDocument.parse(raw, "Variable 'x'")
+    assert WatermarkDocument.parse(None, "Variable 'x'") is None
+
+
+def test_keys_tell_apart_ids_that_only_differ_in_dots():
+    assert watermark_key("a.b", "c") != watermark_key("a", "b.c")
+    assert watermark_key("dag", "task").startswith("resumable.watermark.dag.task.")
+    assert watermark_key("dag", "task", 3, "orders").startswith("resumable.watermark.dag.task.3.orders.")
+    assert len(watermark_key("d" * 300, "t" * 300, 1, "n" * 300)) <= 250
