@@ -18,37 +18,9 @@ from airflow.providers.resumable.state import (
 from airflow.providers.resumable.state.backends import legacy_variable_key
 from airflow.providers.resumable.state.lifecycle import TryInfo
 from airflow.providers.resumable.version_compat import AirflowFailException
+from tests.support.stores import DictVariables
 
 SCOPE = TaskScope(dag_id="my_dag", run_id="manual__2026-01-01T00:00:00+00:00", task_id="extract", map_index=-1)
-
-
-class DictVariables:
-    """Stands in for Airflow Variables: a dict of key -> (text, description)."""
-
-    def __init__(self):
-        self.rows: dict[str, tuple[str, str]] = {}
-        self.calls: list[tuple[str, str]] = []
-        self.fail_with: Exception | None = None
-
-    def _maybe_fail(self):
-        if self.fail_with is not None:
-            raise self.fail_with
-
-    def get(self, key):
-        self.calls.append(("get", key))
-        self._maybe_fail()
-        row = self.rows.get(key)
-        return None if row is None else row[0]
-
-    def set(self, key, value, description):
-        self.calls.append(("set", key))
-        self._maybe_fail()
-        self.rows[key] = (value, description)
-
-    def delete(self, key):
-        self.calls.append(("delete", key))
-        self._maybe_fail()
-        self.rows.pop(key, None)
 
 
 class FakeAccessor:

@@ -25,6 +25,7 @@ from airflow.providers.resumable.state.guard import (
 )
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
 from tests.support.context import FakeTI, make_context
+from tests.support.stores import DictVariables
 
 
 def register_secret_value(secret: str) -> None:
@@ -136,22 +137,6 @@ class Native(InMemoryStateStore):
     name = "task_state_store"
 
 
-class Variables:
-    """The Variable backend over a dict, as it stores on Airflow 2.11 and 3.0-3.2."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, str] = {}
-
-    def get(self, key):
-        return self.values.get(key)
-
-    def set(self, key, value, description):
-        self.values[key] = value
-
-    def delete(self, key):
-        self.values.pop(key, None)
-
-
 class TestSize:
     def test_a_value_over_max_value_storage_bytes_warns_once_per_try_naming_the_key(self, monkeypatch):
         monkeypatch.setenv("AIRFLOW__STATE_STORE__MAX_VALUE_STORAGE_BYTES", "100")
@@ -178,7 +163,7 @@ class TestSize:
 
     def test_on_variables_the_whole_document_counts(self):
         scope = TaskScope("dag", "run", "docs", -1)
-        backend = VariableStateStore(scope, access=Variables())
+        backend = VariableStateStore(scope, access=DictVariables())
         piece = "x" * (VARIABLE_DOCUMENT_LIMIT_BYTES // 3)
         with mock.patch.object(guard_module, "log") as log:
             store = guarded(backend, task_id="docs")

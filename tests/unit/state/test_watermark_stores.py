@@ -16,6 +16,7 @@ from airflow.providers.resumable.state.watermark_stores import (
 )
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 from tests.support.context import make_context
+from tests.support.stores import DictVariables
 
 SCOPE = WatermarkScope("dag", "extract")
 
@@ -89,28 +90,14 @@ def test_state_backend_variable_keeps_watermarks_in_variables_too(state_backend)
     assert isinstance(get_watermark_store(context, SCOPE, task=Task(orders)), VariableWatermarkStore)
 
 
-class Variables:
-    def __init__(self):
-        self.values = {}
-
-    def get(self, key):
-        return self.values.get(key)
-
-    def set(self, key, value, description):
-        self.values[key] = value
-
-    def delete(self, key):
-        self.values.pop(key, None)
-
-
 def test_the_variable_store_round_trips_and_names_bad_json():
-    access = Variables()
+    access = DictVariables()
     store = VariableWatermarkStore(SCOPE, access=access)
     assert store.read() is None
     store.write({"kind": "resumable-watermark", "value": 3})
-    assert json.loads(access.values[SCOPE.key])["value"] == 3
+    assert json.loads(access.rows[SCOPE.key][0])["value"] == 3
     assert store.read()["value"] == 3
-    access.values[SCOPE.key] = "not json"
+    access.rows[SCOPE.key] = ("not json", "")
     with pytest.raises(CorruptStateError, match="is not JSON"):
         store.read()
     store.delete()
