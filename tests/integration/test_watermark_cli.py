@@ -12,18 +12,17 @@ import pytest
 
 from tests.integration.harness import make_dag, run_dag
 from tests.integration.test_state_cli import cli, cli_json
-from tests.integration.test_watermark_dag_test import ASSET_STORE, FETCHED, SOURCE, add, extract_task
+
+# _source: the autouse fixture that empties the source before and after each test, shared.
+from tests.integration.test_watermark_dag_test import (  # noqa: F401
+    ASSET_STORE,
+    FETCHED,
+    _source,
+    add,
+    extract_task,
+)
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _source():
-    SOURCE.clear()
-    FETCHED.clear()
-    yield
-    SOURCE.clear()
-    FETCHED.clear()
 
 
 def test_list_show_reset_and_the_next_run_reads_from_there(request, capsys):
