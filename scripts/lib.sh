@@ -24,6 +24,18 @@ migrate_db() {
   echo "==> [$label] airflow db migrate OK ($((SECONDS - start))s)"
 }
 
+# <venv> made absolute under <root>, printed; fails naming <label> when it has no python (make venv
+# builds them). Shared by run-leg.sh, run-parity.sh and run-deploy.sh.
+leg_venv() {
+  local root=$1 venv=$2 label=$3
+  case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
+  if [ ! -x "$venv/bin/python" ]; then
+    echo "ERROR: [$label] venv $venv does not exist; run 'make venv' first" >&2
+    return 1
+  fi
+  echo "$venv"
+}
+
 # The venv a demo runs in: $VENV (default .venv) made absolute under <root>; fails when it has no airflow.
 demo_venv() {
   local root=$1 target=$2 venv="${VENV:-.venv}"

@@ -16,11 +16,9 @@ shift 2
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/python" ]; then
-  echo "ERROR: [deploy $leg] venv $venv does not exist; run 'make venv' first" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(leg_venv "$root" "$venv" "deploy $leg")"
 # The deployment gets its whole configuration from the driver; nothing from the calling shell.
 while IFS= read -r var; do unset "$var"; done < <(compgen -e | grep -E '^AIRFLOW(__|_HOME$|_CONFIG$|_CONN_|_VAR_)' || true)
 unset AWS_PROFILE AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN

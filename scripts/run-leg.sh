@@ -16,11 +16,9 @@ shift 3
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/python" ]; then
-  echo "ERROR: [$leg] venv $venv does not exist; run 'make venv' first" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(leg_venv "$root" "$venv" "$leg")"
 
 # Read the version from package metadata: importing airflow would already initialise its config.
 version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("apache-airflow"))')"
@@ -28,8 +26,6 @@ version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.versio
 home="$root/build/airflow-home-$leg"
 rm -rf "$home"
 mkdir -p "$home/dags"
-# shellcheck source=scripts/lib.sh
-source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$home/dags"
 # Airflow's default configuration otherwise, as `make demo` and a user's `airflow dags test` see it.
 export AIRFLOW__RESUMABLE__STATE_BACKEND="$backend"

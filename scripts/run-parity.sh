@@ -16,11 +16,9 @@ shift 2
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-case "$venv" in /*) ;; *) venv="$root/$venv" ;; esac
-if [ ! -x "$venv/bin/python" ]; then
-  echo "ERROR: [parity $leg] venv $venv does not exist; run 'make venv' first" >&2
-  exit 1
-fi
+# shellcheck source=scripts/lib.sh
+source "$root/scripts/lib.sh"
+venv="$(leg_venv "$root" "$venv" "parity $leg")"
 
 # A python with pip for `pip download` of the sdists (the venvs are built by uv and have none),
 # resolved before the venv goes first on PATH.
@@ -30,8 +28,6 @@ export PYTHON
 home="$root/build/airflow-home-parity-$leg"
 rm -rf "$home"
 mkdir -p "$home/dags"
-# shellcheck source=scripts/lib.sh
-source "$root/scripts/lib.sh"
 use_airflow_home "$home" "$home/dags"
 export RESUMABLE_TEST_LEG="$leg"
 export VIRTUAL_ENV="$venv"
