@@ -1,61 +1,34 @@
 """
-One place that knows which Airflow is running.
+The 0.1.0 home of the version flags; they live in :mod:`airflow.providers.resumable.compat` now.
 
-Everything else imports ``BaseOperator``, ``Context`` and the version flags from here, so the
-2.11 / 3.0-3.2 / 3.3+ differences stay in this module.
+Kept so that ``from airflow.providers.resumable.version_compat import BaseOperator`` (in users' code
+and the 0.1.0 docs) goes on working.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from packaging.version import Version
-
-
-def _airflow_version() -> Version:
-    from airflow import __version__
-
-    return Version(Version(__version__).base_version)
-
-
-AIRFLOW_VERSION = _airflow_version()
-AIRFLOW_V_3_0_PLUS = AIRFLOW_VERSION >= Version("3.0.0")
-AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= Version("3.3.0")
-
-if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk import BaseOperator
-    from airflow.sdk.bases.operator import BaseOperatorMeta
-    from airflow.sdk.definitions.context import Context
-else:
-    from airflow.models import BaseOperator
-    from airflow.models.baseoperator import BaseOperatorMeta
-    from airflow.utils.context import Context
-
-
-if TYPE_CHECKING or AIRFLOW_V_3_0_PLUS:
-    from airflow.sdk.exceptions import AirflowException, AirflowFailException
-else:
-    from airflow.exceptions import AirflowException, AirflowFailException
-
-
-def apply_defaults(func: Any) -> Any:
-    """
-    Wrap a mixin ``__init__`` the way ``BaseOperatorMeta`` wraps an operator's.
-
-    The metaclass only wraps ``__init__`` methods defined on operator classes. A mixin's ``__init__``
-    that an operator inherits without defining its own would otherwise skip ``default_args``
-    handling, exactly as Airflow's own ``ResumableJobMixin`` works around.
-    """
-    return BaseOperatorMeta._apply_defaults(func)
-
+from airflow.providers.resumable.compat.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_2_PLUS,
+    AIRFLOW_V_3_3_PLUS,
+    AIRFLOW_VERSION,
+    AirflowException,
+    AirflowFailException,
+    BaseOperator,
+    BaseOperatorMeta,
+    Context,
+    apply_defaults,
+)
 
 __all__ = [
     "AIRFLOW_VERSION",
     "AIRFLOW_V_3_0_PLUS",
+    "AIRFLOW_V_3_2_PLUS",
     "AIRFLOW_V_3_3_PLUS",
     "AirflowException",
     "AirflowFailException",
     "BaseOperator",
+    "BaseOperatorMeta",
     "Context",
     "apply_defaults",
 ]

@@ -14,6 +14,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from airflow.providers.resumable.compat.version_compat import AirflowFailException, apply_defaults
 from airflow.providers.resumable.mixins.decisions import (
     Action,
     Decision,
@@ -33,7 +34,6 @@ from airflow.providers.resumable.state.lifecycle import (
 )
 from airflow.providers.resumable.state.records import JobRecord, utcnow_iso, where
 from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
-from airflow.providers.resumable.version_compat import AirflowFailException, apply_defaults
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from tenacity.stop import stop_base
     from tenacity.wait import wait_base
 
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue, StateStore
-    from airflow.providers.resumable.version_compat import Context
 
 
 class JobNotFoundError(Exception):

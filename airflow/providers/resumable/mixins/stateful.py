@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.compat.version_compat import apply_defaults
+
 # The policies lived here until 0.2.0; the aliases keep ``from ...mixins.stateful import ...`` working.
 from airflow.providers.resumable.mixins.checkpoint_policies import (
     DEFAULT_CHECKPOINT_POLICY as DEFAULT_CHECKPOINT_POLICY,
@@ -34,13 +36,12 @@ from airflow.providers.resumable.state.lifecycle import (
 )
 from airflow.providers.resumable.state.records import CHECKPOINT_KIND, CheckpointEnvelope, utcnow_iso, where
 from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
-from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import timedelta
 
-    from airflow.providers.resumable.version_compat import Context
+    from airflow.providers.resumable.compat.version_compat import Context
 
 C = TypeVar("C")
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.mixins.stateful import StatefulOperatorMixin
 from airflow.providers.resumable.state.base import CorruptStateError, TaskScope, task_instance_of
 from airflow.providers.resumable.state.lifecycle import TryInfo, finished_before, read_marker, register_on_success
@@ -27,13 +28,12 @@ from airflow.providers.resumable.state.watermarks import (
     plan_window,
     utc_now_iso,
 )
-from airflow.providers.resumable.version_compat import apply_defaults
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from datetime import timedelta
 
-    from airflow.providers.resumable.version_compat import Context
+    from airflow.providers.resumable.compat.version_compat import Context
 
 
 @dataclass

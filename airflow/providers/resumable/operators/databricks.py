@@ -15,10 +15,10 @@ import copy
 import inspect
 from typing import TYPE_CHECKING, Any, cast
 
+from airflow.providers.resumable.compat.version_compat import AirflowException, apply_defaults
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
-from airflow.providers.resumable.version_compat import AirflowException, apply_defaults
 
 with requires_extra("databricks", __name__):
     from airflow.providers.databricks.hooks.databricks import RunState
@@ -31,8 +31,8 @@ with requires_extra("databricks", __name__):
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 #: Databricks refuses a longer ``idempotency_token``.
 MAX_TOKEN_LENGTH = 64

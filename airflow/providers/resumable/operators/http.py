@@ -9,6 +9,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
+from airflow.providers.resumable.compat.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AirflowException,
+    AirflowFailException,
+)
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.stateful import Checkpoint
 from airflow.providers.resumable.mixins.watermark import WatermarkMixin
@@ -35,11 +40,6 @@ from airflow.providers.resumable.operators.pagination import (
 )
 from airflow.providers.resumable.state.base import task_instance_of
 from airflow.providers.resumable.state.watermarks import cursor_max
-from airflow.providers.resumable.version_compat import (
-    AIRFLOW_V_3_0_PLUS,
-    AirflowException,
-    AirflowFailException,
-)
 
 with requires_extra("http", __name__):
     from airflow.providers.http.operators.http import HttpOperator
@@ -51,8 +51,8 @@ if TYPE_CHECKING:
     from airflow.providers.http.hooks.http import HttpHook
     from tenacity import RetryCallState
 
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.watermarks import Window
-    from airflow.providers.resumable.version_compat import Context
 
 __all__ = [
     "CursorPagination",

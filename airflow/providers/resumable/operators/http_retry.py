@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import requests
 from tenacity.wait import wait_base
 
-from airflow.providers.resumable.version_compat import AirflowException
+from airflow.providers.resumable.compat.version_compat import AirflowException
 
 if TYPE_CHECKING:
     from tenacity import RetryCallState

@@ -16,6 +16,7 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow.providers.resumable.state.base import (
     CorruptStateError,
     JsonValue,
@@ -26,7 +27,6 @@ from airflow.providers.resumable.state.base import (
     task_instance_of,
 )
 from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, TryInfo, foreign_to
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from airflow.providers.resumable.version_compat import AirflowFailException
+from airflow.providers.resumable.compat.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

@@ -15,11 +15,11 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
 from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope, task_instance_of
 from airflow.providers.resumable.state.lifecycle import TryInfo
 from airflow.providers.resumable.state.records import where
 from airflow.providers.resumable.state.selection import is_durable
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping

@@ -32,8 +32,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
 from airflow.providers.resumable.state.base import CorruptStateError, TaskScope, task_instance_of
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

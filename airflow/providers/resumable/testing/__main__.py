@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from airflow.providers.resumable.testing.runner import RunResult, clear_and_rerun, run_dag
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 
 def load_dag(dag_file: str, dag_id: str) -> Any:

@@ -23,8 +23,8 @@ from airflow.providers.resumable.state.selection import get_state_store
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 T = TypeVar("T")
 

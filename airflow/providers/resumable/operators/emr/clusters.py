@@ -31,8 +31,8 @@ with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.utils.waiter import WAITER_POLICY_NAME_MAPPING, WaitPolicy
 
 if TYPE_CHECKING:
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 
 class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperator):

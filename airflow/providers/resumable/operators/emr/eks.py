@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.resumable.compat.version_compat import AirflowException
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.operators.emr._common import (
@@ -14,7 +15,6 @@ from airflow.providers.resumable.operators.emr._common import (
     require_dict_id,
     supported_kwargs,
 )
-from airflow.providers.resumable.version_compat import AirflowException
 
 with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.hooks.emr import EmrContainerHook
@@ -22,8 +22,8 @@ with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.triggers.emr import EmrContainerTrigger
 
 if TYPE_CHECKING:
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 
 class ResumableEmrContainerOperator(ResumableEmrJob, EmrContainerOperator):

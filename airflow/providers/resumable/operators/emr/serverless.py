@@ -23,8 +23,8 @@ with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 if TYPE_CHECKING:
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 
 class ResumableEmrServerlessStartJobOperator(ResumableEmrJob, EmrServerlessStartJobOperator):

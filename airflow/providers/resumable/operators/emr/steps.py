@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.resumable.compat.version_compat import AirflowException
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
@@ -27,7 +28,6 @@ from airflow.providers.resumable.operators.emr._common import (
     step_marker,
     supported_kwargs,
 )
-from airflow.providers.resumable.version_compat import AirflowException
 
 with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
@@ -35,8 +35,8 @@ with requires_extra("amazon", __name__):
     from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 
 if TYPE_CHECKING:
+    from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
-    from airflow.providers.resumable.version_compat import Context
 
 
 class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
