@@ -38,8 +38,13 @@ echo "==> [$leg] Airflow $version, AIRFLOW__RESUMABLE__STATE_BACKEND=$backend, A
 
 migrate_db "$venv" "$leg"
 
+# A leading path (`PYTEST_ARGS="tests/unit/state -x"`) narrows the run to it; otherwise all of tests/.
+targets=(tests)
+if [ $# -gt 0 ] && [ -e "${1%%::*}" ]; then
+  targets=()
+fi
 rc=0
-"$venv/bin/python" -m pytest tests "$@" </dev/null || rc=$?
+"$venv/bin/python" -m pytest "${targets[@]}" "$@" </dev/null || rc=$?
 case $rc in
   0) echo "==> [$leg] PASSED" ;;
   5) echo "ERROR: [$leg] pytest collected no tests (exit code 5) - is tests/ empty or everything deselected?" >&2
