@@ -16,8 +16,10 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.resumable.compat.airflow import stats
+
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Mapping
+    from collections.abc import Iterator
 
 log = logging.getLogger(__name__)
 
@@ -26,15 +28,6 @@ CHECKPOINT_WRITE = "resumable.checkpoint.write"
 CHECKPOINT_WRITE_DURATION = "resumable.checkpoint.write_duration"
 STATE_OVERSIZE = "resumable.state.oversize"
 SPAN_DECISION = "resumable.resume_decision"
-
-
-def _stats() -> Any:
-    """Airflow's ``Stats`` of the running version (the Task SDK's on 3.x, ``airflow.stats`` on 2.x)."""
-    try:
-        from airflow.sdk._shared.observability.metrics.stats import Stats
-    except ImportError:
-        from airflow.stats import Stats  # type: ignore[no-redef]
-    return Stats
 
 
 def _tracer() -> Any:
@@ -46,39 +39,9 @@ def _tracer() -> Any:
     return trace.get_tracer("airflow.providers.resumable")
 
 
-def backend_name(store: Any) -> str:
-    """The backend under any wrappers: ``task_state_store``, ``variable``, or a custom class's name."""
-    seen = 0
-    while hasattr(store, "inner") and seen < 5:
-        store, seen = store.inner, seen + 1
-    name = getattr(type(store), "name", None)
-    return name if isinstance(name, str) else type(store).__name__
-
-
-def task_tags(operator: Any, context: Mapping[str, Any] | None, store: Any = None) -> dict[str, str]:
-    """The tags every metric of one task carries: operator class, dag_id, task_id, backend."""
-    ti = None
-    with contextlib.suppress(Exception):
-        ti = context.get("ti") if context is not None else None
-    dag_id = getattr(ti, "dag_id", None)
-    if not isinstance(dag_id, str):
-        # Outside a task instance (a unit test); Airflow 3 raises on ``dag_id`` of an operator without a Dag.
-        dag_id = None
-        with contextlib.suppress(Exception):
-            dag_id = operator.dag_id
-    tags = {
-        "operator": type(operator).__name__,
-        "dag_id": str(dag_id) if isinstance(dag_id, str) else "",
-        "task_id": str(getattr(operator, "task_id", "")),
-    }
-    if store is not None:
-        tags["backend"] = backend_name(store)
-    return tags
-
-
 def _incr(stat: str, tags: dict[str, str]) -> None:
     try:
-        _stats().incr(stat, tags=tags)
+        stats().incr(stat, tags=tags)
     except Exception:
         log.debug("Could not emit metric %s", stat, exc_info=True)
 
@@ -130,7 +93,7 @@ def checkpoint_write(tags: dict[str, str]) -> Iterator[None]:
     elapsed_ms = (time.perf_counter() - start) * 1000.0
     _incr(CHECKPOINT_WRITE, tags)
     try:
-        _stats().timing(CHECKPOINT_WRITE_DURATION, elapsed_ms, tags=tags)
+        stats().timing(CHECKPOINT_WRITE_DURATION, elapsed_ms, tags=tags)
     except Exception:
         log.debug("Could not emit metric %s", CHECKPOINT_WRITE_DURATION, exc_info=True)
 

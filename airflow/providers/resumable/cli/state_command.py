@@ -6,7 +6,7 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.state import inventory
+from airflow.providers.resumable.inventory import state as inventory
 
 if TYPE_CHECKING:
     from argparse import Namespace
@@ -133,7 +133,7 @@ _WATERMARK_COLUMNS = ("backend", "dag_id", "task_id", "map_index", "name", "valu
 def _watermarks(args: Namespace) -> list[Any]:
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import watermark_inventory
+    from airflow.providers.resumable.inventory import watermarks as watermark_inventory
 
     filters = watermark_inventory.WatermarkFilters(
         dag_id=args.dag_id, task_id=args.task_id, map_index=args.map_index, name=args.name
@@ -223,7 +223,7 @@ def watermark_reset(args: Namespace) -> None:
             sys.exit("Nothing reset.")
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import watermark_inventory
+    from airflow.providers.resumable.inventory import watermarks as watermark_inventory
 
     with create_session() as session:
         for mark in marks:

@@ -78,6 +78,15 @@ def stats() -> Any:
     return Stats
 
 
+def asset_type() -> Any:
+    """3.0+: ``airflow.sdk.Asset``; None on 2.11, which has Datasets and no asset state store."""
+    try:
+        from airflow.sdk import Asset
+    except ImportError:
+        return None
+    return Asset
+
+
 # ---- Variables --------------------------------------------------------------------------------------
 
 

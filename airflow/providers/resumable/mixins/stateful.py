@@ -25,17 +25,11 @@ from airflow.providers.resumable.mixins.checkpoint_policies import (
 from airflow.providers.resumable.mixins.checkpoint_policies import (
     checkpoint_every_seconds as checkpoint_every_seconds,
 )
-from airflow.providers.resumable.observability import checkpoint_write, task_tags
+from airflow.providers.resumable.observability import checkpoint_write
 from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
-from airflow.providers.resumable.state.guard import guard_store
-from airflow.providers.resumable.state.lifecycle import (
-    TryInfo,
-    finished_before,
-    read_marker,
-    register_for_success,
-)
-from airflow.providers.resumable.state.records import CHECKPOINT_KIND, CheckpointEnvelope, utcnow_iso, where
-from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
+from airflow.providers.resumable.state.codec import CheckpointEnvelope, utcnow_iso
+from airflow.providers.resumable.state.selection import validate_backend
+from airflow.providers.resumable.state.task_try import TaskTry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -145,36 +139,23 @@ class StatefulOperatorMixin:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.allow_secrets_in_state = allow_secrets_in_state
-        self._stores: dict[int, NamespacedStateStore] = {}
 
     # ---- raw and typed access -----------------------------------------------------------------------
 
+    def task_try(self, context: Context) -> TaskTry:
+        """The running try (built once per try): its scope, identity and guarded store."""
+        task_try = TaskTry.of(self, context, allow_secrets=self.__dict__.get("allow_secrets_in_state", False))
+        if not task_try.durable and not self.__dict__.get("_said_not_durable"):
+            self.__dict__["_said_not_durable"] = True
+            self.log.info(
+                "No task instance in the context (a unit test calling execute() directly?): checkpoints "
+                "last only as long as this call"
+            )
+        return task_try
+
     def state_store(self, context: Context) -> NamespacedStateStore:
         """This operator's view of the task's state store: its keys live under ``state_namespace``."""
-        stores = self.__dict__.setdefault("_stores", {})
-        key = id(context)
-        if key not in stores:
-            stores.clear()
-            inner = get_state_store(context)
-            if is_durable(inner):
-                # Dropped or marked finished by the provider's listener once Airflow has recorded the
-                # task instance's success; never inside execute, which can still fail after it returns.
-                register_for_success(context, inner)
-            elif not self.__dict__.get("_said_not_durable"):
-                self.__dict__["_said_not_durable"] = True
-                self.log.info(
-                    "No task instance in the context (a unit test calling execute() directly?): checkpoints "
-                    "last only as long as this call"
-                )
-            # Every write is checked for registered secrets and size, whatever the backend.
-            guarded = guard_store(
-                inner,
-                context,
-                owner=str(getattr(self, "task_id", type(self).__name__)),
-                allow_secrets=self.__dict__.get("allow_secrets_in_state", False),
-            )
-            stores[key] = NamespacedStateStore(guarded, self.state_namespace)
-        return stores[key]
+        return self.task_try(context).namespaced(self.state_namespace)
 
     def load_checkpoint(self, context: Context) -> Any:
         """The checkpoint stored in this life of the task instance, as a ``checkpoint_model`` (or dict), or None."""
@@ -192,7 +173,8 @@ class StatefulOperatorMixin:
                 f"save_checkpoint expects a {model.__name__} (checkpoint_model), got {type(checkpoint).__name__}"
             )
         data = checkpoint.model_dump(mode="json") if isinstance(checkpoint, BaseModel) else checkpoint
-        info = TryInfo.from_context(context)
+        task_try = self.task_try(context)
+        info = task_try.info
         envelope = CheckpointEnvelope(
             schema_name=model.__name__ if model is not None else None,
             schema_version=self._schema_version(),
@@ -203,9 +185,9 @@ class StatefulOperatorMixin:
             complete=complete,
             data=data,
         )
-        store = self.state_store(context)
-        with checkpoint_write(task_tags(self, context, store)):
-            store.set(self.checkpoint_key, envelope.model_dump(mode="json"))
+        store = task_try.namespaced(self.state_namespace)
+        with checkpoint_write(task_try.tags):
+            store.set(self.checkpoint_key, envelope.dump())
 
     def clear_checkpoint(self, context: Context) -> None:
         self.state_store(context).delete(self.checkpoint_key)
@@ -323,51 +305,24 @@ class StatefulOperatorMixin:
 
     def _current_envelope(self, context: Context) -> CheckpointEnvelope | None:
         """The stored checkpoint if it belongs to this life of the task instance, else None."""
-        envelope = self._load_envelope(context)
+        store = self.state_store(context)
+        envelope = CheckpointEnvelope.parse(
+            store.get(self.checkpoint_key), self._location(context), error=CheckpointSchemaError
+        )
         if envelope is None:
             return None
-        store = self.state_store(context)
-        marker = read_marker(store.inner)
-        if finished_before(envelope.try_number, marker):
+        ended = self.task_try(context).ended_life(
+            envelope.try_number, complete=envelope.complete, written_max_tries=envelope.generation
+        )
+        if ended is not None:
             self.log.info(
-                "The checkpoint saved at try %s belongs to a run of this task that succeeded (try %s); the task "
-                "was cleared by hand, so it starts afresh",
-                envelope.try_number,
-                marker.try_number if marker else None,
-            )
-            return None
-        max_tries = TryInfo.from_context(context).max_tries
-        if envelope.complete and None not in (envelope.generation, max_tries) and envelope.generation != max_tries:
-            self.log.info(
-                "The walk finished at try %s and the task was cleared since (max_tries %s -> %s); starting afresh",
-                envelope.try_number,
-                envelope.generation,
-                max_tries,
+                "Not resuming from the checkpoint: %s; the task was cleared by hand, so it starts afresh", ended
             )
             return None
         return envelope
 
-    def _load_envelope(self, context: Context) -> CheckpointEnvelope | None:
-        store = self.state_store(context)
-        raw = store.get(self.checkpoint_key)
-        if raw is None:
-            return None
-        location = where(store, self.checkpoint_key)
-        if not isinstance(raw, dict) or raw.get("kind") != CHECKPOINT_KIND:
-            kind = raw.get("kind") if isinstance(raw, dict) else None
-            what = f"a record of unknown kind {kind!r}" if kind is not None else repr(raw)
-            raise CheckpointSchemaError(
-                f"{location} holds {what}, which is not a checkpoint of this provider. Refusing to restart "
-                "from the beginning silently: delete the key to start over, then clear the task."
-            )
-        try:
-            return CheckpointEnvelope.model_validate(raw)
-        except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise CheckpointSchemaError(
-                f"{location} holds a corrupt checkpoint ({problems}): {raw!r}. Delete the key to start over, then "
-                "clear the task."
-            ) from err
+    def _location(self, context: Context) -> str:
+        return self.task_try(context).locate(self.checkpoint_key, self.state_namespace)
 
     def _decode(self, envelope: CheckpointEnvelope, context: Context) -> Any:
         model = self.checkpoint_model
@@ -375,7 +330,7 @@ class StatefulOperatorMixin:
             return envelope.data
         data = envelope.data
         current = self._schema_version()
-        location = where(self.state_store(context), self.checkpoint_key)
+        location = self._location(context)
         if envelope.schema_version != current:
             migrate = getattr(model, "migrate", None)
             try:

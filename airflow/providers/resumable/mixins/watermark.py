@@ -10,23 +10,21 @@ from pydantic import BaseModel, ValidationError
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.mixins.stateful import StatefulOperatorMixin
-from airflow.providers.resumable.state.base import CorruptStateError, TaskScope, task_instance_of
-from airflow.providers.resumable.state.lifecycle import TryInfo, finished_before, read_marker, register_on_success
-from airflow.providers.resumable.state.watermark_stores import (
-    WatermarkScope,
-    WatermarkStore,
-    get_watermark_store,
-    watermark_command,
-)
-from airflow.providers.resumable.state.watermarks import (
+from airflow.providers.resumable.state.base import CorruptStateError
+from airflow.providers.resumable.state.codec import utcnow_iso
+from airflow.providers.resumable.watermarks.rules import (
     OVERLAP_RULES,
-    WINDOW_KIND,
     WatermarkDocument,
     Window,
     cursor_max,
     plan_commit,
     plan_window,
-    utc_now_iso,
+)
+from airflow.providers.resumable.watermarks.stores import (
+    WatermarkScope,
+    WatermarkStore,
+    get_watermark_store,
+    watermark_command,
 )
 
 if TYPE_CHECKING:
@@ -63,7 +61,7 @@ class WatermarkCommit:
             run_id=self.run_id,
             map_index=self.map_index,
             try_number=self.try_number,
-            now=utc_now_iso(),
+            now=utcnow_iso(),
             on_overlap=self.on_overlap,
             merge=self.merge,
             scope=self.scope,
@@ -158,12 +156,11 @@ class WatermarkMixin(StatefulOperatorMixin):
     # ---- where it lives -----------------------------------------------------------------------------
 
     def watermark_scope(self, context: Context) -> WatermarkScope:
-        ti = task_instance_of(context)
+        task_try = self.task_try(context)
         # Without a task instance (a unit test calling execute()), the operator may have no DAG at all.
-        dag_id = ti.dag_id if ti is not None else str(getattr(self, "dag_id", None) or "-")
+        dag_id = task_try.scope.dag_id if task_try.scope is not None else str(getattr(self, "dag_id", None) or "-")
         task_id = str(getattr(self, "task_id", type(self).__name__))
-        map_index = TaskScope.from_context(context).map_index if ti is not None else -1
-        return WatermarkScope(dag_id, task_id, map_index, self.watermark_name)
+        return WatermarkScope(dag_id, task_id, task_try.map_index, self.watermark_name)
 
     def watermark_store(self, context: Context) -> WatermarkStore:
         """The store of this task's watermark (asset state store, Variable, or memory without a task instance)."""
@@ -172,7 +169,10 @@ class WatermarkMixin(StatefulOperatorMixin):
         if key not in cache:
             cache.clear()
             cache[key] = get_watermark_store(
-                context, self.watermark_scope(context), task=self, asset=self.__dict__.get("watermark_asset")
+                self.task_try(context),
+                self.watermark_scope(context),
+                task=self,
+                asset=self.__dict__.get("watermark_asset"),
             )
         return cache[key]
 
@@ -196,15 +196,15 @@ class WatermarkMixin(StatefulOperatorMixin):
         if window is None:
             scope = self.watermark_scope(context)
             document = WatermarkDocument.parse(store.read(), store.locate())
-            run_id = TaskScope.from_context(context).run_id if task_instance_of(context) else "(no task instance)"
+            task_try = self.task_try(context)
             window = plan_window(
                 document,
-                run_id=run_id,
+                run_id=task_try.run_id,
                 map_index=scope.map_index,
                 initial_value=self._encode_watermark(initial_value, "initial_value", allow_none=True),
                 lag=lag,
-                try_number=TryInfo.from_context(context).try_number,
-                now=utc_now_iso(),
+                try_number=task_try.info.try_number,
+                now=utcnow_iso(),
             )
             state.set(self.watermark_window_key, window.model_dump(mode="json"))
             if window.reread_own:
@@ -237,19 +237,11 @@ class WatermarkMixin(StatefulOperatorMixin):
 
     def _kept_window(self, context: Context) -> Window | None:
         state = self.state_store(context)
-        raw = state.get(self.watermark_window_key)
-        if raw is None:
-            return None
-        if not isinstance(raw, dict) or raw.get("kind") != WINDOW_KIND:
-            raise CorruptStateError(
-                f"{state.inner!r} holds {raw!r} under {self.watermark_window_key!r}, not a watermark window of this "
-                "provider. Delete the key with `airflow resumable state delete`, then clear the task."
-            )
-        try:
-            window = Window.model_validate(raw)
-        except ValidationError as err:
-            raise CorruptStateError(f"corrupt watermark window {raw!r}: {err}; delete the key, then clear") from err
-        if finished_before(window.try_number, read_marker(state.inner)):
+        task_try = self.task_try(context)
+        window = Window.parse(
+            state.get(self.watermark_window_key), task_try.locate(self.watermark_window_key, self.state_namespace)
+        )
+        if window is None or task_try.ended_life(window.try_number) is not None:
             # A person cleared the run after its success: plan afresh (re-reading its own window).
             return None
         return window
@@ -275,17 +267,16 @@ class WatermarkMixin(StatefulOperatorMixin):
             self.log.info("No task instance in the context: the watermark %r is not kept", value)
             return
         scope = self.watermark_scope(context)
-        task_scope = TaskScope.from_context(context)
-        register_on_success(
-            context,
+        task_try = self.task_try(context)
+        task_try.on_success(
             WatermarkCommit(
                 key=f"watermark {scope.key}",
                 store=store,
                 window=window,
                 staged=encoded,
-                run_id=task_scope.run_id,
-                map_index=task_scope.map_index,
-                try_number=TryInfo.from_context(context).try_number,
+                run_id=task_try.run_id,
+                map_index=task_try.map_index,
+                try_number=task_try.info.try_number,
                 on_overlap=self.on_overlap,
                 merge=self.merge_watermarks,
                 scope=scope.as_dict(),

@@ -24,10 +24,10 @@ from airflow.providers.resumable.state.base import (
     StateStore,
     StateStoreError,
     TaskScope,
-    task_instance_of,
 )
-from airflow.providers.resumable.state.records import CheckpointEnvelope, JobRecord
-from airflow.providers.resumable.state.selection import get_state_store, is_durable, validate_backend
+from airflow.providers.resumable.state.codec import CheckpointEnvelope, JobRecord
+from airflow.providers.resumable.state.selection import is_durable, validate_backend
+from airflow.providers.resumable.state.task_try import TaskTry, get_state_store, task_instance_of
 
 __all__ = [
     "CheckpointEnvelope",
@@ -42,6 +42,7 @@ __all__ = [
     "StateStore",
     "StateStoreError",
     "TaskScope",
+    "TaskTry",
     "VariableAccess",
     "VariableStateStore",
     "get_state_store",

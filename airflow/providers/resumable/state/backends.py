@@ -12,30 +12,30 @@ import copy
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.compat.airflow import variable_access
 from airflow.providers.resumable.state.base import (
     CorruptStateError,
+    FinishByMarker,
     JsonValue,
     StateStoreError,
     TaskScope,
     check_json,
     state_command,
-    task_instance_of,
 )
-from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, TryInfo, foreign_to
+from airflow.providers.resumable.state.codec import VariableDocument, safe_name
+from airflow.providers.resumable.state.lifecycle import TryInfo, foreign_to
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from airflow.providers.resumable.state.codec import FinishedMarker
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 
 
-def _wrap_errors(operation: str) -> Callable[[F], F]:
+def wrap_errors(operation: str) -> Callable[[F], F]:
     """Re-raise anything but a caller error as StateStoreError naming the backend and the key."""
 
     def decorator(func: F) -> F:
@@ -58,7 +58,7 @@ def _wrap_errors(operation: str) -> Callable[[F], F]:
     return decorator
 
 
-class InMemoryStateStore:
+class InMemoryStateStore(FinishByMarker):
     """A dict-backed store for unit tests; values are JSON round-tripped like the real backends."""
 
     def __init__(self, data: dict[str, str] | None = None) -> None:
@@ -102,6 +102,9 @@ class EphemeralStateStore(InMemoryStateStore):
     def __repr__(self) -> str:
         return "EphemeralStateStore(no task instance: nothing survives this call)"
 
+    def finish(self, marker: FinishedMarker) -> str:
+        return "nothing to finish (no task instance)"
+
 
 #: A key nobody writes: reading it tells "the store works" from "this value is broken".
 _PROBE_KEY = "resumable_probe"
@@ -111,26 +114,10 @@ class NativeTaskStateStore:
     """Airflow 3.3+: ``context["task_state_store"]``, kept in the metadata DB by the API server."""
 
     name = "task_state_store"
-    # The native store keeps state after success on purpose (observability, and Airflow's own
-    # [state_store] clear_on_success and retention settings govern it); the provider's listener
-    # writes the finished marker there instead of deleting.
-    clears_on_success = False
 
     def __init__(self, accessor: Any, scope: TaskScope | None = None) -> None:
         self.accessor = accessor
         self.scope = scope
-
-    @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> NativeTaskStateStore:
-        accessor = context.get("task_state_store")
-        if accessor is None:
-            raise StateStoreError(
-                "[resumable] state_backend selects 'task_state_store', but this task's context has no "
-                "task_state_store (it needs Airflow 3.3 or later). Use state_backend = 'variable' or "
-                "'auto' on this Airflow."
-            )
-        scope = TaskScope.from_context(context) if task_instance_of(context) is not None else None
-        return cls(accessor, scope)
 
     def __repr__(self) -> str:
         return f"NativeTaskStateStore({self.accessor!r})"
@@ -163,30 +150,34 @@ class NativeTaskStateStore:
                 "Airflow's task_state_store. Delete the key, then clear the task."
             ) from err
 
-    @_wrap_errors("get")
+    @wrap_errors("get")
     def _get(self, key: str, default: JsonValue = None) -> JsonValue:
         return self.accessor.get(key, default)
 
-    @_wrap_errors("set")
+    @wrap_errors("set")
     def set(self, key: str, value: JsonValue) -> None:
         check_json(key, value)
         self.accessor.set(key, value)
 
-    @_wrap_errors("delete")
+    @wrap_errors("delete")
     def delete(self, key: str) -> None:
         self.accessor.delete(key)
 
-    @_wrap_errors("clear")
+    @wrap_errors("clear")
     def clear(self) -> None:
         self.accessor.clear()
 
-    def mark_finished(self, marker: dict[str, Any]) -> str:
+    def finish(self, marker: FinishedMarker) -> str:
+        # The native store keeps state after success on purpose (observability; Airflow's own
+        # [state_store] clear_on_success and retention govern it), so the marker is written instead.
         from airflow.configuration import conf
+
+        from airflow.providers.resumable.state.codec import FINISHED_KEY
 
         if conf.getboolean("state_store", "clear_on_success", fallback=False):
             # Airflow deleted every key atomically with the success; writing now would bring one back.
             return "dropped by Airflow ([state_store] clear_on_success)"
-        self.set(FINISHED_KEY, marker)
+        self.set(FINISHED_KEY, marker.dump())
         return "marked finished"
 
 
@@ -200,76 +191,8 @@ class VariableAccess(Protocol):
     def delete(self, key: str) -> None: ...
 
 
-class _SdkVariables:
-    """
-    Airflow 3.x: Variables through the supervisor to the Execution API, as the Task SDK does.
-
-    Not through ``airflow.sdk.Variable``: its ``set``/``delete`` log and swallow a failed write, and
-    its ``get`` asks secrets backends and a cache first. A state write that silently did not happen
-    is the one failure this backend must never have.
-    """
-
-    @staticmethod
-    def _send(msg: Any, *, missing_ok: bool = False) -> Any:
-        """Send ``msg``; an error answer raises, except "not found" when ``missing_ok`` (then None)."""
-        from airflow.sdk.exceptions import AirflowRuntimeError
-        from airflow.sdk.execution_time.comms import ErrorResponse
-        from airflow.sdk.execution_time.task_runner import SUPERVISOR_COMMS
-
-        try:
-            response = SUPERVISOR_COMMS.send(msg)
-        except AirflowRuntimeError as err:
-            # Some Airflow versions raise error answers, others return them.
-            response = err.error
-        if isinstance(response, ErrorResponse):
-            kind = getattr(response.error, "value", response.error)
-            if missing_ok and kind == "VARIABLE_NOT_FOUND":
-                return None
-            raise RuntimeError(f"Execution API answered {kind}: {response.detail}")
-        return response
-
-    def get(self, key: str) -> str | None:
-        from airflow.sdk.execution_time.comms import GetVariable
-
-        value = getattr(self._send(GetVariable(key=key), missing_ok=True), "value", None)
-        return None if value is None else str(value)
-
-    def set(self, key: str, value: str, description: str) -> None:
-        from airflow.sdk.execution_time.comms import PutVariable
-
-        self._send(PutVariable(key=key, value=value, description=description))
-
-    def delete(self, key: str) -> None:
-        from airflow.sdk.execution_time.comms import DeleteVariable
-
-        self._send(DeleteVariable(key=key))
-
-
-class _OrmVariables:
-    """Airflow 2.x: the ORM Variable, written straight to the metadata DB."""
-
-    def get(self, key: str) -> str | None:
-        from airflow.models import Variable
-
-        value = Variable.get(key, default_var=None)
-        return None if value is None else str(value)
-
-    def set(self, key: str, value: str, description: str) -> None:
-        from airflow.models import Variable
-
-        Variable.set(key, value, description=description)
-
-    def delete(self, key: str) -> None:
-        from airflow.models import Variable
-
-        Variable.delete(key)
-
-
 def default_variable_access() -> VariableAccess:
-    return _SdkVariables() if AIRFLOW_V_3_0_PLUS else _OrmVariables()
-
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+    return variable_access()
 
 
 #: Every Variable this provider writes starts with this; the state CLI lists them by it.
@@ -284,17 +207,17 @@ def variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
     ``airflow resumable state list --run-id``; the scope hash makes it unique, since truncated or
     sanitised ids alone could collide. At most 250 characters, the Variable key limit.
     """
-    dag = _UNSAFE.sub("-", scope.dag_id)[:60]
-    run = _UNSAFE.sub("-", scope.run_id)[:60]
-    task = _UNSAFE.sub("-", scope.task_id)[:60]
+    dag = safe_name(scope.dag_id, 60)
+    run = safe_name(scope.run_id, 60)
+    task = safe_name(scope.task_id, 60)
     mapped = f".{scope.map_index}" if scope.map_index >= 0 else ""
     return f"{prefix}.{dag}.{run}.{task}{mapped}.{scope.digest()[:16]}"[:250]
 
 
 def legacy_variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
     """The 0.1.0 key (no run id). Still read, so an upgrade in the middle of a task's retries resumes."""
-    dag = _UNSAFE.sub("-", scope.dag_id)[:80]
-    task = _UNSAFE.sub("-", scope.task_id)[:80]
+    dag = safe_name(scope.dag_id, 80)
+    task = safe_name(scope.task_id, 80)
     suffix = f"{scope.map_index}" if scope.map_index >= 0 else ""
     key = f"{prefix}.{dag}.{task}{'.' + suffix if suffix else ''}.{scope.digest()[:32]}"
     return key[:250]
@@ -314,7 +237,6 @@ class VariableStateStore:
     """
 
     name = "variable"
-    clears_on_success = True
 
     def __init__(self, scope: TaskScope, access: VariableAccess | None = None, info: TryInfo | None = None) -> None:
         self.scope = scope
@@ -324,10 +246,6 @@ class VariableStateStore:
         self._values: dict[str, JsonValue] | None = None
         # Set when this task instance's state was found under the 0.1.0 key: moved on the next write.
         self._legacy_key: str | None = None
-
-    @classmethod
-    def from_context(cls, context: Mapping[str, Any]) -> VariableStateStore:
-        return cls(TaskScope.from_context(context), info=TryInfo.from_context(context))
 
     def __repr__(self) -> str:
         return f"VariableStateStore(variable={self.key!r})"
@@ -355,23 +273,13 @@ class VariableStateStore:
         return self._values
 
     def _parse(self, raw: str) -> dict[str, JsonValue]:
-        try:
-            document = json.loads(raw)
-            values = document["values"]
-            stored_scope = document["scope"]
-        except (ValueError, KeyError, TypeError) as err:
-            problem = "is not JSON" if isinstance(err, ValueError) else f"lacks {err}"
+        document = VariableDocument.parse(raw, self.locate())
+        if not document.scope_is(self._scope_dict()):
             raise CorruptStateError(
-                f"The value of {self.locate()} {problem}, so it was not written by this provider; refusing to "
-                "guess. Inspect it, delete it, then clear the task."
-            ) from err
-        if stored_scope != self._scope_dict() or not isinstance(values, dict):
-            raise CorruptStateError(
-                f"{self.locate()} belongs to {stored_scope!r}, not {self._scope_dict()!r}; refusing to share "
+                f"{self.locate()} belongs to {document.scope!r}, not {self._scope_dict()!r}; refusing to share "
                 "state between task instances. Delete it, then clear the task."
             )
-        life = document.get("life")
-        reason = foreign_to(TryInfo.from_dict(life), self.info) if isinstance(life, dict) else None
+        reason = foreign_to(TryInfo.from_dict(document.life), self.info) if document.life is not None else None
         if reason is not None:
             # Left by a DAG run deleted and created again under the same run_id: not ours to resume.
             log.warning(
@@ -382,15 +290,10 @@ class VariableStateStore:
                 self.scope.run_id,
             )
             return {}
-        return values
+        return document.values
 
     def _scope_dict(self) -> dict[str, Any]:
-        return {
-            "dag_id": self.scope.dag_id,
-            "run_id": self.scope.run_id,
-            "task_id": self.scope.task_id,
-            "map_index": self.scope.map_index,
-        }
+        return self.scope.as_dict()
 
     def _store(self, values: dict[str, JsonValue]) -> None:
         self._drop_legacy_after(lambda: self._write(values))
@@ -407,19 +310,19 @@ class VariableStateStore:
         if not values:
             self.access.delete(self.key)
             return
-        document = {"scope": self._scope_dict(), "life": self.info.as_dict(), "values": values}
+        document = VariableDocument(scope=self._scope_dict(), life=self.info.as_dict(), values=values)
         description = (
             f"Retry state of {self.scope.dag_id}.{self.scope.task_id} in run {self.scope.run_id} "
             "(airflow-provider-resumable); deleted once the task instance succeeds."
         )
-        self.access.set(self.key, json.dumps(document, indent=2, sort_keys=True), description)
+        self.access.set(self.key, document.dump(), description)
 
-    @_wrap_errors("get")
+    @wrap_errors("get")
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
         values = self._load()
         return copy.deepcopy(values[key]) if key in values else default
 
-    @_wrap_errors("set")
+    @wrap_errors("set")
     def set(self, key: str, value: JsonValue) -> None:
         check_json(key, value)
         values = dict(self._load())
@@ -427,7 +330,7 @@ class VariableStateStore:
         self._store(values)
         self._values = values
 
-    @_wrap_errors("delete")
+    @wrap_errors("delete")
     def delete(self, key: str) -> None:
         values = dict(self._load())
         if key in values:
@@ -435,13 +338,14 @@ class VariableStateStore:
             self._store(values)
             self._values = values
 
-    @_wrap_errors("clear")
+    @wrap_errors("clear")
     def clear(self) -> None:
         if self._values is None and self.access.get(legacy_variable_key(self.scope)) is not None:
             self._legacy_key = legacy_variable_key(self.scope)
         self._drop_legacy_after(lambda: self.access.delete(self.key))
         self._values = {}
 
-    def mark_finished(self, marker: dict[str, Any]) -> str:
+    def finish(self, marker: FinishedMarker) -> str:
+        # Variables are global and would pile up: the state goes once the success is recorded.
         self.clear()
         return f"dropped (Variable {self.key!r} deleted)"

@@ -7,10 +7,28 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from airflow.providers.resumable.compat.airflow import state_cli_program
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from airflow.providers.resumable.state.codec import FinishedMarker
+
+__all__ = [
+    "BASIC_METHODS",
+    "CorruptStateError",
+    "FinishByMarker",
+    "JsonValue",
+    "MarkerFinishing",
+    "NamespacedStateStore",
+    "StateBackendConfigError",
+    "StateStore",
+    "StateStoreError",
+    "TaskScope",
+    "backend_name",
+    "check_json",
+    "state_cli_program",
+    "state_command",
+]
 
 JsonValue = Any
 """A value that survives ``json.dumps`` / ``json.loads`` unchanged (str, int, float, bool, list, dict)."""
@@ -46,7 +64,10 @@ class StateStore(Protocol):
 
     Same four methods and semantics as Airflow 3.3's ``context["task_state_store"]``: values are JSON,
     ``get`` returns ``default`` for a missing key, ``set`` overwrites, ``delete`` of a missing key is a
-    no-op, ``clear`` removes every key of this store.
+    no-op, ``clear`` removes every key of this store. ``finish`` is called once, by the provider's
+    listener, after Airflow has recorded the task instance's success: drop the state or keep it
+    marked as finished, and say which. A class configured by dotted path that has only the four
+    methods gets :class:`FinishByMarker`'s ``finish``.
     """
 
     def get(self, key: str, default: JsonValue = None) -> JsonValue: ...
@@ -57,57 +78,122 @@ class StateStore(Protocol):
 
     def clear(self) -> None: ...
 
+    def finish(self, marker: FinishedMarker) -> str: ...
+
+
+#: The methods a store configured by dotted path must have; ``finish`` is optional for it.
+BASIC_METHODS = ("get", "set", "delete", "clear")
+
+
+class FinishByMarker:
+    """
+    The default ``finish``: keep the state and write the finished marker under ``resumable_finished``.
+
+    Every value written at or before the marker's try then belongs to a finished life, so a person's
+    clear starts afresh while the values stay readable.
+    """
+
+    def finish(self, marker: FinishedMarker) -> str:
+        from airflow.providers.resumable.state.codec import FINISHED_KEY
+
+        self.set(FINISHED_KEY, marker.dump())  # type: ignore[attr-defined]
+        return "marked finished"
+
+
+class MarkerFinishing(FinishByMarker):
+    """A store with only the four methods (configured by dotted path), given the default ``finish``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __repr__(self) -> str:
+        return repr(self.inner)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        return self.inner.get(key, default)
+
+    def set(self, key: str, value: JsonValue) -> None:
+        self.inner.set(key, value)
+
+    def delete(self, key: str) -> None:
+        self.inner.delete(key)
+
+    def clear(self) -> None:
+        self.inner.clear()
+
+    def finish(self, marker: FinishedMarker) -> str:
+        # 0.1.0 custom backends said "drop me after success" with a class attribute.
+        if getattr(self.inner, "clears_on_success", False):
+            self.inner.clear()
+            return "dropped"
+        return super().finish(marker)
+
 
 @dataclass(frozen=True)
 class TaskScope:
-    """Identifies the task instance whose state a store holds; retries of it share one scope."""
+    """
+    Identifies the task instance whose state a store holds; retries of it share one scope.
+
+    ``region_id`` / ``region_index`` are the slot for Airflow 3.4's Task Loops (task instances that
+    differ only in their region); None before 3.4, and then left out of :meth:`digest`, so every name
+    derived from a scope without a region stays what it was.
+    """
 
     dag_id: str
     run_id: str
     task_id: str
     map_index: int = -1
+    region_id: str | None = None
+    region_index: int | None = None
 
     @classmethod
-    def from_context(cls, context: Mapping[str, Any] | None) -> TaskScope:
-        ti = task_instance_of(context)
-        if ti is None:
-            raise StateStoreError(
-                "The task context has no task instance, so the task instance that owns the state is "
-                "unknown; state stores can only be used while a task instance runs."
-            )
-        map_index = getattr(ti, "map_index", -1)
-        return cls(
-            dag_id=ti.dag_id,
-            run_id=ti.run_id,
-            task_id=ti.task_id,
-            map_index=-1 if map_index is None else int(map_index),
-        )
+    def from_context(cls, context: Any) -> TaskScope:
+        """The scope of the task instance running with the task context; for backends configured by dotted path."""
+        from airflow.providers.resumable.state.task_try import scope_of
+
+        return scope_of(context)
 
     def digest(self) -> str:
         """Stable hash of the scope, so keys derived from it never collide across task instances."""
-        payload = json.dumps([self.dag_id, self.run_id, self.task_id, self.map_index], separators=(",", ":"))
+        parts: list[Any] = [self.dag_id, self.run_id, self.task_id, self.map_index]
+        if self.region_id is not None:
+            parts += [self.region_id, self.region_index]
+        payload = json.dumps(parts, separators=(",", ":"))
         return hashlib.sha256(payload.encode()).hexdigest()
 
+    def as_dict(self) -> dict[str, Any]:
+        found: dict[str, Any] = {
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            "task_id": self.task_id,
+            "map_index": self.map_index,
+        }
+        if self.region_id is not None:
+            found.update(region_id=self.region_id, region_index=self.region_index)
+        return found
 
-def task_instance_of(context: Any) -> Any:
-    """
-    The task instance running with ``context``, or None when there is no real one.
 
-    Unit tests (the official providers' and users') call ``op.execute(context)`` with None, ``{}``
-    or a ``MagicMock``; a mock's ``dag_id`` is not a string, so it does not count as a task instance.
-    """
-    if context is None or not hasattr(context, "get"):
-        return None
-    try:
-        ti = context.get("ti") or context.get("task_instance")
-    except Exception:
-        return None
-    if ti is None:
-        return None
-    ids = [getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id")]
-    if not all(isinstance(value, str) and value for value in ids):
-        return None
-    return ti
+def backend_name(store: Any) -> str:
+    """The backend under any wrappers: ``task_state_store``, ``variable``, or a custom class's name."""
+    seen = 0
+    while hasattr(store, "inner") and seen < 5:
+        store, seen = store.inner, seen + 1
+    name = getattr(type(store), "name", None)
+    return name if isinstance(name, str) else type(store).__name__
+
+
+def __getattr__(name: str) -> Any:
+    # 0.1.0 exported task_instance_of from here; it reads a context, so it lives in task_try.py now.
+    if name == "task_instance_of":
+        from airflow.providers.resumable.state.task_try import task_instance_of
+
+        return task_instance_of
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_json(key: str, value: JsonValue) -> None:
@@ -178,20 +264,6 @@ class NamespacedStateStore:
             self.inner.delete(self._full(key))
         self.inner.delete(self._full(self._INDEX))
         self._index = []
-
-
-def state_cli_program() -> list[str]:
-    """
-    How a person runs this provider's state CLI on the installed Airflow.
-
-    Airflow 3.2+ load provider CLI commands (``airflow resumable state ...``); older ones do not, and
-    the same commands ship as the ``airflow-resumable`` console script.
-    """
-    try:
-        from airflow.providers_manager import ProvidersManager
-    except ImportError:  # pragma: no cover - every supported Airflow has it
-        return ["airflow-resumable"]
-    return ["airflow", "resumable"] if hasattr(ProvidersManager, "cli_command_functions") else ["airflow-resumable"]
 
 
 def state_command(verb: str, scope: TaskScope, key: str | None = None) -> str:

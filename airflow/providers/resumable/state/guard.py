@@ -1,7 +1,7 @@
 """
 What may be written to state: no registered secret (unless an operator opts in), and a size warning.
 
-Every write the mixins make goes through :func:`guard_store`'s wrapper, whatever the backend (the
+Every write the mixins make goes through :func:`guard`'s wrapper, whatever the backend (the
 native store, Variables, or a class configured by dotted path), so the checks live in one place
 instead of in each backend or operator. Reads, deletes and the listener's finished marker pass
 through untouched: they cannot leak a secret.
@@ -15,14 +15,16 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_plus
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
-from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope, task_instance_of
-from airflow.providers.resumable.state.lifecycle import TryInfo
-from airflow.providers.resumable.state.records import where
-from airflow.providers.resumable.state.selection import is_durable
+from airflow.providers.resumable.compat.airflow import secrets_redactor
+from airflow.providers.resumable.compat.version_compat import AirflowFailException
+from airflow.providers.resumable.state.base import backend_name
+from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Mapping
+    from collections.abc import Iterator
+
+    from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope
+    from airflow.providers.resumable.state.codec import FinishedMarker
 
 log = logging.getLogger(__name__)
 
@@ -45,24 +47,6 @@ class SecretInStateError(AirflowFailException, ValueError):
 
 
 # ---- secrets -------------------------------------------------------------------------------------
-
-
-def _redactor() -> Callable[[str], Any] | None:
-    """
-    ``redact`` of the secrets masker that masks this task's log, or None when none can be imported.
-
-    Airflow 3 masks connection passwords and sensitive Variables in the Task SDK's masker (the core
-    one in ``airflow._shared`` is a different instance that the task process does not feed);
-    Airflow 2 has one masker in ``airflow.utils.log``.
-    """
-    try:
-        if AIRFLOW_V_3_0_PLUS:
-            from airflow.sdk._shared.secrets_masker import redact
-        else:
-            from airflow.utils.log.secrets_masker import redact  # type: ignore[no-redef]
-    except ImportError:  # pragma: no cover - every supported Airflow has one of them
-        return None
-    return redact
 
 
 def _strings(value: JsonValue, path: str) -> Iterator[tuple[str, str]]:
@@ -91,7 +75,7 @@ def secret_paths(value: JsonValue) -> list[str]:
     what Airflow registered as a secret (connection passwords and extras, sensitive Variables,
     ``mask_secret`` calls) counts, exactly what the task log shows as ``***``.
     """
-    redact = _redactor()
+    redact = secrets_redactor()
     if redact is None:
         return []
     found: list[str] = []
@@ -198,6 +182,10 @@ class GuardedStateStore:
         self.inner.clear()
         self._sizes.clear()
 
+    def finish(self, marker: FinishedMarker) -> str:
+        # The listener's marker cannot leak a secret: it is not checked.
+        return str(self.inner.finish(marker))
+
     def _refuse_secrets(self, key: str, value: JsonValue) -> None:
         paths = secret_paths(value)
         if not paths:
@@ -215,8 +203,6 @@ class GuardedStateStore:
 
     def _limit(self, size: int) -> tuple[int, str, int]:
         """(limit, what the limit is, bytes measured against it) for this backend; a limit <= 0 is none."""
-        from airflow.providers.resumable.observability import backend_name
-
         kind = backend_name(self.inner)
         if kind == "variable":
             # The Variable stores every key in one JSON document, indented for people; this counts the
@@ -231,7 +217,7 @@ class GuardedStateStore:
         limit, what, measured = self._limit(size)
         if limit <= 0 or measured <= limit or not _first_time("size", self.scope, self.try_id):
             return
-        from airflow.providers.resumable.observability import backend_name, emit_oversize
+        from airflow.providers.resumable.observability import emit_oversize
 
         backend = backend_name(self.inner)
         emit_oversize(owner=self.owner, backend=backend)
@@ -249,20 +235,15 @@ class GuardedStateStore:
         )
 
 
-def guard_store(
-    store: StateStore, context: Mapping[str, Any] | None, *, owner: str, allow_secrets: bool = False
-) -> StateStore:
+def guard(
+    store: StateStore, *, owner: str, allow_secrets: bool, scope: TaskScope | None, try_id: str | None
+) -> GuardedStateStore:
     """
-    Wrap the task's ``store`` so that every write is checked; a store that is not durable is returned as is.
+    Wrap the try's ``store`` so that every write is checked.
 
     ``owner`` is the task id named in errors; ``allow_secrets`` is the operator's
     ``allow_secrets_in_state``, which turns the refusal into one warning per try.
     """
-    if not is_durable(store) or isinstance(store, GuardedStateStore):
-        return store
-    scope = TaskScope.from_context(context) if task_instance_of(context) is not None else None
-    info = TryInfo.from_context(context)
-    try_id = info.try_stamp or (str(info.try_number) if info.try_number is not None else None)
     if allow_secrets and _first_time("allow_secrets", scope, try_id):
         log.warning(
             "allow_secrets_in_state=True on task %r: values it stores are not checked for secrets, so a "

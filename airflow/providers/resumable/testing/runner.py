@@ -339,7 +339,7 @@ def resumable_variables(dag_id: str) -> list[str]:
     """Names of the Variables the provider's Variable backend holds for ``dag_id`` (by their stored scope)."""
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import inventory
+    from airflow.providers.resumable.inventory import state as inventory
 
     with create_session() as session:
         return sorted(s.location for s in inventory.read_variables(session, inventory.Filters(dag_id=dag_id)))

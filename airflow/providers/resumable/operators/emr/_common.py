@@ -17,8 +17,6 @@ from airflow.providers.resumable.mixins.resumable_job import (
     ResumableJobMixin,
     is_transient_error,
 )
-from airflow.providers.resumable.state.records import JobRecord
-from airflow.providers.resumable.state.selection import get_state_store
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -154,9 +152,14 @@ def literal(value: Any) -> Any:
     return ast.literal_eval(value) if isinstance(value, str) else value
 
 
-def intent_time(operator: ResumableJobMixin, context: Context) -> datetime | None:
-    """When the pending submission was announced: a lookup by token need not look further back."""
-    record = JobRecord.parse(operator.external_id_key, get_state_store(context).get(operator.external_id_key))
+def intent_time(operator: ResumableJobMixin) -> datetime | None:
+    """
+    When the pending submission was announced: a lookup by token need not look further back.
+
+    Read from the record this try's job run holds (the one it read, or the intent it just wrote),
+    not from the store again.
+    """
+    record = operator.job_run.record if operator.job_run is not None else None
     if record is None or record.intent_at is None:
         return None
     return datetime.fromisoformat(record.intent_at) - LOOKUP_SLACK

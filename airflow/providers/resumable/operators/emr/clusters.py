@@ -115,7 +115,7 @@ class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperato
         return {"cluster_id": settled}
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
-        cluster_id = self._settle(idempotency_token, intent_time(self, context), returned=None)
+        cluster_id = self._settle(idempotency_token, intent_time(self), returned=None)
         return {"cluster_id": cluster_id} if cluster_id else None
 
     def _settle(self, token: str, since: datetime | None, returned: str | None) -> str | None:

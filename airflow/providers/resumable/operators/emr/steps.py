@@ -133,7 +133,7 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
 
     def find_job(self, idempotency_token: str, context: Context) -> JsonValue:
         cluster_id = self._cluster_id()
-        step_ids = self._settle(cluster_id, idempotency_token, intent_time(self, context), returned=None)
+        step_ids = self._settle(cluster_id, idempotency_token, intent_time(self), returned=None)
         return {"cluster_id": cluster_id, "step_ids": step_ids} if step_ids else None
 
     def _marked_steps(

@@ -20,27 +20,23 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from airflow.providers.resumable.state.base import CorruptStateError, JsonValue
+from airflow.providers.resumable.state.base import JsonValue  # noqa: TC001 - pydantic reads the annotations
+from airflow.providers.resumable.state.codec import decode, safe_name
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-WATERMARK_KIND = "resumable-watermark"
-WINDOW_KIND = "resumable-watermark-window"
 #: Commits kept in the document: enough to find a run cleared after a few later runs committed.
 MAX_COMMITS = 20
 OVERLAP_RULES = ("max", "fail")
 #: Every watermark Variable, and every asset-store key, starts with this.
 WATERMARK_PREFIX = "resumable.watermark"
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 
 class WatermarkValueError(ValueError):
@@ -168,13 +164,7 @@ class WatermarkDocument(BaseModel):
             "Refusing to guess where the last successful run stopped: reset it with `airflow resumable "
             "watermark reset` (--to VALUE, or without to delete it and start from the initial value)."
         )
-        if not isinstance(raw, dict) or raw.get("kind") != WATERMARK_KIND:
-            raise CorruptStateError(f"{location} holds {raw!r}, not a watermark of this provider. {advice}")
-        try:
-            return cls.model_validate(raw)
-        except ValidationError as err:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-            raise CorruptStateError(f"{location} holds a corrupt watermark ({problems}): {raw!r}. {advice}") from err
+        return decode(cls, raw, location, what="watermark", advice=advice)
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -200,11 +190,11 @@ def watermark_key(dag_id: str, task_id: str, map_index: int = -1, name: str | No
     """
     payload = json.dumps([dag_id, task_id, map_index, name], separators=(",", ":"))
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    parts = [_UNSAFE.sub("-", dag_id)[:80], _UNSAFE.sub("-", task_id)[:80]]
+    parts = [safe_name(dag_id, 80), safe_name(task_id, 80)]
     if map_index >= 0:
         parts.append(str(map_index))
     if name:
-        parts.append(_UNSAFE.sub("-", name)[:40])
+        parts.append(safe_name(name, 40))
     return f"{WATERMARK_PREFIX}.{'.'.join(parts)}.{digest}"[:250]
 
 
@@ -230,6 +220,13 @@ class Window(BaseModel):
     reread_own: bool = False
     try_number: int | None = None
     planned_at: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Any, location: str) -> Window | None:
+        if raw is None:
+            return None
+        advice = "Delete the key with `airflow resumable state delete`, then clear the task."
+        return decode(cls, raw, location, what="watermark window", advice=advice)
 
 
 def lag_as_json(lag: timedelta | float | None) -> JsonValue:
@@ -386,7 +383,3 @@ def describe_document(document: WatermarkDocument) -> str:
         if last.overlapped:
             text += f" after an overlap with {', '.join(last.overlapped)}"
     return text
-
-
-def utc_now_iso() -> str:
-    return datetime.now(tz=UTC).isoformat(timespec="seconds")

@@ -12,38 +12,23 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.resumable.compat.airflow import asset_state_store_model
+from airflow.providers.resumable.inventory.filters import Filters as WatermarkFilters  # noqa: TC001 - the CLI builds it
 from airflow.providers.resumable.state.base import CorruptStateError
-from airflow.providers.resumable.state.watermark_stores import WatermarkScope, watermark_command
-from airflow.providers.resumable.state.watermarks import (
-    WATERMARK_KIND,
+from airflow.providers.resumable.state.codec import WATERMARK_KIND, utcnow_iso
+from airflow.providers.resumable.watermarks.rules import (
     WATERMARK_PREFIX,
     WatermarkDocument,
     describe_document,
     reset_document,
-    utc_now_iso,
 )
+from airflow.providers.resumable.watermarks.stores import WatermarkScope, watermark_command
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
 ASSET = "asset_state_store"
 VARIABLE = "variable"
-
-
-@dataclass(frozen=True)
-class WatermarkFilters:
-    dag_id: str | None = None
-    task_id: str | None = None
-    map_index: int | None = None
-    name: str | None = None
-
-    def admits(self, scope: WatermarkScope) -> bool:
-        return (
-            (self.dag_id is None or scope.dag_id == self.dag_id)
-            and (self.task_id is None or scope.task_id == self.task_id)
-            and (self.map_index is None or scope.map_index == self.map_index)
-            and (self.name is None or scope.name == self.name)
-        )
 
 
 @dataclass
@@ -94,16 +79,8 @@ def _scope_of(document: Any) -> WatermarkScope | None:
         return None
 
 
-def _asset_model() -> Any:
-    try:
-        from airflow.models.asset_state_store import AssetStateStoreModel
-    except ImportError:  # Airflow before 3.3: no asset state store
-        return None
-    return AssetStateStoreModel
-
-
 def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
-    model = _asset_model()
+    model = asset_state_store_model()
     if model is None:
         return []
     from airflow.models.asset import AssetModel
@@ -162,7 +139,7 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
         if mark.asset_row is not None:
             from sqlalchemy import delete
 
-            model = _asset_model()
+            model = asset_state_store_model()
             asset_id, key = mark.asset_row
             session.execute(delete(model).where(model.asset_id == asset_id, model.key == key))
         else:
@@ -171,14 +148,14 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
             Variable.delete(mark.location, session=session)
         return f"deleted {mark.backend} {mark.location}; the next run starts from its initial value"
     current = WatermarkDocument.parse(mark.document, mark.location)
-    document = reset_document(current, value, now=utc_now_iso(), scope=mark.scope.as_dict()).dump()
+    document = reset_document(current, value, now=utcnow_iso(), scope=mark.scope.as_dict()).dump()
     text = json.dumps(document)
     if mark.asset_row is not None:
         from datetime import UTC, datetime
 
         from sqlalchemy import update
 
-        model = _asset_model()
+        model = asset_state_store_model()
         asset_id, key = mark.asset_row
         session.execute(
             update(model)

@@ -13,11 +13,20 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.state.backends import _UNSAFE, VARIABLE_PREFIX
-from airflow.providers.resumable.state.base import JsonValue, TaskScope, state_command
-from airflow.providers.resumable.state.lifecycle import FINISHED_KEY, FINISHED_KIND
-from airflow.providers.resumable.state.records import CHECKPOINT_KIND, JOB_RECORD_KIND
-from airflow.providers.resumable.state.watermarks import WATERMARK_KIND, WINDOW_KIND
+from airflow.providers.resumable.compat.airflow import task_state_store_model
+from airflow.providers.resumable.inventory.filters import Filters  # noqa: TC001 - the CLI builds it from here
+from airflow.providers.resumable.state.backends import VARIABLE_PREFIX
+from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, TaskScope, state_command
+from airflow.providers.resumable.state.codec import (
+    CHECKPOINT_KIND,
+    FINISHED_KEY,
+    FINISHED_KIND,
+    JOB_RECORD_KIND,
+    WATERMARK_KIND,
+    WINDOW_KIND,
+    VariableDocument,
+    safe_name,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -25,23 +34,6 @@ if TYPE_CHECKING:
 NATIVE = "task_state_store"
 VARIABLE = "variable"
 BACKENDS = (NATIVE, VARIABLE)
-
-
-@dataclass(frozen=True)
-class Filters:
-    dag_id: str | None = None
-    run_id: str | None = None
-    task_id: str | None = None
-    map_index: int | None = None
-    key: str | None = None
-
-    def admits(self, scope: TaskScope) -> bool:
-        return (
-            (self.dag_id is None or scope.dag_id == self.dag_id)
-            and (self.run_id is None or scope.run_id == self.run_id)
-            and (self.task_id is None or scope.task_id == self.task_id)
-            and (self.map_index is None or scope.map_index == self.map_index)
-        )
 
 
 @dataclass
@@ -141,14 +133,6 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
 # ---------------------------------------------------------------------------------------------- read
 
 
-def _native_model() -> Any:
-    try:
-        from airflow.models.task_state_store import TaskStateStoreModel
-    except ImportError:  # Airflow before 3.3: no native store
-        return None
-    return TaskStateStoreModel
-
-
 def _decode(raw: str) -> tuple[JsonValue, str | None]:
     try:
         return json.loads(raw), None
@@ -157,14 +141,14 @@ def _decode(raw: str) -> tuple[JsonValue, str | None]:
 
 
 def read_native(session: Session, filters: Filters) -> list[TaskState]:
-    model = _native_model()
+    model = task_state_store_model()
     if model is None:
         return []
     from sqlalchemy import select
 
     query = select(model)
     for column in ("dag_id", "run_id", "task_id", "map_index", "key"):
-        wanted = getattr(filters, column)
+        wanted = filters.wanted(column)
         if wanted is not None:
             query = query.where(getattr(model, column) == wanted)
     states: dict[tuple[str, str, str, int], TaskState] = {}
@@ -181,16 +165,19 @@ def read_native(session: Session, filters: Filters) -> list[TaskState]:
     return list(states.values())
 
 
-def _variable_scope(document: Any) -> tuple[TaskScope | None, dict[str, JsonValue], str | None]:
+def _variable_document(key: str, raw: str | None) -> tuple[TaskScope | None, dict[str, JsonValue], str | None]:
+    """The scope and values of a Variable this provider wrote, read as the backend reads it, or why not."""
+    if raw is None:
+        return None, {}, "empty"
     try:
-        scope = document["scope"]
-        values = document["values"]
+        document = VariableDocument.parse(raw, f"Airflow Variable {key!r}")
+        scope = document.scope
         found = TaskScope(scope["dag_id"], scope["run_id"], scope["task_id"], int(scope["map_index"]))
+    except CorruptStateError as err:
+        return None, {}, str(err)
     except (KeyError, TypeError, ValueError) as err:
         return None, {}, f"not a document of this provider (lacks {err})"
-    if not isinstance(values, dict):
-        return found, {}, "its 'values' is not an object"
-    return found, values, None
+    return found, document.values, None
 
 
 def read_variables(session: Session, filters: Filters) -> list[TaskState]:
@@ -200,13 +187,13 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
     states = []
     for variable in session.scalars(select(Variable).where(Variable.key.like(f"{VARIABLE_PREFIX}.%"))):
         raw = variable.get_val()
-        document, problem = _decode(raw) if raw is not None else (None, "empty")
+        document, _ = _decode(raw) if raw is not None else (None, None)
         if isinstance(document, dict) and document.get("kind") == WATERMARK_KIND:
             continue  # a watermark, not a task instance's state: `watermark list` shows it
-        scope, values, bad = _variable_scope(document) if problem is None else (None, {}, problem)
+        scope, values, bad = _variable_document(variable.key, raw)
         if scope is None:
             # Unreadable: shown when its name matches what was asked for, so it can be deleted.
-            wanted = [_UNSAFE.sub("-", v) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
+            wanted = [safe_name(v, 250) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
             if not all(part in variable.key for part in wanted):
                 continue
             scope = TaskScope(filters.dag_id or "?", filters.run_id or "?", filters.task_id or "?", -1)
@@ -240,7 +227,7 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
     if state.backend == NATIVE:
         from sqlalchemy import delete as sql_delete
 
-        model = _native_model()
+        model = task_state_store_model()
         keys = [key] if key is not None else sorted(state.values)
         statement = sql_delete(model).where(
             model.dag_id == state.scope.dag_id,
@@ -257,12 +244,12 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
 
     wanted = select(Variable).where(Variable.key == state.location)
     variable = None if key is None or state.problem is not None else session.scalar(wanted)
-    if variable is not None:
+    if variable is not None and key is not None:
         # From the value as it is now, not as it was listed: a try may have written since.
-        document = json.loads(variable.get_val())
-        document["values"].pop(key, None)
-        if document["values"]:
-            variable.set_val(json.dumps(document, indent=2, sort_keys=True))
+        document = VariableDocument.parse(variable.get_val(), f"Airflow Variable {state.location!r}")
+        document.values.pop(key, None)
+        if document.values:
+            variable.set_val(document.dump())
             session.merge(variable)
             return [f"key {key!r} of Variable {state.location!r}"]
     Variable.delete(state.location, session=session)

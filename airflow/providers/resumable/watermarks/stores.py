@@ -4,11 +4,11 @@ Where a watermark document lives: Airflow 3.3's asset state store, an Airflow Va
 One small protocol, :class:`WatermarkStore` (read, write, delete one JSON document), so the mixin and
 the success listener never branch on the backend. :func:`get_watermark_store` picks one:
 
-* the task's asset in ``context["asset_state_store"]`` (Airflow 3.3+) when the task has exactly one
+* the task's asset in the try's ``asset_state_store`` (Airflow 3.3+) when the task has exactly one
   ``Asset`` among its inlets and outlets, or ``watermark_asset`` names one of them;
 * otherwise, and always with ``[resumable] state_backend = variable``, the Variable
   ``resumable.watermark.<dag>.<task>[.<map>][.<name>].<hash>``;
-* with no task instance in the context (a unit test calling ``execute()``), memory: nothing is kept.
+* with no task instance (a unit test calling ``execute()``), memory: nothing is kept.
 """
 
 from __future__ import annotations
@@ -18,17 +18,19 @@ import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from airflow.providers.resumable.state.backends import VariableAccess, _wrap_errors, default_variable_access
+from airflow.providers.resumable.compat.airflow import asset_type
+from airflow.providers.resumable.state.backends import VariableAccess, default_variable_access, wrap_errors
 from airflow.providers.resumable.state.base import (
     CorruptStateError,
     JsonValue,
     StateBackendConfigError,
-    task_instance_of,
+    state_cli_program,
 )
-from airflow.providers.resumable.state.watermarks import watermark_key
+from airflow.providers.resumable.state.selection import configured_backend
+from airflow.providers.resumable.watermarks.rules import watermark_key
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from airflow.providers.resumable.state.task_try import TaskTry
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +55,6 @@ class WatermarkScope:
 def watermark_command(verb: str, scope: WatermarkScope, extra: str = "") -> str:
     """The exact ``watermark <verb>`` command line for one watermark."""
     import shlex
-
-    from airflow.providers.resumable.state.base import state_cli_program
 
     args = ["watermark", verb, "--dag-id", scope.dag_id, "--task-id", scope.task_id]
     if scope.map_index >= 0:
@@ -83,7 +83,7 @@ class WatermarkStore(Protocol):
 
 
 class AssetWatermarkStore:
-    """Airflow 3.3+: one key of ``context["asset_state_store"][asset]``, kept with the asset in the metadata DB."""
+    """Airflow 3.3+: one key of the task's ``asset_state_store[asset]``, kept with the asset in the metadata DB."""
 
     name = "asset_state_store"
     durable = True
@@ -103,15 +103,15 @@ class AssetWatermarkStore:
             f"`{watermark_command('show', self.scope)}`"
         )
 
-    @_wrap_errors("read")
+    @wrap_errors("read")
     def read(self) -> JsonValue:
         return self.accessor.get(self.scope.key)
 
-    @_wrap_errors("write")
+    @wrap_errors("write")
     def write(self, document: JsonValue) -> None:
         self.accessor.set(self.scope.key, document)
 
-    @_wrap_errors("delete")
+    @wrap_errors("delete")
     def delete(self) -> None:
         self.accessor.delete(self.scope.key)
 
@@ -136,7 +136,7 @@ class VariableWatermarkStore:
             f"{self.scope.dag_id!r}); inspect it with `{watermark_command('show', self.scope)}`"
         )
 
-    @_wrap_errors("read")
+    @wrap_errors("read")
     def read(self) -> JsonValue:
         raw = self.access.get(self.key)
         if raw is None:
@@ -149,7 +149,7 @@ class VariableWatermarkStore:
                 f"with `{watermark_command('reset', self.scope, '--to VALUE')}` or delete it."
             ) from err
 
-    @_wrap_errors("write")
+    @wrap_errors("write")
     def write(self, document: JsonValue) -> None:
         description = (
             f"Watermark of {self.scope.dag_id}.{self.scope.task_id} (airflow-provider-resumable): where the last "
@@ -157,7 +157,7 @@ class VariableWatermarkStore:
         )
         self.access.set(self.key, json.dumps(document, indent=2, sort_keys=True), description)
 
-    @_wrap_errors("delete")
+    @wrap_errors("delete")
     def delete(self) -> None:
         self.access.delete(self.key)
 
@@ -195,29 +195,25 @@ class EphemeralWatermarkStore(InMemoryWatermarkStore):
 
 def _assets_of(task: Any) -> dict[str, Any]:
     """The concrete assets among the task's inlets and outlets, by name (aliases and refs are left out)."""
-    try:
-        from airflow.sdk import Asset
-    except ImportError:  # Airflow 2: no asset state store anyway
+    asset_class = asset_type()
+    if asset_class is None:
         return {}
     found: dict[str, Any] = {}
     for item in [*(getattr(task, "inlets", None) or []), *(getattr(task, "outlets", None) or [])]:
-        if isinstance(item, Asset):
+        if isinstance(item, asset_class):
             found.setdefault(item.name, item)
     return found
 
 
 def get_watermark_store(
-    context: Mapping[str, Any] | None, scope: WatermarkScope, *, task: Any = None, asset: Any = None
+    task_try: TaskTry, scope: WatermarkScope, *, task: Any = None, asset: Any = None
 ) -> WatermarkStore:
-    """The store of the watermark ``scope`` for the task running with ``context`` (see the module doc)."""
-    from airflow.providers.resumable.state.selection import configured_backend
-
-    if task_instance_of(context) is None:
+    """The store of the watermark ``scope`` for the running try (see the module doc)."""
+    if task_try.scope is None:
         return EphemeralWatermarkStore()
-    assert context is not None
     if configured_backend() == "variable":
         return VariableWatermarkStore(scope)
-    accessors = context.get("asset_state_store")
+    accessors = task_try.asset_accessors
     assets = _assets_of(task)
     if asset is not None:
         if accessors is None:

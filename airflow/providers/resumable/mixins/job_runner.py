@@ -1,0 +1,396 @@
+"""
+The loop that runs one resumable job in one try: read the record, ask the job, decide, act.
+
+``ResumableJobMixin`` (``resumable_job.py``) is the subclass contract; this module is the shell
+that runs it, in the shape of upstream's ``resume_or_submit``: it takes the operator's calls bound
+to the try (:class:`JobCalls`), the running try (``TaskTry``) and the settings, and never imports
+the mixin. The decision itself is the pure table in ``decisions.py``; the I/O is here:
+
+1. read the write-ahead record (``state/codec.py``'s :class:`~.JobRecord`) from the try's store;
+2. ask the job's status (retried on transient errors with tenacity), or find a lost submission by
+   its token;
+3. :func:`~.decide`, then act: reattach and poll, return the result, or write the intent and submit;
+4. on a kill, cancel only when asked to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tenacity import Retrying, retry_if_exception
+
+from airflow.providers.resumable.compat.version_compat import AirflowFailException
+from airflow.providers.resumable.mixins.decisions import (
+    Action,
+    Decision,
+    DecisionKind,
+    JobState,
+    SpecChangePolicy,
+    decide,
+    new_idempotency_token,
+)
+from airflow.providers.resumable.observability import emit_decision
+from airflow.providers.resumable.state.codec import JobRecord, utcnow_iso
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from tenacity.stop import stop_base
+    from tenacity.wait import wait_base
+
+    from airflow.providers.resumable.state.base import JsonValue
+    from airflow.providers.resumable.state.task_try import TaskTry
+
+
+class JobNotFoundError(Exception):
+    """Raise from ``get_job_status`` when the external system no longer knows the job (expired, 404)."""
+
+
+class TransientJobError(Exception):
+    """Raise from a status or lookup call for an error worth retrying (throttling, 5xx, a reset)."""
+
+
+class ResumableJobConflictError(AirflowFailException):
+    """
+    The stored job and the task disagree in a way only a person should resolve.
+
+    A retry would meet the same conflict, so the task fails without using its retries.
+    """
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """Errors that a status call may simply retry: network trouble, throttling, server errors."""
+    if isinstance(exc, TransientJobError | ConnectionError | TimeoutError):
+        return True
+    try:
+        import requests
+    except ImportError:  # pragma: no cover - requests ships with Airflow
+        return False
+    if isinstance(exc, requests.ConnectionError | requests.Timeout):
+        return True
+    if isinstance(exc, requests.HTTPError) and exc.response is not None:
+        return exc.response.status_code == 429 or exc.response.status_code >= 500
+    return False
+
+
+@dataclass(frozen=True)
+class JobCalls:
+    """
+    An operator's side of the contract, bound to the running try (the context is already in each).
+
+    ``use_token(token, resubmitting)`` tells the operator which idempotency token this try works
+    with, before ``submit`` runs and before a reattach; ``find`` and ``cancel`` are None when the
+    operator does not implement them.
+    """
+
+    submit: Callable[[], JsonValue]
+    status: Callable[[JsonValue], Any]
+    is_active: Callable[[Any], bool]
+    is_succeeded: Callable[[Any], bool]
+    poll: Callable[[JsonValue], None]
+    result: Callable[[JsonValue], Any]
+    use_token: Callable[[str | None, bool], None]
+    find: Callable[[str], JsonValue] | None = None
+    cancel: Callable[[JsonValue], None] | None = None
+    is_transient: Callable[[BaseException], bool] = is_transient_error
+
+
+@contextlib.contextmanager
+def naming_the_record(location: str | None) -> Iterator[None]:
+    """A conflict raised by an adapter's hook call says which record to delete, and how."""
+    try:
+        yield
+    except ResumableJobConflictError as err:
+        if location is None or location in str(err):
+            raise
+        raise ResumableJobConflictError(f"{err} The job record is {location}.") from err
+
+
+def retry_transient(
+    func: Callable[..., Any],
+    *args: Any,
+    stop: stop_base,
+    wait: wait_base,
+    is_transient: Callable[[BaseException], bool],
+    log: Any,
+    location: str | None = None,
+) -> Any:
+    """Call ``func(*args)``, again on a transient error within ``stop``; a conflict names the record."""
+    retrying = Retrying(
+        stop=stop,
+        wait=wait,
+        retry=retry_if_exception(is_transient),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "%s failed with %r (attempt %s); retrying",
+            getattr(func, "__name__", func),
+            state.outcome.exception() if state.outcome else None,
+            state.attempt_number,
+        ),
+    )
+    with naming_the_record(location):
+        return retrying(func, *args)
+
+
+class JobRun:
+    """
+    One try's run of one resumable job: what it read, what it decided, and the job it is waiting on.
+
+    The operator keeps the run of its current try as ``job_run``; an adapter's hook may read
+    ``record`` (the write-ahead record being acted on, with its ``intent_at``) and ``location``.
+    """
+
+    def __init__(
+        self,
+        calls: JobCalls,
+        task_try: TaskTry,
+        *,
+        key: str,
+        fingerprint: str | None,
+        spec_change_policy: SpecChangePolicy,
+        retry_stop: stop_base,
+        retry_wait: wait_base,
+        log: Any,
+    ) -> None:
+        self.calls = calls
+        self.task_try = task_try
+        self.key = key
+        self.fingerprint = fingerprint
+        self.spec_change_policy = spec_change_policy
+        self.retry_stop = retry_stop
+        self.retry_wait = retry_wait
+        self.log = log
+        #: The record this try acts on (None before it is read, or when there is none).
+        self.record: JobRecord | None = None
+        #: The job being polled right now, for a kill.
+        self.running_external_id: JsonValue = None
+
+    @property
+    def location(self) -> str:
+        return self.task_try.locate(self.key)
+
+    def retrying(self, func: Callable[..., Any], *args: Any) -> Any:
+        return retry_transient(
+            func,
+            *args,
+            stop=self.retry_stop,
+            wait=self.retry_wait,
+            is_transient=self.calls.is_transient,
+            log=self.log,
+            location=self.location,
+        )
+
+    # ---- one try ------------------------------------------------------------------------------------
+
+    def run(self) -> Any:
+        """Submit, reattach or return, as the stored record and the live job status say."""
+        if not self.task_try.durable:
+            return self.run_not_durable()
+        store, key, tags = self.task_try.store, self.key, self.task_try.tags
+        record = self.record = JobRecord.parse(key, store.get(key), store=store)
+        finished = record is not None and self.task_try.ended_life(record.try_number) is not None
+        looked_up = False
+        while True:
+            status = None if finished else self._observe(record)
+            decision = decide(
+                record,
+                finished=finished,
+                generation=self.task_try.info.max_tries,
+                fingerprint=self.fingerprint,
+                job_state=status[0] if status else None,
+                can_find=self.calls.find is not None,
+                looked_up=looked_up,
+                can_cancel=self.calls.cancel is not None,
+                fresh_token=new_idempotency_token(),
+                spec_change_policy=self.spec_change_policy,
+            )
+            if decision.action is not Action.FIND:
+                break
+            assert record is not None
+            assert record.token is not None
+            assert self.calls.find is not None
+            found = self.retrying(self.calls.find, record.token)
+            if found is None:
+                self.log.info(
+                    "No job found with idempotency token %s (submission %s); submitting again with it",
+                    record.token,
+                    record.seq,
+                )
+                looked_up = True
+                continue
+            record = self.record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
+            store.set(key, record.dump())
+            self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
+            emit_decision(
+                DecisionKind.FOUND_BY_TOKEN.value, tags, external_id_key=key, external_id=found, seq=record.seq
+            )
+
+        self._log_decision(decision, record, status[1] if status else None)
+        emit_decision(
+            decision.kind.value,
+            tags,
+            external_id_key=key,
+            external_id=decision.external_id,
+            prior_status=status[1] if status else None,
+            seq=decision.seq,
+        )
+        return self._act(decision, record)
+
+    def run_not_durable(self) -> Any:
+        """Every try is a deliberate new submission, so every try gets its own token."""
+        self.calls.use_token(new_idempotency_token(), False)
+        tags = {name: value for name, value in self.task_try.tags.items() if name != "backend"}
+        emit_decision(DecisionKind.NOT_DURABLE.value, tags, external_id_key=self.key)
+        external_id = self.calls.submit()
+        self._poll(external_id)
+        return self.calls.result(external_id)
+
+    def kill(self, *, cancel_on_kill: bool, owner: str) -> None:
+        """The task is being killed: cancel the job being polled only when ``cancel_on_kill`` says so."""
+        external_id = self.running_external_id
+        if external_id is None:
+            return
+        if not cancel_on_kill:
+            self.log.info(
+                "Task killed: leaving job %s running so a retry can reattach (cancel_on_kill=False)", external_id
+            )
+            return
+        if self.calls.cancel is None:
+            self.log.warning("cancel_on_kill is set but %s has no cancel_job", owner)
+            return
+        self.log.info("Task killed: cancelling job %s (cancel_on_kill=True)", external_id)
+        try:
+            self.calls.cancel(external_id)
+        except Exception:
+            # on_kill runs in a signal handler; raising here would hide why the task died.
+            self.log.exception("Could not cancel job %s; cancel it by hand", external_id)
+
+    # ---- helpers ------------------------------------------------------------------------------------
+
+    def _observe(self, record: JobRecord | None) -> tuple[JobState, Any] | None:
+        """One status call for the stored id; None when there is no id to ask about."""
+        if record is None or not record.has_external_id:
+            return None
+        try:
+            raw = self.retrying(self.calls.status, record.external_id)
+        except JobNotFoundError:
+            return JobState.NOT_FOUND, None
+        if raw is None:
+            return JobState.NOT_FOUND, None
+        if self.calls.is_active(raw):
+            return JobState.ACTIVE, raw
+        if self.calls.is_succeeded(raw):
+            return JobState.SUCCEEDED, raw
+        return JobState.FAILED, raw
+
+    def _log_decision(self, decision: Decision, record: JobRecord | None, raw_status: Any) -> None:
+        origin = ""
+        if record is not None:
+            origin = (
+                f", submitted at try {record.try_number} with token {record.token}"
+                if not record.legacy
+                else ", recorded by airflow.sdk.ResumableJobMixin"
+            )
+        job = record.external_id if record is not None else None
+        action = decision.action
+        if action is Action.REATTACH:
+            self.log.info("Reattaching to job %s (%s)%s", job, raw_status, origin)
+        elif action is Action.RETURN_RESULT:
+            self.log.info("Job %s already succeeded (%s)%s; returning its result", job, raw_status, origin)
+        elif action is Action.RESUBMIT_SAME_TOKEN:
+            self.log.warning(
+                "Submitting again with token %s (submission %s): %s", decision.token, decision.seq, decision.reason
+            )
+        elif action in (Action.SUBMIT, Action.CANCEL_AND_SUBMIT):
+            self.log.info("Submitting job (submission %s, token %s): %s", decision.seq, decision.token, decision.reason)
+        elif action is Action.FAIL:
+            self.log.error("Not submitting: %s", decision.reason)
+
+    def _act(self, decision: Decision, record: JobRecord | None) -> Any:
+        store, key, info = self.task_try.store, self.key, self.task_try.info
+        action = decision.action
+        if action is Action.FAIL:
+            raise ResumableJobConflictError(f"{decision.reason} The record is {self.location}.")
+        if action in (Action.REATTACH, Action.RETURN_RESULT):
+            assert record is not None
+            self.calls.use_token(record.token, False)
+            if decision.adopt or (record.legacy and record.try_number is None):
+                # Adopted into this life: a clear (or the finished marker) can now tell it apart. A bare
+                # id from airflow.sdk.ResumableJobMixin becomes one of our records here.
+                record = self.record = record.model_copy(
+                    update={"generation": info.max_tries, "try_number": info.try_number}
+                )
+                store.set(key, record.dump())
+            if action is Action.REATTACH:
+                self._poll(record.external_id)
+            return self.calls.result(record.external_id)
+
+        if action is Action.CANCEL_AND_SUBMIT:
+            assert self.calls.cancel is not None
+            self.calls.cancel(decision.external_id)
+            self.log.info("Cancelled job %s", decision.external_id)
+
+        if action is Action.RESUBMIT_SAME_TOKEN:
+            assert record is not None
+            intent = record.model_copy(update={"try_number": info.try_number})
+        else:
+            assert decision.seq is not None
+            intent = JobRecord(
+                seq=decision.seq,
+                token=decision.token,
+                generation=info.max_tries,
+                fingerprint=self.fingerprint,
+                try_number=info.try_number,
+                intent_at=utcnow_iso(),
+            )
+            # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
+            store.set(key, intent.dump())
+        self.record = intent
+
+        self.calls.use_token(intent.token, action is Action.RESUBMIT_SAME_TOKEN)
+        external_id = self.calls.submit()
+        if external_id is None:
+            self.log.warning(
+                "submit_job returned no id; the record keeps token %s so a retry can resolve it", intent.token
+            )
+        else:
+            self.record = intent.model_copy(update={"external_id": external_id, "submitted_at": utcnow_iso()})
+            store.set(key, self.record.dump())
+            self.log.info("Submitted job %s with token %s", external_id, intent.token)
+        self._poll(external_id)
+        return self.calls.result(external_id)
+
+    def _poll(self, external_id: JsonValue) -> None:
+        self.running_external_id = external_id
+        try:
+            with naming_the_record(self.location if self.task_try.durable else None):
+                self.calls.poll(external_id)
+        finally:
+            self.running_external_id = None
+
+
+def resume_or_submit(
+    calls: JobCalls,
+    task_try: TaskTry,
+    *,
+    key: str,
+    fingerprint: str | None,
+    spec_change_policy: SpecChangePolicy,
+    retry_stop: stop_base,
+    retry_wait: wait_base,
+    log: Any,
+) -> Any:
+    """Run the job of one try (see :class:`JobRun`) and return its result."""
+    run = JobRun(
+        calls,
+        task_try,
+        key=key,
+        fingerprint=fingerprint,
+        spec_change_policy=spec_change_policy,
+        retry_stop=retry_stop,
+        retry_wait=retry_wait,
+        log=log,
+    )
+    return run.run()

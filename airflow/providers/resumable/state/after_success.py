@@ -1,0 +1,142 @@
+"""
+What happens once Airflow has recorded a task instance's success: the registry, the actions, the finish.
+
+A try registers itself here once (``TaskTry`` does, when it is built with a durable store), and may
+add *success actions* (a watermark commit). When the try ends, the provider's listener (see
+``plugins/resumable.py``, which only wires Airflow's hooks to this module) calls
+:func:`finish_after_success` or :func:`forget`:
+
+1. the actions run, in the order registered: they may read what the try left in its state;
+2. every registered store is finished (``StateStore.finish``): dropped, or marked finished.
+
+Nothing is finished inside ``execute``: the XCom push, ``post_execute`` or the worker itself can
+still fail the try after it returns. A failed try, or a worker that dies before the listener runs,
+leaves everything as it was: what an action would have done simply does not happen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from airflow.providers.resumable.state.base import state_command
+from airflow.providers.resumable.state.codec import utcnow_iso
+
+if TYPE_CHECKING:
+    from airflow.providers.resumable.state.base import StateStore, TaskScope
+    from airflow.providers.resumable.state.lifecycle import TryInfo
+
+log = logging.getLogger(__name__)
+
+
+class SuccessAction(Protocol):
+    """
+    Something to do once Airflow has recorded a task instance's success (a watermark commit).
+
+    ``key`` names it: registering another action with the same key in the same try replaces the
+    earlier one (the last value staged wins). Calling it does the work and returns what it did, for
+    the log; it runs in the listener, where the task can no longer fail, so it must say in the log
+    what went wrong rather than hope someone catches the exception.
+    """
+
+    key: str
+
+    def __call__(self) -> str: ...
+
+
+@dataclass
+class Pending:
+    """What one try of one task instance asked to have done after its success."""
+
+    info: TryInfo
+    stores: list[StateStore] = field(default_factory=list)
+    #: Run before the stores are finished, in the order registered.
+    actions: list[SuccessAction] = field(default_factory=list)
+
+
+_pending: dict[TaskScope, Pending] = {}
+_lock = threading.Lock()
+#: Airflow 2.11 without a try start date: one stamp per try as this process sees it, dropped when the
+#: listener sees the try end, so a DAG run deleted and created again in the same process (``dag.test``)
+#: is not mistaken for the same try.
+_process_stamps: dict[tuple[TaskScope, int | None], str] = {}
+
+
+def process_stamp(scope: TaskScope, try_number: int | None) -> str:
+    """A stamp for this try of ``scope``, the same for as long as this process runs the try."""
+    with _lock:
+        return _process_stamps.setdefault((scope, try_number), f"process-{uuid.uuid4().hex}")
+
+
+def register_store(scope: TaskScope, info: TryInfo, store: StateStore) -> None:
+    """Finish ``store`` once Airflow has recorded the success of this try of ``scope``."""
+    with _lock:
+        entry = _pending.setdefault(scope, Pending(info))
+        if all(existing is not store for existing in entry.stores):
+            entry.stores.append(store)
+
+
+def register_action(scope: TaskScope, info: TryInfo, action: SuccessAction) -> None:
+    """Run ``action`` once Airflow has recorded the success of this try of ``scope``."""
+    with _lock:
+        entry = _pending.setdefault(scope, Pending(info))
+        entry.actions = [existing for existing in entry.actions if existing.key != action.key]
+        entry.actions.append(action)
+
+
+def forget(scope: TaskScope) -> Pending | None:
+    """A try of ``scope`` ended: take (and drop) what it registered."""
+    with _lock:
+        for key in [key for key in _process_stamps if key[0] == scope]:
+            del _process_stamps[key]
+        return _pending.pop(scope, None)
+
+
+def finish_after_success(scope: TaskScope) -> list[str]:
+    """
+    Airflow recorded the success of ``scope``'s try: run its actions, then finish its stores.
+
+    Returns what was done, one line each, as logged. Nothing here raises: the task already
+    succeeded and cannot be failed now.
+    """
+    pending = forget(scope)
+    if pending is None:
+        return []
+    done: list[str] = []
+    # Actions first (watermark commits): they may read what this try left in its state, which
+    # finishing the stores below can drop.
+    for action in pending.actions:
+        try:
+            said = action()
+        except Exception:
+            # What the action would have moved stays where it was, and the next run redoes that
+            # work (at least once).
+            log.exception(
+                "%s.%s succeeded, but %s could not be done after it; it stays undone and the next run "
+                "repeats the work it covered",
+                scope.dag_id,
+                scope.task_id,
+                action.key,
+            )
+            continue
+        log.info("After the success of %s.%s: %s", scope.dag_id, scope.task_id, said)
+        done.append(said)
+    marker = pending.info.marker(utcnow_iso())
+    for store in pending.stores:
+        try:
+            said = store.finish(marker)
+        except Exception:
+            log.exception(
+                "Could not finish the resumable state of %s after its success: it stays in %r. A clear of "
+                "this task instance still starts afresh when max_tries moves; to be sure, delete it with `%s`.",
+                scope,
+                store,
+                state_command("delete", scope),
+            )
+            continue
+        log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, said)
+        done.append(said)
+    return done

@@ -1,0 +1,263 @@
+"""
+One codec for every document this provider stores, so a task and the CLI read them with the same code.
+
+Each document is a pydantic model with a ``kind``. :func:`decode` is the one place that checks the
+kind, validates, and turns anything else into a :class:`~.CorruptStateError` that says where the
+value lives, what was wrong and what a person must do, in one shape for all of them::
+
+    <location> holds a corrupt job record (seq: Input should be ...): {...}. <advice>
+
+The documents: the job write-ahead record (:class:`JobRecord`), the checkpoint envelope
+(:class:`CheckpointEnvelope`), the finished marker (:class:`FinishedMarker`), and the Variable
+backend's document (:class:`VariableDocument`). The watermark document and window
+(``watermarks/rules.py``) decode through :func:`decode` too.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+
+from airflow.providers.resumable.state.base import CorruptStateError, JsonValue
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+M = TypeVar("M", bound=BaseModel)
+
+JOB_RECORD_KIND = "resumable-job"
+CHECKPOINT_KIND = "resumable-checkpoint"
+FINISHED_KIND = "resumable-finished"
+WATERMARK_KIND = "resumable-watermark"
+WINDOW_KIND = "resumable-watermark-window"
+
+#: Key of the finished marker in a store that keeps state after success (the native store).
+FINISHED_KEY = "resumable_finished"
+
+#: What a token of this provider (or one a user passed) may look like: Databricks and AWS both accept it.
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def utcnow_iso() -> str:
+    """Now, as every stored document writes a time: UTC, ISO-8601, to the second."""
+    return datetime.now(tz=UTC).isoformat(timespec="seconds")
+
+
+def safe_name(text: str, limit: int) -> str:
+    """``text`` with what a Variable or asset-store key cannot hold replaced by ``-``, cut to ``limit``."""
+    return _UNSAFE.sub("-", text)[:limit]
+
+
+def located(store: Any, key: str) -> str:
+    """Where ``key`` lives in ``store`` and how a person deletes it (backends define ``locate``)."""
+    inner = getattr(store, "inner", store)
+    full_key = f"{store.namespace}/{key}" if isinstance(getattr(store, "namespace", None), str) else key
+    locate = getattr(inner, "locate", None)
+    return str(locate(full_key)) if locate is not None else f"state key {full_key!r} in {inner!r}"
+
+
+def decode(
+    model: type[M],
+    raw: Any,
+    location: str,
+    *,
+    what: str,
+    advice: str,
+    error: type[CorruptStateError] = CorruptStateError,
+) -> M:
+    """
+    ``raw`` as a ``model`` document, or ``error`` saying where it lives, what is wrong, and ``advice``.
+
+    ``what`` names the document in the message ("job record"); the expected kind is the model's.
+    """
+    expected = model.model_fields["kind"].default
+    kind = raw.get("kind") if isinstance(raw, dict) else None
+    if kind != expected:
+        found = f"a record of unknown kind {kind!r}" if kind is not None else repr(raw)
+        raise error(
+            f"{location} holds {found}, not a {what} of this provider (kind {expected!r})"
+            f"{f': {raw!r}' if kind is not None else ''}. {advice}"
+        )
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in err.errors())
+        raise error(f"{location} holds a corrupt {what} ({problems}): {raw!r}. {advice}") from err
+
+
+# ---- the job write-ahead record ---------------------------------------------------------------------
+
+_JOB_ADVICE = (
+    "Refusing to guess whether a job is running: check the external system, then delete the key and clear "
+    "the task to let it submit afresh."
+)
+
+
+class JobRecord(BaseModel):
+    """
+    Write-ahead record of one external job submission.
+
+    Written with ``external_id=None`` (an *intent*) before ``submit_job`` runs, and again with the id
+    once it returns. A record found with an intent but no id means a try died, or lost the response,
+    somewhere inside ``submit_job``: a job may exist, and only its idempotency token can find it.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["resumable-job"] = "resumable-job"
+    version: int = Field(default=1, ge=1)
+    seq: int = Field(ge=0)
+    token: Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)] | None = None
+    generation: int | None = Field(default=None, ge=0)
+    fingerprint: str | None = None
+    try_number: int | None = Field(default=None, ge=0)
+    external_id: JsonValue = None
+    intent_at: str | None = None
+    submitted_at: str | None = None
+    #: Set when the record was upgraded from a bare id stored by ``airflow.sdk.ResumableJobMixin``
+    #: (or the official operators' ``durable=True``), which carries no token.
+    legacy: bool = False
+
+    @model_validator(mode="after")
+    def _ours_have_a_token(self) -> JobRecord:
+        if not self.legacy and (self.token is None or self.seq < 1):
+            raise ValueError("a job record of this provider needs a token and a submission seq >= 1")
+        return self
+
+    @property
+    def has_external_id(self) -> bool:
+        return self.external_id is not None
+
+    @classmethod
+    def parse(cls, key: str, raw: JsonValue, *, store: Any = None) -> JobRecord | None:
+        """
+        Read the stored value of ``key``.
+
+        A bare value (not one of our records) is an external id written by Airflow's own
+        ``ResumableJobMixin`` (or the official operators' ``durable=True``) before the operator switched
+        to this provider: it is adopted. Anything else that does not validate is corrupt, and corrupt
+        state fails the task without retries: never a reason to submit again.
+        """
+        if raw is None:
+            return None
+        location = located(store, key) if store is not None else f"state key {key!r}"
+        if isinstance(raw, str | int) and not isinstance(raw, bool):
+            return cls(seq=0, token=None, generation=None, external_id=raw, legacy=True)
+        if not isinstance(raw, dict):
+            raise CorruptStateError(
+                f"{location} holds {raw!r}, which is neither a job record of this provider nor a bare job id. "
+                f"{_JOB_ADVICE}"
+            )
+        return decode(cls, raw, location, what="job record", advice=_JOB_ADVICE)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---- the checkpoint envelope ------------------------------------------------------------------------
+
+
+class CheckpointEnvelope(BaseModel):
+    """How a checkpoint is stored: the user's model as ``data`` plus what is needed to trust it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    kind: Literal["resumable-checkpoint"] = "resumable-checkpoint"
+    schema_name: str | None = None
+    schema_version: int = Field(default=1, ge=1)
+    generation: int | None = Field(default=None, ge=0)
+    try_number: int | None = Field(default=None, ge=0)
+    saved_at: str | None = None
+    #: Batches whose side effects are durable; the batch helper resumes at this index.
+    batches_done: int | None = Field(default=None, ge=0)
+    #: The walk ran to its end: a retry of the same life returns without redoing a batch.
+    complete: bool = False
+    data: JsonValue = None
+
+    @classmethod
+    def parse(
+        cls, raw: JsonValue, location: str, *, error: type[CorruptStateError] = CorruptStateError
+    ) -> CheckpointEnvelope | None:
+        if raw is None:
+            return None
+        advice = "Refusing to restart from the beginning silently: delete the key to start over, then clear the task."
+        return decode(cls, raw, location, what="checkpoint", advice=advice, error=error)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---- the finished marker ----------------------------------------------------------------------------
+
+
+class FinishedMarker(BaseModel):
+    """``resumable_finished``: the life that ended with try ``try_number`` succeeded."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["resumable-finished"] = "resumable-finished"
+    try_number: int = Field(ge=0)
+    max_tries: int | None = None
+    finished_at: str | None = None
+
+    @classmethod
+    def parse(cls, raw: JsonValue, location: str) -> FinishedMarker | None:
+        """Read a stored finished marker strictly: a hand-edited one is named as bad state, not ignored."""
+        if raw is None:
+            return None
+        advice = "Delete the key; a clear then starts the task afresh."
+        return decode(cls, raw, location, what="finished marker", advice=advice)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ---- the Variable backend's document ----------------------------------------------------------------
+
+
+class VariableDocument(BaseModel):
+    """
+    What one task instance's Variable holds: its scope, the try that last wrote it, and the keys.
+
+    Indented JSON, so a person can read it in the Variables UI; the backend writes it and the CLI
+    reads it with :meth:`parse`.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    scope: dict[str, Any]
+    life: dict[str, Any] | None = None
+    values: dict[str, JsonValue]
+
+    @classmethod
+    def parse(cls, text: str, location: str) -> VariableDocument:
+        import json
+
+        try:
+            raw = json.loads(text)
+        except ValueError as err:
+            raise CorruptStateError(
+                f"The value of {location} is not JSON ({err}), so it was not written by this provider; refusing "
+                "to guess. Inspect it, delete it, then clear the task."
+            ) from err
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as err:
+            missing = ", ".join(str(e["loc"][0]) for e in err.errors() if e["loc"])
+            raise CorruptStateError(
+                f"The value of {location} lacks {missing or 'the scope and values'}, so it was not written by this "
+                "provider; refusing to guess. Inspect it, delete it, then clear the task."
+            ) from err
+
+    def scope_is(self, scope: Mapping[str, Any]) -> bool:
+        return self.scope == dict(scope)
+
+    def dump(self) -> str:
+        import json
+
+        return json.dumps({"scope": self.scope, "life": self.life, "values": self.values}, indent=2, sort_keys=True)

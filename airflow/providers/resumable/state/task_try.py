@@ -1,0 +1,321 @@
+"""
+The running try: built once from the task context and handed to everything below the mixins.
+
+As tenacity hands one ``RetryCallState`` to every strategy, a mixin builds one :class:`TaskTry` per
+try and passes it down: the task instance's scope, which try and which life this is, the guarded
+store of the configured backend, whether it is durable, and the tags every metric carries. This is
+the one module of ``state/`` that reads a task context; the stores, the guard, the lifecycle rules
+and the after-success registry take a ``TaskTry`` or what it holds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.resumable.compat.airflow import dag_run_key, try_stamp
+from airflow.providers.resumable.state import after_success
+from airflow.providers.resumable.state.backends import EphemeralStateStore, NativeTaskStateStore, VariableStateStore
+from airflow.providers.resumable.state.base import (
+    BASIC_METHODS,
+    MarkerFinishing,
+    NamespacedStateStore,
+    StateBackendConfigError,
+    StateStore,
+    StateStoreError,
+    TaskScope,
+    backend_name,
+)
+from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker, located
+from airflow.providers.resumable.state.guard import guard
+from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life
+from airflow.providers.resumable.state.selection import (
+    AUTO,
+    BUILTIN_BACKENDS,
+    is_durable,
+    load_class,
+    setting,
+    validate_backend,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow.providers.resumable.state.after_success import SuccessAction
+
+#: Where :meth:`TaskTry.of` keeps the try of an operator (or a TaskFlow handle) between calls.
+_CACHE_ATTRIBUTE = "_resumable_try"
+
+
+# ---- reading the context ----------------------------------------------------------------------------
+
+
+def task_instance_of(context: Any) -> Any:
+    """
+    The task instance running with ``context``, or None when there is no real one.
+
+    Unit tests (the official providers' and users') call ``op.execute(context)`` with None, ``{}``
+    or a ``MagicMock``; a mock's ``dag_id`` is not a string, so it does not count as a task instance.
+    """
+    if context is None or not hasattr(context, "get"):
+        return None
+    try:
+        ti = context.get("ti") or context.get("task_instance")
+    except Exception:
+        return None
+    if ti is None:
+        return None
+    ids = [getattr(ti, name, None) for name in ("dag_id", "run_id", "task_id")]
+    if not all(isinstance(value, str) and value for value in ids):
+        return None
+    return ti
+
+
+def scope_of_ti(ti: Any) -> TaskScope:
+    """The scope of a task instance (the listener has one without a context)."""
+    map_index = getattr(ti, "map_index", -1)
+    return TaskScope(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task_id=ti.task_id,
+        map_index=-1 if map_index is None else int(map_index),
+    )
+
+
+def scope_of(context: Any) -> TaskScope:
+    """The scope of the task instance running with ``context``; raises without one."""
+    ti = task_instance_of(context)
+    if ti is None:
+        raise StateStoreError(
+            "The task context has no task instance, so the task instance that owns the state is "
+            "unknown; state stores can only be used while a task instance runs."
+        )
+    return scope_of_ti(ti)
+
+
+def _as_int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def try_info_of(context: Any) -> TryInfo:
+    """What the running try knows about itself and its DAG run (empty without a task instance)."""
+    ti = task_instance_of(context)
+    if ti is None:
+        return TryInfo()
+    dag_run = context.get("dag_run")
+    try_number = _as_int(getattr(ti, "try_number", None))
+    return TryInfo(
+        try_number=try_number,
+        max_tries=_as_int(getattr(ti, "max_tries", None)),
+        try_stamp=try_stamp(ti, lambda: after_success.process_stamp(scope_of_ti(ti), try_number)),
+        run_key=dag_run_key(dag_run),
+        clear_number=_as_int(getattr(dag_run, "clear_number", None)),
+    )
+
+
+# ---- the backend ------------------------------------------------------------------------------------
+
+
+def _custom_store(choice: str, context: Any) -> StateStore:
+    cls = load_class(choice)
+    factory = getattr(cls, "from_context", cls)
+    try:
+        store = factory(context)
+    except StateStoreError:
+        raise
+    except (TypeError, AttributeError, ValueError) as err:
+        raise StateBackendConfigError(
+            f"{setting(choice)}: building the store failed with {type(err).__name__}: {err}. The class needs a "
+            "from_context(context) classmethod (or a constructor taking the context) that returns a StateStore."
+        ) from err
+    except Exception as err:
+        raise StateStoreError(
+            f"{setting(choice)}: building the store failed with {type(err).__name__}: {err}; failing the task "
+            "rather than running without durable state."
+        ) from err
+    if not all(callable(getattr(store, method, None)) for method in BASIC_METHODS):
+        raise StateBackendConfigError(
+            f"{setting(choice)} built a {type(store).__name__}, which lacks the StateStore methods get/set/delete/clear"
+        )
+    return store if callable(getattr(store, "finish", None)) else MarkerFinishing(store)
+
+
+def get_state_store(context: Mapping[str, Any] | None, backend: str | None = None) -> StateStore:
+    """
+    Return the state store of the task instance running with ``context``.
+
+    ``backend`` defaults to ``[resumable] state_backend``: ``auto`` uses the native
+    ``task_state_store`` when the context has one (Airflow 3.3+) and Airflow Variables otherwise;
+    ``task_state_store`` and ``variable`` force one; anything else is a dotted path to a class whose
+    ``from_context(context)`` (or constructor, called with the context) returns a ``StateStore``.
+
+    Without a task instance in the context (a unit test calling ``op.execute({})``) a configured
+    class is still used, so a test store works; the built-in backends need a task instance, so an
+    :class:`~.EphemeralStateStore` stands in and nothing is durable, as with the official operators.
+    """
+    choice = validate_backend(backend)
+    if task_instance_of(context) is None:
+        return _custom_store(choice, context) if choice not in BUILTIN_BACKENDS else EphemeralStateStore()
+    assert context is not None
+    native = context.get("task_state_store")
+    if choice == "task_state_store" or (choice == AUTO and native is not None):
+        if native is None:
+            raise StateStoreError(
+                "[resumable] state_backend selects 'task_state_store', but this task's context has no "
+                "task_state_store (it needs Airflow 3.3 or later). Use state_backend = 'variable' or "
+                "'auto' on this Airflow."
+            )
+        return NativeTaskStateStore(native, scope_of(context))
+    if choice in (AUTO, "variable"):
+        return VariableStateStore(scope_of(context), info=try_info_of(context))
+    return _custom_store(choice, context)
+
+
+# ---- the try ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskTry:
+    """
+    One try of one task instance, as everything below the mixins sees it.
+
+    Built once per try (:meth:`of` caches it on the operator for the context it ran with) and, when
+    its store is durable, registered once to be finished after the task instance's success.
+    """
+
+    #: Which task instance (None outside one: a unit test calling ``execute()``).
+    scope: TaskScope | None
+    #: Which try, and of which life and DAG run row.
+    info: TryInfo
+    #: The backend's store, every write checked for secrets and size (unguarded when not durable).
+    store: StateStore
+    #: ``task_state_store``, ``variable``, or a configured class's name.
+    backend: str
+    #: False when nothing outlives the call (no task instance and a built-in backend).
+    durable: bool
+    #: The task id named in errors and logs.
+    owner: str
+    #: What every metric and span of this try carries: operator, dag_id, task_id, backend.
+    tags: dict[str, str]
+    #: ``context["asset_state_store"]`` (Airflow 3.3+), for watermarks kept with an asset.
+    asset_accessors: Any = field(default=None, repr=False)
+    #: Built for an operator that keeps nothing (``durable=False``).
+    ephemeral: bool = False
+    _namespaces: dict[str, NamespacedStateStore] = field(default_factory=dict, repr=False)
+    _marker: tuple[FinishedMarker | None] | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_context(
+        cls,
+        context: Any,
+        *,
+        owner: str,
+        kind: str,
+        dag_id: str | None = None,
+        allow_secrets: bool = False,
+        ephemeral: bool = False,
+    ) -> TaskTry:
+        """
+        Read the try from ``context``: its scope, its identity, and the store ``[resumable] state_backend`` picks.
+
+        ``kind`` is the operator class (or TaskFlow function) named in metrics; ``dag_id`` stands in
+        for the tags when there is no task instance. ``ephemeral`` (an operator with ``durable=False``)
+        opens no store at all: nothing is read, kept or finished.
+        """
+        ti = task_instance_of(context)
+        scope = scope_of_ti(ti) if ti is not None else None
+        info = try_info_of(context)
+        raw = EphemeralStateStore() if ephemeral else get_state_store(context)
+        durable = is_durable(raw)
+        store: StateStore = (
+            guard(raw, owner=owner, allow_secrets=allow_secrets, scope=scope, try_id=info.try_id) if durable else raw
+        )
+        name = backend_name(raw)
+        tags = {
+            "operator": kind,
+            "dag_id": scope.dag_id if scope is not None else (dag_id or ""),
+            "task_id": owner,
+            "backend": name,
+        }
+        accessors = None
+        if ti is not None:
+            with contextlib.suppress(Exception):
+                accessors = context.get("asset_state_store")
+        found = cls(scope, info, store, name, durable, owner, tags, accessors, ephemeral)
+        if durable and scope is not None:
+            # Dropped or marked finished by the provider's listener once Airflow has recorded the
+            # task instance's success; never inside execute, which can still fail after it returns.
+            after_success.register_store(scope, info, store)
+        return found
+
+    @classmethod
+    def of(cls, holder: Any, context: Any, *, allow_secrets: bool = False, ephemeral: bool = False) -> TaskTry:
+        """
+        The try ``holder`` (an operator) runs with ``context``, built on first use and kept for that context.
+
+        A retry, or the try that resumes after a deferral, brings a new context and so a new try.
+        """
+        cached = holder.__dict__.get(_CACHE_ATTRIBUTE)
+        if cached is not None and cached[0] is context and cached[1].ephemeral is ephemeral:
+            return cached[1]
+        dag_id = None
+        with contextlib.suppress(Exception):
+            # Airflow 3 raises on ``dag_id`` of an operator without a Dag (a unit test).
+            dag_id = holder.dag_id
+        found = cls.from_context(
+            context,
+            owner=str(getattr(holder, "task_id", type(holder).__name__)),
+            kind=type(holder).__name__,
+            dag_id=dag_id if isinstance(dag_id, str) else None,
+            allow_secrets=allow_secrets,
+            ephemeral=ephemeral,
+        )
+        # The context is kept with it so that its id cannot be reused by the next try's context.
+        holder.__dict__[_CACHE_ATTRIBUTE] = (context, found)
+        return found
+
+    # ---- what the layers below ask of it -------------------------------------------------------------
+
+    @property
+    def run_id(self) -> str:
+        return self.scope.run_id if self.scope is not None else "(no task instance)"
+
+    @property
+    def map_index(self) -> int:
+        return self.scope.map_index if self.scope is not None else -1
+
+    def namespaced(self, namespace: str) -> NamespacedStateStore:
+        """This try's store seen under ``namespace`` (one view per namespace, so its key index is shared)."""
+        view = self._namespaces.get(namespace)
+        if view is None:
+            view = self._namespaces[namespace] = NamespacedStateStore(self.store, namespace)
+        return view
+
+    def locate(self, key: str, namespace: str | None = None) -> str:
+        """Where ``key`` (under ``namespace``) lives, and the command that deletes it."""
+        return located(self.namespaced(namespace) if namespace else self.store, key)
+
+    def marker(self) -> FinishedMarker | None:
+        """The finished marker of this task instance, read once per try (only the listener writes it)."""
+        if self._marker is None:
+            raw = self.store.get(FINISHED_KEY)
+            self._marker = (FinishedMarker.parse(raw, located(self.store, FINISHED_KEY)),)
+        return self._marker[0]
+
+    def ended_life(
+        self, written_at_try: int | None, *, complete: bool = False, written_max_tries: int | None = None
+    ) -> str | None:
+        """Why a value written at ``written_at_try`` belongs to an ended life (see ``lifecycle.ended_life``)."""
+        return ended_life(
+            written_at_try=written_at_try,
+            marker=self.marker(),
+            current=self.info,
+            complete=complete,
+            written_max_tries=written_max_tries,
+        )
+
+    def on_success(self, action: SuccessAction) -> None:
+        """Run ``action`` once Airflow has recorded this task instance's success (dropped if the try fails)."""
+        if self.scope is not None:
+            after_success.register_action(self.scope, self.info, action)
