@@ -54,7 +54,7 @@ def load_dag(path: Path = EXAMPLE) -> Any:
 def current_mark(dag_id: str = DAG_ID) -> Any:
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import watermark_inventory
+    from airflow.providers.resumable.inventory import watermarks as watermark_inventory
 
     with create_session() as session:
         found = watermark_inventory.read(session, watermark_inventory.WatermarkFilters(dag_id=dag_id, task_id=TASK_ID))
@@ -65,7 +65,7 @@ def forget_mark(dag_id: str = DAG_ID) -> None:
     """Delete a mark an earlier demo in the same AIRFLOW_HOME left, as ``watermark reset`` without ``--to`` does."""
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import watermark_inventory
+    from airflow.providers.resumable.inventory import watermarks as watermark_inventory
 
     with create_session() as session:
         for mark in watermark_inventory.read(

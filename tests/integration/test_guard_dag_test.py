@@ -151,7 +151,7 @@ def test_a_retry_that_reattaches_counts_reattach(job_system, request):
         retry_delay=timedelta(0),
         dag=dag,
     )
-    with mock.patch.object(observability, "_stats", return_value=stats):
+    with mock.patch.object(observability, "stats", return_value=stats):
         run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("job").try_number == 2

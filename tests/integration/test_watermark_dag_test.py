@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from airflow.providers.resumable.mixins import WatermarkMixin
-from airflow.providers.resumable.state.watermark_stores import WatermarkScope
 from airflow.providers.resumable.testing import clear_and_rerun, fail_on_tries, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseOperator
+from airflow.providers.resumable.watermarks.stores import WatermarkScope
 from tests.integration.harness import make_dag
 
 pytestmark = pytest.mark.integration
@@ -77,7 +77,7 @@ def read_mark(dag_id: str, task_id: str = "extract") -> dict[str, Any] | None:
     """The stored watermark document, read from the metadata DB as the CLI reads it."""
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.state import watermark_inventory
+    from airflow.providers.resumable.inventory import watermarks as watermark_inventory
 
     with create_session() as session:
         found = watermark_inventory.read(session, watermark_inventory.WatermarkFilters(dag_id=dag_id, task_id=task_id))

@@ -18,7 +18,7 @@ SPEC = {"cmd": "train", "outcome": "SUCCEEDED"}
 @pytest.fixture
 def stats():
     fake = mock.MagicMock()
-    with mock.patch.object(observability, "_stats", return_value=fake):
+    with mock.patch.object(observability, "stats", return_value=fake):
         yield fake
 
 

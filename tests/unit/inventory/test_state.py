@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from airflow.providers.resumable.inventory.state import Filters, TaskState, describe
 from airflow.providers.resumable.state.base import TaskScope
-from airflow.providers.resumable.state.inventory import Filters, TaskState, describe
 
 JOB = {
     "kind": "resumable-job",

@@ -9,9 +9,8 @@ from pydantic import BaseModel
 
 from airflow.providers.resumable.mixins import WatermarkMixin
 from airflow.providers.resumable.plugins.resumable import listener
-from airflow.providers.resumable.state.lifecycle import register_for_success, register_on_success
-from airflow.providers.resumable.state.watermark_stores import EphemeralWatermarkStore, InMemoryWatermarkStore
 from airflow.providers.resumable.version_compat import BaseOperator
+from airflow.providers.resumable.watermarks.stores import EphemeralWatermarkStore, InMemoryWatermarkStore
 from tests.support.context import FakeTI, make_context
 
 
@@ -131,31 +130,3 @@ def test_outside_a_task_instance_nothing_is_kept():
     assert isinstance(op.watermark_store({}), EphemeralWatermarkStore)
     assert op.execute({}) == {"since": 0, "new": [1, 2]}
     assert Extract(task_id="t", changes=[1, 2]).execute({}) == {"since": 0, "new": [1, 2]}
-
-
-class Boom:
-    key = "boom"
-
-    def __call__(self) -> str:
-        raise RuntimeError("store unreachable")
-
-
-def test_a_failing_success_action_does_not_stop_the_stores_being_finished(memory_store):
-    ti = FakeTI(run_id="run1")
-    context = make_context(ti)
-    memory_store.set("k", 1)
-    done: list[str] = []
-
-    class Done:
-        key = "done"
-
-        def __call__(self) -> str:
-            done.append("ran")
-            return "ran"
-
-    register_on_success(context, Boom())
-    register_on_success(context, Done())
-    register_for_success(context, memory_store)
-    succeed(ti)
-    assert done == ["ran"], "an action after a failing one still runs"
-    assert memory_store.get("resumable_finished")["try_number"] == 1, "the stores were finished after the actions"

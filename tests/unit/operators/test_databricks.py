@@ -16,6 +16,7 @@ from airflow.providers.resumable.operators.databricks import (
 )
 from airflow.providers.resumable.version_compat import AirflowException
 from tests.support.context import FakeTI, make_context
+from tests.support.job_run import while_polling
 
 HOST = "https://adb-1.test"
 
@@ -218,14 +219,16 @@ class TestResultKillAndCompletion:
     def test_kill_leaves_the_run_by_default(self, requests_mock):
         cancel = requests_mock.post(api("runs/cancel"), json={})
         op = submit_op()
-        op.run_id, op._running_external_id, op._running_context = 7, 7, make_context()
+        op.run_id = 7
+        while_polling(op, 7, make_context())
         op.on_kill()
         assert not cancel.called, "the official on_kill would have cancelled it"
 
     def test_cancel_on_kill_cancels(self, requests_mock):
         cancel = requests_mock.post(api("runs/cancel"), json={})
         op = submit_op(cancel_on_kill=True)
-        op.run_id, op._running_external_id, op._running_context = 7, 7, make_context()
+        op.run_id = 7
+        while_polling(op, 7, make_context())
         op.on_kill()
         assert cancel.last_request.json() == {"run_id": 7}
 

@@ -35,6 +35,7 @@ from tests.support.fake_aws import (
     create_cluster,
     create_virtual_cluster,
 )
+from tests.support.job_run import while_polling
 
 STEP = {
     "Name": "calculate_pi",
@@ -331,8 +332,7 @@ class TestAddSteps:
     def test_kill_leaves_steps_running_unless_asked(self, aws, memory_store):
         cluster = create_cluster(boto3.client("emr", region_name=REGION))
         op = steps_op(cluster)
-        op._running_external_id = {"cluster_id": cluster, "step_ids": ["s-1"]}
-        op._running_context = ctx()
+        while_polling(op, {"cluster_id": cluster, "step_ids": ["s-1"]}, ctx())
         op.on_kill()  # no AWS call: the official operator has no cancel and ours is off
         op.cancel_on_kill = True
         calls = []
@@ -465,8 +465,7 @@ class TestServerless:
         app = create_application(boto3.client("emr-serverless", region_name=REGION))
         op = serverless_op(app)
         op.job_id = "run-1"  # what the official on_kill would cancel
-        op._running_external_id = {"application_id": app, "job_run_id": "run-1"}
-        op._running_context = ctx()
+        while_polling(op, {"application_id": app, "job_run_id": "run-1"}, ctx())
         op.on_kill()
         assert "CancelJobRun" not in aws.calls
 
@@ -747,8 +746,7 @@ class TestKill:
         op = container_op(vc, wait_for_completion=False)
         job_id = op.execute(ctx())
         op.job_id = job_id  # what the official on_kill would cancel
-        op._running_external_id = {"virtual_cluster_id": vc, "job_id": job_id}
-        op._running_context = ctx()
+        while_polling(op, {"virtual_cluster_id": vc, "job_id": job_id}, ctx())
         op.on_kill()
         assert aws.container_jobs()[0].state == "RUNNING"
         op.cancel_on_kill = True
@@ -759,8 +757,7 @@ class TestKill:
         op = cluster_op()
         cluster_id = op.execute(ctx())
         op._job_flow_id = cluster_id  # what the official on_kill would terminate
-        op._running_external_id = {"cluster_id": cluster_id}
-        op._running_context = ctx()
+        while_polling(op, {"cluster_id": cluster_id}, ctx())
         op.on_kill()
         assert aws.clusters()[0].state == "WAITING"
         op.cancel_on_kill = True

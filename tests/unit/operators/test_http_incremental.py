@@ -8,7 +8,7 @@ import pytest
 
 from airflow.providers.resumable.operators.http import Incremental, ResumablePaginatedHttpOperator
 from airflow.providers.resumable.plugins.resumable import listener
-from airflow.providers.resumable.state.watermark_stores import InMemoryWatermarkStore
+from airflow.providers.resumable.watermarks.stores import InMemoryWatermarkStore
 from tests.support.context import FakeTI, make_context
 
 BASE = "http://api.test"

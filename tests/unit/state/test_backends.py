@@ -16,6 +16,7 @@ from airflow.providers.resumable.state import (
     variable_key,
 )
 from airflow.providers.resumable.state.backends import legacy_variable_key
+from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker
 from airflow.providers.resumable.state.lifecycle import TryInfo
 from airflow.providers.resumable.version_compat import AirflowFailException
 from tests.support.stores import DictVariables
@@ -278,14 +279,17 @@ class TestNativeStore:
         assert "state delete --dag-id d --run-id r --task-id t --map-index 4 --key job" in where
         assert "DELETE /api/v2/dags/d/dagRuns/r/taskInstances/t/state-store/job?map_index=4" in where
 
-    def test_from_context_without_native_store_names_the_option(self):
-        with pytest.raises(StateStoreError, match="state_backend selects 'task_state_store'"):
-            NativeTaskStateStore.from_context({"ti": object()})
-
-
-def test_scope_from_context_requires_a_ti():
-    with pytest.raises(StateStoreError, match="has no task instance"):
-        TaskScope.from_context({})
+    def test_finish_writes_the_marker_unless_airflow_clears_on_success(self, monkeypatch):
+        accessor = FakeAccessor()
+        store = NativeTaskStateStore(accessor, SCOPE)
+        store.set("job", 1)
+        marker = FinishedMarker(try_number=2, finished_at="now")
+        assert store.finish(marker) == "marked finished"
+        assert store.get(FINISHED_KEY) == marker.dump()
+        monkeypatch.setenv("AIRFLOW__STATE_STORE__CLEAR_ON_SUCCESS", "True")
+        store.delete(FINISHED_KEY)
+        assert "dropped by Airflow" in store.finish(marker)
+        assert store.get(FINISHED_KEY) is None, "writing after Airflow's clear would bring a key back"
 
 
 def info(try_number, stamp, run_key="run-a", clear_number=0, max_tries=2):
@@ -338,9 +342,9 @@ class TestVariableLife:
         assert document["values"] == {"checkpoint": {"batches_done": 0}}, "the old keys are gone"
         assert document["life"]["try_stamp"] == reader.try_stamp
 
-    def test_mark_finished_deletes_the_variable(self):
+    def test_finish_deletes_the_variable(self):
         access = DictVariables()
         store = VariableStateStore(SCOPE, access=access, info=info(1, "ti-1"))
         store.set("k", 1)
-        assert "deleted" in store.mark_finished({"kind": "resumable-finished", "try_number": 1})
+        assert "deleted" in store.finish(FinishedMarker(try_number=1))
         assert store.key not in access.rows

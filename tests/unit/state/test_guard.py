@@ -20,11 +20,11 @@ from airflow.providers.resumable.state.guard import (
     VARIABLE_DOCUMENT_LIMIT_BYTES,
     GuardedStateStore,
     SecretInStateError,
-    guard_store,
+    guard,
     secret_paths,
 )
+from airflow.providers.resumable.state.task_try import TaskTry
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowFailException
-from tests.support.context import FakeTI, make_context
 from tests.support.stores import DictVariables
 
 
@@ -44,8 +44,10 @@ def register_secret() -> str:
 
 
 def guarded(inner=None, *, try_number=1, allow_secrets=False, task_id="task"):
-    ctx = make_context(FakeTI(task_id=task_id, try_number=try_number))
-    return guard_store(inner or InMemoryStateStore(), ctx, owner=task_id, allow_secrets=allow_secrets)
+    """What a try built from a context with this task instance gets (see ``TaskTry.from_context``)."""
+    scope = TaskScope("dag", "run", task_id)
+    inner = inner or InMemoryStateStore()
+    return guard(inner, owner=task_id, allow_secrets=allow_secrets, scope=scope, try_id=str(try_number))
 
 
 class TestSecretPaths:
@@ -108,8 +110,9 @@ class TestRefusal:
         assert inner.data == {}
 
     def test_a_store_that_is_not_durable_is_not_wrapped(self):
-        ephemeral = EphemeralStateStore()
-        assert guarded(ephemeral) is ephemeral
+        task_try = TaskTry.from_context({}, owner="t", kind="Op")
+        assert isinstance(task_try.store, EphemeralStateStore)
+        assert not task_try.durable
 
     def test_the_wrapper_sees_through_to_the_backend(self):
         inner = InMemoryStateStore()
@@ -117,7 +120,7 @@ class TestRefusal:
         assert isinstance(store, GuardedStateStore)
         assert store.inner is inner
         assert store.locate("k") == inner.locate("k")
-        assert guard_store(store, make_context(), owner="t") is store, "never wrapped twice"
+        assert guard(store, owner="t", allow_secrets=False, scope=None, try_id=None) is store, "never wrapped twice"
 
     @pytest.mark.parametrize("cls_name", ["ToyJobOperator", "ToyBatchOperator"])
     def test_the_opt_in_is_validated_at_parse_time(self, cls_name):
@@ -179,7 +182,7 @@ class TestSize:
     def test_oversize_is_counted(self, monkeypatch):
         monkeypatch.setenv("AIRFLOW__STATE_STORE__MAX_VALUE_STORAGE_BYTES", "10")
         stats = mock.MagicMock()
-        with mock.patch("airflow.providers.resumable.observability._stats", return_value=stats):
+        with mock.patch("airflow.providers.resumable.observability.stats", return_value=stats):
             guarded(Native(), task_id="counted").set("cursor", "x" * 50)
         stats.incr.assert_called_once_with(
             "resumable.state.oversize", tags={"task_id": "counted", "backend": "task_state_store"}

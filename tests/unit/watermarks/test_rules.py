@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from airflow.providers.resumable.state.base import CorruptStateError
-from airflow.providers.resumable.state.watermarks import (
+from airflow.providers.resumable.watermarks.rules import (
     MAX_COMMITS,
     CommitEntry,
     WatermarkDocument,

@@ -7,18 +7,24 @@ import json
 import pytest
 
 from airflow.providers.resumable.state.base import CorruptStateError, StateBackendConfigError
-from airflow.providers.resumable.state.watermark_stores import (
+from airflow.providers.resumable.state.task_try import TaskTry
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.watermarks.stores import (
     AssetWatermarkStore,
     EphemeralWatermarkStore,
     VariableWatermarkStore,
     WatermarkScope,
     get_watermark_store,
 )
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 from tests.support.context import make_context
 from tests.support.stores import DictVariables
 
 SCOPE = WatermarkScope("dag", "extract")
+
+
+def running(context):
+    """The try a task running with ``context`` builds (the store selection reads only the try)."""
+    return TaskTry.from_context(context, owner="extract", kind="Extract")
 
 
 @pytest.fixture(autouse=True)
@@ -50,12 +56,12 @@ def assets(*names):
 
 
 def test_no_task_instance_keeps_nothing():
-    assert isinstance(get_watermark_store({}, SCOPE), EphemeralWatermarkStore)
-    assert isinstance(get_watermark_store(None, SCOPE), EphemeralWatermarkStore)
+    assert isinstance(get_watermark_store(running({}), SCOPE), EphemeralWatermarkStore)
+    assert isinstance(get_watermark_store(running(None), SCOPE), EphemeralWatermarkStore)
 
 
 def test_no_asset_state_store_means_a_variable():
-    store = get_watermark_store(make_context(), SCOPE, task=Task())
+    store = get_watermark_store(running(make_context()), SCOPE, task=Task())
     assert isinstance(store, VariableWatermarkStore)
     assert store.key == SCOPE.key
 
@@ -64,7 +70,7 @@ def test_no_asset_state_store_means_a_variable():
 def test_the_only_asset_holds_it():
     (orders,) = assets("orders")
     context = make_context(asset_state_store=Accessors(orders="accessor"))
-    store = get_watermark_store(context, SCOPE, task=Task(orders))
+    store = get_watermark_store(running(context), SCOPE, task=Task(orders))
     assert isinstance(store, AssetWatermarkStore)
     assert (store.accessor, store.asset_name) == ("accessor", "orders")
 
@@ -73,13 +79,13 @@ def test_the_only_asset_holds_it():
 def test_with_two_assets_watermark_asset_picks_one_or_a_variable_is_used():
     orders, users = assets("orders", "users")
     context = make_context(asset_state_store=Accessors(orders="a1", users="a2"))
-    assert isinstance(get_watermark_store(context, SCOPE, task=Task(orders, users)), VariableWatermarkStore)
-    picked = get_watermark_store(context, SCOPE, task=Task(orders, users), asset=users)
+    assert isinstance(get_watermark_store(running(context), SCOPE, task=Task(orders, users)), VariableWatermarkStore)
+    picked = get_watermark_store(running(context), SCOPE, task=Task(orders, users), asset=users)
     assert isinstance(picked, AssetWatermarkStore)
     assert picked.accessor == "a2"
     (other,) = assets("elsewhere")
     with pytest.raises(StateBackendConfigError, match="is not among the inlets or outlets of task 'extract'"):
-        get_watermark_store(context, SCOPE, task=Task(orders, users), asset=other)
+        get_watermark_store(running(context), SCOPE, task=Task(orders, users), asset=other)
 
 
 @needs_assets
@@ -87,7 +93,7 @@ def test_state_backend_variable_keeps_watermarks_in_variables_too(state_backend)
     state_backend("variable")
     (orders,) = assets("orders")
     context = make_context(asset_state_store=Accessors(orders="accessor"))
-    assert isinstance(get_watermark_store(context, SCOPE, task=Task(orders)), VariableWatermarkStore)
+    assert isinstance(get_watermark_store(running(context), SCOPE, task=Task(orders)), VariableWatermarkStore)
 
 
 def test_the_variable_store_round_trips_and_names_bad_json():

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.providers.resumable.state.records import JobRecord
+    from airflow.providers.resumable.state.codec import JobRecord
 
 TOKEN_PREFIX = "rsm"
 

@@ -39,7 +39,7 @@ from airflow.providers.resumable.operators.pagination import (
     positive_int,
 )
 from airflow.providers.resumable.state.base import task_instance_of
-from airflow.providers.resumable.state.watermarks import cursor_max
+from airflow.providers.resumable.watermarks.rules import cursor_max
 
 with requires_extra("http", __name__):
     from airflow.providers.http.operators.http import HttpOperator
@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from tenacity import RetryCallState
 
     from airflow.providers.resumable.compat.version_compat import Context
-    from airflow.providers.resumable.state.watermarks import Window
+    from airflow.providers.resumable.watermarks.rules import Window
 
 __all__ = [
     "CursorPagination",

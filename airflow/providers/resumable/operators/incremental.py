@@ -8,7 +8,7 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.providers.resumable.operators.pagination import get_path
-from airflow.providers.resumable.state.watermarks import WatermarkValueError, cursor_key, cursor_max
+from airflow.providers.resumable.watermarks.rules import WatermarkValueError, cursor_key, cursor_max
 
 
 def _templated(value: Any) -> bool:

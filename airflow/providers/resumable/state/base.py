@@ -90,12 +90,17 @@ class FinishByMarker:
     The default ``finish``: keep the state and write the finished marker under ``resumable_finished``.
 
     Every value written at or before the marker's try then belongs to a finished life, so a person's
-    clear starts afresh while the values stay readable.
+    clear starts afresh while the values stay readable. A class with ``clears_on_success = True``
+    (how a 0.1.0 backend asked for it) is cleared instead.
     """
 
     def finish(self, marker: FinishedMarker) -> str:
         from airflow.providers.resumable.state.codec import FINISHED_KEY
 
+        # 0.1.0 custom backends said "drop me after success" with a class attribute.
+        if getattr(self, "clears_on_success", False):
+            self.clear()  # type: ignore[attr-defined]
+            return "dropped"
         self.set(FINISHED_KEY, marker.dump())  # type: ignore[attr-defined]
         return "marked finished"
 
@@ -125,13 +130,6 @@ class MarkerFinishing(FinishByMarker):
 
     def clear(self) -> None:
         self.inner.clear()
-
-    def finish(self, marker: FinishedMarker) -> str:
-        # 0.1.0 custom backends said "drop me after success" with a class attribute.
-        if getattr(self.inner, "clears_on_success", False):
-            self.inner.clear()
-            return "dropped"
-        return super().finish(marker)
 
 
 @dataclass(frozen=True)
@@ -264,6 +262,10 @@ class NamespacedStateStore:
             self.inner.delete(self._full(key))
         self.inner.delete(self._full(self._INDEX))
         self._index = []
+
+    def finish(self, marker: FinishedMarker) -> str:
+        """A life ends for the whole task instance: finishing a view finishes the store it views."""
+        return str(self.inner.finish(marker))
 
 
 def state_command(verb: str, scope: TaskScope, key: str | None = None) -> str:

@@ -244,6 +244,8 @@ def guard(
     ``owner`` is the task id named in errors; ``allow_secrets`` is the operator's
     ``allow_secrets_in_state``, which turns the refusal into one warning per try.
     """
+    if isinstance(store, GuardedStateStore):
+        return store
     if allow_secrets and _first_time("allow_secrets", scope, try_id):
         log.warning(
             "allow_secrets_in_state=True on task %r: values it stores are not checked for secrets, so a "

@@ -61,3 +61,12 @@ def validate_backend(value: str | None = None) -> str:
 def is_durable(store: Any) -> bool:
     """False for the store that stands in when there is no task instance: nothing survives the call."""
     return bool(getattr(getattr(store, "inner", store), "durable", True))
+
+
+def __getattr__(name: str) -> Any:
+    # 0.1.0 exported get_state_store from here; it reads a context, so it lives in task_try.py now.
+    if name == "get_state_store":
+        from airflow.providers.resumable.state.task_try import get_state_store
+
+        return get_state_store
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,20 +1,10 @@
-"""The shipped testing helper's own contract, without a DAG run: fault arguments, patching, the test backend."""
+"""``fail_on_tries``: its arguments, which call of which try it fails, and the patch it undoes."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from airflow.providers.resumable.state import get_state_store
-from airflow.providers.resumable.testing import (
-    InjectedFault,
-    RunResult,
-    SharedMemoryStore,
-    TaskInstanceResult,
-    fail_on_tries,
-    in_memory_state_backend,
-)
+from airflow.providers.resumable.testing import InjectedFault, fail_on_tries
 from airflow.providers.resumable.testing import faults as faults_module
 
 
@@ -105,27 +95,3 @@ def test_the_original_method_comes_back(try_number):
 def test_a_call_outside_a_task_instance_says_so():
     with fail_on_tries(Sink, "write", tries={1}), pytest.raises(RuntimeError, match="outside a running task instance"):
         Sink().write(1)
-
-
-def test_in_memory_backend_is_selected_and_the_setting_restored(monkeypatch):
-    monkeypatch.setenv("AIRFLOW__RESUMABLE__STATE_BACKEND", "variable")
-    with in_memory_state_backend() as store:
-        assert (
-            os.environ["AIRFLOW__RESUMABLE__STATE_BACKEND"]
-            == "airflow.providers.resumable.testing.stores.SharedMemoryStore"
-        )
-        get_state_store(None).set("k", {"v": 1})
-    assert store.get("k") == {"v": 1}
-    assert store.calls == [("set", "k"), ("get", "k")]
-    assert os.environ["AIRFLOW__RESUMABLE__STATE_BACKEND"] == "variable"
-    assert SharedMemoryStore.current is None
-
-
-def test_a_mapped_task_needs_its_map_index():
-    tis = tuple(TaskInstanceResult("t", i, "success", 1, 0) for i in range(2))
-    run = RunResult("d", "r", "success", tis, {("t", 0): "a", ("t", 1): "b"})
-    assert run.xcom("t", map_index=1) == "b"
-    with pytest.raises(KeyError, match=r"task 't' is mapped \(2 task instances\): pass map_index"):
-        run.ti("t")
-    with pytest.raises(KeyError, match="has no task instance task_id='u'"):
-        run.ti("u")

@@ -1,0 +1,234 @@
+"""The loop that runs one resumable job, driven with bound callables and no operator at all."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pytest
+from tenacity import stop_after_attempt, wait_none
+
+from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
+from airflow.providers.resumable.mixins.job_runner import (
+    JobCalls,
+    JobNotFoundError,
+    JobRun,
+    ResumableJobConflictError,
+    TransientJobError,
+    resume_or_submit,
+    retry_transient,
+)
+from airflow.providers.resumable.state.codec import JobRecord
+from airflow.providers.resumable.state.task_try import TaskTry
+from tests.support.context import FakeTI, make_context
+
+log = logging.getLogger(__name__)
+
+
+class System:
+    """A job system: what was submitted, and the status of each job."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, str] = {}
+        self.by_token: dict[str, str] = {}
+        self.submits: list[str | None] = []
+        self.polled: list[str] = []
+        self.cancelled: list[str] = []
+        self.token: str | None = None
+        self.resubmitting = False
+        self.status_errors: list[Exception] = []
+        self.lose_response = False
+
+    def calls(self, *, find: bool = True, cancel: bool = True) -> JobCalls:
+        def submit() -> Any:
+            self.submits.append(self.token)
+            job = f"job-{len(self.jobs) + 1}"
+            self.jobs[job] = "RUNNING"
+            if self.token:
+                self.by_token[self.token] = job
+            return None if self.lose_response else job
+
+        def status(job: str) -> str:
+            if self.status_errors:
+                raise self.status_errors.pop(0)
+            if job not in self.jobs:
+                raise JobNotFoundError(job)
+            return self.jobs[job]
+
+        def poll(job: str) -> None:
+            self.polled.append(job)
+            if job is not None:
+                self.jobs[job] = "SUCCEEDED"
+
+        def use_token(token: str | None, resubmitting: bool) -> None:
+            self.token, self.resubmitting = token, resubmitting
+
+        return JobCalls(
+            submit=submit,
+            status=status,
+            is_active=lambda s: s == "RUNNING",
+            is_succeeded=lambda s: s == "SUCCEEDED",
+            poll=poll,
+            result=lambda job: {"job": job},
+            use_token=use_token,
+            find=(lambda token: self.by_token.get(token)) if find else None,
+            cancel=(lambda job: self.cancelled.append(job)) if cancel else None,
+        )
+
+
+def run(system: System, ti: FakeTI | None = None, *, find: bool = True, fingerprint: str | None = None) -> Any:
+    task_try = TaskTry.from_context(make_context(ti or FakeTI()), owner="task", kind="Op")
+    return resume_or_submit(
+        system.calls(find=find),
+        task_try,
+        key="job",
+        fingerprint=fingerprint,
+        spec_change_policy=SpecChangePolicy.FAIL,
+        retry_stop=stop_after_attempt(3),
+        retry_wait=wait_none(),
+        log=log,
+    )
+
+
+def test_the_intent_is_written_before_the_submit(memory_store):
+    system = System()
+    seen: list[Any] = []
+    calls = system.calls()
+    original = calls.submit
+
+    def submit() -> Any:
+        seen.append(JobRecord.parse("job", memory_store.get("job")))
+        return original()
+
+    task_try = TaskTry.from_context(make_context(), owner="task", kind="Op")
+    JobRun(
+        JobCalls(**{**calls.__dict__, "submit": submit}),
+        task_try,
+        key="job",
+        fingerprint="f1",
+        spec_change_policy=SpecChangePolicy.FAIL,
+        retry_stop=stop_after_attempt(1),
+        retry_wait=wait_none(),
+        log=log,
+    ).run()
+    intent = seen[0]
+    assert intent is not None
+    assert intent.external_id is None
+    assert intent.token == system.token
+    assert intent.fingerprint == "f1"
+    stored = JobRecord.parse("job", memory_store.get("job"))
+    assert stored.external_id == "job-1"
+    assert stored.token == intent.token
+
+
+def test_a_retry_reattaches_to_the_running_job(memory_store):
+    system = System()
+    system.lose_response = False
+    assert run(system) == {"job": "job-1"}
+    system.jobs["job-1"] = "RUNNING"
+    assert run(system, FakeTI(try_number=2)) == {"job": "job-1"}
+    assert len(system.submits) == 1
+    assert system.polled == ["job-1", "job-1"]
+
+
+def test_a_lost_response_is_found_by_its_token_not_submitted_again(memory_store):
+    system = System()
+    system.lose_response = True
+    run(system)
+    system.lose_response = False
+    system.jobs["job-1"] = "RUNNING"
+    assert run(system, FakeTI(try_number=2)) == {"job": "job-1"}
+    assert len(system.submits) == 1, "found by its token"
+
+
+def test_without_find_a_lost_response_is_sent_again_with_the_same_token(memory_store):
+    system = System()
+    system.lose_response = True
+    run(system, find=False)
+    first = system.submits[0]
+    system.lose_response = False
+    run(system, FakeTI(try_number=2), find=False)
+    assert system.submits == [first, first]
+    assert system.resubmitting
+
+
+def test_transient_status_errors_are_retried_and_a_gone_job_is_submitted_afresh(memory_store):
+    system = System()
+    run(system)
+    system.jobs["job-1"] = "RUNNING"
+    system.status_errors = [TransientJobError("503"), ConnectionError("reset")]
+    run(system, FakeTI(try_number=2))
+    assert len(system.submits) == 1, "two transient errors, then the job answered"
+    del system.jobs["job-1"]
+    run(system, FakeTI(try_number=3))
+    assert len(system.submits) == 2
+    assert system.submits[1] != system.submits[0], "a fresh submission gets a fresh token"
+
+
+def test_a_changed_spec_fails_and_names_the_record(memory_store):
+    system = System()
+    run(system, fingerprint="v1")
+    system.jobs["job-1"] = "RUNNING"
+    with pytest.raises(ResumableJobConflictError, match="key 'job' of the in-memory store"):
+        run(system, FakeTI(try_number=2), fingerprint="v2")
+
+
+def test_not_durable_submits_every_time_with_a_new_token():
+    system = System()
+    task_try = TaskTry.from_context({}, owner="task", kind="Op")
+    for _ in range(2):
+        JobRun(
+            system.calls(),
+            task_try,
+            key="job",
+            fingerprint=None,
+            spec_change_policy=SpecChangePolicy.FAIL,
+            retry_stop=stop_after_attempt(1),
+            retry_wait=wait_none(),
+            log=log,
+        ).run()
+    assert len(system.submits) == 2
+    assert system.submits[0] != system.submits[1]
+
+
+@pytest.mark.parametrize(
+    ("cancel_on_kill", "can_cancel", "cancelled"), [(False, True, []), (True, True, ["j"]), (True, False, [])]
+)
+def test_a_kill_cancels_only_when_asked_and_able(cancel_on_kill, can_cancel, cancelled):
+    system = System()
+    run_ = JobRun(
+        system.calls(cancel=can_cancel),
+        TaskTry.from_context({}, owner="task", kind="Op"),
+        key="job",
+        fingerprint=None,
+        spec_change_policy=SpecChangePolicy.FAIL,
+        retry_stop=stop_after_attempt(1),
+        retry_wait=wait_none(),
+        log=log,
+    )
+    run_.kill(cancel_on_kill=cancel_on_kill, owner="Op")
+    assert system.cancelled == [], "nothing is polled: nothing to cancel"
+    run_.running_external_id = "j"
+    run_.kill(cancel_on_kill=cancel_on_kill, owner="Op")
+    assert system.cancelled == cancelled
+
+
+def test_retry_transient_stops_at_the_first_permanent_error_and_names_the_record():
+    attempts: list[int] = []
+
+    def flaky() -> str:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise TransientJobError("429")
+        raise ResumableJobConflictError("the job belongs to someone else.")
+
+    with pytest.raises(ResumableJobConflictError, match="The job record is RECORD"):
+        retry_transient(
+            flaky,
+            stop=stop_after_attempt(5),
+            wait=wait_none(),
+            is_transient=lambda e: isinstance(e, TransientJobError),
+            log=log,
+            location="RECORD",
+        )
+    assert len(attempts) == 3

@@ -1,0 +1,120 @@
+"""The one codec: every stored document decodes through ``decode`` into one located error shape."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from airflow.providers.resumable.mixins.stateful import CheckpointSchemaError
+from airflow.providers.resumable.state.backends import InMemoryStateStore
+from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
+from airflow.providers.resumable.state.codec import (
+    CheckpointEnvelope,
+    FinishedMarker,
+    JobRecord,
+    VariableDocument,
+    located,
+    safe_name,
+)
+from airflow.providers.resumable.watermarks.rules import WatermarkDocument, Window
+
+WHERE = "Airflow Variable 'x'"
+
+
+def parse(kind: str, raw):
+    return {
+        "job record": lambda: JobRecord.parse("job", raw, store=None),
+        "checkpoint": lambda: CheckpointEnvelope.parse(raw, WHERE),
+        "finished marker": lambda: FinishedMarker.parse(raw, WHERE),
+        "watermark": lambda: WatermarkDocument.parse(raw, WHERE),
+        "watermark window": lambda: Window.parse(raw, WHERE),
+    }[kind]()
+
+
+VALID = {
+    "job record": {"kind": "resumable-job", "seq": 1, "token": "rsm-abc"},
+    "checkpoint": {"kind": "resumable-checkpoint", "batches_done": 3, "data": {"page": 4}},
+    "finished marker": {"kind": "resumable-finished", "try_number": 2},
+    "watermark": {"kind": "resumable-watermark", "value": 5, "version": 1},
+    "watermark window": {"kind": "resumable-watermark-window", "base": 5, "since": 5},
+}
+CORRUPT = {
+    "job record": ({"kind": "resumable-job", "seq": "x", "token": "rsm-abc"}, "seq"),
+    "checkpoint": ({"kind": "resumable-checkpoint", "batches_done": -1}, "batches_done"),
+    "finished marker": ({"kind": "resumable-finished", "try_number": -1}, "try_number"),
+    "watermark": ({"kind": "resumable-watermark", "version": -1}, "version"),
+    "watermark window": ({"kind": "resumable-watermark-window", "base_version": -2}, "base_version"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_a_valid_document_decodes_and_none_is_absent(kind):
+    assert parse(kind, VALID[kind]) is not None
+    assert parse(kind, None) is None
+
+
+@pytest.mark.parametrize("kind", sorted(VALID))
+def test_another_kind_is_named_with_the_kind_it_should_have(kind):
+    raw = {**VALID[kind], "kind": "something-else"}
+    with pytest.raises(CorruptStateError) as err:
+        parse(kind, raw)
+    text = str(err.value)
+    assert "unknown kind 'something-else'" in text
+    assert f"not a {kind} of this provider" in text
+
+
+@pytest.mark.parametrize("kind", sorted(set(VALID) - {"job record"}))
+def test_a_value_that_is_no_document_is_named_as_it_is(kind):
+    with pytest.raises(CorruptStateError, match=rf"{WHERE} holds '2026-01-01', not a {kind} of this provider"):
+        parse(kind, "2026-01-01")
+
+
+@pytest.mark.parametrize("kind", sorted(CORRUPT))
+def test_a_corrupt_document_names_the_location_the_field_and_the_fix(kind):
+    raw, field = CORRUPT[kind]
+    with pytest.raises(CorruptStateError) as err:
+        parse(kind, raw)
+    text = str(err.value)
+    assert f"holds a corrupt {kind} ({field}" in text
+    assert any(word in text for word in ("Delete", "delete", "reset")), "says what a person must do"
+
+
+def test_a_bare_id_is_adopted_as_a_legacy_job_record():
+    record = JobRecord.parse("job", "run-42")
+    assert record is not None
+    assert (record.legacy, record.external_id, record.token) == (True, "run-42", None)
+    with pytest.raises(CorruptStateError, match="neither a job record of this provider nor a bare job id"):
+        JobRecord.parse("job", [1, 2])
+    with pytest.raises(CorruptStateError, match="needs a token"):
+        JobRecord.parse("job", {"kind": "resumable-job", "seq": 1})
+
+
+def test_the_checkpoint_error_can_be_the_mixins_own():
+    with pytest.raises(CheckpointSchemaError, match="not a checkpoint of this provider"):
+        CheckpointEnvelope.parse({"kind": "checkpoint"}, WHERE, error=CheckpointSchemaError)
+
+
+def test_the_variable_document_round_trips_and_names_what_it_lacks():
+    document = VariableDocument(scope={"dag_id": "d"}, life={"try_number": 1}, values={"k": {"a": None}})
+    again = VariableDocument.parse(document.dump(), WHERE)
+    assert again == document
+    assert json.loads(document.dump())["values"] == {"k": {"a": None}}, "None inside a value is kept"
+    with pytest.raises(CorruptStateError, match=rf"value of {WHERE} is not JSON"):
+        VariableDocument.parse("{", WHERE)
+    with pytest.raises(CorruptStateError, match=rf"value of {WHERE} lacks values"):
+        VariableDocument.parse('{"scope": {}}', WHERE)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [("my dag/v2", 80, "my-dag-v2"), ("a.b_c-d", 80, "a.b_c-d"), ("x" * 10, 4, "xxxx"), ("ünï", 9, "-n-")],
+)
+def test_safe_name(text, limit, expected):
+    assert safe_name(text, limit) == expected
+
+
+def test_located_sees_through_namespaces_to_the_backend():
+    inner = InMemoryStateStore()
+    assert located(inner, "k") == "key 'k' of the in-memory store InMemoryStateStore"
+    assert located(NamespacedStateStore(inner, "ns"), "k") == "key 'ns/k' of the in-memory store InMemoryStateStore"
