@@ -10,16 +10,7 @@ from airflow.providers.resumable.state.task_try import TaskTry
 
 def while_polling(op: Any, external_id: Any, context: Any) -> JobRun:
     """``op`` as it is while its try polls ``external_id``: what a kill (SIGTERM) interrupts."""
-    run = JobRun(
-        op._calls(context),
-        TaskTry.of(op, context),
-        key=op.external_id_key,
-        fingerprint=None,
-        spec_change_policy=op.spec_change_policy,
-        retry_stop=op.status_retry_stop,
-        retry_wait=op.status_retry_wait,
-        log=op.log,
-    )
+    run = JobRun(op._calls(context), TaskTry.of(op, context), op._job_settings(), op.log)
     run.running_external_id = external_id
     op.job_run = run
     return run

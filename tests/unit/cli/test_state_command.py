@@ -58,3 +58,23 @@ def test_delete_needs_the_whole_task_instance():
 def test_watermark_reset_needs_the_task():
     with pytest.raises(SystemExit, match="--task-id"):
         state_command.watermark_reset(args(dag_id="d", to="5"))
+
+
+@pytest.mark.parametrize(("answer", "goes_on"), [("y", True), ("YES ", True), ("n", False), ("", False)])
+def test_a_destructive_action_asks_first(monkeypatch, answer, goes_on):
+    monkeypatch.setattr("builtins.input", lambda prompt: answer)
+    if goes_on:
+        state_command._confirm(args(), "Delete it?", "Nothing deleted.")
+    else:
+        with pytest.raises(SystemExit, match="Nothing deleted."):
+            state_command._confirm(args(), "Delete it?", "Nothing deleted.")
+
+
+def test_yes_asks_nothing_and_no_terminal_means_no(monkeypatch):
+    def no_terminal(prompt):
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", no_terminal)
+    state_command._confirm(args(yes=True), "Delete it?", "Nothing deleted.")
+    with pytest.raises(SystemExit, match="Nothing deleted."):
+        state_command._confirm(args(), "Delete it?", "Nothing deleted.")

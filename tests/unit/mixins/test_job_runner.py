@@ -13,6 +13,7 @@ from airflow.providers.resumable.mixins.job_runner import (
     JobCalls,
     JobNotFoundError,
     JobRun,
+    JobSettings,
     ResumableJobConflictError,
     TransientJobError,
     resume_or_submit,
@@ -76,18 +77,19 @@ class System:
         )
 
 
+def settings(fingerprint: str | None = None, *, attempts: int = 1) -> JobSettings:
+    return JobSettings(
+        key="job",
+        spec_change_policy=SpecChangePolicy.FAIL,
+        retry_stop=stop_after_attempt(attempts),
+        retry_wait=wait_none(),
+        fingerprint=fingerprint,
+    )
+
+
 def run(system: System, ti: FakeTI | None = None, *, find: bool = True, fingerprint: str | None = None) -> Any:
     task_try = TaskTry.from_context(make_context(ti or FakeTI()), owner="task", kind="Op")
-    return resume_or_submit(
-        system.calls(find=find),
-        task_try,
-        key="job",
-        fingerprint=fingerprint,
-        spec_change_policy=SpecChangePolicy.FAIL,
-        retry_stop=stop_after_attempt(3),
-        retry_wait=wait_none(),
-        log=log,
-    )
+    return resume_or_submit(system.calls(find=find), task_try, settings(fingerprint, attempts=3), log)
 
 
 def test_the_intent_is_written_before_the_submit(memory_store):
@@ -104,12 +106,8 @@ def test_the_intent_is_written_before_the_submit(memory_store):
     JobRun(
         JobCalls(**{**calls.__dict__, "submit": submit}),
         task_try,
-        key="job",
-        fingerprint="f1",
-        spec_change_policy=SpecChangePolicy.FAIL,
-        retry_stop=stop_after_attempt(1),
-        retry_wait=wait_none(),
-        log=log,
+        settings("f1"),
+        log,
     ).run()
     intent = seen[0]
     assert intent is not None
@@ -180,12 +178,8 @@ def test_not_durable_submits_every_time_with_a_new_token():
         JobRun(
             system.calls(),
             task_try,
-            key="job",
-            fingerprint=None,
-            spec_change_policy=SpecChangePolicy.FAIL,
-            retry_stop=stop_after_attempt(1),
-            retry_wait=wait_none(),
-            log=log,
+            settings(None),
+            log,
         ).run()
     assert len(system.submits) == 2
     assert system.submits[0] != system.submits[1]
@@ -199,12 +193,8 @@ def test_a_kill_cancels_only_when_asked_and_able(cancel_on_kill, can_cancel, can
     run_ = JobRun(
         system.calls(cancel=can_cancel),
         TaskTry.from_context({}, owner="task", kind="Op"),
-        key="job",
-        fingerprint=None,
-        spec_change_policy=SpecChangePolicy.FAIL,
-        retry_stop=stop_after_attempt(1),
-        retry_wait=wait_none(),
-        log=log,
+        settings(None),
+        log,
     )
     run_.kill(cancel_on_kill=cancel_on_kill, owner="Op")
     assert system.cancelled == [], "nothing is polled: nothing to cancel"

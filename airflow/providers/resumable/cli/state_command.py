@@ -60,6 +60,18 @@ def _asked(args: Namespace) -> str:
     return ", ".join(parts) or "any task instance"
 
 
+def _confirm(args: Namespace, question: str, refusal: str) -> None:
+    """Ask ``question`` unless ``--yes``; anything but yes (or no terminal) exits with ``refusal``."""
+    if args.yes:
+        return
+    try:
+        answer = input(f"{question} (y/n) ")
+    except EOFError:
+        answer = ""
+    if answer.strip().lower() not in ("y", "yes"):
+        sys.exit(refusal)
+
+
 def state_list(args: Namespace) -> None:
     rows = _rows(_read(args), args.key)
     if args.output in ("table", "plain"):
@@ -110,13 +122,7 @@ def state_delete(args: Namespace) -> None:
     print("To delete:")
     for state, key in targets:
         print(f"  {state.backend} {state.location}: {key}")
-    if not args.yes:
-        try:
-            answer = input("Delete it? A clear then starts these task instances afresh. (y/n) ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            sys.exit("Nothing deleted.")
+    _confirm(args, "Delete it? A clear then starts these task instances afresh.", "Nothing deleted.")
     from airflow.utils.session import create_session
 
     with create_session() as session:
@@ -214,13 +220,7 @@ def watermark_reset(args: Namespace) -> None:
     print(f"To reset ({action}):")
     for mark in marks:
         print(f"  {mark.backend} {mark.location}: now {json.dumps(mark.document.get('value'))}")
-    if not args.yes:
-        try:
-            answer = input("Reset it? The next run reads from there. (y/n) ")
-        except EOFError:
-            answer = ""
-        if answer.strip().lower() not in ("y", "yes"):
-            sys.exit("Nothing reset.")
+    _confirm(args, "Reset it? The next run reads from there.", "Nothing reset.")
     from airflow.utils.session import create_session
 
     from airflow.providers.resumable.inventory import watermarks as watermark_inventory

@@ -134,6 +134,18 @@ def retry_transient(
         return retrying(func, *args)
 
 
+@dataclass(frozen=True)
+class JobSettings:
+    """What the operator configured for its job: where the record lives and how hard to try."""
+
+    key: str
+    spec_change_policy: SpecChangePolicy
+    retry_stop: stop_base
+    retry_wait: wait_base
+    #: The rendered spec's hash for this try (``job_fingerprint``), or None to skip the check.
+    fingerprint: str | None = None
+
+
 class JobRun:
     """
     One try's run of one resumable job: what it read, what it decided, and the job it is waiting on.
@@ -142,25 +154,12 @@ class JobRun:
     ``record`` (the write-ahead record being acted on, with its ``intent_at``) and ``location``.
     """
 
-    def __init__(
-        self,
-        calls: JobCalls,
-        task_try: TaskTry,
-        *,
-        key: str,
-        fingerprint: str | None,
-        spec_change_policy: SpecChangePolicy,
-        retry_stop: stop_base,
-        retry_wait: wait_base,
-        log: Any,
-    ) -> None:
+    def __init__(self, calls: JobCalls, task_try: TaskTry, settings: JobSettings, log: Any) -> None:
         self.calls = calls
         self.task_try = task_try
-        self.key = key
-        self.fingerprint = fingerprint
-        self.spec_change_policy = spec_change_policy
-        self.retry_stop = retry_stop
-        self.retry_wait = retry_wait
+        self.settings = settings
+        self.key = settings.key
+        self.fingerprint = settings.fingerprint
         self.log = log
         #: The record this try acts on (None before it is read, or when there is none).
         self.record: JobRecord | None = None
@@ -175,8 +174,8 @@ class JobRun:
         return retry_transient(
             func,
             *args,
-            stop=self.retry_stop,
-            wait=self.retry_wait,
+            stop=self.settings.retry_stop,
+            wait=self.settings.retry_wait,
             is_transient=self.calls.is_transient,
             log=self.log,
             location=self.location,
@@ -204,7 +203,7 @@ class JobRun:
                 looked_up=looked_up,
                 can_cancel=self.calls.cancel is not None,
                 fresh_token=new_idempotency_token(),
-                spec_change_policy=self.spec_change_policy,
+                spec_change_policy=self.settings.spec_change_policy,
             )
             if decision.action is not Action.FIND:
                 break
@@ -371,26 +370,6 @@ class JobRun:
             self.running_external_id = None
 
 
-def resume_or_submit(
-    calls: JobCalls,
-    task_try: TaskTry,
-    *,
-    key: str,
-    fingerprint: str | None,
-    spec_change_policy: SpecChangePolicy,
-    retry_stop: stop_base,
-    retry_wait: wait_base,
-    log: Any,
-) -> Any:
+def resume_or_submit(calls: JobCalls, task_try: TaskTry, settings: JobSettings, log: Any) -> Any:
     """Run the job of one try (see :class:`JobRun`) and return its result."""
-    run = JobRun(
-        calls,
-        task_try,
-        key=key,
-        fingerprint=fingerprint,
-        spec_change_policy=spec_change_policy,
-        retry_stop=retry_stop,
-        retry_wait=retry_wait,
-        log=log,
-    )
-    return run.run()
+    return JobRun(calls, task_try, settings, log).run()

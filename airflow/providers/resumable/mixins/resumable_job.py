@@ -13,6 +13,7 @@ from airflow.providers.resumable.mixins.job_runner import (
     JobCalls,
     JobNotFoundError,
     JobRun,
+    JobSettings,
     ResumableJobConflictError,
     TransientJobError,
     is_transient_error,
@@ -230,17 +231,18 @@ class ResumableJobMixin(ABC):
         task_try = TaskTry.of(self, context, allow_secrets=self.allow_secrets_in_state, ephemeral=not self.durable)
         if self.durable and not task_try.durable:
             self._say_not_durable()
-        run = self.job_run = JobRun(
-            self._calls(context),
-            task_try,
+        fingerprint = self.job_fingerprint(context) if self.durable and task_try.durable else None
+        run = self.job_run = JobRun(self._calls(context), task_try, self._job_settings(fingerprint), self.log)
+        return run.run() if self.durable else run.run_not_durable()
+
+    def _job_settings(self, fingerprint: str | None = None) -> JobSettings:
+        return JobSettings(
             key=self.external_id_key,
-            fingerprint=self.job_fingerprint(context) if self.durable and task_try.durable else None,
             spec_change_policy=self.spec_change_policy,
             retry_stop=self.status_retry_stop,
             retry_wait=self.status_retry_wait,
-            log=self.log,
+            fingerprint=fingerprint,
         )
-        return run.run() if self.durable else run.run_not_durable()
 
     def _calls(self, context: Context) -> JobCalls:
         """This operator's side of the contract, bound to ``context``, for the loop in ``job_runner``."""

@@ -23,6 +23,7 @@ __all__ = [
     "StateBackendConfigError",
     "StateStore",
     "StateStoreError",
+    "StoreWrapper",
     "TaskScope",
     "backend_name",
     "check_json",
@@ -105,8 +106,12 @@ class FinishByMarker:
         return "marked finished"
 
 
-class MarkerFinishing(FinishByMarker):
-    """A store with only the four methods (configured by dotted path), given the default ``finish``."""
+class StoreWrapper:
+    """
+    A store around another one, ``inner``: shown as it, and its other attributes read through.
+
+    ``located``, ``backend_name`` and ``is_durable`` walk ``inner`` down to the backend.
+    """
 
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -118,6 +123,10 @@ class MarkerFinishing(FinishByMarker):
         if name == "inner":
             raise AttributeError(name)
         return getattr(self.inner, name)
+
+
+class MarkerFinishing(StoreWrapper, FinishByMarker):
+    """A store with only the four methods (configured by dotted path), given the default ``finish``."""
 
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
         return self.inner.get(key, default)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
-from airflow.providers.resumable.state.base import backend_name
+from airflow.providers.resumable.state.base import StoreWrapper, backend_name
 from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
@@ -124,7 +124,7 @@ def size_of(value: JsonValue) -> int:
 # ---- the wrapper ---------------------------------------------------------------------------------
 
 
-class GuardedStateStore:
+class GuardedStateStore(StoreWrapper):
     """
     A store whose ``set`` refuses registered secrets and warns once when a value grows past the limit.
 
@@ -140,22 +140,13 @@ class GuardedStateStore:
         scope: TaskScope | None = None,
         try_id: str | None = None,
     ) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.owner = owner
         self.allow_secrets = allow_secrets
         self.scope = scope
         self.try_id = try_id
         #: Sizes of the values this try has read or written, by key: a Variable holds them all in one document.
         self._sizes: dict[str, int] = {}
-
-    def __repr__(self) -> str:
-        return repr(self.inner)
-
-    def __getattr__(self, name: str) -> Any:
-        # Backend attributes the lifecycle code reads (name, durable, clears_on_success, mark_finished).
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)
 
     def locate(self, key: str) -> str:
         return where(self.inner, key)
