@@ -193,3 +193,229 @@ def state_cli_program() -> list[str]:
     except ImportError:  # pragma: no cover - every supported Airflow has it
         return ["airflow-resumable"]
     return ["airflow", "resumable"] if hasattr(ProvidersManager, "cli_command_functions") else ["airflow-resumable"]
+
+
+# ---- operators and the testing helper ---------------------------------------------------------------
+
+
+def determine_kwargs(func: Callable[..., Any], args: list[Any], context: Any) -> Any:
+    """
+    The keyword arguments of ``context`` that ``func`` asks for, as Airflow passes them to a callable.
+
+    3.0+: the Task SDK's ``airflow.sdk.bases.decorator.determine_kwargs``. 2.11: the same helper in
+    ``airflow.utils.operator_helpers``.
+    """
+    try:
+        from airflow.sdk.bases.decorator import determine_kwargs as determine
+    except ImportError:  # Airflow 2
+        from airflow.utils.operator_helpers import determine_kwargs as determine
+    return determine(func, args, context)
+
+
+def object_storage_path(uri: str) -> Any:
+    """``ObjectStoragePath(uri)``: 3.0+ from ``airflow.sdk``, 2.11 from ``airflow.io.path``."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import ObjectStoragePath
+    else:
+        from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
+    return ObjectStoragePath(uri)
+
+
+def get_current_context() -> Any:
+    """
+    The context of the task instance running in this process; raises outside one.
+
+    3.0+: ``airflow.sdk.get_current_context``. 2.11: ``airflow.operators.python.get_current_context``.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import get_current_context as current
+    else:
+        from airflow.operators.python import get_current_context as current  # type: ignore[no-redef]
+    return current()
+
+
+def dag_class() -> type[Any]:
+    """The ``DAG`` class a DAG file uses: 3.0+ ``airflow.sdk.DAG``, 2.11 ``airflow.models.dag.DAG``."""
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import DAG
+    else:
+        from airflow.models.dag import DAG  # type: ignore[no-redef]
+    return DAG
+
+
+def dag_bag_of(dag_folder: str) -> Any:
+    """
+    A ``DagBag`` of the DAGs in ``dag_folder`` only, imported outside safe mode.
+
+    3.3+: ``airflow.dag_processing.dagbag.DagBag``, which never collects Airflow's example DAGs.
+    3.0-3.2: the same class, told not to (``include_examples=False``: it does when ``[core]
+    load_examples`` is on). 2.11: ``airflow.models.dagbag.DagBag``, likewise told not to.
+    """
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.dag_processing.dagbag import DagBag
+    else:
+        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
+    extra: dict[str, Any] = {} if AIRFLOW_V_3_3_PLUS else {"include_examples": False}
+    return DagBag(dag_folder=dag_folder, safe_mode=False, **extra)
+
+
+def serialize_dag(dag: Any) -> None:
+    """
+    Write ``dag`` to the metadata DB as the DAG processor would, so ``dag.test()`` can run it.
+
+    3.0+: runs only serialized DAGs, and ``dag.test()`` serializes only the DAGs it finds in a bundle's
+    folder, so a DAG defined inside a test is written here, under the ``dags-folder`` bundle that every
+    default configuration has. 2.11: nothing to do, ``dag.test()`` runs the DAG object.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        return
+    import os
+
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=os.devnull, collect_dags=False)
+    bag.bag_dag(dag)
+    # A DAG changed within [core] min_serialized_dag_update_interval (30 s) would not be written again.
+    name = "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"
+    saved = os.environ.get(name)
+    os.environ[name] = "0"
+    try:
+        sync_bag_to_db(bag, "dags-folder", None)
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = saved
+
+
+def cache_in_process_api_server() -> None:
+    """
+    Build the in-process Execution API app of ``dag.test()`` once per process instead of once per try.
+
+    3.0-3.2: ``dag.test()`` creates a new app for every try it runs (about 2 s each): cache it here
+    (the app holds no state of a run). 3.3+: the factory is cached already (it has ``cache_info``).
+    2.11: there is no such app.
+    """
+    import functools
+
+    try:
+        import airflow.sdk.execution_time.supervisor as supervisor
+    except ImportError:  # Airflow 2
+        return
+    factory = getattr(supervisor, "in_process_api_server", None)
+    if factory is not None and not hasattr(factory, "cache_info"):
+        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(factory)
+
+
+def dag_test_at(dag: Any, logical_date: datetime) -> Any:
+    """
+    ``dag.test()`` for the run of ``logical_date``, under the same ``run_id`` each time.
+
+    3.0+: a manual run is named after its ``run_after``, so that is pinned to ``logical_date`` too.
+    2.11: ``execution_date``.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return dag.test(logical_date=logical_date, run_after=logical_date)
+    return dag.test(execution_date=logical_date)
+
+
+def read_xcom(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, key: str) -> Any:
+    """
+    The value of one XCom in the metadata DB, or None.
+
+    3.0+: the ``XComModel`` row, whose JSON column SQLAlchemy hands back deserialised. 2.11:
+    ``XCom.get_one``.
+    """
+    from sqlalchemy import select
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.models.xcom import XComModel
+
+        row = session.scalars(
+            select(XComModel).where(
+                XComModel.dag_id == dag_id,
+                XComModel.run_id == run_id,
+                XComModel.task_id == task_id,
+                XComModel.map_index == map_index,
+                XComModel.key == key,
+            )
+        ).first()
+        return None if row is None else row.value
+    from airflow.models.xcom import XCom
+
+    return XCom.get_one(key=key, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, session=session)
+
+
+def map_task_instance_models() -> None:
+    """
+    Make the ORM models a session needs to flush task instances outside the API server/webserver.
+
+    2.11: ``task_instance_note.user_id`` points at the FAB user table, whose model must be mapped
+    first (when the FAB provider is installed). 3.0+: nothing to do.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        return
+    import contextlib
+
+    with contextlib.suppress(ImportError):
+        import airflow.providers.fab.auth_manager.models  # noqa: F401
+
+
+def clear_task_instances(tis: list[Any], session: Any, dag: Any, *, dag_changed: bool) -> None:
+    """
+    Airflow's ``clear_task_instances`` as the UI's "Clear" calls it, leaving the DAG run running.
+
+    3.0+: with ``dag_changed`` the new DAG version is serialized first and the clear runs on it
+    (``run_on_latest_version``). 2.11: always on ``dag``, which must be passed, or the clear looks the
+    DAG up among the serialized ones and leaves ``max_tries`` as it was.
+    """
+    from airflow.models.taskinstance import clear_task_instances as clear
+    from airflow.utils.state import DagRunState
+
+    if AIRFLOW_V_3_0_PLUS:
+        if dag_changed:
+            serialize_dag(dag)
+        clear(tis, session, dag_run_state=DagRunState.RUNNING, run_on_latest_version=dag_changed)
+    else:
+        clear(tis, session, dag=dag, dag_run_state=DagRunState.RUNNING)  # type: ignore[call-arg]
+
+
+def dag_for_run(dag: Any) -> Any:
+    """
+    The DAG object a DAG run driven outside the scheduler carries as ``dag_run.dag``.
+
+    3.0+: the DAG after a serialization round trip, as the scheduler holds it. 2.11: ``dag`` itself.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.serialization.serialized_objects import DagSerialization
+
+        return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    return dag
+
+
+def inline_task_runner() -> Callable[[Any, Any, Any], None]:
+    """
+    ``run(ti, task, session)``: one try of ``ti`` in this process as ``dag.test()`` runs it, a deferral
+    included (its trigger runs inline).
+
+    3.0+: the Task SDK's ``_run_task(run_triggerer=True)``. 2.11: ``airflow.models.dag._run_task``,
+    with ``ti.task`` set first and the session passed.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.definitions.dag import _run_task
+
+        def run(ti: Any, task: Any, session: Any) -> None:
+            _run_task(ti=ti, task=task, run_triggerer=True)
+
+        return run
+    from airflow.models.dag import _run_task as run_task_2  # type: ignore[attr-defined]
+
+    def run_2(ti: Any, task: Any, session: Any) -> None:
+        ti.task = task
+        run_task_2(ti=ti, inline_trigger=True, session=session)
+
+    return run_2

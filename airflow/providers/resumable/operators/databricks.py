@@ -11,11 +11,17 @@ deferral reattaches to the run instead of paying for a second one. Tested agains
 
 from __future__ import annotations
 
-import copy
-import inspect
 from typing import TYPE_CHECKING, Any, cast
 
-from airflow.providers.resumable.compat.version_compat import AirflowException, apply_defaults
+# http_status lived here in 0.1.0: still importable from this module.
+from airflow.providers.resumable.compat.databricks import (
+    http_status,
+    keep_run_now_payload,
+    merged_json,
+    run_now_payload,
+    submit_payload,
+)
+from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import JobNotFoundError, ResumableJobMixin
@@ -39,35 +45,9 @@ MAX_TOKEN_LENGTH = 64
 _ACTIVE_LIFE_CYCLE_STATES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")
 
 
-def http_status(exc: BaseException) -> int | None:
-    """
-    The HTTP status behind a ``DatabricksHook`` error, on every provider version.
-
-    Newer providers raise ``DatabricksApiError(http_status_code=...)``; 7.16 and older raise a bare
-    ``AirflowException`` from inside ``except HTTPError``, so the status is on the chained error.
-    """
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        status = getattr(current, "http_status_code", None)
-        if isinstance(status, int):
-            return status
-        response_status = getattr(getattr(current, "response", None), "status_code", None)
-        if isinstance(response_status, int):
-            return response_status
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _normalised(payload: Any) -> dict[str, Any]:
     """The official JSON normalisation (numbers and booleans to strings), as a fresh dict."""
     return dict(cast("dict[str, Any]", official.normalise_json_content(payload)))
-
-
-def _call(builder: Any, context: Context) -> Any:
-    """Call an official payload builder: 7.23's take the context, 7.17's did not."""
-    return builder(context) if inspect.signature(builder).parameters else builder()
 
 
 def _check_token(value: Any) -> None:
@@ -111,14 +91,7 @@ class _ResumableDatabricksRun(ResumableJobMixin):
 
     def _merged_payload(self) -> dict[str, Any]:
         """A copy of the rendered json merged with the named arguments, validated as the official operator does."""
-        if hasattr(self, "_get_merged_json"):  # provider 7.16+: merged from the rendered fields per try
-            payload = copy.deepcopy(self._get_merged_json())
-        else:  # older providers merge in __init__ into ``json``, which is rendered as a whole
-            payload = copy.deepcopy(self.json) if self.json else {}
-        validate = getattr(self, "_validate_merged_json", None)
-        if validate is not None:
-            validate(payload)
-        return dict(payload)
+        return merged_json(self)
 
     def _rendered_spec(self) -> dict[str, Any]:
         """The rendered json and named arguments, before the lookups and injections done at submit."""
@@ -226,26 +199,8 @@ class ResumableDatabricksSubmitRunOperator(_ResumableDatabricksRun, DatabricksSu
         return self.run_id
 
     def _submit_payload(self, context: Context) -> dict[str, Any]:
-        if hasattr(self, "_prepare_submit_json"):  # provider 7.17+: the official payload builder
-            return _normalised(_call(self._prepare_submit_json, context))
-        # Older providers build the payload inside execute(), around the submit call; do the same steps,
-        # in the same order: a payload that does not normalise fails before any API call.
-        payload = _normalised(self._merged_payload())
-        pipeline_task = payload.get("pipeline_task")
-        if (
-            isinstance(pipeline_task, dict)
-            and not pipeline_task.get("pipeline_id")
-            and (pipeline_name := pipeline_task.pop("pipeline_name", None))
-        ):
-            pipeline_task["pipeline_id"] = self._hook.find_pipeline_id_by_name(pipeline_name)
-        inject = getattr(official, "_inject_airflow_params_into_task", None)
-        if inject is not None and self.params:  # provider 7.16 forwards DAG params into the tasks
-            params = dict(self.params)
-            tasks = payload.get("tasks")
-            for task in tasks if isinstance(tasks, list) else [payload]:
-                if isinstance(task, dict):
-                    inject(task, params)
-        return _normalised(payload)
+        """The payload as the installed official operator builds it (see ``compat.databricks``)."""
+        return submit_payload(self, context)
 
 
 class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNowOperator):
@@ -285,26 +240,11 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
         return self.run_id
 
     def _run_now_payload(self, context: Context) -> dict[str, Any]:
-        if hasattr(self, "_build_run_now_payload"):  # provider 7.17+: resolves job_name, injects params
-            payload = dict(_call(self._build_run_now_payload, context))
-        else:  # older providers build it inside execute(), around the run-now call
-            payload = _normalised(self._merged_payload())
-            # As there: the hook is created once the payload validated, before anything else can fail.
-            _ = self._hook
-            if "job_name" in payload:
-                job_id = self._hook.find_job_id_by_name(payload["job_name"])
-                if job_id is None:
-                    raise AirflowException(f"Job ID for job name {payload['job_name']} can not be found")
-                payload["job_id"] = job_id
-                del payload["job_name"]
-            if hasattr(self, "_get_merged_json") and not payload.get("job_parameters") and self.params:
-                payload["job_parameters"] = dict(self.params)  # provider 7.16 forwards DAG params
+        """The payload as the installed official operator builds it (see ``compat.databricks``)."""
+        payload = run_now_payload(self, context)
         if self.cancel_previous_runs and payload.get("job_id") is None:
             raise ValueError("cancel_previous_runs=True requires either job_id or job_name to be provided.")
-        # The official repair path reads the resolved job id from here (7.16 on) or from ``json``.
-        self._merged_json = payload
-        if not hasattr(self, "_get_merged_json"):
-            self.json = payload
+        keep_run_now_payload(self, payload)
         return payload
 
     def _prepare_repair_payload(self, context: Context) -> None:

@@ -9,11 +9,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from airflow.providers.resumable.compat.version_compat import (
-    AIRFLOW_V_3_0_PLUS,
-    AirflowException,
-    AirflowFailException,
-)
+from airflow.providers.resumable.compat.airflow import determine_kwargs, object_storage_path
+from airflow.providers.resumable.compat.version_compat import AirflowException, AirflowFailException
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.stateful import Checkpoint
 from airflow.providers.resumable.mixins.watermark import WatermarkMixin
@@ -101,23 +98,6 @@ class PageCursor(Checkpoint):
     records: int = 0
     #: Incremental runs: the highest cursor value in the pages written so far, so a retry keeps it.
     high: Any = None
-
-
-def _determine_kwargs() -> Callable[..., Any]:
-    """Airflow's helper that passes a callable only the context keys it asks for."""
-    try:
-        from airflow.sdk.bases.decorator import determine_kwargs
-    except ImportError:  # Airflow 2
-        from airflow.utils.operator_helpers import determine_kwargs
-    return determine_kwargs
-
-
-def _object_storage_path(uri: str) -> Any:
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk import ObjectStoragePath
-    else:
-        from airflow.io.path import ObjectStoragePath  # type: ignore[no-redef]
-    return ObjectStoragePath(uri)
 
 
 class PartSink:
@@ -443,11 +423,11 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
             )
         index = getattr(self, "_page_index", 0)
         if self.response_check is not None:
-            kwargs = _determine_kwargs()(self.response_check, [response], context)
+            kwargs = determine_kwargs(self.response_check, [response], context)
             if not self.response_check(response, **kwargs):
                 raise AirflowException(f"page {index}: response_check returned False")
         if self.response_filter is not None:
-            kwargs = _determine_kwargs()(self.response_filter, [response], context)
+            kwargs = determine_kwargs(self.response_filter, [response], context)
             return self.response_filter(response, **kwargs)
         try:
             document = page_json(response)
@@ -468,11 +448,11 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
 
     def _output_root(self, context: Context) -> Any:
         if self.output_path:
-            root = _object_storage_path(self.output_path)
+            root = object_storage_path(self.output_path)
         elif task_instance_of(context) is None:
             # Outside a task instance (a unit test calling execute()), nothing is resumed, and there is
             # no dag/task/run to name a place after: a fresh temporary directory per call.
-            root = _object_storage_path("file://" + tempfile.mkdtemp(prefix=f"resumable-{self.task_id}-"))
+            root = object_storage_path("file://" + tempfile.mkdtemp(prefix=f"resumable-{self.task_id}-"))
             self.log.info("No task instance and no output_path: writing the parts to %s", root)
         else:
             from airflow.configuration import conf
@@ -483,6 +463,6 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
             ti = context["ti"]
             safe_run = "".join(c if c.isalnum() or c in "-_." else "_" for c in ti.run_id)
             map_index = getattr(ti, "map_index", -1)
-            root = _object_storage_path(base) / ti.dag_id / ti.task_id / safe_run / str(map_index)
+            root = object_storage_path(base) / ti.dag_id / ti.task_id / safe_run / str(map_index)
         root.mkdir(parents=True, exist_ok=True)
         return root

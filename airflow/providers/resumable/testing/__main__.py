@@ -18,23 +18,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+from airflow.providers.resumable.compat.airflow import dag_bag_of
 from airflow.providers.resumable.testing.runner import RunResult, clear_and_rerun, run_dag
 
 
 def load_dag(dag_file: str, dag_id: str) -> Any:
     """The DAG ``dag_id`` defined in ``dag_file``; ``SystemExit`` naming the problem otherwise."""
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.dag_processing.dagbag import DagBag
-    else:
-        from airflow.models.dagbag import DagBag  # type: ignore[no-redef]
-
     path = Path(dag_file)
     if not path.is_file():
         raise SystemExit(f"error: DAG file {dag_file!r} does not exist")
-    # Before 3.3 DagBag also collects Airflow's example DAGs when [core] load_examples is on.
-    extra: dict[str, Any] = {} if AIRFLOW_V_3_3_PLUS else {"include_examples": False}
-    bag = DagBag(dag_folder=str(path.resolve()), safe_mode=False, **extra)
+    bag = dag_bag_of(str(path.resolve()))
     if bag.import_errors:
         errors = "\n".join(f"{file}: {error}" for file, error in bag.import_errors.items())
         raise SystemExit(f"error: {dag_file} failed to import:\n{errors}")

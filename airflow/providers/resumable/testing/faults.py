@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.compat.airflow import get_current_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
@@ -29,10 +29,6 @@ class Fault:
 
 
 def _running_task_instance() -> Any:
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk import get_current_context
-    else:
-        from airflow.operators.python import get_current_context  # type: ignore[no-redef]
     try:
         return get_current_context()["ti"]
     except Exception as err:

@@ -12,18 +12,19 @@ run again with the loop ``dag.test()`` uses, so the run's stored state survives 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.compat import airflow as compat
+
+# Kept importable from here, where tests and conftest files have imported it from.
+from airflow.providers.resumable.compat.airflow import cache_in_process_api_server
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Iterator
+    from collections.abc import Collection
 
 log = logging.getLogger(__name__)
 
@@ -94,29 +95,11 @@ def dag_for_test(name: str, **kwargs: Any) -> Any:
     ``start_date`` :data:`START_DATE`, no catchup; ``kwargs`` go to ``DAG``. Name each test's DAG
     differently (the test's node id is a good name): runs, XComs and state are kept per DAG.
     """
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk import DAG
-    else:
-        from airflow.models.dag import DAG  # type: ignore[no-redef]
-
     kwargs.setdefault("schedule", None)
     kwargs.setdefault("start_date", START_DATE)
     kwargs.setdefault("catchup", False)
     # The end of a long name (the test's own name) is what tells tests apart: keep it.
-    return DAG(dag_id=re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")[-200:], **kwargs)
-
-
-@contextmanager
-def _env(name: str, value: str) -> Iterator[None]:
-    saved = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = saved
+    return compat.dag_class()(dag_id=re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")[-200:], **kwargs)
 
 
 def serialize_dag(dag: Any) -> None:
@@ -127,36 +110,7 @@ def serialize_dag(dag: Any) -> None:
     bundle's folder: a DAG defined inside a test is in none, and fails with "the dag is not serialized".
     It is written under the ``dags-folder`` bundle, which every default configuration has.
     """
-    if not AIRFLOW_V_3_0_PLUS:
-        return
-    from airflow.dag_processing.bundles.manager import DagBundlesManager
-    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
-
-    DagBundlesManager().sync_bundles_to_db()
-    bag = DagBag(dag_folder=os.devnull, collect_dags=False)
-    bag.bag_dag(dag)
-    # A DAG changed within [core] min_serialized_dag_update_interval (30 s) would not be written again.
-    with _env("AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL", "0"):
-        sync_bag_to_db(bag, "dags-folder", None)
-
-
-def cache_in_process_api_server() -> None:
-    """
-    Build Airflow 3.0-3.2's in-process Execution API app once per process instead of once per try.
-
-    ``dag.test()`` on those versions creates a new app for every try it runs (about 2 s each); 3.3
-    caches it itself, and Airflow 2 has none. :func:`run_dag` and :func:`clear_and_rerun` call this,
-    so a test's runs cost what they cost on 3.3; the app holds no state of a run.
-    """
-    import functools
-
-    try:
-        import airflow.sdk.execution_time.supervisor as supervisor
-    except ImportError:  # Airflow 2
-        return
-    factory = getattr(supervisor, "in_process_api_server", None)
-    if factory is not None and not hasattr(factory, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(factory)
+    compat.serialize_dag(dag)
 
 
 def run_dag(dag: Any, *, logical_date: datetime | None = None) -> RunResult:
@@ -169,13 +123,7 @@ def run_dag(dag: Any, *, logical_date: datetime | None = None) -> RunResult:
     """
     cache_in_process_api_server()
     serialize_dag(dag)
-    if logical_date is None:
-        dr = dag.test()
-    elif AIRFLOW_V_3_0_PLUS:
-        # Airflow 3 names a manual run after its run_after: pin it, so the run_id repeats.
-        dr = dag.test(logical_date=logical_date, run_after=logical_date)
-    else:
-        dr = dag.test(execution_date=logical_date)
+    dr = dag.test() if logical_date is None else compat.dag_test_at(dag, logical_date)
     return collect(dag.dag_id, dr.run_id)
 
 
@@ -215,25 +163,7 @@ def collect(dag_id: str, run_id: str) -> RunResult:
 
 
 def _xcom(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int, key: str = "return_value") -> Any:
-    from sqlalchemy import select
-
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.models.xcom import XComModel
-
-        row = session.scalars(
-            select(XComModel).where(
-                XComModel.dag_id == dag_id,
-                XComModel.run_id == run_id,
-                XComModel.task_id == task_id,
-                XComModel.map_index == map_index,
-                XComModel.key == key,
-            )
-        ).first()
-        # The column is JSON: SQLAlchemy hands back the deserialised value.
-        return None if row is None else row.value
-    from airflow.models.xcom import XCom
-
-    return XCom.get_one(key=key, dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, session=session)
+    return compat.read_xcom(session, dag_id, run_id, task_id, map_index, key)
 
 
 def clear_and_rerun(
@@ -254,18 +184,13 @@ def clear_and_rerun(
         does).
     """
     from airflow.models.dagrun import DagRun
-    from airflow.models.taskinstance import TaskInstance, clear_task_instances
+    from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
     from sqlalchemy import select
 
     run_id = previous if isinstance(previous, str) else previous.run_id
     cache_in_process_api_server()
-    if not AIRFLOW_V_3_0_PLUS:
-        # task_instance_note.user_id points at the FAB user table: its model must be mapped before a
-        # session flushes task instances outside the webserver.
-        with suppress(ImportError):
-            import airflow.providers.fab.auth_manager.models  # noqa: F401
+    compat.map_task_instance_models()
 
     with create_session() as session:
         query = select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id, TaskInstance.run_id == run_id)
@@ -277,13 +202,7 @@ def clear_and_rerun(
                 f"nothing to clear: no task instances of dag_id={dag.dag_id!r} run_id={run_id!r}"
                 + (f" with task_ids={sorted(task_ids)!r}" if task_ids is not None else "")
             )
-        if AIRFLOW_V_3_0_PLUS:
-            if dag_changed:
-                serialize_dag(dag)
-            clear_task_instances(tis, session, dag_run_state=DagRunState.RUNNING, run_on_latest_version=dag_changed)
-        else:
-            # 2.x looks the DAG up among serialized DAGs unless given it; without it max_tries stays.
-            clear_task_instances(tis, session, dag=dag, dag_run_state=DagRunState.RUNNING)  # type: ignore[call-arg]
+        compat.clear_task_instances(tis, session, dag, dag_changed=dag_changed)
         session.commit()
         dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
         _drive(dag, dr, session)
@@ -294,15 +213,8 @@ def _drive(dag: Any, dr: Any, session: Any) -> None:
     """The scheduling loop of ``dag.test()``, applied to an existing run."""
     from airflow.utils.state import DagRunState, TaskInstanceState
 
-    if AIRFLOW_V_3_0_PLUS:
-        from airflow.sdk.definitions.dag import _run_task
-        from airflow.serialization.serialized_objects import DagSerialization
-
-        dr.dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
-    else:
-        from airflow.models.dag import _run_task  # type: ignore[attr-defined,no-redef]
-
-        dr.dag = dag
+    run_task = compat.inline_task_runner()
+    dr.dag = compat.dag_for_run(dag)
     dr.state = DagRunState.RUNNING
     session.commit()
     for _ in range(MAX_LOOPS):
@@ -320,11 +232,7 @@ def _drive(dag: Any, dr: Any, session: Any) -> None:
         for ti in schedulable:
             task = dag.task_dict[ti.task_id]
             try:
-                if AIRFLOW_V_3_0_PLUS:
-                    _run_task(ti=ti, task=task, run_triggerer=True)
-                else:
-                    ti.task = task
-                    _run_task(ti=ti, inline_trigger=True, session=session)  # type: ignore[call-arg]
+                run_task(ti, task, session)
             except Exception:
                 # As dag.test() does: a failed try is the run's business, recorded on the task instance.
                 log.exception("Task failed; ti=%s", ti)

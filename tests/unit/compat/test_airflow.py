@@ -1,0 +1,158 @@
+"""``compat.airflow``: each shim does the same thing on every Airflow line (2.11, 3.2, 3.3)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime
+
+import pytest
+
+from airflow.providers.resumable.compat import airflow as compat
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, BaseOperator
+
+# ---- operators and the testing helper ---------------------------------------------------------------
+
+
+def _only_response(response):
+    return response
+
+
+def _response_and_ti(response, ti):
+    return response, ti
+
+
+def _response_and_anything(response, **kwargs):
+    return response, kwargs
+
+
+CONTEXT = {"ti": "the ti", "ds": "2026-01-01"}
+
+
+@pytest.mark.parametrize(
+    ("func", "expected"),
+    [(_only_response, {}), (_response_and_ti, {"ti": "the ti"}), (_response_and_anything, CONTEXT)],
+    ids=["nothing", "one key", "**kwargs"],
+)
+def test_determine_kwargs_passes_only_what_the_callable_asks_for(func, expected):
+    assert dict(compat.determine_kwargs(func, ["response"], CONTEXT)) == expected
+
+
+def test_object_storage_path_reads_and_writes_local_files(tmp_path):
+    root = compat.object_storage_path(f"file://{tmp_path}")
+    (root / "part-00001.jsonl").write_text("{}\n")
+    assert (tmp_path / "part-00001.jsonl").read_text() == "{}\n"
+    assert str(root / "x").endswith(f"{tmp_path}/x")
+
+
+def _set_current_context(context):
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time.context import set_current_context
+    else:
+        from airflow.models.taskinstance import set_current_context
+    return set_current_context(context)
+
+
+def test_get_current_context_is_the_running_task_instances():
+    with _set_current_context({"ti": "the ti"}):
+        assert compat.get_current_context()["ti"] == "the ti"
+
+
+def test_get_current_context_raises_outside_a_task_instance():
+    with pytest.raises(Exception, match="(?i)context"):
+        compat.get_current_context()
+
+
+def test_dag_class_collects_the_operators_created_inside_it():
+    with compat.dag_class()(
+        dag_id="compat_dag_class", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)
+    ) as dag:
+        task = BaseOperator(task_id="t")
+    assert dag.task_dict == {"t": task}
+    assert task.dag is dag
+
+
+def test_dag_bag_of_has_the_folders_dags_and_never_the_examples(tmp_path, monkeypatch):
+    monkeypatch.setenv("AIRFLOW__CORE__LOAD_EXAMPLES", "True")
+    dag_file = tmp_path / "one.py"
+    dag_file.write_text(
+        "from airflow import DAG\n"
+        "from datetime import datetime, timezone\n"
+        "dag = DAG(dag_id='compat_bag', schedule=None, start_date=datetime(2026, 1, 1, tzinfo=timezone.utc))\n"
+    )
+    bag = compat.dag_bag_of(str(dag_file))
+    assert not bag.import_errors
+    assert sorted(bag.dags) == ["compat_bag"]
+
+
+@pytest.mark.parametrize("before", [None, "30"], ids=["unset", "set"])
+def test_serialize_dag_writes_the_dag_on_3_and_restores_the_environment(before, monkeypatch):
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    name = "AIRFLOW__CORE__MIN_SERIALIZED_DAG_UPDATE_INTERVAL"
+    if before is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, before)
+    dag_id = f"compat_serialize_{before}"
+    with compat.dag_class()(dag_id=dag_id, schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)) as dag:
+        BaseOperator(task_id="t")
+    compat.serialize_dag(dag)
+    with create_session() as session:
+        written = session.scalars(select(SerializedDagModel).where(SerializedDagModel.dag_id == dag_id)).first()
+    # 3.0+ run only serialized DAGs; 2.11's dag.test() runs the object and needs nothing written.
+    assert (written is not None) is AIRFLOW_V_3_0_PLUS
+    assert os.environ.get(name) == before
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2 has no in-process Execution API")
+def test_cache_in_process_api_server_caches_the_factory_once():
+    import airflow.sdk.execution_time.supervisor as supervisor
+
+    compat.cache_in_process_api_server()
+    cached = supervisor.in_process_api_server
+    compat.cache_in_process_api_server()
+    assert supervisor.in_process_api_server is cached
+    assert hasattr(cached, "cache_info")
+
+
+def test_dag_for_run_has_the_dags_tasks():
+    with compat.dag_class()(dag_id="compat_for_run", schedule=None, start_date=datetime(2026, 1, 1, tzinfo=UTC)) as dag:
+        BaseOperator(task_id="a") >> BaseOperator(task_id="b")
+    for_run = compat.dag_for_run(dag)
+    assert (for_run.dag_id, sorted(for_run.task_ids)) == ("compat_for_run", ["a", "b"])
+    assert for_run.get_task("b").upstream_task_ids == {"a"}
+    # 3.0+: the scheduler's serialized form, a new object; 2.11: the DAG itself.
+    assert (for_run is dag) is not AIRFLOW_V_3_0_PLUS
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="3.0+ need no model mapped first")
+def test_map_task_instance_models_maps_the_fab_user_model_on_2():
+    pytest.importorskip("airflow.providers.fab", reason="the FAB provider is not installed")
+    compat.map_task_instance_models()
+    assert "airflow.providers.fab.auth_manager.models" in sys.modules
+
+
+class _Return(BaseOperator):
+    def execute(self, context):
+        return {"n": 1}
+
+
+@pytest.mark.integration
+def test_dag_test_at_repeats_the_run_id_and_read_xcom_reads_its_values():
+    from airflow.utils.session import create_session
+
+    when = datetime(2026, 2, 1, tzinfo=UTC)
+    with compat.dag_class()(dag_id="compat_dag_test_at", schedule=None, start_date=when) as dag:
+        _Return(task_id="t")
+    compat.cache_in_process_api_server()
+    compat.serialize_dag(dag)
+    first = compat.dag_test_at(dag, when)
+    again = compat.dag_test_at(dag, when)
+    assert again.run_id == first.run_id
+    assert again.logical_date == when
+    with create_session() as session:
+        assert compat.read_xcom(session, dag.dag_id, again.run_id, "t", -1, "return_value") == {"n": 1}
+        assert compat.read_xcom(session, dag.dag_id, again.run_id, "t", -1, "no_such_key") is None
