@@ -174,6 +174,7 @@ def job_dag(request, aws, kind):
 @pytest.mark.parametrize(
     ("kind", "outcomes", "succeeded"),
     [("steps", "step_outcomes", "COMPLETED"), ("serverless", "run_outcomes", "SUCCESS")],
+    ids=["steps", "serverless"],
 )
 def test_a_failed_job_is_submitted_again(aws, request, kind, outcomes, succeeded):
     setattr(aws, outcomes, ["FAILED"])
