@@ -24,6 +24,14 @@ def state_backend(monkeypatch):
     return _set
 
 
+def _selected(state_backend, store_class, dotted_path):
+    """A fresh ``store_class`` as the store its class hands out, selected as ``dotted_path``; unset after."""
+    store_class.current = store = store_class()
+    state_backend(dotted_path)
+    yield store
+    store_class.current = None
+
+
 @pytest.fixture
 def memory_store(state_backend):
     """Route the mixins to a fresh in-memory store (the shipped test backend); returns it for inspection."""
@@ -31,10 +39,7 @@ def memory_store(state_backend):
     # then has one undo stack, so the setting cannot leak into the next test whatever the fixture order.
     from airflow.providers.resumable.testing import SharedMemoryStore
 
-    SharedMemoryStore.current = store = SharedMemoryStore()
-    state_backend("airflow.providers.resumable.testing.SharedMemoryStore")
-    yield store
-    SharedMemoryStore.current = None
+    yield from _selected(state_backend, SharedMemoryStore, "airflow.providers.resumable.testing.SharedMemoryStore")
 
 
 @pytest.fixture
@@ -42,10 +47,7 @@ def ephemeral_store(state_backend):
     """Like the Variable backend: the provider's listener drops it once a task instance succeeds."""
     from tests.support.stores import EphemeralMemoryStore
 
-    EphemeralMemoryStore.current = store = EphemeralMemoryStore()
-    state_backend("tests.support.stores.EphemeralMemoryStore")
-    yield store
-    EphemeralMemoryStore.current = None
+    yield from _selected(state_backend, EphemeralMemoryStore, "tests.support.stores.EphemeralMemoryStore")
 
 
 @pytest.fixture

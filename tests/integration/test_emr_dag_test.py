@@ -18,15 +18,14 @@ import requests
 
 from airflow.providers.resumable.operators.emr import (
     ResumableEmrAddStepsOperator,
-    ResumableEmrContainerOperator,
     ResumableEmrCreateJobFlowOperator,
     ResumableEmrServerlessStartJobOperator,
 )
 from airflow.providers.resumable.testing import clear_and_rerun, run_dag
-from tests.integration.harness import make_dag
+from tests.integration.harness import make_dag, run_failing_first_try
+from tests.support.emr import cluster_op, container_op, serverless_op, steps_op
 from tests.support.fake_aws import (
     REGION,
-    ROLE_ARN,
     FakeAws,
     aws_connection_json,
     create_application,
@@ -37,13 +36,13 @@ from tests.support.lossy_proxy import LossyProxy
 
 pytestmark = pytest.mark.integration
 
-STEP = {
-    "Name": "calculate_pi",
-    "ActionOnFailure": "CONTINUE",
-    "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-example", "SparkPi", "10"]},
-}
-DRIVER = {"sparkSubmit": {"entryPoint": "s3://bucket/job.py"}}
 RETRY = {"retries": 1, "retry_delay": timedelta(0)}
+#: A smaller cluster than the unit tests': no roles, no tags of its own.
+OVERRIDES = {
+    "Name": "resumable-it",
+    "ReleaseLabel": "emr-7.1.0",
+    "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
+}
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +73,21 @@ def lossy(aws, monkeypatch):
         yield proxy
 
 
+@pytest.fixture
+def cluster(aws):
+    return create_cluster(client(aws, "emr"))
+
+
+@pytest.fixture
+def app(aws):
+    return create_application(client(aws, "emr-serverless"))
+
+
+@pytest.fixture
+def vc(aws):
+    return create_virtual_cluster(client(aws, "emr-containers"))
+
+
 def client(aws, service):
     return boto3.client(
         service,
@@ -87,26 +101,16 @@ def client(aws, service):
 # ---------------------------------------------------------------------------------------------- steps
 
 
-def steps_task(dag, cluster_id, cls=ResumableEmrAddStepsOperator, **kwargs):
-    kwargs = {"wait_for_completion": True, "waiter_delay": 1, "waiter_max_attempts": 2, **RETRY, **kwargs}
-    return cls(task_id="steps", job_flow_id=cluster_id, steps=[STEP], dag=dag, **kwargs)
-
-
-class CrashAfterAddingSteps(ResumableEmrAddStepsOperator):
-    """The worker dies after AddJobFlowSteps returned and before the step ids reached the state store."""
-
-    def submit_job(self, context):
-        result = super().submit_job(context)
-        if context["ti"].try_number == 1:
-            raise RuntimeError("worker lost before the step ids were stored")
-        return result
-
-
-def test_steps_failure_mid_poll_adds_no_new_steps(aws, request):
-    cluster = create_cluster(client(aws, "emr"))
-    aws.running_reads = 2  # the first try's waiter gives up while the step still runs
+def steps_dag(request, cluster_id, **kwargs):
+    """A DAG named after the test whose one task adds ``STEP`` to the cluster."""
     dag = make_dag(request)
-    steps_task(dag, cluster)
+    steps_op(cluster_id, dag=dag, **{"waiter_max_attempts": 2, **RETRY, **kwargs})
+    return dag
+
+
+def test_steps_failure_mid_poll_adds_no_new_steps(aws, cluster, request):
+    aws.running_reads = 2  # the first try's waiter gives up while the step still runs
+    dag = steps_dag(request, cluster)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("steps").try_number == 2
@@ -114,64 +118,28 @@ def test_steps_failure_mid_poll_adds_no_new_steps(aws, request):
     assert [s.id for s in aws.steps(cluster)] == run.xcom("steps")
 
 
-def test_steps_crash_before_the_state_write_is_found_by_marker(aws, request):
-    cluster = create_cluster(client(aws, "emr"))
-    dag = make_dag(request)
-    steps_task(dag, cluster, cls=CrashAfterAddingSteps)
-    run = run_dag(dag)
+def test_steps_crash_before_the_state_write_is_found_by_marker(aws, cluster, request):
+    dag = steps_dag(request, cluster)
+    # The worker dies after AddJobFlowSteps returned and before the step ids reached the state store.
+    run = run_failing_first_try(dag, ResumableEmrAddStepsOperator, "submit_job", after=True)
     assert run.state == "success"
     assert run.ti("steps").try_number == 2
     assert len(aws.steps(cluster)) == 1, "the retry found the steps by their marker instead of adding them again"
     assert run.xcom("steps") == [aws.steps(cluster)[0].id]
 
 
-def test_failed_steps_are_added_again(aws, request):
-    cluster = create_cluster(client(aws, "emr"))
-    aws.step_outcomes = ["FAILED"]
-    dag = make_dag(request)
-    steps_task(dag, cluster)
-    run = run_dag(dag)
-    assert run.state == "success"
-    assert [s.state for s in aws.steps(cluster)] == ["FAILED", "COMPLETED"]
-
-
-def test_steps_cleared_by_hand_after_success_run_again(aws, request):
-    cluster = create_cluster(client(aws, "emr"))
-    dag = make_dag(request)
-    steps_task(dag, cluster)
-    first = run_dag(dag)
-    assert first.state == "success"
-    second = clear_and_rerun(dag, first)
-    assert second.state == "success"
-    assert len(aws.steps(cluster)) == 2, "a person's clear is a deliberate re-run"
-    assert second.xcom("steps") != first.xcom("steps")
-
-
 # ---------------------------------------------------------------------------------------- serverless
 
 
-def serverless_task(dag, app_id, cls=ResumableEmrServerlessStartJobOperator, **kwargs):
-    kwargs = {"waiter_delay": 1, "waiter_max_attempts": 2, **RETRY, **kwargs}
-    return cls(
-        task_id="spark", application_id=app_id, execution_role_arn=ROLE_ARN, job_driver=DRIVER, dag=dag, **kwargs
-    )
-
-
-class LoseStartJobRunResponse(ResumableEmrServerlessStartJobOperator):
-    """StartJobRun started the run but the try died before the run id reached the state store."""
-
-    def submit_job(self, context):
-        result = super().submit_job(context)
-        if context["ti"].try_number == 1:
-            raise ConnectionResetError("response of StartJobRun lost")
-        return result
-
-
-def test_serverless_failure_mid_poll_starts_no_new_run(aws, request):
-    app = create_application(client(aws, "emr-serverless"))
-    aws.running_reads = 2
+def serverless_dag(request, app_id, **kwargs):
     dag = make_dag(request)
-    serverless_task(dag, app)
+    serverless_op(app_id, dag=dag, **{"waiter_max_attempts": 2, **RETRY, **kwargs})
+    return dag
+
+
+def test_serverless_failure_mid_poll_starts_no_new_run(aws, app, request):
+    aws.running_reads = 2
+    dag = serverless_dag(request, app)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("spark").try_number == 2
@@ -179,84 +147,83 @@ def test_serverless_failure_mid_poll_starts_no_new_run(aws, request):
     assert [r.id for r in aws.job_runs(app)] == [run.xcom("spark")]
 
 
-def test_serverless_lost_response_gets_the_same_run_by_client_token(aws, request):
-    app = create_application(client(aws, "emr-serverless"))
-    dag = make_dag(request)
-    serverless_task(dag, app, cls=LoseStartJobRunResponse)
-    run = run_dag(dag)
+def test_serverless_lost_response_gets_the_same_run_by_client_token(aws, app, request):
+    dag = serverless_dag(request, app)
+    # StartJobRun started the run but the try died before the run id reached the state store.
+    lost = ConnectionResetError("response of StartJobRun lost")
+    run = run_failing_first_try(
+        dag, ResumableEmrServerlessStartJobOperator, "submit_job", after=True, error=lambda n: lost
+    )
     assert run.state == "success"
     assert aws.calls["StartJobRun"] == 2, "the retry asked again, with the same clientToken"
     assert [r.id for r in aws.job_runs(app)] == [run.xcom("spark")]
 
 
-def test_failed_serverless_run_is_resubmitted(aws, request):
+# ------------------------------------------------------------------ what steps and serverless runs share
+
+
+def job_dag(request, aws, kind):
+    """The DAG of one ``steps`` or ``serverless`` task, and what lists the jobs it made on AWS."""
+    if kind == "steps":
+        cluster = create_cluster(client(aws, "emr"))
+        return steps_dag(request, cluster), lambda: aws.steps(cluster)
     app = create_application(client(aws, "emr-serverless"))
-    aws.run_outcomes = ["FAILED"]
-    dag = make_dag(request)
-    serverless_task(dag, app)
+    return serverless_dag(request, app), lambda: aws.job_runs(app)
+
+
+@pytest.mark.parametrize(
+    ("kind", "outcomes", "succeeded"),
+    [("steps", "step_outcomes", "COMPLETED"), ("serverless", "run_outcomes", "SUCCESS")],
+    ids=["steps", "serverless"],
+)
+def test_a_failed_job_is_submitted_again(aws, request, kind, outcomes, succeeded):
+    setattr(aws, outcomes, ["FAILED"])
+    dag, jobs = job_dag(request, aws, kind)
     run = run_dag(dag)
     assert run.state == "success"
-    assert [r.state for r in aws.job_runs(app)] == ["FAILED", "SUCCESS"]
+    assert [job.state for job in jobs()] == ["FAILED", succeeded]
 
 
-def test_serverless_cleared_by_hand_after_success_runs_again(aws, request):
-    app = create_application(client(aws, "emr-serverless"))
-    dag = make_dag(request)
-    serverless_task(dag, app)
+@pytest.mark.parametrize("kind", ["steps", "serverless"])
+def test_cleared_by_hand_after_success_runs_again(aws, request, kind):
+    dag, jobs = job_dag(request, aws, kind)
+    (task_id,) = dag.task_ids
     first = run_dag(dag)
+    assert first.state == "success"
     second = clear_and_rerun(dag, first)
     assert second.state == "success"
-    assert len(aws.job_runs(app)) == 2
-    assert second.xcom("spark") != first.xcom("spark")
+    assert len(jobs()) == 2, "a person's clear is a deliberate re-run"
+    assert second.xcom(task_id) != first.xcom(task_id)
 
 
 # ------------------------------------------------------------------------------------ on EKS, clusters
 
 
-def test_container_failure_mid_poll_starts_no_new_job(aws, request):
-    vc = create_virtual_cluster(client(aws, "emr-containers"))
-    aws.running_reads = 2
+def container_dag(request, vc_id, **kwargs):
     dag = make_dag(request)
-    ResumableEmrContainerOperator(
-        task_id="eks",
-        name="etl",
-        virtual_cluster_id=vc,
-        execution_role_arn=ROLE_ARN,
-        release_label="emr-7.1.0-latest",
-        job_driver={"sparkSubmitJobDriver": {"entryPoint": "s3://bucket/job.py"}},
-        poll_interval=0,
-        max_polling_attempts=2,
-        dag=dag,
-        **RETRY,
-    )
+    container_op(vc_id, dag=dag, **RETRY, **kwargs)
+    return dag
+
+
+def cluster_dag(request, **kwargs):
+    dag = make_dag(request)
+    cluster_op(OVERRIDES, dag=dag, **RETRY, **kwargs)
+    return dag
+
+
+def test_container_failure_mid_poll_starts_no_new_job(aws, vc, request):
+    aws.running_reads = 2
+    dag = container_dag(request, vc, max_polling_attempts=2)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("eks").try_number == 2
     assert [j.id for j in aws.container_jobs()] == [run.xcom("eks")]
 
 
-class CrashAfterCreatingCluster(ResumableEmrCreateJobFlowOperator):
-    def submit_job(self, context):
-        result = super().submit_job(context)
-        if context["ti"].try_number == 1:
-            raise RuntimeError("worker lost before the cluster id was stored")
-        return result
-
-
 def test_cluster_crash_before_the_state_write_reuses_the_tagged_cluster(aws, request):
-    dag = make_dag(request)
-    CrashAfterCreatingCluster(
-        task_id="cluster",
-        emr_conn_id=None,
-        job_flow_overrides={
-            "Name": "resumable-it",
-            "ReleaseLabel": "emr-7.1.0",
-            "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
-        },
-        dag=dag,
-        **RETRY,
-    )
-    run = run_dag(dag)
+    dag = cluster_dag(request)
+    # The worker dies after RunJobFlow returned and before the cluster id reached the state store.
+    run = run_failing_first_try(dag, ResumableEmrCreateJobFlowOperator, "submit_job", after=True)
     assert run.state == "success"
     assert run.ti("cluster").try_number == 2
     assert [c.id for c in aws.clusters()] == [run.xcom("cluster")]
@@ -265,44 +232,28 @@ def test_cluster_crash_before_the_state_write_reuses_the_tagged_cluster(aws, req
 # ---------------------------------------------------------------------------------------- deferrable
 
 
-def test_deferrable_serverless_reattaches_after_a_failed_try(aws, request):
+def test_deferrable_serverless_reattaches_after_a_failed_try(aws, app, request):
     """
     The trigger (aiobotocore, same connection) polls moto; the retry defers on the stored run.
 
     The official triggers need aiobotocore: the locks install the Amazon provider's ``aiobotocore`` extra.
     """
-
-    class CrashAfterStart(ResumableEmrServerlessStartJobOperator):
-        def poll_until_complete(self, external_id, context):
-            if context["ti"].try_number == 1:
-                raise RuntimeError("worker lost after the run id was stored")
-            super().poll_until_complete(external_id, context)
-
-    app = create_application(client(aws, "emr-serverless"))
     aws.running_reads = 1
-    dag = make_dag(request)
-    serverless_task(dag, app, cls=CrashAfterStart, deferrable=True)
-    run = run_dag(dag)
+    dag = serverless_dag(request, app, deferrable=True)
+    # The worker is lost after the run id was stored.
+    run = run_failing_first_try(dag, ResumableEmrServerlessStartJobOperator, "poll_until_complete")
     assert run.state == "success"
     assert run.ti("spark").try_number == 2
     assert aws.calls["StartJobRun"] == 1
     assert [r.id for r in aws.job_runs(app)] == [run.xcom("spark")]
 
 
-def test_deferrable_steps_reattach_through_the_official_trigger(aws, request):
+def test_deferrable_steps_reattach_through_the_official_trigger(aws, cluster, request):
     """EmrAddStepsTrigger (aiobotocore) polls ListSteps on moto; the retry defers on the stored steps."""
-
-    class CrashAfterAdding(ResumableEmrAddStepsOperator):
-        def poll_until_complete(self, external_id, context):
-            if context["ti"].try_number == 1:
-                raise RuntimeError("worker lost after the step ids were stored")
-            super().poll_until_complete(external_id, context)
-
-    cluster = create_cluster(client(aws, "emr"))
     aws.running_reads = 1
-    dag = make_dag(request)
-    steps_task(dag, cluster, cls=CrashAfterAdding, deferrable=True, waiter_max_attempts=5)
-    run = run_dag(dag)
+    dag = steps_dag(request, cluster, deferrable=True, waiter_max_attempts=5)
+    # The worker is lost after the step ids were stored.
+    run = run_failing_first_try(dag, ResumableEmrAddStepsOperator, "poll_until_complete")
     assert run.state == "success"
     assert run.ti("steps").try_number == 2
     assert aws.calls["AddJobFlowSteps"] == 1
@@ -310,23 +261,9 @@ def test_deferrable_steps_reattach_through_the_official_trigger(aws, request):
     assert [s.state for s in aws.steps(cluster)] == ["COMPLETED"], "the trigger saw it finish"
 
 
-def test_deferrable_container_job_completes_through_the_official_trigger(aws, request):
-    vc = create_virtual_cluster(client(aws, "emr-containers"))
+def test_deferrable_container_job_completes_through_the_official_trigger(aws, vc, request):
     aws.running_reads = 1
-    dag = make_dag(request)
-    ResumableEmrContainerOperator(
-        task_id="eks",
-        name="etl",
-        virtual_cluster_id=vc,
-        execution_role_arn=ROLE_ARN,
-        release_label="emr-7.1.0-latest",
-        job_driver={"sparkSubmitJobDriver": {"entryPoint": "s3://bucket/job.py"}},
-        poll_interval=1,
-        max_polling_attempts=5,
-        deferrable=True,
-        dag=dag,
-        **RETRY,
-    )
+    dag = container_dag(request, vc, poll_interval=1, max_polling_attempts=5, deferrable=True)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("eks").try_number == 1
@@ -338,18 +275,7 @@ def test_deferrable_container_job_completes_through_the_official_trigger(aws, re
 
 def test_cluster_cleared_by_hand_gets_a_fresh_cluster(aws, request):
     """A live cluster is the task's result: a retry returns it, a person's clear asks for a new one."""
-    dag = make_dag(request)
-    ResumableEmrCreateJobFlowOperator(
-        task_id="cluster",
-        emr_conn_id=None,
-        job_flow_overrides={
-            "Name": "resumable-it",
-            "ReleaseLabel": "emr-7.1.0",
-            "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
-        },
-        dag=dag,
-        **RETRY,
-    )
+    dag = cluster_dag(request)
     first = run_dag(dag)
     second = clear_and_rerun(dag, first)
     assert second.state == "success"
@@ -361,12 +287,10 @@ def test_cluster_cleared_by_hand_gets_a_fresh_cluster(aws, request):
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
-def test_a_lost_add_job_flow_steps_response_adds_one_step_set(aws, lossy, request, deferrable):
+def test_a_lost_add_job_flow_steps_response_adds_one_step_set(aws, cluster, lossy, request, deferrable):
     """EMR accepted the steps, the response never arrived: no botocore retry, a lookup, one step set."""
-    cluster = create_cluster(client(aws, "emr"))
     lossy.lose("ElasticMapReduce.AddJobFlowSteps")
-    dag = make_dag(request)
-    steps_task(dag, cluster, deferrable=deferrable)
+    dag = steps_dag(request, cluster, deferrable=deferrable)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("steps").try_number == 1, "resolved in the same try"
@@ -380,21 +304,7 @@ def test_a_lost_add_job_flow_steps_response_adds_one_step_set(aws, lossy, reques
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_a_lost_run_job_flow_response_creates_one_cluster(aws, lossy, request, deferrable):
     lossy.lose("ElasticMapReduce.RunJobFlow")
-    dag = make_dag(request)
-    ResumableEmrCreateJobFlowOperator(
-        task_id="cluster",
-        emr_conn_id=None,
-        job_flow_overrides={
-            "Name": "resumable-it",
-            "ReleaseLabel": "emr-7.1.0",
-            "Instances": {"InstanceCount": 1, "MasterInstanceType": "m5.xlarge", "KeepJobFlowAliveWhenNoSteps": True},
-        },
-        deferrable=deferrable,
-        waiter_delay=1,
-        waiter_max_attempts=5,
-        dag=dag,
-        **RETRY,
-    )
+    dag = cluster_dag(request, deferrable=deferrable, waiter_delay=1, waiter_max_attempts=5)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("cluster").try_number == 1, "resolved in the same try"

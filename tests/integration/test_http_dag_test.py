@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow.providers.resumable.operators.http import CursorPagination, ResumablePaginatedHttpOperator
+from airflow.providers.resumable.operators.http import ResumablePaginatedHttpOperator
 from airflow.providers.resumable.testing import dag_for_test, run_dag
-from demo.newsletter_service import NewsletterService
 from tests.integration.harness import make_dag
+from tests.support.newsletter import cursor_crawl, serve
 from tests.support.toy_operators import SimulatedCrash
 
 if TYPE_CHECKING:
@@ -30,9 +30,7 @@ ALL_IDS = list(range(100))
 
 @pytest.fixture
 def newsletter(monkeypatch):
-    with NewsletterService(items=100, page_size=PAGE) as service:
-        monkeypatch.setenv("AIRFLOW_CONN_NEWSLETTER", service.url)
-        yield service
+    yield from serve(monkeypatch, items=100, page_size=PAGE)
 
 
 def crawl_task(dag, out: Path, cls=ResumablePaginatedHttpOperator, **kwargs):
@@ -40,17 +38,13 @@ def crawl_task(dag, out: Path, cls=ResumablePaginatedHttpOperator, **kwargs):
     kwargs.setdefault("retry_delay", timedelta(0))
     kwargs.setdefault("page_retry_attempts", 2)
     kwargs.setdefault("page_retry_max_wait", 0)
-    return cls(
+    return cursor_crawl(
+        dag,
+        page=PAGE,
+        cls=cls,
         task_id="crawl",
-        http_conn_id="newsletter",
-        endpoint="issues/cursor",
-        method="GET",
-        data={"limit": PAGE},
         headers={"X-Client": "resumable", "X-Try": "{{ ti.try_number }}"},
-        pagination=CursorPagination(cursor_path="meta.next_cursor"),
-        records_path="data.items",
         output_path=f"file://{out}",
-        dag=dag,
         **kwargs,
     )
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,7 +20,13 @@ from airflow.providers.resumable.state import get_state_store
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import make_dag
-from tests.support.toy_operators import FindableToyJobOperator, ToyBatchOperator, ToyJobOperator, read_parts
+from tests.support.toy_operators import (
+    FindableToyJobOperator,
+    ToyBatchOperator,
+    ToyJobOperator,
+    plain_job_operator,
+    read_parts,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -126,58 +133,25 @@ def test_a_clear_after_success_runs_again_when_retries_were_lowered(job_system, 
 
 def _bare_id_writer():
     """An operator that leaves what airflow.sdk.ResumableJobMixin leaves: the bare job id, then dies."""
-    from airflow.providers.resumable.version_compat import BaseOperator
 
     if AIRFLOW_V_3_3_PLUS and NATIVE:
         # The real thing: Airflow's own mixin writing to the native store.
-        import time
-
-        import requests
         from airflow.sdk import ResumableJobMixin as UpstreamMixin
 
-        class UpstreamCrashesMidPoll(UpstreamMixin, BaseOperator):
+        class UpstreamCrashesMidPoll(plain_job_operator(UpstreamMixin)):
             external_id_key = "toy_job"
-
-            def __init__(self, *, base_url, **kwargs):
-                super().__init__(**kwargs)
-                self.base_url = base_url
-
-            def execute(self, context):
-                return self.execute_resumable(context)
-
-            def submit_job(self, context):
-                return requests.post(f"{self.base_url}/jobs", json={"spec": {}}, timeout=5).json()["job_id"]
-
-            def get_job_status(self, external_id, context):
-                return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
-
-            def is_job_active(self, status):
-                return status in ("PENDING", "RUNNING")
-
-            def is_job_succeeded(self, status):
-                return status == "SUCCEEDED"
 
             def poll_until_complete(self, external_id, context):
                 time.sleep(0.01)
                 raise RuntimeError("worker lost while polling")
 
-            def get_job_result(self, external_id, context):
-                return external_id
-
         return UpstreamCrashesMidPoll
 
-    import requests
-
-    class BareIdInOurStore(BaseOperator):
+    class BareIdInOurStore(plain_job_operator(None)):
         """Variables (or Airflow < 3.3): the same bare id, written where our operator will read it."""
 
-        def __init__(self, *, base_url, **kwargs):
-            super().__init__(**kwargs)
-            self.base_url = base_url
-
         def execute(self, context):
-            job_id = requests.post(f"{self.base_url}/jobs", json={"spec": {}}, timeout=5).json()["job_id"]
-            get_state_store(context).set("toy_job", job_id)
+            get_state_store(context).set("toy_job", self.submit_job(context))
             raise RuntimeError("worker lost while polling")
 
     return BareIdInOurStore

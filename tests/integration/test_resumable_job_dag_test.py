@@ -8,16 +8,19 @@ process; the state store is whatever ``[resumable] state_backend`` selects on th
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
-import requests
 
 from airflow.providers.resumable.testing import clear_and_rerun, dag_for_test, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
-from tests.integration.harness import make_dag
-from tests.support.toy_operators import FindableToyJobOperator, ToyJobOperator, UpstreamStyleOperator
+from tests.integration.harness import make_dag, run_failing_first_try
+from tests.support.toy_operators import (
+    FindableToyJobOperator,
+    ToyJobOperator,
+    UpstreamStyleOperator,
+    plain_job_operator,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -88,17 +91,10 @@ def test_expired_job_is_resubmitted(job_system, request):
 
 
 def test_already_succeeded_is_not_resubmitted(job_system, request):
-    class FailAfterSuccess(ToyJobOperator):
-        """The job succeeds but the try dies before the task could finish (e.g. result upload fails)."""
-
-        def get_job_result(self, external_id, context):
-            if context["ti"].try_number == 1:
-                raise RuntimeError("worker lost after the job finished")
-            return super().get_job_result(external_id, context)
-
     dag = make_dag(request)
-    job_task(dag, job_system, cls=FailAfterSuccess)
-    run = run_dag(dag)
+    job_task(dag, job_system)
+    # The job succeeds but the try dies before the task could finish (e.g. result upload fails).
+    run = run_failing_first_try(dag, ToyJobOperator, "get_job_result")
     assert run.state == "success"
     assert run.ti("job").try_number == 2
     assert job_system.submit_calls == 1
@@ -121,15 +117,9 @@ def test_cleared_by_hand_after_success_runs_again(job_system, request):
 
 
 def test_upstream_style_operator_runs_unchanged(job_system, request):
-    class CrashingUpstreamStyle(UpstreamStyleOperator):
-        def poll_until_complete(self, external_id, context):
-            if context["ti"].try_number == 1:
-                raise RuntimeError("worker lost")
-            super().poll_until_complete(external_id, context)
-
     dag = make_dag(request)
-    CrashingUpstreamStyle(task_id="job", base_url=job_system.url, retries=1, retry_delay=timedelta(0), dag=dag)
-    run = run_dag(dag)
+    UpstreamStyleOperator(task_id="job", base_url=job_system.url, retries=1, retry_delay=timedelta(0), dag=dag)
+    run = run_failing_first_try(dag, UpstreamStyleOperator, "poll_until_complete")
     assert run.state == "success"
     assert len(job_system.jobs) == 1
 
@@ -156,38 +146,10 @@ def test_where_upstream_duplicates_and_we_do_not(job_system, request):
     from airflow.sdk import ResumableJobMixin as UpstreamMixin
 
     from airflow.providers.resumable.mixins import ResumableJobMixin as OurMixin
-    from airflow.providers.resumable.version_compat import BaseOperator
 
     def operator_on(mixin):
-        class TokenPassingOperator(mixin, BaseOperator):
-            def __init__(self, *, base_url, **kwargs):
-                super().__init__(**kwargs)
-                self.base_url = base_url
-
-            def execute(self, context):
-                return self.execute_resumable(context)
-
-            def submit_job(self, context):
-                token = getattr(self, "idempotency_token", None)
-                return requests.post(f"{self.base_url}/jobs", json={"spec": {}, "token": token}, timeout=5).json()[
-                    "job_id"
-                ]
-
-            def get_job_status(self, external_id, context):
-                return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
-
-            def is_job_active(self, status):
-                return status in ("RUNNING", "PENDING")
-
-            def is_job_succeeded(self, status):
-                return status == "SUCCEEDED"
-
-            def poll_until_complete(self, external_id, context):
-                while self.is_job_active(self.get_job_status(external_id, context)):
-                    time.sleep(0.01)
-
-            def get_job_result(self, external_id, context):
-                return external_id
+        class TokenPassingOperator(plain_job_operator(mixin)):
+            sends_token = True
 
         return TokenPassingOperator
 

@@ -22,6 +22,7 @@ from airflow.providers.resumable.testing import clear_and_rerun, fail_on_tries, 
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, BaseOperator
 from airflow.providers.resumable.watermarks.stores import WatermarkScope
 from tests.integration.harness import make_dag
+from tests.support.newsletter import cursor_crawl, serve
 
 pytestmark = pytest.mark.integration
 
@@ -218,18 +219,11 @@ START = "2025-12-31T00:00:00Z"  # before every item: the first run reads everyth
 
 @pytest.fixture
 def newsletter(monkeypatch):
-    from demo.newsletter_service import NewsletterService
-
-    with NewsletterService(items=30, page_size=PAGE) as service:
-        monkeypatch.setenv("AIRFLOW_CONN_NEWSLETTER", service.url)
-        yield service
+    yield from serve(monkeypatch, items=30, page_size=PAGE)
 
 
 def incremental_task(dag, out, **kwargs):
-    from airflow.providers.resumable.operators.http import (
-        Incremental,
-        ResumablePaginatedHttpOperator,
-    )
+    from airflow.providers.resumable.operators.http import Incremental
 
     kwargs.setdefault("retries", 0)
     kwargs.setdefault("retry_delay", timedelta(0))
@@ -238,22 +232,27 @@ def incremental_task(dag, out, **kwargs):
         from airflow.sdk import Asset
 
         kwargs.setdefault("outlets", [Asset(name=f"{dag.dag_id}_issues", uri=f"wm://{dag.dag_id}/issues")])
-    return ResumablePaginatedHttpOperator(
+    return cursor_crawl(
+        dag,
+        page=PAGE,
         task_id="extract",
-        http_conn_id="newsletter",
-        endpoint="issues/cursor",
-        method="GET",
-        data={"limit": PAGE},
         # The service logs X-Client: each request names its run, so the test reads what each run fetched.
         headers={"X-Client": "{{ run_id }}", "X-Try": "{{ ti.try_number }}"},
         pagination={"strategy": "cursor", "cursor_path": "meta.next_cursor"},
-        records_path="data.items",
         output_path=f"file://{out}/" + "{{ run_id | replace(':', '_') | replace('+', '_') }}",
         page_retry_attempts=1,
         page_retry_max_wait=0,
-        dag=dag,
         **kwargs,
     )
+
+
+def runs_adding(dag, service, *added: int) -> list[Any]:
+    """A run of ``dag``, then for each number in ``added`` that many new items and another run."""
+    runs = [run_dag(dag)]
+    for count in added:
+        service.add_items(count)
+        runs.append(run_dag(dag))
+    return runs
 
 
 def served(service, run, try_number: str | None = None) -> list[int]:
@@ -272,11 +271,7 @@ def sinces(service, run) -> set[str]:
 def test_http_three_runs_fetch_every_item_exactly_once(newsletter, tmp_path, request):
     dag = make_dag(request)
     incremental_task(dag, tmp_path)
-    first = run_dag(dag)
-    newsletter.add_items(20)
-    second = run_dag(dag)
-    newsletter.add_items(5)
-    third = run_dag(dag)
+    first, second, third = runs_adding(dag, newsletter, 20, 5)
     assert [r.state for r in (first, second, third)] == ["success"] * 3
     assert served(newsletter, first) == list(range(30))
     assert served(newsletter, second) == list(range(30, 50))
@@ -333,11 +328,8 @@ def test_http_retries_inside_a_run_resume_at_the_last_page_of_the_same_window(ne
 def test_http_a_cleared_successful_run_rereads_its_own_window(newsletter, tmp_path, request):
     dag = make_dag(request)
     incremental_task(dag, tmp_path)
-    assert run_dag(dag).state == "success"
-    newsletter.add_items(10)
-    second = run_dag(dag)
-    newsletter.add_items(10)
-    assert run_dag(dag).state == "success"
+    first, second, third = runs_adding(dag, newsletter, 10, 10)
+    assert (first.state, third.state) == ("success", "success")
 
     again = clear_and_rerun(dag, second)
     assert again.state == "success"

@@ -187,33 +187,59 @@ def read_parts(out_dir: str) -> list[Any]:
     return items
 
 
-# Written exactly as the docstring of airflow.sdk.ResumableJobMixin shows, with only the import switched
-# to this provider: no idempotency token, no find_job, no fingerprint.
-class UpstreamStyleOperator(ResumableJobMixin, BaseOperator):
+def plain_job_operator(mixin: type | None) -> type:
+    """
+    The subclass contract of a job mixin written as a user writes it, on ``mixin`` (this provider's
+    ``ResumableJobMixin`` or ``airflow.sdk.ResumableJobMixin``), so one operator runs on either. It
+    submits an empty spec; a subclass with ``sends_token = True`` sends the mixin's idempotency token
+    too (None on a mixin that has none). With no mixin, a subclass calls the contract's methods itself.
+    Built per mixin rather than mixed in, so that Airflow's operator metaclass wraps its ``__init__``
+    and ``execute`` as in any operator.
+    """
+    bases = (BaseOperator,) if mixin is None else (mixin, BaseOperator)
+
+    class PlainJobOperator(*bases):  # type: ignore[misc]
+        sends_token: ClassVar[bool] = False
+
+        def __init__(self, *, base_url: str, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.base_url = base_url
+
+        def execute(self, context):
+            return self.execute_resumable(context)
+
+        def submit_job(self, context):
+            body: dict[str, Any] = {"spec": {}}
+            if self.sends_token:
+                body["token"] = getattr(self, "idempotency_token", None)
+            return requests.post(f"{self.base_url}/jobs", json=body, timeout=5).json()["job_id"]
+
+        def get_job_status(self, external_id, context) -> str:
+            return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
+
+        def is_job_active(self, status: str) -> bool:
+            return status in ("RUNNING", "PENDING")
+
+        def is_job_succeeded(self, status: str) -> bool:
+            return status == "SUCCEEDED"
+
+        def poll_until_complete(self, external_id, context) -> None:
+            while self.is_job_active(self.get_job_status(external_id, context)):
+                time.sleep(0.01)
+
+        def get_job_result(self, external_id, context) -> Any:
+            return external_id
+
+    return PlainJobOperator
+
+
+class UpstreamStyleOperator(plain_job_operator(ResumableJobMixin)):  # type: ignore[misc]
+    """
+    The operator the docstring of ``airflow.sdk.ResumableJobMixin`` shows, with only the import switched
+    to this provider: no idempotency token, no find_job, no fingerprint, no result.
+    """
+
     external_id_key = "my_job_id"
-
-    def __init__(self, *, base_url: str, **kwargs):
-        super().__init__(**kwargs)
-        self.base_url = base_url
-
-    def execute(self, context):
-        return self.execute_resumable(context)
-
-    def submit_job(self, context):
-        return requests.post(f"{self.base_url}/jobs", json={"spec": {}}, timeout=5).json()["job_id"]
-
-    def get_job_status(self, external_id, context) -> str:
-        return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
-
-    def is_job_active(self, status: str) -> bool:
-        return status in ("RUNNING", "PENDING")
-
-    def is_job_succeeded(self, status: str) -> bool:
-        return status == "SUCCEEDED"
-
-    def poll_until_complete(self, external_id, context) -> None:
-        while self.is_job_active(self.get_job_status(external_id, context)):
-            time.sleep(0.01)
 
     def get_job_result(self, external_id, context) -> Any:
         return None

@@ -9,46 +9,19 @@ from __future__ import annotations
 from unittest import mock
 
 import pytest
-import requests
 
 from airflow.providers.resumable.mixins import ResumableJobMixin
-from airflow.providers.resumable.version_compat import BaseOperator
+from tests.support.toy_operators import plain_job_operator
 from tests.unit.mixins.test_stateful import BatchOperator
 
 CONTEXTS = {"none": None, "empty": {}, "mock": mock.MagicMock()}
 
 
-class PlainJobOperator(ResumableJobMixin, BaseOperator):
+class PlainJobOperator(plain_job_operator(ResumableJobMixin)):
     """Written like a user's operator, with no use of the context of its own."""
 
     external_id_key = "plain_job"
-
-    def __init__(self, *, base_url, **kwargs):
-        super().__init__(**kwargs)
-        self.base_url = base_url
-
-    def execute(self, context):
-        return self.execute_resumable(context)
-
-    def submit_job(self, context):
-        body = {"spec": {}, "token": self.idempotency_token}
-        return requests.post(f"{self.base_url}/jobs", json=body, timeout=5).json()["job_id"]
-
-    def get_job_status(self, external_id, context):
-        return requests.get(f"{self.base_url}/jobs/{external_id}", timeout=5).json()["state"]
-
-    def is_job_active(self, status):
-        return status in ("PENDING", "RUNNING")
-
-    def is_job_succeeded(self, status):
-        return status == "SUCCEEDED"
-
-    def poll_until_complete(self, external_id, context):
-        while self.is_job_active(self.get_job_status(external_id, context)):
-            pass
-
-    def get_job_result(self, external_id, context):
-        return external_id
+    sends_token = True
 
 
 @pytest.mark.parametrize("durable", [True, False])

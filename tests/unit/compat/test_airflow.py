@@ -156,3 +156,80 @@ def test_dag_test_at_repeats_the_run_id_and_read_xcom_reads_its_values():
     with create_session() as session:
         assert compat.read_xcom(session, dag.dag_id, again.run_id, "t", -1, "return_value") == {"n": 1}
         assert compat.read_xcom(session, dag.dag_id, again.run_id, "t", -1, "no_such_key") is None
+
+
+# ---- the identity of a try, secrets, Variables, the CLI (the task-side shims) -------------------------
+
+
+class _TI:
+    def __init__(self, **attrs):
+        self.__dict__.update(attrs)
+
+
+def test_try_stamp_is_the_task_instance_id_on_3_and_the_start_date_on_2():
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    ti = _TI(id="0190-uuid", start_date=started)
+    expected = "0190-uuid" if AIRFLOW_V_3_0_PLUS else started.isoformat()
+    assert compat.try_stamp(ti, lambda: "fallback") == expected
+
+
+def test_try_stamp_without_what_identifies_the_try():
+    expected = None if AIRFLOW_V_3_0_PLUS else "fallback"
+    assert compat.try_stamp(_TI(), lambda: "fallback") == expected
+
+
+def test_dag_run_key_tells_two_rows_of_one_run_id_apart():
+    first = _TI(run_after=datetime(2026, 1, 1, tzinfo=UTC), id=1)
+    again = _TI(run_after=datetime(2026, 1, 2, tzinfo=UTC), id=2)
+    assert compat.dag_run_key(first) != compat.dag_run_key(again)
+    assert compat.dag_run_key(first) == ("2026-01-01T00:00:00+00:00" if AIRFLOW_V_3_0_PLUS else "dag_run.id=1")
+    assert compat.dag_run_key(None) is None
+
+
+def test_the_redactor_masks_what_a_connection_registers():
+    redact = compat.secrets_redactor()
+    assert redact is not None
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk._shared.secrets_masker import mask_secret
+    else:
+        from airflow.utils.log.secrets_masker import mask_secret
+    mask_secret("s3cr3t-for-compat-test")
+    assert redact("s3cr3t-for-compat-test") != "s3cr3t-for-compat-test"
+    assert redact("nothing secret here") == "nothing secret here"
+
+
+def test_stats_can_count():
+    assert callable(compat.stats().incr)
+
+
+def test_variable_access_is_the_supervisor_on_3_and_the_orm_on_2():
+    expected = compat.SdkVariables if AIRFLOW_V_3_0_PLUS else compat.OrmVariables
+    assert isinstance(compat.variable_access(), expected)
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="the ORM writes Variables only on Airflow 2")
+def test_orm_variables_round_trip_on_the_metadata_db():
+    variables = compat.OrmVariables()
+    variables.set("resumable.compat-test", "v1", "described")
+    assert variables.get("resumable.compat-test") == "v1"
+    variables.delete("resumable.compat-test")
+    assert variables.get("resumable.compat-test") is None
+
+
+def test_asset_type_exists_from_3_0():
+    asset = compat.asset_type()
+    assert (asset is not None) is AIRFLOW_V_3_0_PLUS
+
+
+def test_the_state_tables_exist_from_3_3():
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_3_PLUS
+
+    assert (compat.task_state_store_model() is not None) is AIRFLOW_V_3_3_PLUS
+    assert (compat.asset_state_store_model() is not None) is AIRFLOW_V_3_3_PLUS
+
+
+def test_the_cli_program_is_airflow_itself_from_3_2():
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_2_PLUS
+
+    expected = ["airflow", "resumable"] if AIRFLOW_V_3_2_PLUS else ["airflow-resumable"]
+    assert compat.state_cli_program() == expected

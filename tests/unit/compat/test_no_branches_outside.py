@@ -13,15 +13,6 @@ import airflow.providers.resumable
 PACKAGE = Path(airflow.providers.resumable.__file__).parent
 #: Where version flags may appear: the compat package, and the 0.1.0 module that re-exports its flags.
 ALLOWED = ("compat/", "version_compat.py")
-#: Modules that still branch on the version. The restructuring of state/ and observability.py (issue
-#: 18) moves their branches into compat/ and removes each entry here.
-PENDING = (
-    "state/guard.py",
-    "state/lifecycle.py",
-    "state/backends.py",
-    "state/base.py",
-    "observability.py",
-)
 
 _FLAG = re.compile(r"AIRFLOW_V_\w+|AIRFLOW_VERSION")
 
@@ -83,19 +74,47 @@ def test_version_reads_are_found_and_prose_is_not(source, expected):
     assert [line for line, _ in version_reads(source)] == expected
 
 
-def test_pending_names_existing_modules():
-    missing = [name for name in PENDING if not (PACKAGE / name).is_file()]
-    assert not missing, f"PENDING names modules that do not exist (moved or deleted?): {missing}; update it"
-
-
 def test_no_version_branch_outside_compat():
     found = [
         f"airflow/providers/resumable/{_relative(path)}:{line}: {what}"
         for path in sorted(PACKAGE.rglob("*.py"))
-        if not _relative(path).startswith(ALLOWED) and _relative(path) not in PENDING
+        if not _relative(path).startswith(ALLOWED)
         for line, what in version_reads(path.read_text())
     ]
     assert not found, (
         "version branches outside airflow/providers/resumable/compat/ (move each into a compat function "
         "that names the versions it covers):\n" + "\n".join(found)
     )
+
+
+def private_probes(source: str) -> list[tuple[int, str]]:
+    """``hasattr(x, "_private")`` calls: how an official class's generation used to be told apart."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "hasattr"
+            and len(node.args) == 2
+            and isinstance(node.args[1], ast.Constant)
+            and str(node.args[1].value).startswith("_")
+        ):
+            found.append((node.lineno, f"hasattr(..., {node.args[1].value!r})"))
+    return found
+
+
+def test_no_probe_of_a_private_method_outside_compat():
+    found = [
+        f"airflow/providers/resumable/{_relative(path)}:{line}: {what}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not _relative(path).startswith(ALLOWED)
+        for line, what in private_probes(path.read_text())
+    ]
+    assert not found, "probe official classes in compat/ only:\n" + "\n".join(found)
+
+
+def test_private_probes_are_found():
+    assert private_probes("if hasattr(self, '_get_merged_json'):\n    pass\n") == [
+        (1, "hasattr(..., '_get_merged_json')")
+    ]
+    assert private_probes("hasattr(store, 'inner')\n") == []

@@ -1,120 +1,33 @@
-"""ResumablePaginatedHttpOperator with requests-mock: strategies, resume logic, bad input."""
+"""ResumablePaginatedHttpOperator with requests-mock: paging, resume logic, bad input, ``incremental=``."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
+from datetime import timedelta
 
 import pytest
 import requests
-from tenacity import RetryCallState, Retrying
 
 from airflow.providers.resumable.operators.http import (
     CursorPagination,
+    Incremental,
     LinkHeaderPagination,
     MalformedPageError,
     MaxPagesExceededError,
-    OffsetLimitPagination,
     PageNumberPagination,
     PaginationLoopError,
     ResumablePaginatedHttpOperator,
     TransientHttpError,
-    retry_after_seconds,
-    wait_retry_after,
 )
-from airflow.providers.resumable.operators.pagination import build_pagination
+from airflow.providers.resumable.plugins.resumable import listener
+from airflow.providers.resumable.watermarks.stores import InMemoryWatermarkStore
 from tests.support.context import FakeTI, make_context
+from tests.support.paginated_http import BASE, incremental_op, items, op, parts, register_pages, stamp
 
-BASE = "http://api.test"
-
-
-@pytest.fixture(autouse=True)
-def http_connection(monkeypatch):
-    monkeypatch.setenv("AIRFLOW_CONN_NEWS", BASE)
+pytestmark = pytest.mark.usefixtures("news_connection")
 
 
-def items(start, stop):
-    return [{"id": i} for i in range(start, stop)]
-
-
-def op(tmp_path, **kwargs):
-    kwargs.setdefault("task_id", "crawl")
-    kwargs.setdefault("http_conn_id", "news")
-    kwargs.setdefault("method", "GET")
-    kwargs.setdefault("page_retry_max_wait", 0)
-    return ResumablePaginatedHttpOperator(output_path=f"file://{tmp_path}/out", **kwargs)
-
-
-def parts(tmp_path):
-    out = []
-    for part in sorted((tmp_path / "out").glob("part-*.jsonl")):
-        out.extend(json.loads(line) for line in part.read_text().splitlines())
-    return out
-
-
-def register_pages(requests_mock, endpoint, total=25, size=10):
-    """A page-number API: ?page=N (1-based)."""
-
-    def respond(request, context):
-        page = int(request.qs.get("page", ["1"])[0])
-        return {"items": items((page - 1) * size, min(page * size, total))}
-
-    requests_mock.get(f"{BASE}/{endpoint}", json=respond)
-
-
-class TestStrategies:
-    def test_page_number(self, tmp_path, requests_mock, memory_store):
-        register_pages(requests_mock, "issues")
-        o = op(tmp_path, endpoint="issues", pagination=PageNumberPagination(), records_path="items")
-        manifest = o.execute(make_context())
-        assert parts(tmp_path) == items(0, 25)
-        # pages 1..3 have records, page 4 is empty and ends the walk
-        assert manifest["pages"] == 4
-        assert manifest["records"] == 25
-        assert [r.qs["page"] for r in requests_mock.request_history] == [["1"], ["2"], ["3"], ["4"]]
-
-    def test_page_number_stops_at_total_pages(self, tmp_path, requests_mock, memory_store):
-        requests_mock.get(
-            f"{BASE}/issues",
-            json=lambda r, c: {"items": items(0, 1), "total_pages": 2},
-        )
-        o = op(
-            tmp_path,
-            endpoint="issues",
-            pagination=PageNumberPagination(total_pages_path="total_pages"),
-            records_path="items",
-        )
-        assert o.execute(make_context())["pages"] == 2
-
-    def test_offset_limit(self, tmp_path, requests_mock, memory_store):
-        def respond(request, context):
-            offset, limit = int(request.qs["offset"][0]), int(request.qs["limit"][0])
-            return items(offset, min(offset + limit, 25))
-
-        requests_mock.get(f"{BASE}/issues", json=respond)
-        o = op(tmp_path, endpoint="issues", pagination=OffsetLimitPagination(limit=10))
-        manifest = o.execute(make_context())
-        assert parts(tmp_path) == items(0, 25)
-        assert manifest["pages"] == 3  # the short third page is the last
-
-    def test_cursor_by_key_path(self, tmp_path, requests_mock, memory_store):
-        pages = {"": ("c1", items(0, 10)), "c1": ("c2", items(10, 20)), "c2": (None, items(20, 25))}
-
-        def respond(request, context):
-            nxt, recs = pages[request.qs.get("cursor", [""])[0]]
-            return {"data": {"items": recs}, "meta": {"next_cursor": nxt}}
-
-        requests_mock.get(f"{BASE}/issues", json=respond)
-        o = op(
-            tmp_path,
-            endpoint="issues",
-            pagination={"strategy": "cursor", "cursor_path": "meta.next_cursor"},
-            records_path="data.items",
-        )
-        assert o.execute(make_context())["records"] == 25
-        assert parts(tmp_path) == items(0, 25)
-
+class TestPaging:
     def test_each_page_body_is_parsed_once(self, tmp_path, requests_mock, memory_store, monkeypatch):
         pages = {"": ("c1", items(0, 10)), "c1": (None, items(10, 15))}
         requests_mock.get(
@@ -130,16 +43,6 @@ class TestStrategies:
         o = op(tmp_path, endpoint="issues", pagination=CursorPagination(cursor_path="next"), records_path="items")
         assert o.execute(make_context())["pages"] == 2
         assert len(parses) == 2, "the operator's records and the strategy's cursor share one parse"
-
-    def test_link_header(self, tmp_path, requests_mock, memory_store):
-        requests_mock.get(
-            f"{BASE}/issues", json=items(0, 10), headers={"Link": f'<{BASE}/issues/p2?limit=10>; rel="next"'}
-        )
-        requests_mock.get(f"{BASE}/issues/p2", json=items(10, 15))
-        o = op(tmp_path, endpoint="issues", data={"limit": 10}, pagination=LinkHeaderPagination())
-        assert o.execute(make_context())["pages"] == 2
-        second = requests_mock.request_history[1]
-        assert second.qs == {"limit": ["10"]}, "merged, not repeated"
 
     def test_link_to_another_host_is_refused(self, tmp_path, requests_mock, memory_store):
         requests_mock.get(f"{BASE}/issues", json=items(0, 1), headers={"Link": '<http://evil.test/x>; rel="next"'})
@@ -308,35 +211,6 @@ class TestBadInput:
         with pytest.raises((ValueError, TypeError), match=message):
             op(tmp_path, endpoint="issues", **kwargs)
 
-    def test_strategy_options_are_validated(self):
-        with pytest.raises(ValueError, match=r"limit must be an integer >= 1, got 0"):
-            build_pagination({"strategy": "offset_limit", "limit": 0})
-
-
-class TestRetryAfter:
-    def _response(self, value):
-        response = requests.Response()
-        response.status_code = 429
-        response.headers["Retry-After"] = value
-        return response
-
-    def test_seconds_and_http_date(self):
-        assert retry_after_seconds(self._response("7")) == 7
-        later = format_datetime(datetime.now(tz=UTC) + timedelta(seconds=30), usegmt=True)
-        assert 25 <= retry_after_seconds(self._response(later)) <= 31
-        assert retry_after_seconds(self._response("soon")) is None
-
-    def test_wait_honours_retry_after_up_to_the_cap(self):
-        def state_for(value):
-            retrying = Retrying()
-            state = RetryCallState(retrying, fn=None, args=(), kwargs={})
-            state.set_exception((TransientHttpError, TransientHttpError(self._response(value), 0), None))
-            return state
-
-        wait = wait_retry_after(fallback=lambda s: 99.0, cap=10)
-        assert wait(state_for("3")) == 3
-        assert wait(state_for("3600")) == 10
-
 
 class TestExtensionPoints:
     """HttpOperator's hooks: process_response is honoured per page, the others are refused at definition."""
@@ -396,3 +270,76 @@ class TestExtensionPoints:
     def test_process_response_refuses_a_list(self, tmp_path):
         with pytest.raises(TypeError, match="got a list of 2"):
             op(tmp_path).process_response(make_context(), [requests.Response(), requests.Response()])
+
+
+# ---- incremental=: the request, the manifest, the mark ----------------------------------------------
+
+
+@pytest.fixture
+def mark(monkeypatch):
+    store = InMemoryWatermarkStore()
+    monkeypatch.setattr(ResumablePaginatedHttpOperator, "watermark_store", lambda self, context: store)
+    return store
+
+
+@pytest.fixture
+def api(requests_mock):
+    """Items 0..24 changed at minute i; ``since`` filters strictly after; pages of 10 by offset."""
+
+    def respond(request, context):
+        since = request.qs.get("since", [None])[0]
+        offset = int(request.qs.get("offset", ["0"])[0])
+        listed = [{"id": i, "updated_at": stamp(i)} for i in range(25)]
+        if since is not None:
+            listed = [r for r in listed if r["updated_at"] > since.upper()]
+        return listed[offset : offset + 10]
+
+    requests_mock.get(f"{BASE}/issues", json=respond)
+    return requests_mock
+
+
+def test_every_page_sends_the_mark_and_the_highest_value_is_committed_after_success(tmp_path, api, mark, memory_store):
+    ti = FakeTI(run_id="run1")
+    manifest = incremental_op(tmp_path).execute(make_context(ti))
+    assert [r.qs["since"] for r in api.request_history] == [[stamp(0).lower()]] * 3
+    assert manifest["records"] == 24
+    assert manifest["window"] == {
+        "since": stamp(0),
+        "until": stamp(24),
+        "base": stamp(0),
+        "lag": None,
+        "reread_own_window": False,
+        "store": "memory",
+    }
+    assert mark.document is None, "staged only"
+    listener.on_task_instance_success(None, ti)
+    assert mark.document["value"] == stamp(24)
+
+    api.reset_mock()
+    second = incremental_op(tmp_path, incremental={"cursor_field": "updated_at", "lag": timedelta(minutes=3)}).execute(
+        make_context(FakeTI(run_id="run2"))
+    )
+    assert [r.qs["since"] for r in api.request_history] == [[stamp(21).lower()]]
+    window = second["window"]
+    assert (window["since"], window["base"], window["until"], window["lag"]) == (stamp(21), stamp(24), stamp(24), 180.0)
+
+
+def test_nothing_new_stages_the_mark_it_started_from(tmp_path, api, mark, memory_store):
+    ti = FakeTI(run_id="run1")
+    manifest = incremental_op(
+        tmp_path, incremental=Incremental(cursor_field="updated_at", initial_value=stamp(30))
+    ).execute(make_context(ti))
+    assert (manifest["records"], manifest["window"]["until"]) == (0, None)
+    listener.on_task_instance_success(None, ti)
+    assert mark.document["value"] == stamp(30), "the run is recorded, the mark does not move"
+
+
+def test_a_record_without_the_cursor_field_is_named(tmp_path, requests_mock, mark, memory_store):
+    requests_mock.get(f"{BASE}/issues", json=[{"id": 1, "updated_at": stamp(1)}, {"id": 2}])
+    with pytest.raises(ValueError, match=r"page 0, record 1: no 'updated_at' \(incremental cursor_field\)"):
+        incremental_op(tmp_path, pagination=None).execute(make_context())
+
+
+def test_data_must_be_a_dict_to_carry_the_parameter(tmp_path, api, mark, memory_store):
+    with pytest.raises(ValueError, match="must then be a dict of parameters \\(or None\\), got str"):
+        incremental_op(tmp_path, data="limit=10").execute(make_context())
