@@ -1,7 +1,7 @@
 """
 Where retry state lives.
 
-``get_state_store(context)`` returns the store of the running task instance: the native
+``get_state_store`` returns the store of the running task instance: the native
 ``task_state_store`` on Airflow 3.3+, Airflow Variables below it, or what ``[resumable] state_backend``
 forces. Every backend has the four methods of :class:`~.StateStore`.
 """

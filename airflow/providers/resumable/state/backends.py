@@ -111,7 +111,7 @@ _PROBE_KEY = "resumable_probe"
 
 
 class NativeTaskStateStore:
-    """Airflow 3.3+: ``context["task_state_store"]``, kept in the metadata DB by the API server."""
+    """Airflow 3.3+: the task's own ``task_state_store``, kept in the metadata DB by the API server."""
 
     name = "task_state_store"
 

@@ -63,7 +63,7 @@ class StateStore(Protocol):
     """
     Key/value state of one task instance that survives retries.
 
-    Same four methods and semantics as Airflow 3.3's ``context["task_state_store"]``: values are JSON,
+    Same four methods and semantics as Airflow 3.3's native ``task_state_store``: values are JSON,
     ``get`` returns ``default`` for a missing key, ``set`` overwrites, ``delete`` of a missing key is a
     no-op, ``clear`` removes every key of this store. ``finish`` is called once, by the provider's
     listener, after Airflow has recorded the task instance's success: drop the state or keep it
@@ -195,7 +195,7 @@ def backend_name(store: Any) -> str:
 
 
 def __getattr__(name: str) -> Any:
-    # 0.1.0 exported task_instance_of from here; it reads a context, so it lives in task_try.py now.
+    # 0.1.0 exported task_instance_of from here; it reads the running task, so it lives in task_try.py now.
     if name == "task_instance_of":
         from airflow.providers.resumable.state.task_try import task_instance_of
 

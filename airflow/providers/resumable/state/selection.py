@@ -2,7 +2,7 @@
 Which state backend a task uses: ``[resumable] state_backend``, read and checked.
 
 The store itself is built for the running try in ``task_try.py`` (``get_state_store``), the one place
-that reads the task's context.
+that reads the running task.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def is_durable(store: Any) -> bool:
 
 
 def __getattr__(name: str) -> Any:
-    # 0.1.0 exported get_state_store from here; it reads a context, so it lives in task_try.py now.
+    # 0.1.0 exported get_state_store from here; it reads the running task, so it lives in task_try.py now.
     if name == "get_state_store":
         from airflow.providers.resumable.state.task_try import get_state_store
 
