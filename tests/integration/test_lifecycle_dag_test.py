@@ -412,3 +412,45 @@ def _write_raw(context, key: str, raw: str) -> None:
 
         store = get_state_store(context)
         Variable.set(store.key, raw)
+
+
+# ---- a clear that discards task state (Airflow 3.4's default) never starts a second job --------------
+
+
+def _job_dag(request, job_system, **kwargs):
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, retries=0, dag=dag, **kwargs)
+    return dag
+
+
+def test_a_clear_that_discards_task_state_reattaches_to_the_job_still_running(job_system, request):
+    dag = _job_dag(request, job_system, spec={"cmd": "etl"}, crash_in_poll_on_tries=(1,))
+    first = run_dag(dag)
+    assert first.state == "failed", "the worker was lost while the job ran"
+    (running,) = job_system.jobs.values()
+    assert running.state in ("PENDING", "RUNNING")
+    second = clear_and_rerun(dag, first, keep_task_state=False)
+    assert second.state == "success"
+    assert list(job_system.jobs) == [running.job_id], "one job, although the clear discarded the task's state"
+    assert second.xcom("job")["job_id"] == running.job_id
+
+
+def test_a_clear_that_discards_task_state_after_success_starts_a_new_job(job_system, request):
+    dag = _job_dag(request, job_system, spec={"cmd": "etl"})
+    first = run_dag(dag)
+    assert first.state == "success"
+    second = clear_and_rerun(dag, first, keep_task_state=False)
+    assert second.state == "success"
+    assert len(job_system.jobs) == 2, "a person's clear after success is a deliberate re-run"
+    assert second.xcom("job")["job_id"] == "job-2"
+
+
+def test_a_clear_that_discards_task_state_after_the_job_failed_submits_anew(job_system, request):
+    dag = _job_dag(request, job_system, spec={"cmd": "etl", "outcome": "FAILED"})
+    first = run_dag(dag)
+    assert first.state == "failed"
+    second = clear_and_rerun(dag, first, keep_task_state=False)
+    assert second.state == "failed", "the new job fails the same way"
+    tokens = [job.token for job in job_system.jobs.values()]
+    assert len(tokens) == 2, "the failed job is not reattached to: one new submission"
+    assert tokens[0] != tokens[1]

@@ -167,3 +167,40 @@ def test_the_installed_command_lists_a_runs_state(job_system, request):
     assert start, done.stdout[-2000:]
     rows = json.loads(done.stdout[start.start() :])
     assert [(r["run_id"], r["key"]) for r in rows] == [(run.run_id, "toy_job")]
+
+
+@pytest.mark.skipif(BACKEND != "task_state_store", reason="the ledger backs the native store only")
+def test_a_record_only_the_ledger_kept_is_listed_as_such_and_deleted_with_the_task_state(job_system, request, capsys):
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    from airflow.providers.resumable.compat.airflow import discard_task_state
+
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    with create_session() as session:
+        (ti,) = session.scalars(select(TaskInstance).where(TaskInstance.dag_id == dag.dag_id)).all()
+        discard_task_state(ti, session)  # what Airflow 3.4's Clear does to the task's own state
+
+    (row,) = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert (row["backend"], row["key"]) == ("ledger", "toy_job")
+    assert row["meaning"].startswith("kept only by the ledger"), row["meaning"]
+    assert "job job-1" in row["meaning"], "the next try reattaches to job-1: the listing says so"
+
+    delete_state(dag, run, "--key", "toy_job", "--yes")
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) == []
+    again = clear_and_rerun(dag, run)
+    assert again.state == "success"
+    assert len(job_system.jobs) == 2, "with the record deleted everywhere, the clear submits afresh"
+
+
+@pytest.mark.skipif(BACKEND != "task_state_store", reason="the ledger backs the native store only")
+def test_deleting_the_task_state_takes_the_ledger_copy_with_it(job_system, request, capsys):
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    (row,) = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert row["backend"] == "task_state_store", "the ledger copy is not listed while the task's own state has it"
+    delete_state(dag, run, "--yes")
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) == []
+    again = clear_and_rerun(dag, run, keep_task_state=False)
+    assert again.state == "success"
+    assert len(job_system.jobs) == 2, "nothing was left to reattach to"

@@ -222,3 +222,54 @@ def test_retry_transient_stops_at_the_first_permanent_error_and_names_the_record
             location="RECORD",
         )
     assert len(attempts) == 3
+
+
+class TestLedger:
+    """On the native store, the job record is also kept where a clear or an expiry cannot take it."""
+
+    @staticmethod
+    def native_try(ti: FakeTI, store: Any, ledger: Any) -> TaskTry:
+        from airflow.providers.resumable.state.base import TaskScope
+        from airflow.providers.resumable.state.lifecycle import TryInfo
+
+        scope = TaskScope(ti.dag_id, ti.run_id, ti.task_id)
+        info = TryInfo(try_number=ti.try_number, max_tries=ti.max_tries, try_stamp=f"ti-{ti.try_number}")
+        tags = {"operator": "Op", "dag_id": ti.dag_id, "task_id": ti.task_id, "backend": "task_state_store"}
+        return TaskTry(scope, info, store, "task_state_store", True, ti.task_id, tags, _ledger=ledger)
+
+    def go(self, system: System, ti: FakeTI, store: Any, ledger: Any) -> Any:
+        return resume_or_submit(system.calls(), self.native_try(ti, store, ledger), settings(), log)
+
+    def test_every_record_write_goes_to_both(self):
+        from airflow.providers.resumable.state.backends import InMemoryStateStore
+
+        store, ledger, system = InMemoryStateStore(), InMemoryStateStore(), System()
+        self.go(system, FakeTI(), store, ledger)
+        assert store.get("job") == ledger.get("job")
+        assert [call for call in ledger.calls if call[0] == "set"] == [("set", "job"), ("set", "job")], (
+            "the intent and the id, each in the ledger too"
+        )
+
+    def test_a_clear_that_discarded_the_record_reattaches_to_the_running_job(self, caplog):
+        from airflow.providers.resumable.state.backends import InMemoryStateStore
+
+        store, ledger, system = InMemoryStateStore(), InMemoryStateStore(), System()
+        self.go(system, FakeTI(try_number=1, max_tries=1), store, ledger)
+        system.jobs["job-1"] = "RUNNING"
+        store.clear()  # what Airflow 3.4's clear does to the task's state by default
+        cleared = FakeTI(try_number=2, max_tries=2)
+        assert self.go(system, cleared, store, ledger) == {"job": "job-1"}
+        assert len(system.submits) == 1, "one job, however the clear treated the task's state"
+        assert "the ledger kept it" in caplog.text
+        assert store.get("job")["external_id"] == "job-1", "adopted back into the task's state"
+
+    @pytest.mark.parametrize("status", ["SUCCEEDED", "FAILED"])
+    def test_a_clear_after_the_job_ended_submits_a_new_one(self, status):
+        from airflow.providers.resumable.state.backends import InMemoryStateStore
+
+        store, ledger, system = InMemoryStateStore(), InMemoryStateStore(), System()
+        self.go(system, FakeTI(try_number=1, max_tries=1), store, ledger)
+        system.jobs["job-1"] = status
+        store.clear()
+        self.go(system, FakeTI(try_number=2, max_tries=2), store, ledger)
+        assert len(system.submits) == 2

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from airflow.providers.resumable.state.codec import FinishedMarker
-from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life, finished_before, foreign_to
+from airflow.providers.resumable.state.lifecycle import (
+    TryInfo,
+    ended_life,
+    finished_before,
+    foreign_to,
+    outlives_retention,
+)
 
 NOW = TryInfo(try_number=3, max_tries=4, try_stamp="ti-3", run_key="2026-01-01T00:00:00", clear_number=1)
 
@@ -84,3 +92,26 @@ def test_try_info_round_trips_through_its_stored_form_and_ignores_junk():
     assert TryInfo.from_dict({"try_number": True, "try_stamp": 5, "max_tries": "2"}) == TryInfo()
     assert NOW.try_id == "ti-3"
     assert TryInfo(try_number=2).try_id == "2"
+
+
+DAY = timedelta(days=1)
+RETENTION = [
+    # (case, retries, retry_delay, execution_timeout, retention, outlives?)
+    ("no retention: rows never expire", 3, DAY, None, None, False),
+    ("no retries", 0, DAY, None, 30 * DAY, False),
+    ("delays fit", 3, DAY, None, 30 * DAY, False),
+    ("delays alone exceed", 40, DAY, None, 30 * DAY, True),
+    ("tries and delays exceed", 3, DAY, 7 * DAY, 30 * DAY, True),
+    ("exactly the retention fits", 30, DAY, None, 30 * DAY, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "retries", "delay", "timeout", "retention", "outlives"), RETENTION, ids=[row[0] for row in RETENTION]
+)
+def test_outlives_retention(case, retries, delay, timeout, retention, outlives):
+    reason = outlives_retention(retries=retries, retry_delay=delay, execution_timeout=timeout, retention=retention)
+    assert (reason is not None) is outlives
+    if outlives:
+        assert f"{retries} retries" in reason
+        assert str(retention) in reason

@@ -275,3 +275,44 @@ def test_try_identity_comes_from_the_task_instance_and_the_dag_run():
     assert info.run_key is not None
     assert info.try_stamp is not None
     assert try_info_of({}) == TryInfo()
+
+
+class TestRegion:
+    """Airflow 3.4's Task Loops: iterations share dag, run, task and map index and differ by region."""
+
+    @staticmethod
+    def iteration(index, region_id="3f2c1a9e-0000-4000-8000-000000000001"):
+        ti = FakeTI(task_id="step")
+        ti.region_id, ti.region_index = region_id, index
+        return ti
+
+    def test_each_iteration_has_its_own_scope_and_variable(self, state_backend):
+        state_backend("variable")
+        first = TaskTry.from_context(make_context(self.iteration(0)), owner="step", kind="Op")
+        second = TaskTry.from_context(make_context(self.iteration(1)), owner="step", kind="Op")
+        assert first.scope.region_index == 0
+        assert second.scope.region_index == 1
+        assert first.store.inner.key != second.store.inner.key
+        assert ".r1." in second.store.inner.key
+        assert second.tags["region_index"] == "1"
+
+    def test_the_nil_region_is_no_region(self, state_backend):
+        state_backend("variable")
+        plain = TaskTry.from_context(
+            make_context(self.iteration(-1, region_id="00000000-0000-0000-0000-000000000000")), owner="step", kind="Op"
+        )
+        assert plain.scope == TaskScope("dag", "run", "step")
+        assert "region_index" not in plain.tags
+
+
+def test_the_ledger_is_for_the_native_store_only(state_backend):
+    state_backend("variable")
+    assert TaskTry.from_context(make_context(), owner="task", kind="Op").ledger() is None
+    state_backend("task_state_store")
+    native = TaskTry.from_context(make_context(task_state_store=object()), owner="task", kind="Op")
+    ledger = native.ledger()
+    assert ledger is not None
+    assert native.ledger() is ledger, "one ledger per try"
+    assert ledger.inner.key.startswith("resumable.ledger.dag.run.task.")
+    pending = after_success.forget(native.scope)
+    assert ledger in pending.stores, "dropped after the success, like the task's state"

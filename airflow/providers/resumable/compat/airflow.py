@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,6 +47,53 @@ def dag_run_key(dag_run: Any) -> str | None:
         return _iso(getattr(dag_run, "run_after", None))
     row_id = getattr(dag_run, "id", None)
     return f"dag_run.id={row_id}" if isinstance(row_id, int) and not isinstance(row_id, bool) else None
+
+
+def region_of(ti: Any) -> tuple[str | None, int | None]:
+    """
+    The Task Loop region of ``ti``: ``(region_id, region_index)``, or ``(None, None)`` outside a loop.
+
+    3.4+: task instances made by ``TaskGroup.loop()`` share dag, run, task and map index and differ in
+    ``region_id`` (the loop, a UUID) and ``region_index`` (the iteration); every other task instance
+    has the nil UUID. Before 3.4: no regions.
+    """
+    region_id = getattr(ti, "region_id", None)
+    if region_id is None or str(region_id) == "00000000-0000-0000-0000-000000000000":
+        return None, None
+    index = getattr(ti, "region_index", None)
+    return str(region_id), index if isinstance(index, int) and not isinstance(index, bool) else None
+
+
+def clear_discards_task_state() -> bool:
+    """
+    Whether a person's clear may discard the task's ``task_state_store``.
+
+    3.4+: the UI's Clear (REST ``clearTaskInstances``) discards it unless ``keep_task_state=True``.
+    3.3 keeps it. Before 3.3 there is no native store.
+    """
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_4_PLUS
+
+    return AIRFLOW_V_3_4_PLUS
+
+
+def task_state_retention() -> Any:
+    """
+    How long an untouched ``task_state_store`` row lives (a ``timedelta``), or None when rows never expire.
+
+    3.3+: ``[state_store] default_retention_days`` (30 by default; 0 turns expiry off), counted from a
+    row's last update. Before 3.3 there is no native store.
+    """
+    if not AIRFLOW_V_3_3_PLUS:
+        return None
+    from datetime import timedelta
+
+    from airflow.configuration import conf
+
+    try:
+        days = conf.getint("state_store", "default_retention_days", fallback=30)
+    except Exception:  # an unparsable setting is Airflow's to report
+        return None
+    return timedelta(days=days) if days > 0 else None
 
 
 # ---- secrets, metrics -------------------------------------------------------------------------------
@@ -419,3 +466,27 @@ def inline_task_runner() -> Callable[[Any, Any, Any], None]:
         run_task_2(ti=ti, inline_trigger=True, session=session)
 
     return run_2
+
+
+# ---- what a person's clear does to task state -------------------------------------------------------
+
+
+def discard_task_state(ti: Any, session: Any) -> None:
+    """
+    Delete the native ``task_state_store`` rows of the ORM task instance ``ti``.
+
+    What the UI's Clear (REST ``clearTaskInstances`` with ``keep_task_state=False``) does on 3.4. 3.3
+    has the same table and backend (keyed by map index); 3.4 keys it by region. Before 3.3: no native
+    store, nothing to discard.
+    """
+    if not AIRFLOW_V_3_3_PLUS:
+        return
+    from airflow._shared.state import TaskScope
+    from airflow.state.metastore import MetastoreBackend
+
+    region_id = getattr(ti, "region_id", None)
+    if region_id is not None:  # 3.4
+        scope = TaskScope(ti.dag_id, ti.run_id, ti.task_id, region_id=region_id, region_index=ti.region_index)  # type: ignore[call-arg]
+    else:
+        scope = TaskScope(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
+    MetastoreBackend().clear(scope, session=session)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.compat.airflow import task_state_store_model
 from airflow.providers.resumable.inventory.filters import Filters  # noqa: TC001 - the CLI builds it from here
-from airflow.providers.resumable.state.backends import VARIABLE_PREFIX
+from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
 from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, TaskScope, state_command
 from airflow.providers.resumable.state.codec import (
     CHECKPOINT_KIND,
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 
 NATIVE = "task_state_store"
 VARIABLE = "variable"
+#: The native store's job records copied to a Variable (``TaskTry.ledger``), listed with the native state.
+LEDGER = "ledger"
 BACKENDS = (NATIVE, VARIABLE)
 
 
@@ -49,6 +51,14 @@ class TaskState:
     #: Why the stored bytes could not be read as this provider's state (they are then shown raw).
     problem: str | None = None
 
+    def _ledger_note(self) -> str:
+        if self.backend != LEDGER:
+            return ""
+        return (
+            "kept only by the ledger (the task's own state lost it: a clear discarded it, or it expired); the "
+            "next try reads it from here: "
+        )
+
     def entries(self, key: str | None = None) -> list[dict[str, Any]]:
         """One row per key, with what it means: the CLI's ``list`` and ``show`` output."""
         finished = self.values.get(FINISHED_KEY)
@@ -64,7 +74,7 @@ class TaskState:
                     "task_id": self.scope.task_id,
                     "map_index": self.scope.map_index,
                     "key": name,
-                    "meaning": self.problem or describe(name, self.values[name], finished),
+                    "meaning": self.problem or self._ledger_note() + describe(name, self.values[name], finished),
                     "location": self.location,
                     "updated_at": self.updated_at,
                     "value": self.values[name],
@@ -206,16 +216,29 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
         updated = None
         if isinstance(life, dict) and life.get("try_number") is not None:
             updated = f"written by try {life.get('try_number')}"
-        states.append(TaskState(VARIABLE, scope, variable.key, dict(values), updated, bad))
+        backend = LEDGER if variable.key.startswith(f"{LEDGER_PREFIX}.") else VARIABLE
+        states.append(TaskState(backend, scope, variable.key, dict(values), updated, bad))
     return sorted(states, key=lambda s: (s.scope.dag_id, s.scope.run_id, s.scope.task_id, s.scope.map_index))
 
 
 def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKENDS) -> list[TaskState]:
-    found: list[TaskState] = []
-    if NATIVE in backends:
-        found += read_native(session, filters)
-    if VARIABLE in backends:
-        found += read_variables(session, filters)
+    """
+    What each task instance holds, as the runtime reads it.
+
+    A ledger copy (the native store's job records, kept in a Variable) is listed only for keys the
+    task's own state lacks: the next try reads the task's state first and the ledger only then.
+    """
+    native = read_native(session, filters) if NATIVE in backends else []
+    variables = read_variables(session, filters) if NATIVE in backends or VARIABLE in backends else []
+    held = {(state.scope, key) for state in native for key in state.values}
+    found: list[TaskState] = list(native)
+    for state in variables:
+        if state.backend == VARIABLE and VARIABLE in backends:
+            found.append(state)
+        elif state.backend == LEDGER and NATIVE in backends:
+            missing = {key: value for key, value in state.values.items() if (state.scope, key) not in held}
+            if missing or state.problem:
+                found.append(TaskState(LEDGER, state.scope, state.location, missing, state.updated_at, state.problem))
     return found
 
 
@@ -237,13 +260,25 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
             model.key.in_(keys),
         )
         session.execute(statement)
-        return [f"{NATIVE} key {k!r}" for k in keys]
+        deleted = [f"{NATIVE} key {k!r}" for k in keys]
+        # The ledger's copy would bring a deleted job record back on the next try.
+        ledger = TaskState(LEDGER, state.scope, variable_key(state.scope, LEDGER_PREFIX))
+        return deleted + _delete_variable_keys(session, ledger, key, missing_ok=True)
+    return _delete_variable_keys(session, state, key)
+
+
+def _delete_variable_keys(
+    session: Session, state: TaskState, key: str | None, *, missing_ok: bool = False
+) -> list[str]:
+    """Delete ``key`` of the Variable ``state.location`` (the whole Variable when None or its last key)."""
 
     from airflow.models import Variable
     from sqlalchemy import select
 
     wanted = select(Variable).where(Variable.key == state.location)
     variable = None if key is None or state.problem is not None else session.scalar(wanted)
+    if missing_ok and session.scalar(wanted) is None:
+        return []
     if variable is not None and key is not None:
         # From the value as it is now, not as it was listed: a try may have written since.
         document = VariableDocument.parse(variable.get_val(), f"Airflow Variable {state.location!r}")

@@ -32,7 +32,7 @@ from airflow.providers.resumable.mixins.decisions import (
     new_idempotency_token,
 )
 from airflow.providers.resumable.observability import emit_decision
-from airflow.providers.resumable.state.codec import JobRecord, utcnow_iso
+from airflow.providers.resumable.state.codec import JobRecord, located, utcnow_iso
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -187,8 +187,8 @@ class JobRun:
         """Submit, reattach or return, as the stored record and the live job status say."""
         if not self.task_try.durable:
             return self.run_not_durable()
-        store, key, tags = self.task_try.store, self.key, self.task_try.tags
-        record = self.record = JobRecord.parse(key, store.get(key), store=store)
+        key, tags = self.key, self.task_try.tags
+        record = self.record = self._read()
         finished = record is not None and self.task_try.ended_life(record.try_number) is not None
         looked_up = False
         while True:
@@ -220,7 +220,7 @@ class JobRun:
                 looked_up = True
                 continue
             record = self.record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
-            store.set(key, record.dump())
+            self._save(record)
             self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
             emit_decision(
                 DecisionKind.FOUND_BY_TOKEN.value, tags, external_id_key=key, external_id=found, seq=record.seq
@@ -268,6 +268,35 @@ class JobRun:
 
     # ---- helpers ------------------------------------------------------------------------------------
 
+    def _read(self) -> JobRecord | None:
+        """
+        The stored record: the task's own, else the ledger's copy.
+
+        On the native store a person's clear discards task state (Airflow 3.4's default) and
+        ``[state_store] default_retention_days`` expires untouched rows; the ledger, a Variable,
+        keeps the record through both, so a job that still runs is found instead of submitted again.
+        """
+        store, ledger, key = self.task_try.store, self.task_try.ledger(), self.key
+        record = JobRecord.parse(key, store.get(key), store=store)
+        if record is not None or ledger is None:
+            return record
+        kept = JobRecord.parse(key, ledger.get(key), store=ledger)
+        if kept is not None:
+            self.log.warning(
+                "The task's state holds no job record (a clear discarded it, as Airflow 3.4 does by default, or "
+                "it expired after [state_store] default_retention_days); the ledger kept it: %s",
+                located(ledger, key),
+            )
+        return kept
+
+    def _save(self, record: JobRecord) -> None:
+        """Write ``record`` where the task keeps it, then to the ledger: both before anything is submitted."""
+        document = record.dump()
+        self.task_try.store.set(self.key, document)
+        ledger = self.task_try.ledger()
+        if ledger is not None:
+            ledger.set(self.key, document)
+
     def _observe(self, record: JobRecord | None) -> tuple[JobState, Any] | None:
         """One status call for the stored id; None when there is no id to ask about."""
         if record is None or not record.has_external_id:
@@ -308,7 +337,7 @@ class JobRun:
             self.log.error("Not submitting: %s", decision.reason)
 
     def _act(self, decision: Decision, record: JobRecord | None) -> Any:
-        store, key, info = self.task_try.store, self.key, self.task_try.info
+        info = self.task_try.info
         action = decision.action
         if action is Action.FAIL:
             raise ResumableJobConflictError(f"{decision.reason} The record is {self.location}.")
@@ -321,7 +350,7 @@ class JobRun:
                 record = self.record = record.model_copy(
                     update={"generation": info.max_tries, "try_number": info.try_number}
                 )
-                store.set(key, record.dump())
+                self._save(record)
             if action is Action.REATTACH:
                 self._poll(record.external_id)
             return self.calls.result(record.external_id)
@@ -345,7 +374,7 @@ class JobRun:
                 intent_at=utcnow_iso(),
             )
             # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
-            store.set(key, intent.dump())
+            self._save(intent)
         self.record = intent
 
         self.calls.use_token(intent.token, action is Action.RESUBMIT_SAME_TOKEN)
@@ -356,7 +385,7 @@ class JobRun:
             )
         else:
             self.record = intent.model_copy(update={"external_id": external_id, "submitted_at": utcnow_iso()})
-            store.set(key, self.record.dump())
+            self._save(self.record)
             self.log.info("Submitted job %s with token %s", external_id, intent.token)
         self._poll(external_id)
         return self.calls.result(external_id)

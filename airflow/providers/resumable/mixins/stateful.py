@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.compat.airflow import task_state_retention
 from airflow.providers.resumable.compat.version_compat import apply_defaults
 
 # The policies lived here until 0.2.0; the aliases keep ``from ...mixins.stateful import ...`` working.
@@ -28,12 +30,12 @@ from airflow.providers.resumable.mixins.checkpoint_policies import (
 from airflow.providers.resumable.observability import checkpoint_write
 from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
 from airflow.providers.resumable.state.codec import CheckpointEnvelope, utcnow_iso
+from airflow.providers.resumable.state.lifecycle import outlives_retention
 from airflow.providers.resumable.state.selection import validate_backend
 from airflow.providers.resumable.state.task_try import TaskTry
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from datetime import timedelta
 
     from airflow.providers.resumable.compat.version_compat import Context
 
@@ -139,6 +141,34 @@ class StatefulOperatorMixin:
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.allow_secrets_in_state = allow_secrets_in_state
+        self._warn_if_checkpoints_may_expire()
+
+    def _warn_if_checkpoints_may_expire(self) -> None:
+        """When the DAG is parsed: say so if a checkpoint could expire before the last retry reads it."""
+        if validate_backend() not in ("auto", "task_state_store"):
+            return  # Variables and custom stores do not expire
+        retry_delay = getattr(self, "retry_delay", None)
+        retries = getattr(self, "retries", 0)
+        if not isinstance(retry_delay, timedelta) or not isinstance(retries, int):
+            return
+        if getattr(self, "retry_exponential_backoff", False):
+            longest = getattr(self, "max_retry_delay", None)
+            retry_delay = longest if isinstance(longest, timedelta) else retry_delay * 2 ** max(retries - 1, 0)
+        timeout = getattr(self, "execution_timeout", None)
+        reason = outlives_retention(
+            retries=retries,
+            retry_delay=retry_delay,
+            execution_timeout=timeout if isinstance(timeout, timedelta) else None,
+            retention=task_state_retention(),
+        )
+        if reason is not None:
+            self.log.warning(
+                "Task %r: %s, so its checkpoint may expire before a retry resumes from it (the retry would start "
+                "over). Raise [state_store] default_retention_days (AIRFLOW__STATE_STORE__DEFAULT_RETENTION_DAYS), "
+                "or lower retries / retry_delay.",
+                getattr(self, "task_id", type(self).__name__),
+                reason,
+            )
 
     # ---- raw and typed access -----------------------------------------------------------------------
 

@@ -197,6 +197,8 @@ def default_variable_access() -> VariableAccess:
 
 #: Every Variable this provider writes starts with this; the state CLI lists them by it.
 VARIABLE_PREFIX = "resumable"
+#: The job-record ledger of a task on the native store (see ``TaskTry.ledger``).
+LEDGER_PREFIX = f"{VARIABLE_PREFIX}.ledger"
 
 
 def variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
@@ -211,7 +213,8 @@ def variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
     run = safe_name(scope.run_id, 60)
     task = safe_name(scope.task_id, 60)
     mapped = f".{scope.map_index}" if scope.map_index >= 0 else ""
-    return f"{prefix}.{dag}.{run}.{task}{mapped}.{scope.digest()[:16]}"[:250]
+    region = f".r{scope.region_index}" if scope.region_id is not None else ""
+    return f"{prefix}.{dag}.{run}.{task}{mapped}{region}.{scope.digest()[:16]}"[:250]
 
 
 def legacy_variable_key(scope: TaskScope, prefix: str = VARIABLE_PREFIX) -> str:
@@ -238,9 +241,19 @@ class VariableStateStore:
 
     name = "variable"
 
-    def __init__(self, scope: TaskScope, access: VariableAccess | None = None, info: TryInfo | None = None) -> None:
+    def __init__(
+        self,
+        scope: TaskScope,
+        access: VariableAccess | None = None,
+        info: TryInfo | None = None,
+        *,
+        prefix: str = VARIABLE_PREFIX,
+    ) -> None:
         self.scope = scope
-        self.key = variable_key(scope)
+        self.prefix = prefix
+        self.key = variable_key(scope, prefix)
+        # Only the task state Variables existed in 0.1.0 (the ledger came later): only they have an old name.
+        self._has_legacy = prefix == VARIABLE_PREFIX
         self.access = access or default_variable_access()
         self.info = info or TryInfo()
         self._values: dict[str, JsonValue] | None = None
@@ -264,8 +277,8 @@ class VariableStateStore:
     def _load(self) -> dict[str, JsonValue]:
         if self._values is None:
             raw = self.access.get(self.key)
-            if raw is None:
-                legacy = legacy_variable_key(self.scope)
+            if raw is None and self._has_legacy:
+                legacy = legacy_variable_key(self.scope, self.prefix)
                 raw = self.access.get(legacy)
                 if raw is not None:
                     self._legacy_key = legacy
@@ -311,8 +324,9 @@ class VariableStateStore:
             self.access.delete(self.key)
             return
         document = VariableDocument(scope=self._scope_dict(), life=self.info.as_dict(), values=values)
+        what = "Job record ledger" if self.prefix == LEDGER_PREFIX else "Retry state"
         description = (
-            f"Retry state of {self.scope.dag_id}.{self.scope.task_id} in run {self.scope.run_id} "
+            f"{what} of {self.scope.dag_id}.{self.scope.task_id} in run {self.scope.run_id} "
             "(airflow-provider-resumable); deleted once the task instance succeeds."
         )
         self.access.set(self.key, document.dump(), description)
@@ -340,8 +354,9 @@ class VariableStateStore:
 
     @wrap_errors("clear")
     def clear(self) -> None:
-        if self._values is None and self.access.get(legacy_variable_key(self.scope)) is not None:
-            self._legacy_key = legacy_variable_key(self.scope)
+        legacy = legacy_variable_key(self.scope, self.prefix)
+        if self._values is None and self._has_legacy and self.access.get(legacy) is not None:
+            self._legacy_key = legacy
         self._drop_legacy_after(lambda: self.access.delete(self.key))
         self._values = {}
 

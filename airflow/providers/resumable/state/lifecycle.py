@@ -26,6 +26,7 @@ pure and table-tested; ``after_success.py`` holds the registry the listener drai
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.state.codec import FINISHED_KEY, FINISHED_KIND, FinishedMarker
@@ -41,6 +42,7 @@ __all__ = [
     "ended_life",
     "finished_before",
     "foreign_to",
+    "outlives_retention",
 ]
 
 
@@ -158,3 +160,29 @@ def ended_life(
             f"{written_max_tries} -> {current.max_tries})"
         )
     return None
+
+
+def outlives_retention(
+    *,
+    retries: int,
+    retry_delay: timedelta,
+    execution_timeout: timedelta | None,
+    retention: timedelta | None,
+) -> str | None:
+    """
+    Why a value written at the start of a try may be gone before the task's last retry reads it.
+
+    A native ``task_state_store`` row expires ``retention`` after its last update. The longest a
+    value can wait untouched is every try running to its ``execution_timeout`` with the
+    ``retry_delay`` between them; without a timeout only the delays are known. None when it fits.
+    """
+    if retention is None or retries <= 0:
+        return None
+    span = retries * retry_delay + (execution_timeout or timedelta(0)) * (retries + 1)
+    if span <= retention:
+        return None
+    return (
+        f"{retries} retries {retry_delay} apart"
+        + (f" of tries of up to {execution_timeout}" if execution_timeout else "")
+        + f" can take {span}, longer than the {retention} a task_state_store row lives"
+    )

@@ -14,9 +14,14 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import dag_run_key, try_stamp
+from airflow.providers.resumable.compat.airflow import dag_run_key, region_of, try_stamp
 from airflow.providers.resumable.state import after_success
-from airflow.providers.resumable.state.backends import EphemeralStateStore, NativeTaskStateStore, VariableStateStore
+from airflow.providers.resumable.state.backends import (
+    LEDGER_PREFIX,
+    EphemeralStateStore,
+    NativeTaskStateStore,
+    VariableStateStore,
+)
 from airflow.providers.resumable.state.base import (
     BASIC_METHODS,
     MarkerFinishing,
@@ -73,13 +78,16 @@ def task_instance_of(context: Any) -> Any:
 
 
 def scope_of_ti(ti: Any) -> TaskScope:
-    """The scope of a task instance (the listener has one without a context)."""
+    """The scope of a task instance (the listener has one without a context), with its Task Loop region."""
     map_index = getattr(ti, "map_index", -1)
+    region_id, region_index = region_of(ti)
     return TaskScope(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
         task_id=ti.task_id,
         map_index=-1 if map_index is None else int(map_index),
+        region_id=region_id,
+        region_index=region_index,
     )
 
 
@@ -202,6 +210,8 @@ class TaskTry:
     asset_accessors: Any = field(default=None, repr=False)
     #: Built for an operator that keeps nothing (``durable=False``).
     ephemeral: bool = False
+    allow_secrets: bool = field(default=False, repr=False)
+    _ledger: StateStore | None = field(default=None, repr=False)
     _namespaces: dict[str, NamespacedStateStore] = field(default_factory=dict, repr=False)
     _marker: tuple[FinishedMarker | None] | None = field(default=None, repr=False)
 
@@ -242,7 +252,9 @@ class TaskTry:
         if ti is not None:
             with contextlib.suppress(Exception):
                 accessors = context.get("asset_state_store")
-        found = cls(scope, info, store, name, durable, owner, tags, accessors, ephemeral)
+        if scope is not None and scope.region_id is not None:
+            tags["region_index"] = str(scope.region_index)
+        found = cls(scope, info, store, name, durable, owner, tags, accessors, ephemeral, allow_secrets)
         if durable and scope is not None:
             # Dropped or marked finished by the provider's listener once Airflow has recorded the
             # task instance's success; never inside execute, which can still fail after it returns.
@@ -314,6 +326,30 @@ class TaskTry:
             complete=complete,
             written_max_tries=written_max_tries,
         )
+
+    def ledger(self) -> StateStore | None:
+        """
+        On the native store, where job records are copied: a Variable that neither a person's clear
+        (which discards task state on Airflow 3.4) nor ``[state_store] default_retention_days`` removes.
+
+        None on the other backends, whose state a clear keeps already. Built on first use and then
+        dropped once Airflow has recorded the task instance's success, like the task's own state.
+        """
+        if (
+            self._ledger is None
+            and self.durable
+            and self.scope is not None
+            and self.backend == NativeTaskStateStore.name
+        ):
+            self._ledger = guard(
+                VariableStateStore(self.scope, info=self.info, prefix=LEDGER_PREFIX),
+                owner=self.owner,
+                allow_secrets=self.allow_secrets,
+                scope=self.scope,
+                try_id=self.info.try_id,
+            )
+            after_success.register_store(self.scope, self.info, self._ledger)
+        return self._ledger
 
     def on_success(self, action: SuccessAction) -> None:
         """Run ``action`` once Airflow has recorded this task instance's success (dropped if the try fails)."""

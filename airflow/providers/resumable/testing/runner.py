@@ -172,6 +172,7 @@ def clear_and_rerun(
     *,
     task_ids: Collection[str] | None = None,
     dag_changed: bool = False,
+    keep_task_state: bool | None = None,
 ) -> RunResult:
     """
     Clear the task instances of a finished run as a person would, then run that same run again.
@@ -182,6 +183,9 @@ def clear_and_rerun(
     :param dag_changed: ``dag`` is a new version of the DAG (say, with other ``retries``) and the
         clear runs on it, as the UI's "run on the latest version" does on Airflow 3 (Airflow 2 always
         does).
+    :param keep_task_state: keep the native ``task_state_store`` of the cleared task instances (True)
+        or discard it (False). Default: what the installed Airflow's UI Clear does: discard on 3.4,
+        keep on 3.3. Variables are never touched, as by Airflow.
     """
     from airflow.models.dagrun import DagRun
     from airflow.models.taskinstance import TaskInstance
@@ -203,6 +207,10 @@ def clear_and_rerun(
                 + (f" with task_ids={sorted(task_ids)!r}" if task_ids is not None else "")
             )
         compat.clear_task_instances(tis, session, dag, dag_changed=dag_changed)
+        discard = not keep_task_state if keep_task_state is not None else compat.clear_discards_task_state()
+        if discard:
+            for ti in tis:
+                compat.discard_task_state(ti, session)
         session.commit()
         dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == run_id)).one()
         _drive(dag, dr, session)
