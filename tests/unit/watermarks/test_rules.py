@@ -212,3 +212,11 @@ def test_keys_tell_apart_ids_that_only_differ_in_dots():
     assert watermark_key("dag", "task").startswith("resumable.watermark.dag.task.")
     assert watermark_key("dag", "task", 3, "orders").startswith("resumable.watermark.dag.task.3.orders.")
     assert len(watermark_key("d" * 300, "t" * 300, 1, "n" * 300)) <= 250
+
+
+def test_a_loop_iteration_keeps_its_own_mark_and_a_plain_task_its_old_key():
+    plain = watermark_key("dag", "task")
+    assert watermark_key("dag", "task", region_index=None) == plain, "no region: the key a 0.2.0 mark has"
+    first, second = watermark_key("dag", "task", region_index=0), watermark_key("dag", "task", region_index=1)
+    assert len({plain, first, second}) == 3
+    assert first.startswith("resumable.watermark.dag.task.r0.")

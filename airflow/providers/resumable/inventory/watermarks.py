@@ -72,8 +72,13 @@ def _scope_of(document: Any) -> WatermarkScope | None:
     if not isinstance(scope, dict):
         return None
     try:
+        region = scope.get("region_index")
         return WatermarkScope(
-            scope["dag_id"], scope["task_id"], int(scope.get("map_index", -1)), scope.get("name") or None
+            scope["dag_id"],
+            scope["task_id"],
+            int(scope.get("map_index", -1)),
+            scope.get("name") or None,
+            int(region) if region is not None else None,
         )
     except (KeyError, TypeError, ValueError):
         return None

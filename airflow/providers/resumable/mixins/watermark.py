@@ -160,7 +160,8 @@ class WatermarkMixin(StatefulOperatorMixin):
         # Without a task instance (a unit test calling execute()), the operator may have no DAG at all.
         dag_id = task_try.scope.dag_id if task_try.scope is not None else str(getattr(self, "dag_id", None) or "-")
         task_id = str(getattr(self, "task_id", type(self).__name__))
-        return WatermarkScope(dag_id, task_id, task_try.map_index, self.watermark_name)
+        region = task_try.scope.region_index if task_try.scope is not None and task_try.scope.region_id else None
+        return WatermarkScope(dag_id, task_id, task_try.map_index, self.watermark_name, region)
 
     def watermark_store(self, context: Context) -> WatermarkStore:
         """The store of this task's watermark (asset state store, Variable, or memory without a task instance)."""

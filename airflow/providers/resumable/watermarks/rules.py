@@ -180,19 +180,27 @@ class WatermarkDocument(BaseModel):
         return [entry for entry in self.commits if entry.version > version]
 
 
-def watermark_key(dag_id: str, task_id: str, map_index: int = -1, name: str | None = None) -> str:
+def watermark_key(
+    dag_id: str, task_id: str, map_index: int = -1, name: str | None = None, region_index: int | None = None
+) -> str:
     """
-    ``resumable.watermark.<dag>.<task>[.<map>][.<name>].<hash>``: the Variable, and the asset-store key.
+    ``resumable.watermark.<dag>.<task>[.<map>][.r<iteration>][.<name>].<hash>``: the Variable, and the asset-store key.
 
     The readable parts let a person find it in the UI; the hash of the exact ids keeps two tasks
     apart whose ids only differ in characters the name cannot hold (``a.b``/``c`` and ``a``/``b.c``).
-    At most 250 characters, the Variable key limit.
+    A Task Loop's iteration (Airflow 3.4) keeps its own mark across runs, as a map index does; a
+    task outside a loop hashes as before. At most 250 characters, the Variable key limit.
     """
-    payload = json.dumps([dag_id, task_id, map_index, name], separators=(",", ":"))
+    ids: list[Any] = [dag_id, task_id, map_index, name]
+    if region_index is not None:
+        ids.append(region_index)
+    payload = json.dumps(ids, separators=(",", ":"))
     digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
     parts = [safe_name(dag_id, 80), safe_name(task_id, 80)]
     if map_index >= 0:
         parts.append(str(map_index))
+    if region_index is not None:
+        parts.append(f"r{region_index}")
     if name:
         parts.append(safe_name(name, 40))
     return f"{WATERMARK_PREFIX}.{'.'.join(parts)}.{digest}"[:250]

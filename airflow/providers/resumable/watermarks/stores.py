@@ -43,13 +43,18 @@ class WatermarkScope:
     task_id: str
     map_index: int = -1
     name: str | None = None
+    #: The iteration of an Airflow 3.4 Task Loop; None outside one.
+    region_index: int | None = None
 
     @property
     def key(self) -> str:
-        return watermark_key(self.dag_id, self.task_id, self.map_index, self.name)
+        return watermark_key(self.dag_id, self.task_id, self.map_index, self.name, self.region_index)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"dag_id": self.dag_id, "task_id": self.task_id, "map_index": self.map_index, "name": self.name}
+        found = {"dag_id": self.dag_id, "task_id": self.task_id, "map_index": self.map_index, "name": self.name}
+        if self.region_index is not None:
+            found["region_index"] = self.region_index
+        return found
 
 
 def watermark_command(verb: str, scope: WatermarkScope, extra: str = "") -> str:
