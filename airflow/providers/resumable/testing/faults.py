@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import get_current_context
+from airflow.providers.resumable.compat.airflow import region_of, get_current_context
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
@@ -44,9 +44,9 @@ def current_try_number() -> int:
 
 
 def _current_try() -> tuple[Any, ...]:
-    """The running try: the task instance (mapped ones apart) and its try number, the last item."""
+    """The running try: the task instance (mapped ones and Task Loop iterations apart) and its try number, last."""
     ti = _running_task_instance()
-    return (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), int(ti.try_number))
+    return (ti.dag_id, ti.run_id, ti.task_id, getattr(ti, "map_index", -1), *region_of(ti), int(ti.try_number))
 
 
 @contextmanager
