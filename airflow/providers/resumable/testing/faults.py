@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import region_of, get_current_context
+from airflow.providers.resumable.compat.airflow import get_current_context, region_of
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Iterator
