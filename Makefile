@@ -192,14 +192,17 @@ check-dist: ensure-uv
 # The unit and integration legs run two at a time (scripts/run-parallel.sh: each in one process, each
 # with its own AIRFLOW_HOME), after every venv is built, so that no two legs build one venv at once.
 # The deployment legs (test-deploy) spend most of their time waiting on heartbeats and retry delays:
-# the two SQLite ones run side by side, then the Celery one. Any red leg stops the run.
+# the 3.3 and 2.11 SQLite ones run side by side, then the 3.4 SQLite one beside the Celery one. Any
+# red leg stops the run.
 test: lint
 	@$(MAKE) docs
 	@$(MAKE) check-dist
 	@$(MAKE) venv venv-deploy
-	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.3-variable
+	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.4
+	@scripts/run-parallel.sh "$(MAKE)" test-3.3-variable test-3.4-variable
 	@scripts/run-parallel.sh "$(MAKE)" test-3.2 test-2.11
 	@$(MAKE) test-parity
+	@$(MAKE) test-parity-3.4
 	@$(MAKE) test-parity-3.2
 	@$(MAKE) test-parity-2.11
 	@$(MAKE) test-deploy
@@ -242,9 +245,9 @@ test-parity-2.11: venv-2.11
 # Extra driver arguments with DEPLOY_ARGS, e.g. DEPLOY_ARGS="--only toy_mid_poll".
 DEPLOY_ARGS ?=
 
-test-deploy: venv-3.3 venv-2.11 venv-deploy
+test-deploy: venv-3.3 venv-3.4 venv-2.11 venv-deploy
 	@scripts/run-parallel.sh "$(MAKE)" test-deploy-3.3 test-deploy-2.11
-	@$(MAKE) test-deploy-celery
+	@scripts/run-parallel.sh "$(MAKE)" test-deploy-3.4 test-deploy-celery
 
 test-deploy-3.4: venv-3.4
 	@scripts/run-deploy.sh 3.4 $(VENV_3.4) $(DEPLOY_ARGS)
