@@ -48,8 +48,8 @@ def test_list_as_json_is_an_empty_array_a_script_can_read(capsys):
 
 
 def test_show_of_nothing_exits_non_zero_naming_the_filters():
-    with pytest.raises(SystemExit, match="for task_id='t'"):
-        state_command.state_show(args(task_id="t"))
+    with pytest.raises(SystemExit, match="for task_id=.no_such_task_anywhere."):
+        state_command.state_show(args(task_id="no_such_task_anywhere"))
 
 
 def test_delete_needs_the_whole_task_instance():
