@@ -4,6 +4,7 @@
 #   .venv       Airflow 3.3 (primary, + ruff/mypy)  requirements/airflow-3.3.txt
 #   .venv-3.2   Airflow 3.2                         requirements/airflow-3.2.txt
 #   .venv-2.11  Airflow 2.11                        requirements/airflow-2.11.txt
+#   .venv-3.4   Airflow 3.4 (its beta, 3.4.0b2)     requirements/airflow-3.4.txt
 #   .venv-docs  Sphinx, for `make docs` only        requirements/docs.txt
 #   .venv-deploy Airflow 3.3 + Celery, PostgreSQL   requirements/airflow-3.3-deploy.txt (test-deploy's Celery leg)
 #
@@ -23,24 +24,30 @@ UV ?= $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
 PYTEST_ARGS ?=
 
 # Lock resolution: Python 3.11 on Linux, dependency universe frozen a few days after each
-# Airflow release (2.11.2: 2026-03-14, 3.2.2: 2026-05-29, 3.3.2: 2026-09-17).
+# Airflow release (2.11.2: 2026-03-14, 3.2.2: 2026-05-29, 3.3.2: 2026-09-17, 3.4.0b2: 2026-10-24).
 LOCK_FLAGS := --quiet --upgrade --python-version 3.11 --python-platform linux
+# 3.4 is locked on its beta: pre-releases only for what requirements/airflow-3.4.in pins to one
+# (apache-airflow, apache-airflow-task-sdk, and apache-airflow-core, which only a pre-release satisfies).
+EXCLUDE_NEWER_3.4  := 2026-10-27T00:00:00Z
 EXCLUDE_NEWER_3.3  := 2026-09-20T00:00:00Z
 EXCLUDE_NEWER_3.2  := 2026-06-01T00:00:00Z
 EXCLUDE_NEWER_2.11 := 2026-03-17T00:00:00Z
 # The 3.2 leg pins Databricks provider 7.16.1 (see requirements/airflow-3.2.in), which needs aiohttp
 # 3.14 from just after the 3.2 freeze.
 # The primary leg tests the newest official Databricks, Amazon and HTTP providers (and the
-# common-compat they need), released after the 3.3 freeze; every other package stays frozen.
+# common-compat they need), released after the 3.3 freeze; every other package stays frozen. The 3.4
+# leg takes the same provider versions (they install with 3.4.0b2).
 NEWEST_PROVIDERS := 2026-11-21T00:00:00Z
 EXCLUDE_NEWER_3.3_PROVIDERS := $(foreach p,apache-airflow-providers-databricks apache-airflow-providers-amazon \
   apache-airflow-providers-http apache-airflow-providers-common-compat,--exclude-newer-package $(p)=$(NEWEST_PROVIDERS))
 
+LOCK_3.4  := requirements/airflow-3.4.txt
 LOCK_3.3  := requirements/airflow-3.3.txt
 LOCK_3.2  := requirements/airflow-3.2.txt
 LOCK_2.11 := requirements/airflow-2.11.txt
 LOCK_DEPLOY := requirements/airflow-3.3-deploy.txt
 
+VENV_3.4  := .venv-3.4
 VENV_3.3  := .venv
 VENV_3.2  := .venv-3.2
 VENV_2.11 := .venv-2.11
@@ -52,29 +59,33 @@ VENV_DOCS := .venv-docs
 DOCS_OUT  := build/docs/html
 EXCLUDE_NEWER_DOCS := 2026-11-21T00:00:00Z
 
-.PHONY: help ensure-uv venv venv-3.3 venv-3.2 venv-2.11 venv-docs venv-deploy lock lint docs check-dist test \
-        test-3.3 test-3.3-variable test-3.2 test-2.11 test-parity test-parity-3.2 test-parity-2.11 \
-        test-deploy test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr bench clean
+.PHONY: help ensure-uv venv venv-3.4 venv-3.3 venv-3.2 venv-2.11 venv-docs venv-deploy lock lint docs check-dist test \
+        test-3.4 test-3.4-variable test-3.3 test-3.3-variable test-3.2 test-2.11 \
+        test-parity test-parity-3.4 test-parity-3.2 test-parity-2.11 \
+        test-deploy test-deploy-3.4 test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr bench clean
 
 help:
 	@echo "Targets:"
-	@echo "  venv               build/reuse all three venvs (.venv=3.3 primary, .venv-3.2, .venv-2.11)"
-	@echo "  venv-3.3|venv-3.2|venv-2.11   a single venv"
+	@echo "  venv               build/reuse all four venvs (.venv=3.3 primary, .venv-3.4, .venv-3.2, .venv-2.11)"
+	@echo "  venv-3.4|venv-3.3|venv-3.2|venv-2.11   a single venv"
 	@echo "  lint               ruff check + ruff format --check + mypy (in .venv)"
 	@echo "  docs               the docs site (Sphinx, warnings are errors, nitpicky) -> $(DOCS_OUT)"
 	@echo "  check-dist         build the wheel and sdist (build/dist) and check what they ship (LICENSE, NOTICE,"
 	@echo "                     nothing a user does not need)"
-	@echo "  test               lint, docs, check-dist, the four matrix legs (two at a time), the parity suites,"
+	@echo "  test               lint, docs, check-dist, the six matrix legs (two at a time), the parity suites,"
 	@echo "                     then test-deploy; stops at the first red step"
+	@echo "  test-3.4           Airflow 3.4 (3.4.0b2), AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
+	@echo "  test-3.4-variable  Airflow 3.4 (3.4.0b2), AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.2           Airflow 3.2, backend auto (-> variable)"
 	@echo "  test-2.11          Airflow 2.11, backend auto (-> variable)"
 	@echo "  test-parity        the official providers' released unit tests against our drop-ins (Airflow 3.3;"
-	@echo "                     also test-parity-3.2, test-parity-2.11); see tests/parity/"
-	@echo "  test-deploy        the SIGKILL fault suite on real deployments (tests/deploy/): 3.3 LocalExecutor on"
-	@echo "                     SQLite, 2.11 LocalExecutor, 3.3 Celery (2 workers) on PostgreSQL; also"
-	@echo "                     test-deploy-3.3, test-deploy-2.11, test-deploy-celery; summary in build/deploy/"
+	@echo "                     also test-parity-3.4, test-parity-3.2, test-parity-2.11); see tests/parity/"
+	@echo "  test-deploy        the SIGKILL fault suite on real deployments (tests/deploy/): 3.4 and 3.3 LocalExecutor"
+	@echo "                     on SQLite, 2.11 LocalExecutor, 3.3 Celery (2 workers) on PostgreSQL; also"
+	@echo "                     test-deploy-3.4, test-deploy-3.3, test-deploy-2.11, test-deploy-celery;"
+	@echo "                     summary in build/deploy/"
 	@echo "  demo               scripts/demo.sh: the example DAG fails part way and resumes on retry"
 	@echo "  demo-databricks    scripts/demo_databricks.sh: lost Databricks responses, one run per task (fake Jobs API)"
 	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
@@ -121,7 +132,10 @@ define ensure_venv
 	fi
 endef
 
-venv: venv-3.3 venv-3.2 venv-2.11
+venv: venv-3.3 venv-3.4 venv-3.2 venv-2.11
+
+venv-3.4: ensure-uv
+	$(call ensure_venv,$(VENV_3.4),$(LOCK_3.4))
 
 venv-3.3: ensure-uv
 	$(call ensure_venv,$(VENV_3.3),$(LOCK_3.3))
@@ -142,6 +156,8 @@ venv-deploy: ensure-uv
 lock: ensure-uv
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.3) $(EXCLUDE_NEWER_3.3_PROVIDERS) \
 	  requirements/airflow-3.3.in -o $(LOCK_3.3)
+	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.4) $(EXCLUDE_NEWER_3.3_PROVIDERS) \
+	  --prerelease=if-necessary-or-explicit requirements/airflow-3.4.in -o $(LOCK_3.4)
 	$(UV) pip compile $(LOCK_FLAGS) --exclude-newer $(EXCLUDE_NEWER_3.2) \
 	  --exclude-newer-package apache-airflow-providers-databricks=$(NEWEST_PROVIDERS) \
 	  --exclude-newer-package aiohttp=2026-06-10T00:00:00Z \
@@ -176,20 +192,29 @@ check-dist: ensure-uv
 # The unit and integration legs run two at a time (scripts/run-parallel.sh: each in one process, each
 # with its own AIRFLOW_HOME), after every venv is built, so that no two legs build one venv at once.
 # The deployment legs (test-deploy) spend most of their time waiting on heartbeats and retry delays:
-# the two SQLite ones run side by side, then the Celery one. Any red leg stops the run.
+# the 3.3 and 2.11 SQLite ones run side by side, then the 3.4 SQLite one beside the Celery one. Any
+# red leg stops the run.
 test: lint
 	@$(MAKE) docs
 	@$(MAKE) check-dist
 	@$(MAKE) venv venv-deploy
-	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.3-variable
+	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.4
+	@scripts/run-parallel.sh "$(MAKE)" test-3.3-variable test-3.4-variable
 	@scripts/run-parallel.sh "$(MAKE)" test-3.2 test-2.11
 	@$(MAKE) test-parity
+	@$(MAKE) test-parity-3.4
 	@$(MAKE) test-parity-3.2
 	@$(MAKE) test-parity-2.11
 	@$(MAKE) test-deploy
 	@echo "==> all matrix legs green"
 
 # scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]
+test-3.4: venv-3.4
+	@scripts/run-leg.sh 3.4 $(VENV_3.4) auto $(PYTEST_ARGS)
+
+test-3.4-variable: venv-3.4
+	@scripts/run-leg.sh 3.4-variable $(VENV_3.4) variable $(PYTEST_ARGS)
+
 test-3.3: venv-3.3
 	@scripts/run-leg.sh 3.3 $(VENV_3.3) auto $(PYTEST_ARGS)
 
@@ -207,6 +232,9 @@ test-2.11: venv-2.11
 test-parity: venv-3.3
 	@PYTHON=$(PYTHON) scripts/run-parity.sh 3.3 $(VENV_3.3) $(PYTEST_ARGS)
 
+test-parity-3.4: venv-3.4
+	@PYTHON=$(PYTHON) scripts/run-parity.sh 3.4 $(VENV_3.4) $(PYTEST_ARGS)
+
 test-parity-3.2: venv-3.2
 	@PYTHON=$(PYTHON) scripts/run-parity.sh 3.2 $(VENV_3.2) $(PYTEST_ARGS)
 
@@ -217,9 +245,12 @@ test-parity-2.11: venv-2.11
 # Extra driver arguments with DEPLOY_ARGS, e.g. DEPLOY_ARGS="--only toy_mid_poll".
 DEPLOY_ARGS ?=
 
-test-deploy: venv-3.3 venv-2.11 venv-deploy
+test-deploy: venv-3.3 venv-3.4 venv-2.11 venv-deploy
 	@scripts/run-parallel.sh "$(MAKE)" test-deploy-3.3 test-deploy-2.11
-	@$(MAKE) test-deploy-celery
+	@scripts/run-parallel.sh "$(MAKE)" test-deploy-3.4 test-deploy-celery
+
+test-deploy-3.4: venv-3.4
+	@scripts/run-deploy.sh 3.4 $(VENV_3.4) $(DEPLOY_ARGS)
 
 test-deploy-3.3: venv-3.3
 	@scripts/run-deploy.sh 3.3 $(VENV_3.3) $(DEPLOY_ARGS)
@@ -247,6 +278,6 @@ bench: venv-3.3
 # ---------------------------------------------------------------------------- clean
 
 clean:
-	rm -rf $(VENV_3.3) $(VENV_3.2) $(VENV_2.11) $(VENV_DEPLOY) $(VENV_DOCS) build .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV_3.4) $(VENV_3.3) $(VENV_3.2) $(VENV_2.11) $(VENV_DEPLOY) $(VENV_DOCS) build .mypy_cache .ruff_cache .pytest_cache
 	find . -path ./.git -prune -o \( -name __pycache__ -o -name '*.egg-info' \) -type d -print0 \
 	  | xargs -0 rm -rf

@@ -40,6 +40,8 @@ class Deployment:
     database_url: str = ""
     broker_url: str = ""
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    #: Components that exited and were started again: what they left in their group goes at stop().
+    retired: list[subprocess.Popen[bytes]] = field(default_factory=list)
     api_port: int = 0
 
     @property
@@ -233,15 +235,36 @@ class Deployment:
         raise RuntimeError(f"the API server did not answer within {timeout:.0f}s; see {self.home}/api-server.log")
 
     def check_alive(self) -> None:
+        for name, returncode, tail in self.dead():
+            raise RuntimeError(f"airflow {name} exited with {returncode}:\n{tail[-3000:]}")
+
+    def dead(self) -> list[tuple[str, int, str]]:
+        """``(component, exit code, the tail of its log)`` for each component that has exited."""
+        found = []
         for name, proc in self.processes.items():
             if proc.poll() is not None:
-                tail = (self.home / f"{name}.log").read_text(errors="replace")[-3000:]
-                raise RuntimeError(f"airflow {name} exited with {proc.returncode}:\n{tail}")
+                log = self.home / f"{name}.log"
+                tail = log.read_text(errors="replace")[-20000:] if log.exists() else ""
+                found.append((name, int(proc.returncode), tail))
+        return found
+
+    def restart(self, name: str) -> None:
+        """Start the exited component ``name`` again (its log goes on in the same file)."""
+        if name.startswith("celery-"):
+            args = next(c for c in self.components() if c[:2] == ["celery", "worker"] and c[3].startswith(name[7:]))
+        else:
+            args = next(c for c in self.components() if "-".join(c) == name)
+        with (self.home / f"{name}.log").open("a") as log:
+            log.write(f"\n==> restarted by the suite after it exited with {self.processes[name].returncode}\n")
+        # Its workers and their task processes may live on (a task keeps running as after a scheduler
+        # failover); they are stopped with everything else at the end.
+        self.retired.append(self.processes[name])
+        self._spawn(args)
 
     def stop(self, stray_pids: set[int] | None = None) -> list[str]:
         """SIGTERM each component's process group, SIGKILL what is left after 20 s; returns what it had to kill."""
         killed: list[str] = []
-        for proc in self.processes.values():
+        for proc in [*self.processes.values(), *self.retired]:
             _signal_group(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + 20
         for name, proc in self.processes.items():
@@ -252,6 +275,9 @@ class Deployment:
             # Whatever the component left in its group (workers, supervisors) goes too.
             _signal_group(proc.pid, signal.SIGKILL)
             proc.wait()
+        for proc in self.retired:
+            _signal_group(proc.pid, signal.SIGKILL)
+        self.retired.clear()
         for pid in stray_pids or set():
             if _alive(pid):
                 killed.append(f"task pid {pid}")

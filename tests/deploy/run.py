@@ -31,6 +31,7 @@ from tests.deploy.backing import Postgres, Redis, ensure_installed
 from tests.deploy.deployment import ROOT, Deployment, free_port
 from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, REDO_GOAL_SECONDS, WALK_PAGES, Scenario, all_scenarios
 from tests.deploy.services import Faults, Services
+from tests.deploy.upstream import known_bug, last_error, scenarios_named
 
 #: The lines with which the mixins say what a try decided; a recovery logs exactly one.
 DECISION = re.compile(
@@ -38,6 +39,14 @@ DECISION = re.compile(
     r"Found job .* submitted with token|Not submitting:|Resuming at batch|Starting at batch 0|The walk already finished"
 )
 TERMINAL = {"success", "failed"}
+#: The victim task instances. 3.4 keeps every try as a row (only the live one is in the working set)
+#: and calls the stored map index region_index.
+TASK_INSTANCES = "SELECT dag_id, map_index, state, try_number FROM task_instance WHERE task_id = 'work'"
+TASK_INSTANCES_3_4 = (
+    "SELECT dag_id, region_index, state, try_number FROM task_instance WHERE task_id = 'work' AND working_set = 1"
+)
+#: How often one component may die and be started again before the run gives up.
+MAX_RESTARTS = 3
 
 
 @dataclass
@@ -58,10 +67,17 @@ class Outcome:
     redo_seconds: float | None = None
     decision_lines: str = ""
     problems: list[str] = field(default_factory=list)
+    #: An upstream bug (named with its Airflow version) whose traceback named this scenario: its
+    #: problems are reported, not counted as a failure.
+    blocked: str = ""
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    @property
+    def verdict(self) -> str:
+        return "ok" if self.ok else "BLOCKED" if self.blocked else "FAIL"
 
 
 class Suite:
@@ -81,6 +97,12 @@ class Suite:
         self.not_cleared: set[str] = set()
         self.timings: dict[str, float] = {}
         self.notes: list[str] = []
+        #: Airflow's version on this leg, as its package metadata says (3.4.0b2).
+        self.airflow_version = ""
+        #: dag_id -> the upstream bug (with its version) whose traceback named the scenario.
+        self.blocked: dict[str, str] = {}
+        #: Restarts per component; past MAX_RESTARTS the suite gives up (nothing left is meaningful).
+        self.restarts: dict[str, int] = {}
 
     # ---- a person's actions ------------------------------------------------------------------------------
 
@@ -177,6 +199,7 @@ class Suite:
             urls = self.start_backing() if self.celery else {}
             env = self.services.environment() | self.leg_environment()
             self.deployment = Deployment(self.leg, self.venv, self.home, self.airflow3, extra_env=env, **urls)
+            self.airflow_version = self.installed_airflow()
             phase = time.monotonic()
             self.deployment.migrate()
             self.timings["db migrate"] = time.monotonic() - phase
@@ -221,16 +244,53 @@ class Suite:
         self.timings["start postgresql, redis"] = time.monotonic() - phase
         return {"database_url": postgres.url, "broker_url": redis.url}
 
+    def installed_airflow(self) -> str:
+        out = subprocess.run(
+            [
+                str(self.venv / "bin" / "python"),
+                "-c",
+                "import importlib.metadata as m; print(m.version('apache-airflow'))",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        return out.stdout.strip()
+
     def states(self) -> tuple[dict[str, str], dict[tuple[str, int], tuple[str, int]]]:
         assert self.deployment is not None
         runs = {d: s for d, s in self.deployment.rows("SELECT dag_id, state FROM dag_run")}
         tis = {
             (d, int(m)): (s or "", int(t or 0))
-            for d, m, s, t in self.deployment.rows(
-                "SELECT dag_id, map_index, state, try_number FROM task_instance WHERE task_id = 'work'"
-            )
+            for d, m, s, t in self.deployment.rows(TASK_INSTANCES_3_4 if self.leg.startswith("3.4") else TASK_INSTANCES)
         }
         return runs, tis
+
+    def watch_components(self) -> None:
+        """
+        Say at once which component died and why (the last line of its traceback), and start it again.
+
+        A death that matches a known upstream bug of this Airflow (``upstream.py``) blocks the scenarios
+        its traceback names. A component that dies more than ``MAX_RESTARTS`` times ends the run.
+        """
+        assert self.deployment is not None
+        for name, code, tail in self.deployment.dead():
+            error = last_error(tail)
+            bug = known_bug(self.airflow_version, name, tail)
+            named = sorted(scenarios_named(tail[tail.rfind("Traceback (most recent call last)") :]))
+            message = f"airflow {name} died (exit {code}): {error}"
+            if bug is not None:
+                message += f" -- {bug.describe(self.airflow_version)}"
+                for dag_id in named:
+                    self.blocked.setdefault(dag_id, bug.describe(self.airflow_version))
+            if named:
+                message += f"; its traceback names {', '.join(named)}"
+            print(f"==> [deploy {self.leg}] {message}", flush=True)
+            self.notes.append(message)
+            self.restarts[name] = self.restarts.get(name, 0) + 1
+            if self.restarts[name] > MAX_RESTARTS:
+                raise RuntimeError(f"airflow {name} died {self.restarts[name]} times; last: {error}")
+            self.deployment.restart(name)
 
     def wait(self) -> None:
         assert self.deployment is not None
@@ -238,12 +298,12 @@ class Suite:
         pending: list[str] = []
         clearing: list[threading.Thread] = []
         while time.monotonic() < deadline:
-            self.deployment.check_alive()
+            self.watch_components()
             runs, tis = self.states()
             pending = []
             for s in self.scenarios:
                 state = runs.get(s.dag_id)
-                if s.dag_id in self.not_cleared:
+                if s.dag_id in self.not_cleared or s.dag_id in self.blocked:
                     continue
                 if s.generations == 2:
                     ti = tis.get((s.dag_id, -1))
@@ -346,6 +406,8 @@ class Suite:
             self.evaluate_walk(s, out, indexes, kill)
         else:
             self.evaluate_jobs(s, out, indexes, action)
+        if out.problems and s.dag_id in self.blocked:
+            out.blocked = self.blocked[s.dag_id]
         return out
 
     def evaluate_jobs(self, s: Scenario, out: Outcome, indexes: list[int], action: str) -> None:
@@ -440,7 +502,7 @@ def table(outcomes: list[Outcome]) -> str:
                 _cell(o.missing),
                 _cell(o.redo_pages),
                 _cell(o.redo_seconds),
-                "ok" if o.ok else "FAIL",
+                o.verdict,
             ]
         )
     jobs = [o for o in outcomes if o.jobs_started is not None]
@@ -453,7 +515,8 @@ def table(outcomes: list[Outcome]) -> str:
             str(sum(o.missing or 0 for o in outcomes)),
             "",
             "",
-            f"{sum(o.ok for o in outcomes)} ok",
+            f"{sum(o.ok for o in outcomes)} ok"
+            + (f", {blocked} blocked" if (blocked := sum(bool(o.blocked) and not o.ok for o in outcomes)) else ""),
         ]
     )
     widths = [max(len(r[c]) for r in rows) for c in range(len(head))]
@@ -466,7 +529,9 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    parser.add_argument("--leg", required=True, help="3.3 (LocalExecutor, SQLite) or 2.11 (LocalExecutor, SQLite)")
+    parser.add_argument(
+        "--leg", required=True, help="3.4, 3.3 or 2.11 (LocalExecutor, SQLite), 3.3-celery (CeleryExecutor, PostgreSQL)"
+    )
     parser.add_argument("--venv", required=True, type=Path)
     parser.add_argument("--timeout", type=float, default=480, help="seconds for every scenario to finish")
     parser.add_argument("--only", help="regex: run only the scenarios whose dag_id matches (for debugging)")
@@ -488,7 +553,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(outcomes) if outcomes else "(no outcomes)")
     for o in outcomes:
         for problem in o.problems:
-            print(f"  FAIL {o.scenario}: {problem}")
+            print(f"  {o.verdict} {o.scenario}: {problem}")
+        if o.blocked and not o.ok:
+            print(f"  BLOCKED {o.scenario}: {o.blocked}; judged again on the next build of this Airflow line")
     timings = ", ".join(f"{k} {v:.0f}s" for k, v in suite.timings.items())
     print(f"==> [deploy {args.leg}] timings: {timings}")
     for note in suite.notes:
@@ -497,7 +564,8 @@ def main(argv: list[str] | None = None) -> int:
         "leg": args.leg,
         "timings": suite.timings,
         "error": error,
-        "outcomes": [asdict(o) | {"ok": o.ok} for o in outcomes],
+        "airflow": suite.airflow_version,
+        "outcomes": [asdict(o) | {"ok": o.ok, "verdict": o.verdict} for o in outcomes],
     }
     out_dir = ROOT / "build" / "deploy"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -505,11 +573,19 @@ def main(argv: list[str] | None = None) -> int:
     if error:
         print(f"ERROR: [deploy {args.leg}] {error}", file=sys.stderr)
         return 1
-    failed = [o.scenario for o in outcomes if not o.ok]
+    failed = [o.scenario for o in outcomes if not o.ok and not o.blocked]
     if failed:
         print(f"ERROR: [deploy {args.leg}] {len(failed)} scenario(s) failed: {', '.join(failed)}", file=sys.stderr)
         return 1
-    print(f"==> [deploy {args.leg}] PASSED: {len(outcomes)} scenarios")
+    blocked = [o.scenario for o in outcomes if not o.ok and o.blocked]
+    print(
+        f"==> [deploy {args.leg}] PASSED: {len(outcomes) - len(blocked)} scenarios"
+        + (
+            f", {len(blocked)} blocked by upstream bugs of Airflow {suite.airflow_version}: {', '.join(blocked)}"
+            if blocked
+            else ""
+        )
+    )
     return 0
 
 

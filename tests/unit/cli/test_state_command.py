@@ -16,6 +16,8 @@ def args(**given):
         "run_id": None,
         "task_id": None,
         "map_index": None,
+        "region_id": None,
+        "region_index": None,
         "key": None,
         "backend": "all",
         "output": "table",
@@ -78,3 +80,64 @@ def test_yes_asks_nothing_and_no_terminal_means_no(monkeypatch):
     state_command._confirm(args(yes=True), "Delete it?", "Nothing deleted.")
     with pytest.raises(SystemExit, match="Nothing deleted."):
         state_command._confirm(args(), "Delete it?", "Nothing deleted.")
+
+
+# ---- Airflow 3.4's regions and expiring rows, on listed state (no DB: the reader is replaced) --------
+
+REGION = "01a242e2-b892-7467-ad21-85819799aafb"
+
+
+def _states():
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+
+    plain = TaskState("task_state_store", TaskScope("d", "r", "t"), "task_state_store", {"job": 1})
+    looped = TaskState(
+        "task_state_store",
+        TaskScope("d", "r", "t", -1, REGION, 2),
+        "task_state_store",
+        {"job": 2},
+        expires_at={"job": "2027-01-01T00:00:00+00:00"},
+    )
+    return [plain, looped]
+
+
+def test_list_shows_the_region_and_expiry_columns_when_a_row_has_them(monkeypatch, capsys):
+    monkeypatch.setattr(state_command, "_read", lambda args: _states())
+    state_command.state_list(args(output="json"))
+    rows = json.loads(capsys.readouterr().out)
+    assert "region_id" not in rows[0]
+    assert "expires_at" not in rows[0]
+    assert (rows[1]["region_id"], rows[1]["region_index"], rows[1]["expires_at"]) == (
+        REGION,
+        2,
+        "2027-01-01T00:00:00+00:00",
+    )
+    assert rows[1]["delete_with"].endswith(f"--key job --region-id {REGION} --region-index 2")
+
+    state_command.state_list(args(output="plain"))
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == [
+        "backend", "dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "key", "meaning", "expires_at"
+    ]  # fmt: skip
+
+
+def test_list_without_regions_or_expiry_keeps_the_columns_it_had(monkeypatch, capsys):
+    monkeypatch.setattr(state_command, "_read", lambda args: _states()[:1])
+    state_command.state_list(args(output="plain"))
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert header == ["backend", "dag_id", "run_id", "task_id", "map_index", "key", "meaning"]
+
+
+def test_show_names_the_region_and_when_a_key_expires(monkeypatch, capsys):
+    monkeypatch.setattr(state_command, "_read", lambda args: _states())
+    state_command.state_show(args())
+    out = capsys.readouterr().out
+    assert f"d / r / t region {REGION} [2]  (task_state_store: task_state_store)" in out
+    assert "expires at 2027-01-01T00:00:00+00:00: `airflow state-store clean` deletes it after that" in out
+
+
+def test_the_region_filters_reach_the_reader_in_the_stores_form():
+    filters = state_command._filters(args(region_id=REGION.replace("-", "").upper(), region_index=2))
+    assert (filters.region_id, filters.region_index) == (REGION, 2)
+    assert state_command._asked(args(dag_id="d", region_index=2)) == "dag_id='d', region_index=2"

@@ -15,6 +15,7 @@ def test_the_flags_follow_the_installed_airflow():
     assert version_compat.AIRFLOW_V_3_0_PLUS is (installed >= Version("3.0"))
     assert version_compat.AIRFLOW_V_3_2_PLUS is (installed >= Version("3.2"))
     assert version_compat.AIRFLOW_V_3_3_PLUS is (installed >= Version("3.3"))
+    assert version_compat.AIRFLOW_V_3_4_PLUS is (installed >= Version("3.4"))
 
 
 def test_the_base_operator_is_the_one_dags_use_on_this_line():

@@ -10,6 +10,7 @@ from airflow.providers.resumable.watermarks.stores import WatermarkScope
 
 STATE = TaskScope("d", "r", "t", 2)
 MARK = WatermarkScope("d", "t", 2, "orders")
+LOOPED = TaskScope("d", "r", "t", -1, "loop-1", 0)
 
 CASES = [
     (Filters(), STATE, True),
@@ -20,6 +21,13 @@ CASES = [
     (Filters(dag_id="d", task_id="t", name="orders"), MARK, True),
     (Filters(name="users"), MARK, False),
     (Filters(run_id="r"), MARK, False),
+    # Airflow 3.4's regions: a scope outside any region never matches a region filter.
+    (Filters(region_id="loop-1"), STATE, False),
+    (Filters(region_index=0), STATE, False),
+    (Filters(region_id="loop-1", region_index=0), LOOPED, True),
+    (Filters(region_id="loop-1", region_index=1), LOOPED, False),
+    (Filters(dag_id="d", map_index=-1), LOOPED, True),
+    (Filters(region_id="loop-1"), MARK, False),
 ]
 
 

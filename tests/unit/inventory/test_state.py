@@ -76,3 +76,65 @@ def test_filters_admit_by_every_given_part():
     assert Filters(dag_id="d", map_index=2).admits(scope)
     assert not Filters(dag_id="d", map_index=-1).admits(scope)
     assert not Filters(run_id="other").admits(scope)
+
+
+def _row(key, map_index=-1, region_id=None, region_index=None, expires=None):
+    from datetime import UTC, datetime
+
+    from airflow.providers.resumable.compat.airflow import TaskStateRow
+
+    updated = datetime(2026, 12, 1, tzinfo=UTC)
+    return TaskStateRow("d", "r", "t", map_index, region_id, region_index, key, '{"n": 1}', updated, expires)
+
+
+def test_native_rows_become_one_state_per_task_instance_and_region(monkeypatch):
+    from datetime import UTC, datetime
+
+    from airflow.providers.resumable.inventory import state as inventory
+
+    expires = datetime(2027, 1, 1, tzinfo=UTC)
+    rows = [
+        _row("job"),
+        _row("job", region_id="loop-1", region_index=0, expires=expires),
+        _row("job", region_id="loop-1", region_index=1),
+        _row("stateful/checkpoint", region_id="loop-1", region_index=1),
+    ]
+    monkeypatch.setattr(inventory, "task_state_rows", lambda session, **asked: rows)
+    states = inventory.read_native(None, Filters())
+    assert [(s.scope.region_id, s.scope.region_index, sorted(s.values)) for s in states] == [
+        (None, None, ["job"]),
+        ("loop-1", 0, ["job"]),
+        ("loop-1", 1, ["job", "stateful/checkpoint"]),
+    ]
+    assert states[1].expires_at == {"job": "2027-01-01T00:00:00+00:00"}
+    assert states[0].expires_at == {}
+    only = inventory.read_native(None, Filters(region_id="loop-1", region_index=1))
+    assert [s.scope.region_index for s in only] == [1]
+
+
+def test_deleting_native_state_names_the_rows_region(monkeypatch):
+    from airflow.providers.resumable.inventory import state as inventory
+
+    asked = {}
+    monkeypatch.setattr(inventory, "delete_task_state_rows", lambda session, **where: asked.update(where) or 1)
+    state = TaskState("task_state_store", TaskScope("d", "r", "t", -1, "loop-1", 1), "task_state_store", {"job": 1})
+    assert inventory.delete(None, state) == ["task_state_store key 'job'"]
+    assert asked == {
+        "dag_id": "d",
+        "run_id": "r",
+        "task_id": "t",
+        "map_index": -1,
+        "region_id": "loop-1",
+        "region_index": 1,
+        "keys": ["job"],
+    }
+
+
+def test_a_variable_document_with_a_region_keeps_it():
+    from airflow.providers.resumable.inventory.state import _variable_document
+    from airflow.providers.resumable.state.codec import VariableDocument
+
+    scope = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1, "region_id": "loop-1", "region_index": 2}
+    raw = VariableDocument(scope=scope, values={"job": 1}).dump()
+    found, values, problem = _variable_document("resumable.d.r.t.x", raw)
+    assert (found, values, problem) == (TaskScope("d", "r", "t", -1, "loop-1", 2), {"job": 1}, None)

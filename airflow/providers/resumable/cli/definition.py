@@ -20,15 +20,23 @@ ARG_TASK_ID = Arg(("-t", "--task-id"), help="Only the state of this task")
 ARG_MAP_INDEX = Arg(
     ("-m", "--map-index"), type=int, help="Only the state of this mapped task instance (-1: not mapped)"
 )
+ARG_REGION_ID = Arg(
+    ("--region-id",),
+    help="Only the state of task instances in this region (Airflow 3.4+: a Task Loop's iteration or a mapped "
+    "expansion, as `list` shows it)",
+)
+ARG_REGION_INDEX = Arg(
+    ("--region-index",), type=int, help="Only the state of task instances at this index of their region (3.4+)"
+)
 ARG_KEY = Arg(("-k", "--key"), help="Only this key of a task instance's state (as `list` shows it)")
 ARG_BACKEND = Arg(
     ("--backend",),
     choices=("all", "task_state_store", "variable"),
     default="all",
-    help="Where to look: Airflow 3.3's task_state_store table, this provider's Variables, or both (default)",
+    help="Where to look: Airflow 3.3+'s task_state_store table, this provider's Variables, or both (default)",
 )
 
-_FILTERS = (ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_MAP_INDEX, ARG_KEY, ARG_BACKEND)
+_FILTERS = (ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_MAP_INDEX, ARG_REGION_ID, ARG_REGION_INDEX, ARG_KEY, ARG_BACKEND)
 _COMMANDS = "airflow.providers.resumable.cli.state_command"
 
 ARG_WM_DAG_ID = Arg(("-d", "--dag-id"), help="Only the watermarks of this DAG")

@@ -12,12 +12,34 @@ if TYPE_CHECKING:
     from argparse import Namespace
 
 #: Columns of ``list`` as a table; json and yaml also carry the value, location and delete command.
-_LIST_COLUMNS = ("backend", "dag_id", "run_id", "task_id", "map_index", "key", "meaning")
+#: ``region_id`` and ``region_index`` appear when a listed task instance is in a region (Airflow 3.4's
+#: Task Loops), ``expires_at`` when a listed key expires.
+_LIST_COLUMNS = ("backend", "dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "key", "meaning")
+_WHEN_PRESENT = ("region_id", "region_index", "expires_at")
+_FILTER_NAMES = ("dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "key")
+
+
+def _region_id(text: str | None) -> str | None:
+    """A region id as the store names it (canonical UUID text), however it was typed."""
+    if text is None:
+        return None
+    from uuid import UUID
+
+    try:
+        return str(UUID(text))
+    except ValueError:
+        return text
 
 
 def _filters(args: Namespace) -> inventory.Filters:
     return inventory.Filters(
-        dag_id=args.dag_id, run_id=args.run_id, task_id=args.task_id, map_index=args.map_index, key=args.key
+        dag_id=args.dag_id,
+        run_id=args.run_id,
+        task_id=args.task_id,
+        map_index=args.map_index,
+        region_id=_region_id(getattr(args, "region_id", None)),
+        region_index=getattr(args, "region_index", None),
+        key=args.key,
     )
 
 
@@ -52,11 +74,7 @@ def _print(rows: list[dict[str, Any]], output: str) -> None:
 
 
 def _asked(args: Namespace) -> str:
-    parts = [
-        f"{name}={value!r}"
-        for name in ("dag_id", "run_id", "task_id", "map_index", "key")
-        if (value := getattr(args, name)) is not None
-    ]
+    parts = [f"{name}={value!r}" for name in _FILTER_NAMES if (value := getattr(args, name, None)) is not None]
     return ", ".join(parts) or "any task instance"
 
 
@@ -75,7 +93,9 @@ def _confirm(args: Namespace, question: str, refusal: str) -> None:
 def state_list(args: Namespace) -> None:
     rows = _rows(_read(args), args.key)
     if args.output in ("table", "plain"):
-        rows = [{column: row[column] for column in _LIST_COLUMNS} for row in rows]
+        present = {column for row in rows for column in _WHEN_PRESENT if column in row}
+        columns = [c for c in (*_LIST_COLUMNS, "expires_at") if c not in _WHEN_PRESENT or c in present]
+        rows = [{column: row.get(column) for column in columns} for row in rows]
     if not rows and args.output in ("table", "plain"):
         print(f"No state of airflow-provider-resumable for {_asked(args)}.")
         return
@@ -91,15 +111,18 @@ def state_show(args: Namespace) -> None:
         return
     for state in states:
         scope = state.scope
+        region = f" region {scope.region_id} [{scope.region_index}]" if scope.region_id is not None else ""
         print(
             f"{scope.dag_id} / {scope.run_id} / {scope.task_id}"
-            f"{f' [{scope.map_index}]' if scope.map_index >= 0 else ''}  ({state.backend}: {state.location}"
+            f"{f' [{scope.map_index}]' if scope.map_index >= 0 else ''}{region}  ({state.backend}: {state.location}"
             f"{', ' + state.updated_at if state.updated_at else ''})"
         )
         if state.problem:
             print(f"  unreadable: {state.problem}")
         for row in state.entries(args.key):
             print(f"  {row['key']}: {row['meaning']}")
+            if "expires_at" in row:
+                print(f"    expires at {row['expires_at']}: `airflow state-store clean` deletes it after that")
             for line in json.dumps(row["value"], indent=2, sort_keys=True, default=str).splitlines():
                 print(f"      {line}")
             print(f"    delete with: {row['delete_with']}")

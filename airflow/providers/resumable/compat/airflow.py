@@ -1,5 +1,5 @@
 """
-What differs in behaviour between the Airflow lines this provider supports (2.11, 3.0-3.2, 3.3+).
+What differs in behaviour between the Airflow lines this provider supports (2.11, 3.0-3.2, 3.3, 3.4).
 
 One function per difference; each branch says which versions it covers, so dropping a line is a
 deletion here and nowhere else. Imports of Airflow internals stay inside the functions: this module
@@ -9,9 +9,13 @@ is imported by the CLI, the listener and every task, and each needs only some of
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
+from airflow.providers.resumable.compat.version_compat import (
+    AIRFLOW_V_3_0_PLUS,
+    AIRFLOW_V_3_3_PLUS,
+    AIRFLOW_V_3_4_PLUS,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -71,8 +75,6 @@ def clear_discards_task_state() -> bool:
     3.4+: the UI's Clear (REST ``clearTaskInstances``) discards it unless ``keep_task_state=True``.
     3.3 keeps it. Before 3.3 there is no native store.
     """
-    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_4_PLUS
-
     return AIRFLOW_V_3_4_PLUS
 
 
@@ -226,6 +228,207 @@ def asset_state_store_model() -> Any:
     except ImportError:
         return None
     return AssetStateStoreModel
+
+
+class TaskStateRow(NamedTuple):
+    """One row of the ``task_state_store`` table, the same on every Airflow line that has one."""
+
+    dag_id: str
+    run_id: str
+    task_id: str
+    #: The map index a person sees (and passes to ``--map-index``); -1 when not mapped.
+    map_index: int
+    #: 3.4+: the dynamic region the task instance belongs to (a Task Loop's iteration, or a mapped
+    #: expansion), as the canonical UUID text; None outside one and on 3.3.
+    region_id: str | None
+    #: 3.4+: the stored index within ``region_id`` (an iteration of a loop, or the map index); None
+    #: when ``region_id`` is.
+    region_index: int | None
+    key: str
+    #: The stored JSON text, undecoded.
+    value: str
+    updated_at: datetime | None
+    #: When ``airflow state-store clean`` may delete the row (``[state_store] default_retention_days``
+    #: after its last write); None: never.
+    expires_at: datetime | None
+
+
+def task_state_rows(
+    session: Any,
+    *,
+    dag_id: str | None = None,
+    run_id: str | None = None,
+    task_id: str | None = None,
+    key: str | None = None,
+) -> list[TaskStateRow]:
+    """
+    The rows of the ``task_state_store`` table with the given dag, run, task and key (None: any).
+
+    Ordered by dag, run, task, map index and region. 3.4+: a row is keyed by ``(dag_run_id, task_id,
+    region_id, region_index, key)``; ``region_index`` is 3.3's ``map_index`` renamed, and ``region_id``
+    the all-zero sentinel outside any region; the map index is Airflow's public one (the stored index
+    of a plain or mapped task instance, -1 for one in a loop). 3.3: keyed by ``(dag_run_id, task_id,
+    map_index, key)``, no region. Both carry ``expires_at``. Before 3.3: no table, no rows.
+    """
+    model = task_state_store_model()
+    if model is None:
+        return []
+    from sqlalchemy import select
+
+    asked = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "key": key}
+    where = [getattr(model, column) == value for column, value in asked.items() if value is not None]
+    if AIRFLOW_V_3_4_PLUS:
+        from airflow.models.dynamic_region import SENTINEL_REGION_ID  # type: ignore[import-not-found]
+        from airflow.models.task_coordinates import (  # type: ignore[import-not-found]
+            public_map_index_expression,
+        )
+
+        public = public_map_index_expression(model).label("public_map_index")
+        query = (
+            select(
+                model.dag_id,
+                model.run_id,
+                model.task_id,
+                public,
+                model.region_id,
+                model.region_index,
+                model.key,
+                model.value,
+                model.updated_at,
+                model.expires_at,
+            )
+            .where(*where)
+            .order_by(model.dag_id, model.run_id, model.task_id, public, model.region_id, model.region_index)
+        )
+        rows = []
+        for dag, run, task, map_index, region_id, region_index, name, value, updated, expires in session.execute(query):
+            regional = region_id is not None and region_id != SENTINEL_REGION_ID
+            rows.append(
+                TaskStateRow(
+                    dag,
+                    run,
+                    task,
+                    int(map_index),
+                    str(region_id) if regional else None,
+                    int(region_index) if regional else None,
+                    name,
+                    value,
+                    updated,
+                    expires,
+                )
+            )
+        return rows
+    query = (
+        select(
+            model.dag_id,
+            model.run_id,
+            model.task_id,
+            model.map_index,
+            model.key,
+            model.value,
+            model.updated_at,
+            model.expires_at,
+        )
+        .where(*where)
+        .order_by(model.dag_id, model.run_id, model.task_id, model.map_index)
+    )
+    return [
+        TaskStateRow(dag, run, task, int(map_index), None, None, name, value, updated, expires)
+        for dag, run, task, map_index, name, value, updated, expires in session.execute(query)
+    ]
+
+
+def delete_task_state_rows(
+    session: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    region_id: str | None,
+    region_index: int | None,
+    keys: list[str],
+) -> int:
+    """
+    Delete the rows ``keys`` of one task instance, named as :func:`task_state_rows` names it; returns how many.
+
+    3.4+: the stored coordinates are ``(region_id, region_index)`` when the task instance is in a region,
+    else the sentinel region and the map index. 3.3: ``map_index``; a region matches nothing there.
+    Before 3.3: no table, nothing to delete.
+    """
+    model = task_state_store_model()
+    if model is None or not keys:
+        return 0
+    from sqlalchemy import delete
+
+    where = [model.dag_id == dag_id, model.run_id == run_id, model.task_id == task_id, model.key.in_(keys)]
+    if AIRFLOW_V_3_4_PLUS:
+        from uuid import UUID
+
+        from airflow.models.dynamic_region import SENTINEL_REGION_ID
+
+        if region_id is None:
+            where += [model.region_id == SENTINEL_REGION_ID, model.region_index == map_index]
+        else:
+            where += [model.region_id == UUID(region_id), model.region_index == region_index]
+    elif region_id is not None:
+        return 0
+    else:
+        where.append(model.map_index == map_index)
+    return int(session.execute(delete(model).where(*where)).rowcount or 0)
+
+
+class AssetStateRow(NamedTuple):
+    """One row of the ``asset_state_store`` table, with its asset's name."""
+
+    asset_id: int
+    asset_name: str
+    key: str
+    #: The stored JSON text, undecoded.
+    value: str
+    updated_at: datetime | None
+
+
+def asset_state_rows(session: Any, key_prefix: str) -> list[AssetStateRow]:
+    """
+    The rows of the ``asset_state_store`` table whose key starts with ``key_prefix``.
+
+    3.3+ (3.4 keeps the columns read here; it adds who last wrote a row, down to its region): keyed by
+    ``(asset_id, key)``; rows never expire. Before 3.3: no table, no rows.
+    """
+    model = asset_state_store_model()
+    if model is None:
+        return []
+    from airflow.models.asset import AssetModel
+    from sqlalchemy import select
+
+    query = (
+        select(model.asset_id, AssetModel.name, model.key, model.value, model.updated_at)
+        .join(AssetModel, AssetModel.id == model.asset_id)
+        .where(model.key.like(f"{key_prefix}%"))
+        .order_by(model.asset_id, model.key)
+    )
+    return [AssetStateRow(int(a), str(n), k, v, u) for a, n, k, v, u in session.execute(query)]
+
+
+def write_asset_state_row(session: Any, asset_id: int, key: str, value: str | None) -> None:
+    """
+    Overwrite the value of one ``asset_state_store`` row, or delete it when ``value`` is None.
+
+    3.3+ (3.4 the same); before 3.3 there is no such row.
+    """
+    model = asset_state_store_model()
+    if model is None:
+        return
+    from sqlalchemy import delete, update
+
+    where = (model.asset_id == asset_id, model.key == key)
+    if value is None:
+        session.execute(delete(model).where(*where))
+        return
+    from datetime import UTC
+
+    session.execute(update(model).where(*where).values(value=value, updated_at=datetime.now(tz=UTC)))
 
 
 def state_cli_program() -> list[str]:
@@ -442,6 +645,25 @@ def dag_for_run(dag: Any) -> Any:
 
         return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
     return dag
+
+
+def number_next_try(ti: Any) -> None:
+    """
+    Give ``ti``, about to be scheduled, the number of the try it runs, as the scheduler does.
+
+    3.4+: every try is a row of its own, and a clear or a failure with retries left creates the next
+    one already numbered (``prepare_db_for_next_try``); only a task instance that never ran (0) becomes
+    try 1. 2.11-3.3: scheduling moves the number on by one, except for a task instance back from a
+    reschedule (a sensor's poke), which goes on with its try.
+    """
+    if AIRFLOW_V_3_4_PLUS:
+        if ti.try_number == 0:
+            ti.try_number = 1
+        return
+    from airflow.utils.state import TaskInstanceState
+
+    if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
+        ti.try_number += 1
 
 
 def inline_task_runner() -> Callable[[Any, Any, Any], None]:

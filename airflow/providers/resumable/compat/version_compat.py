@@ -22,6 +22,7 @@ AIRFLOW_VERSION = _airflow_version()
 AIRFLOW_V_3_0_PLUS = AIRFLOW_VERSION >= Version("3.0.0")
 AIRFLOW_V_3_2_PLUS = AIRFLOW_VERSION >= Version("3.2.0")
 AIRFLOW_V_3_3_PLUS = AIRFLOW_VERSION >= Version("3.3.0")
+# 3.4.0b2 counts as 3.4 (base_version): its beta is what the 3.4 leg runs.
 AIRFLOW_V_3_4_PLUS = AIRFLOW_VERSION >= Version("3.4.0")
 
 # Airflow 3.0+ (Task SDK) | 2.11 (airflow.models).

@@ -15,6 +15,10 @@ class Filters:
     task_id: str | None = None
     map_index: int | None = None
     key: str | None = None
+    #: Airflow 3.4+: the dynamic region (a Task Loop's iteration, or a mapped expansion) and the index
+    #: in it; a scope without a region (3.3 and older, or outside one) never matches either.
+    region_id: str | None = None
+    region_index: int | None = None
     #: A watermark's name (``watermark_name``); task state has none.
     name: str | None = None
 
@@ -23,7 +27,7 @@ class Filters:
 
     def admits(self, scope: Any) -> bool:
         """Whether ``scope`` (a ``TaskScope`` or a ``WatermarkScope``) has every value asked for."""
-        for field in ("dag_id", "run_id", "task_id", "map_index", "name"):
+        for field in ("dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "name"):
             wanted = getattr(self, field)
             if wanted is not None and getattr(scope, field, None) != wanted:
                 return False

@@ -3,8 +3,9 @@ What this provider has stored, read from outside any task: the state CLI's model
 
 A task reaches its state through the Execution API; a person on call has the metadata DB (the
 ``airflow`` CLI's own access). This module lists, explains and deletes the state of task instances
-on both durable backends: rows of Airflow 3.3's ``task_state_store`` table and this provider's
-Variables (``resumable.<dag>.<run>.<task>[.<map>].<hash>``, Fernet-decrypted as Airflow does).
+on both durable backends: rows of Airflow 3.3+'s ``task_state_store`` table (read and deleted through
+``compat/airflow.py``: 3.4 keys them by region and index) and this provider's Variables
+(``resumable.<dag>.<run>.<task>[.<map>].<hash>``, Fernet-decrypted as Airflow does).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import task_state_store_model
+from airflow.providers.resumable.compat.airflow import delete_task_state_rows, task_state_rows
 from airflow.providers.resumable.inventory.filters import Filters  # noqa: TC001 - the CLI builds it from here
 from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
 from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, TaskScope, state_command
@@ -50,6 +51,8 @@ class TaskState:
     updated_at: str | None = None
     #: Why the stored bytes could not be read as this provider's state (they are then shown raw).
     problem: str | None = None
+    #: Per key, when Airflow's ``state-store clean`` may delete it (native rows that expire only).
+    expires_at: dict[str, str] = field(default_factory=dict)
 
     def _ledger_note(self) -> str:
         if self.backend != LEDGER:
@@ -60,28 +63,48 @@ class TaskState:
         )
 
     def entries(self, key: str | None = None) -> list[dict[str, Any]]:
-        """One row per key, with what it means: the CLI's ``list`` and ``show`` output."""
+        """
+        One row per key, with what it means: the CLI's ``list`` and ``show`` output.
+
+        ``region_id`` and ``region_index`` are there only for a task instance in a region (Airflow
+        3.4's Task Loops), ``expires_at`` only for a key that expires.
+        """
         finished = self.values.get(FINISHED_KEY)
         rows = []
         for name in sorted(self.values):
             if key is not None and name != key:
                 continue
-            rows.append(
-                {
-                    "backend": self.backend,
-                    "dag_id": self.scope.dag_id,
-                    "run_id": self.scope.run_id,
-                    "task_id": self.scope.task_id,
-                    "map_index": self.scope.map_index,
-                    "key": name,
-                    "meaning": self.problem or self._ledger_note() + describe(name, self.values[name], finished),
-                    "location": self.location,
-                    "updated_at": self.updated_at,
-                    "value": self.values[name],
-                    "delete_with": state_command("delete", self.scope, name),
-                }
+            row: dict[str, Any] = {
+                "backend": self.backend,
+                "dag_id": self.scope.dag_id,
+                "run_id": self.scope.run_id,
+                "task_id": self.scope.task_id,
+                "map_index": self.scope.map_index,
+            }
+            if self.scope.region_id is not None:
+                row.update(region_id=self.scope.region_id, region_index=self.scope.region_index)
+            row.update(
+                key=name,
+                meaning=self.problem or self._ledger_note() + describe(name, self.values[name], finished),
+                location=self.location,
+                updated_at=self.updated_at,
+                value=self.values[name],
+                delete_with=delete_command(self.scope, name),
             )
+            if name in self.expires_at:
+                row["expires_at"] = self.expires_at[name]
+            rows.append(row)
         return rows
+
+
+def delete_command(scope: TaskScope, key: str | None = None) -> str:
+    """``state delete`` of ``scope`` (and ``key``), naming the region when the task instance has one."""
+    command = state_command("delete", scope, key)
+    if scope.region_id is None:
+        return command
+    import shlex
+
+    return f"{command} {shlex.join(['--region-id', scope.region_id, '--region-index', str(scope.region_index)])}"
 
 
 def _short(value: JsonValue, limit: int = 80) -> str:
@@ -150,28 +173,26 @@ def _decode(raw: str) -> tuple[JsonValue, str | None]:
         return raw, f"not JSON ({err}); no try can read it: delete it"
 
 
-def read_native(session: Session, filters: Filters) -> list[TaskState]:
-    model = task_state_store_model()
-    if model is None:
-        return []
-    from sqlalchemy import select
+def _stamp(value: Any) -> str | None:
+    return value.isoformat(timespec="seconds") if value is not None else None
 
-    query = select(model)
-    for column in ("dag_id", "run_id", "task_id", "map_index", "key"):
-        wanted = filters.wanted(column)
-        if wanted is not None:
-            query = query.where(getattr(model, column) == wanted)
-    states: dict[tuple[str, str, str, int], TaskState] = {}
-    for row in session.scalars(query.order_by(model.dag_id, model.run_id, model.task_id, model.map_index)):
-        scope = TaskScope(row.dag_id, row.run_id, row.task_id, row.map_index)
-        state = states.setdefault(
-            (row.dag_id, row.run_id, row.task_id, row.map_index), TaskState(NATIVE, scope, NATIVE)
-        )
+
+def read_native(session: Session, filters: Filters) -> list[TaskState]:
+    rows = task_state_rows(
+        session, dag_id=filters.dag_id, run_id=filters.run_id, task_id=filters.task_id, key=filters.key
+    )
+    states: dict[TaskScope, TaskState] = {}
+    for row in rows:
+        scope = TaskScope(row.dag_id, row.run_id, row.task_id, row.map_index, row.region_id, row.region_index)
+        if not filters.admits(scope):
+            continue
+        state = states.setdefault(scope, TaskState(NATIVE, scope, NATIVE))
         value, problem = _decode(row.value)
         state.values[row.key] = value
         state.problem = state.problem or (f"{row.key!r}: {problem}" if problem else None)
-        stamp = row.updated_at.isoformat(timespec="seconds") if row.updated_at else None
-        state.updated_at = max(filter(None, (state.updated_at, stamp)), default=None)
+        state.updated_at = max(filter(None, (state.updated_at, _stamp(row.updated_at))), default=None)
+        if row.expires_at is not None:
+            state.expires_at[row.key] = _stamp(row.expires_at) or ""
     return list(states.values())
 
 
@@ -182,7 +203,15 @@ def _variable_document(key: str, raw: str | None) -> tuple[TaskScope | None, dic
     try:
         document = VariableDocument.parse(raw, f"Airflow Variable {key!r}")
         scope = document.scope
-        found = TaskScope(scope["dag_id"], scope["run_id"], scope["task_id"], int(scope["map_index"]))
+        region_index = scope.get("region_index")
+        found = TaskScope(
+            scope["dag_id"],
+            scope["run_id"],
+            scope["task_id"],
+            int(scope["map_index"]),
+            scope.get("region_id"),
+            None if region_index is None else int(region_index),
+        )
     except CorruptStateError as err:
         return None, {}, str(err)
     except (KeyError, TypeError, ValueError) as err:
@@ -218,7 +247,12 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
             updated = f"written by try {life.get('try_number')}"
         backend = LEDGER if variable.key.startswith(f"{LEDGER_PREFIX}.") else VARIABLE
         states.append(TaskState(backend, scope, variable.key, dict(values), updated, bad))
-    return sorted(states, key=lambda s: (s.scope.dag_id, s.scope.run_id, s.scope.task_id, s.scope.map_index))
+    return sorted(states, key=_order)
+
+
+def _order(state: TaskState) -> tuple[Any, ...]:
+    scope = state.scope
+    return (scope.dag_id, scope.run_id, scope.task_id, scope.map_index, scope.region_id or "", scope.region_index or 0)
 
 
 def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKENDS) -> list[TaskState]:
@@ -248,18 +282,18 @@ def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKEND
 def delete(session: Session, state: TaskState, key: str | None = None) -> list[str]:
     """Delete one key of ``state`` (or all of it); returns what was deleted, for the CLI to print."""
     if state.backend == NATIVE:
-        from sqlalchemy import delete as sql_delete
-
-        model = task_state_store_model()
+        scope = state.scope
         keys = [key] if key is not None else sorted(state.values)
-        statement = sql_delete(model).where(
-            model.dag_id == state.scope.dag_id,
-            model.run_id == state.scope.run_id,
-            model.task_id == state.scope.task_id,
-            model.map_index == state.scope.map_index,
-            model.key.in_(keys),
+        delete_task_state_rows(
+            session,
+            dag_id=scope.dag_id,
+            run_id=scope.run_id,
+            task_id=scope.task_id,
+            map_index=scope.map_index,
+            region_id=scope.region_id,
+            region_index=scope.region_index,
+            keys=keys,
         )
-        session.execute(statement)
         deleted = [f"{NATIVE} key {k!r}" for k in keys]
         # The ledger's copy would bring a deleted job record back on the next try.
         ledger = TaskState(LEDGER, state.scope, variable_key(state.scope, LEDGER_PREFIX))

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import asset_state_store_model
+from airflow.providers.resumable.compat.airflow import asset_state_rows, write_asset_state_row
 from airflow.providers.resumable.inventory.filters import Filters as WatermarkFilters  # noqa: TC001 - the CLI builds it
 from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import WATERMARK_KIND, utcnow_iso
@@ -49,11 +49,19 @@ class StoredWatermark:
             meaning = describe_document(WatermarkDocument.parse(self.document, self.location))  # type: ignore[arg-type]
         except CorruptStateError as err:
             meaning = f"unreadable: {err}"
+        # Airflow 3.4's Task Loops: a document whose scope names a region says so (json, yaml).
+        written = self.document.get("scope")
+        region = (
+            {"region_id": written["region_id"], "region_index": written.get("region_index")}
+            if isinstance(written, dict) and written.get("region_id") is not None
+            else {}
+        )
         return {
             "backend": self.backend,
             "dag_id": self.scope.dag_id,
             "task_id": self.scope.task_id,
             "map_index": self.scope.map_index,
+            **region,
             "name": self.scope.name,
             "value": self.document.get("value"),
             "version": self.document.get("version"),
@@ -85,19 +93,8 @@ def _scope_of(document: Any) -> WatermarkScope | None:
 
 
 def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
-    model = asset_state_store_model()
-    if model is None:
-        return []
-    from airflow.models.asset import AssetModel
-    from sqlalchemy import select
-
-    query = (
-        select(model, AssetModel.name)
-        .join(AssetModel, AssetModel.id == model.asset_id)
-        .where(model.key.like(f"{WATERMARK_PREFIX}.%"))
-    )
     found = []
-    for row, asset_name in session.execute(query):
+    for row in asset_state_rows(session, f"{WATERMARK_PREFIX}."):
         try:
             document = json.loads(row.value)
         except ValueError:
@@ -108,7 +105,12 @@ def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWater
         stamp = row.updated_at.isoformat(timespec="seconds") if row.updated_at else None
         found.append(
             StoredWatermark(
-                ASSET, scope, f"asset {asset_name!r}, key {row.key!r}", document, stamp, (row.asset_id, row.key)
+                ASSET,
+                scope,
+                f"asset {row.asset_name!r}, key {row.key!r}",
+                document,
+                stamp,
+                (row.asset_id, row.key),
             )
         )
     return found
@@ -142,11 +144,7 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
     """Set ``mark`` to ``value`` (a new version, so a run in flight sees an overlap), or delete it when None."""
     if value is None:
         if mark.asset_row is not None:
-            from sqlalchemy import delete
-
-            model = asset_state_store_model()
-            asset_id, key = mark.asset_row
-            session.execute(delete(model).where(model.asset_id == asset_id, model.key == key))
+            write_asset_state_row(session, *mark.asset_row, None)
         else:
             from airflow.models import Variable
 
@@ -156,17 +154,7 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
     document = reset_document(current, value, now=utcnow_iso(), scope=mark.scope.as_dict()).dump()
     text = json.dumps(document)
     if mark.asset_row is not None:
-        from datetime import UTC, datetime
-
-        from sqlalchemy import update
-
-        model = asset_state_store_model()
-        asset_id, key = mark.asset_row
-        session.execute(
-            update(model)
-            .where(model.asset_id == asset_id, model.key == key)
-            .values(value=text, updated_at=datetime.now(tz=UTC))
-        )
+        write_asset_state_row(session, *mark.asset_row, text)
     else:
         from airflow.models import Variable
         from sqlalchemy import select

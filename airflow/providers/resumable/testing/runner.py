@@ -231,8 +231,7 @@ def _drive(dag: Any, dr: Any, session: Any) -> None:
             return
         schedulable, _callback = dr.update_state(session=session)
         for ti in schedulable:
-            if ti.state != TaskInstanceState.UP_FOR_RESCHEDULE:
-                ti.try_number += 1
+            compat.number_next_try(ti)
             ti.state = TaskInstanceState.SCHEDULED
         session.commit()
         if not schedulable:
