@@ -337,3 +337,21 @@ class TestRunBatches:
         listener.on_task_instance_failed(previous_state=None, task_instance=ti)
         listener.on_task_instance_success(previous_state=None, task_instance=ti)  # a later, unrelated call
         assert memory_store.get("resumable_finished") is None
+
+
+def test_a_killed_walk_is_not_marked_finished_by_a_success_listener(memory_store):
+    from airflow.providers.resumable.plugins.resumable import listener
+    from airflow.providers.resumable.state.codec import FINISHED_KEY
+    from tests.support.context import FakeTI, make_context
+
+    ti = FakeTI(run_id="killed-walk")
+    op = _KillableWalk(task_id="task")
+    op.execute(make_context(ti))
+    op.on_kill()  # a person marked it failed while it ran; the walk still ended
+    listener.on_task_instance_success(None, ti)
+    assert memory_store.get(FINISHED_KEY) is None, "the checkpoint keeps its life: a clear resumes"
+
+
+class _KillableWalk(StatefulOperatorMixin, BaseOperator):
+    def execute(self, context):
+        return self.run_batches(context, lambda cursor, index: None, start={"n": 0}).batches_done

@@ -122,3 +122,27 @@ def test_process_stamps_are_one_per_try_and_dropped_with_the_try():
     assert after_success.process_stamp(SCOPE, 2) != first
     after_success.forget(SCOPE)
     assert after_success.process_stamp(SCOPE, 1) != first, "a DAG run created again gets a new stamp"
+
+
+def test_a_killed_try_that_still_returns_finishes_nothing_and_commits_nothing(caplog):
+    done: list[str] = []
+    store = Recording(done)
+    after_success.register_store(SCOPE, INFO, store)
+    after_success.register_action(SCOPE, INFO, Action("commit watermark", done))
+    after_success.note_killed(SCOPE)
+    assert after_success.finish_after_success(SCOPE) == []
+    assert done == [], "no action, no finish: Airflow recorded no success for a killed try"
+    assert store.get(FINISHED_KEY) is None
+    assert "was killed" in caplog.text
+    # The next try of the task instance starts clean.
+    after_success.register_store(SCOPE, INFO, store)
+    assert after_success.finish_after_success(SCOPE) == ["marked finished"]
+
+
+def test_a_kill_is_forgotten_with_a_failed_try():
+    after_success.note_killed(SCOPE)
+    listener.on_task_instance_failed(None, FakeTI())
+    done: list[str] = []
+    after_success.register_action(SCOPE, INFO, Action("commit", done))
+    after_success.finish_after_success(SCOPE)
+    assert done == ["commit"]

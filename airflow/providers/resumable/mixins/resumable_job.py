@@ -305,6 +305,9 @@ class ResumableJobMixin(ABC):
 
     def on_kill(self) -> None:
         """Cancel the running job only when ``cancel_on_kill`` asks for it (see the class docstring)."""
+        task_try = TaskTry.running(self)
+        if task_try is not None:
+            task_try.note_killed()
         if self.job_run is not None:
             self.job_run.kill(cancel_on_kill=self.cancel_on_kill, owner=type(self).__name__)
         if self.base_on_kill_cancels:

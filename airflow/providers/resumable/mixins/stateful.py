@@ -183,6 +183,19 @@ class StatefulOperatorMixin:
             )
         return task_try
 
+    def on_kill(self) -> None:
+        """
+        Told to stop (a person's mark, a shutdown): a walk that still ends is not marked finished.
+
+        The checkpoints stay, so a retry or a clear resumes; a staged watermark is not committed.
+        """
+        task_try = TaskTry.running(self)
+        if task_try is not None:
+            task_try.note_killed()
+        parent_on_kill = getattr(super(), "on_kill", None)
+        if parent_on_kill is not None:
+            parent_on_kill()
+
     def state_store(self, context: Context) -> NamespacedStateStore:
         """This operator's view of the task's state store: its keys live under ``state_namespace``."""
         return self.task_try(context).namespaced(self.state_namespace)

@@ -58,6 +58,8 @@ class Pending:
 
 
 _pending: dict[TaskScope, Pending] = {}
+#: Task instances whose running try was killed (SIGTERM: a person's mark, a shutdown) in this process.
+_killed: set[TaskScope] = set()
 _lock = threading.Lock()
 #: Airflow 2.11 without a try start date: one stamp per try as this process sees it, dropped when the
 #: listener sees the try end, so a DAG run deleted and created again in the same process (``dag.test``)
@@ -87,11 +89,25 @@ def register_action(scope: TaskScope, info: TryInfo, action: SuccessAction) -> N
         entry.actions.append(action)
 
 
+def note_killed(scope: TaskScope) -> None:
+    """
+    The running try of ``scope`` was told to stop (its ``on_kill`` ran).
+
+    A killed try can still return from ``execute`` before the process is killed (Airflow 3.4 waits
+    ``[core] killed_task_cleanup_time``, 60 s, between SIGTERM and SIGKILL), and the task runner then
+    calls the success listeners although Airflow has recorded no success: a person marked the task
+    failed, or the worker is shutting down. Nothing is finished or committed for such a try.
+    """
+    with _lock:
+        _killed.add(scope)
+
+
 def forget(scope: TaskScope) -> Pending | None:
     """A try of ``scope`` ended: take (and drop) what it registered."""
     with _lock:
         for key in [key for key in _process_stamps if key[0] == scope]:
             del _process_stamps[key]
+        _killed.discard(scope)
         return _pending.pop(scope, None)
 
 
@@ -102,8 +118,20 @@ def finish_after_success(scope: TaskScope) -> list[str]:
     Returns what was done, one line each, as logged. Nothing here raises: the task already
     succeeded and cannot be failed now.
     """
+    with _lock:
+        killed = scope in _killed
     pending = forget(scope)
     if pending is None:
+        return []
+    if killed:
+        log.warning(
+            "%s.%s was killed (a person marked it, or its worker shut down) before it returned, so Airflow may "
+            "not have recorded its success: its state is kept and %s after-success action(s) are not run; a "
+            "retry or a person's clear decides from the state as it is",
+            scope.dag_id,
+            scope.task_id,
+            len(pending.actions),
+        )
         return []
     done: list[str] = []
     # Actions first (watermark commits): they may read what this try left in its state, which

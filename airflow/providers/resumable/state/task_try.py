@@ -262,6 +262,12 @@ class TaskTry:
         return found
 
     @classmethod
+    def running(cls, holder: Any) -> TaskTry | None:
+        """The try ``holder`` runs now, if it built one (``on_kill`` has no context to build one from)."""
+        cached = holder.__dict__.get(_CACHE_ATTRIBUTE)
+        return cached[1] if cached is not None else None
+
+    @classmethod
     def of(cls, holder: Any, context: Any, *, allow_secrets: bool = False, ephemeral: bool = False) -> TaskTry:
         """
         The try ``holder`` (an operator) runs with ``context``, built on first use and kept for that context.
@@ -350,6 +356,11 @@ class TaskTry:
             )
             after_success.register_store(self.scope, self.info, self._ledger)
         return self._ledger
+
+    def note_killed(self) -> None:
+        """This try was told to stop: whatever it returns, nothing is finished or committed after it."""
+        if self.scope is not None:
+            after_success.note_killed(self.scope)
 
     def on_success(self, action: SuccessAction) -> None:
         """Run ``action`` once Airflow has recorded this task instance's success (dropped if the try fails)."""
