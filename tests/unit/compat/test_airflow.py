@@ -364,15 +364,18 @@ def test_task_state_rows_name_the_region_on_3_4(db_session):
     _stored(db_session, run, "job", index=3, region=expansion)
     rows = compat.task_state_rows(db_session, dag_id="compat_rows_region")
     found = sorted((r.map_index, r.region_id or "", r.region_index if r.region_index is not None else -9) for r in rows)
-    # In a loop the map index is -1 and the region says which iteration; in the task's own mapped
-    # expansion the map index is the stored index.
-    assert found == sorted([(-1, "", -9), (-1, str(loop), 0), (-1, str(loop), 1), (3, str(expansion), 3)])
+    # In a loop the map index is -1 and the region says which iteration; the task's own mapped
+    # expansion only restates the map index, so it is no region (the names it has on 3.3 stay).
+    assert found == sorted([(-1, "", -9), (-1, str(loop), 0), (-1, str(loop), 1), (3, "", -9)])
 
     where = {"dag_id": "compat_rows_region", "run_id": "r1", "task_id": "t", "keys": ["job"]}
     assert compat.delete_task_state_rows(db_session, map_index=-1, region_id=str(loop), region_index=1, **where) == 1
     assert compat.delete_task_state_rows(db_session, map_index=-1, region_id=None, region_index=None, **where) == 1
     left = compat.task_state_rows(db_session, dag_id="compat_rows_region")
-    assert sorted((r.region_id, r.region_index) for r in left) == sorted([(str(loop), 0), (str(expansion), 3)])
+    assert sorted((r.map_index, r.region_id or "", r.region_index or 0) for r in left) == sorted(
+        [(-1, str(loop), 0), (3, "", 0)]
+    )
+    assert compat.delete_task_state_rows(db_session, map_index=3, region_id=None, region_index=None, **where) == 1
 
 
 @needs_state_tables
@@ -399,3 +402,18 @@ def test_asset_state_rows_read_overwrite_and_delete(db_session):
     compat.write_asset_state_row(db_session, asset.id, row.key, None)
     assert compat.asset_state_rows(db_session, "compat-test.") == []
     assert [r.key for r in compat.asset_state_rows(db_session, "compat-test-")] == ["compat-test-other.y"]
+
+
+@pytest.mark.parametrize(
+    ("region_id", "region_index", "map_index", "expected"),
+    [
+        (None, None, -1, (None, None)),
+        ("00000000-0000-0000-0000-000000000000", -1, -1, (None, None)),
+        ("01a242f9-07bf-7bc8-b139-a2c20c157f3d", 2, 2, (None, None)),
+        ("01a242ea-235f-7ede-ab62-242a20d2cc24", 0, -1, ("01a242ea-235f-7ede-ab62-242a20d2cc24", 0)),
+        ("01a242ea-235f-7ede-ab62-242a20d2cc24", True, -1, (None, None)),
+    ],
+    ids=["before 3.4", "outside any region", "a mapped expansion", "a loop iteration", "junk"],
+)
+def test_only_a_loop_iteration_is_a_region(region_id, region_index, map_index, expected):
+    assert compat.loop_region(region_id, region_index, map_index) == expected

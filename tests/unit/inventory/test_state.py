@@ -117,8 +117,17 @@ def test_deleting_native_state_names_the_rows_region(monkeypatch):
 
     asked = {}
     monkeypatch.setattr(inventory, "delete_task_state_rows", lambda session, **where: asked.update(where) or 1)
+    ledgers = []
+    monkeypatch.setattr(
+        inventory, "_delete_variable_keys", lambda session, state, key, missing_ok=False: ledgers.append(state) or []
+    )
     state = TaskState("task_state_store", TaskScope("d", "r", "t", -1, "loop-1", 1), "task_state_store", {"job": 1})
     assert inventory.delete(None, state) == ["task_state_store key 'job'"]
+    (ledger,) = ledgers
+    assert (ledger.backend, ledger.scope) == ("ledger", state.scope), (
+        "the ledger copy of the same task instance goes too"
+    )
+    assert ledger.location.startswith("resumable.ledger.d.r.t.r1.")
     assert asked == {
         "dag_id": "d",
         "run_id": "r",

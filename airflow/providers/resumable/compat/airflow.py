@@ -53,19 +53,29 @@ def dag_run_key(dag_run: Any) -> str | None:
     return f"dag_run.id={row_id}" if isinstance(row_id, int) and not isinstance(row_id, bool) else None
 
 
-def region_of(ti: Any) -> tuple[str | None, int | None]:
+def loop_region(region_id: Any, region_index: Any, map_index: int) -> tuple[str | None, int | None]:
     """
-    The Task Loop region of ``ti``: ``(region_id, region_index)``, or ``(None, None)`` outside a loop.
+    ``(region_id, region_index)`` when they tell a Task Loop iteration apart, else ``(None, None)``.
 
-    3.4+: task instances made by ``TaskGroup.loop()`` share dag, run, task and map index and differ in
-    ``region_id`` (the loop, a UUID) and ``region_index`` (the iteration); every other task instance
-    has the nil UUID. Before 3.4: no regions.
+    3.4+: every task instance has a region. A task outside any has the nil UUID; a mapped task's
+    expansion has a region of its own whose ``region_index`` is just the map index, which names
+    nothing the map index does not; a ``TaskGroup.loop()`` iteration has the loop's region and the
+    iteration as ``region_index``, while its map index stays -1. Only the last is a region here, so a
+    plain or mapped task keeps the names it has on 3.3. Before 3.4: no regions.
     """
-    region_id = getattr(ti, "region_id", None)
     if region_id is None or str(region_id) == "00000000-0000-0000-0000-000000000000":
         return None, None
-    index = getattr(ti, "region_index", None)
-    return str(region_id), index if isinstance(index, int) and not isinstance(index, bool) else None
+    if not isinstance(region_index, int) or isinstance(region_index, bool) or region_index == map_index:
+        return None, None
+    return str(region_id), region_index
+
+
+def region_of(ti: Any) -> tuple[str | None, int | None]:
+    """The Task Loop region of the task instance ``ti`` (see :func:`loop_region`)."""
+    map_index = getattr(ti, "map_index", -1)
+    return loop_region(
+        getattr(ti, "region_id", None), getattr(ti, "region_index", None), -1 if map_index is None else map_index
+    )
 
 
 def clear_discards_task_state() -> bool:
@@ -278,7 +288,6 @@ def task_state_rows(
     asked = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "key": key}
     where = [getattr(model, column) == value for column, value in asked.items() if value is not None]
     if AIRFLOW_V_3_4_PLUS:
-        from airflow.models.dynamic_region import SENTINEL_REGION_ID  # type: ignore[import-not-found]
         from airflow.models.task_coordinates import (  # type: ignore[import-not-found]
             public_map_index_expression,
         )
@@ -302,15 +311,15 @@ def task_state_rows(
         )
         rows = []
         for dag, run, task, map_index, region_id, region_index, name, value, updated, expires in session.execute(query):
-            regional = region_id is not None and region_id != SENTINEL_REGION_ID
+            loop_id, loop_index = loop_region(region_id, region_index, int(map_index))
             rows.append(
                 TaskStateRow(
                     dag,
                     run,
                     task,
                     int(map_index),
-                    str(region_id) if regional else None,
-                    int(region_index) if regional else None,
+                    loop_id,
+                    loop_index,
                     name,
                     value,
                     updated,
@@ -352,8 +361,9 @@ def delete_task_state_rows(
     """
     Delete the rows ``keys`` of one task instance, named as :func:`task_state_rows` names it; returns how many.
 
-    3.4+: the stored coordinates are ``(region_id, region_index)`` when the task instance is in a region,
-    else the sentinel region and the map index. 3.3: ``map_index``; a region matches nothing there.
+    3.4+: the stored coordinates are ``(region_id, region_index)`` for a Task Loop iteration, else the
+    map index (in the sentinel region, or in a mapped task's expansion). 3.3: ``map_index``; a region
+    matches nothing there.
     Before 3.3: no table, nothing to delete.
     """
     model = task_state_store_model()
@@ -365,10 +375,12 @@ def delete_task_state_rows(
     if AIRFLOW_V_3_4_PLUS:
         from uuid import UUID
 
-        from airflow.models.dynamic_region import SENTINEL_REGION_ID
+        from airflow.models.task_coordinates import public_map_index_expression
 
         if region_id is None:
-            where += [model.region_id == SENTINEL_REGION_ID, model.region_index == map_index]
+            # Outside a loop (see loop_region): the stored index is the map index, in the sentinel
+            # region or in the mapped task's own expansion.
+            where += [model.region_index == map_index, public_map_index_expression(model) == map_index]
         else:
             where += [model.region_id == UUID(region_id), model.region_index == region_index]
     elif region_id is not None:
