@@ -80,3 +80,19 @@ def databricks(monkeypatch):
     with FakeDatabricksServer(FakeDatabricks()) as server:
         monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_FAKE", json.dumps(server.connection()))
         yield server.fake
+
+
+@pytest.fixture(autouse=True)
+def _no_try_outlives_its_test():
+    """
+    A test that drives only part of a try (``on_kill`` with no listener after it, say) must not leave
+    the process-wide after-success registry holding that try for the next test: in a worker every try
+    ends with a listener call that forgets it.
+    """
+    yield
+    from airflow.providers.resumable.state import after_success
+
+    with after_success._lock:
+        after_success._pending.clear()
+        after_success._killed.clear()
+        after_success._process_stamps.clear()

@@ -129,7 +129,7 @@ def test_a_killed_try_that_still_returns_finishes_nothing_and_commits_nothing(ca
     store = Recording(done)
     after_success.register_store(SCOPE, INFO, store)
     after_success.register_action(SCOPE, INFO, Action("commit watermark", done))
-    after_success.note_killed(SCOPE)
+    after_success.note_killed(SCOPE, INFO)
     assert after_success.finish_after_success(SCOPE) == []
     assert done == [], "no action, no finish: Airflow recorded no success for a killed try"
     assert store.get(FINISHED_KEY) is None
@@ -140,9 +140,17 @@ def test_a_killed_try_that_still_returns_finishes_nothing_and_commits_nothing(ca
 
 
 def test_a_kill_is_forgotten_with_a_failed_try():
-    after_success.note_killed(SCOPE)
+    after_success.note_killed(SCOPE, INFO)
     listener.on_task_instance_failed(None, FakeTI())
     done: list[str] = []
     after_success.register_action(SCOPE, INFO, Action("commit", done))
     after_success.finish_after_success(SCOPE)
     assert done == ["commit"]
+
+
+def test_a_kill_belongs_to_the_try_it_interrupted():
+    after_success.note_killed(SCOPE, TryInfo(try_number=1, try_stamp="ti-1"))
+    done: list[str] = []
+    after_success.register_action(SCOPE, TryInfo(try_number=2, try_stamp="ti-2"), Action("commit", done))
+    after_success.finish_after_success(SCOPE)
+    assert done == ["commit"], "a later try of the same task instance is not the killed one"

@@ -58,8 +58,8 @@ class Pending:
 
 
 _pending: dict[TaskScope, Pending] = {}
-#: Task instances whose running try was killed (SIGTERM: a person's mark, a shutdown) in this process.
-_killed: set[TaskScope] = set()
+#: Tries killed (SIGTERM: a person's mark, a shutdown) in this process: task instance -> the try's id.
+_killed: dict[TaskScope, str | None] = {}
 _lock = threading.Lock()
 #: Airflow 2.11 without a try start date: one stamp per try as this process sees it, dropped when the
 #: listener sees the try end, so a DAG run deleted and created again in the same process (``dag.test``)
@@ -89,7 +89,7 @@ def register_action(scope: TaskScope, info: TryInfo, action: SuccessAction) -> N
         entry.actions.append(action)
 
 
-def note_killed(scope: TaskScope) -> None:
+def note_killed(scope: TaskScope, info: TryInfo) -> None:
     """
     The running try of ``scope`` was told to stop (its ``on_kill`` ran).
 
@@ -99,7 +99,7 @@ def note_killed(scope: TaskScope) -> None:
     failed, or the worker is shutting down. Nothing is finished or committed for such a try.
     """
     with _lock:
-        _killed.add(scope)
+        _killed[scope] = info.try_id
 
 
 def forget(scope: TaskScope) -> Pending | None:
@@ -107,7 +107,7 @@ def forget(scope: TaskScope) -> Pending | None:
     with _lock:
         for key in [key for key in _process_stamps if key[0] == scope]:
             del _process_stamps[key]
-        _killed.discard(scope)
+        _killed.pop(scope, None)
         return _pending.pop(scope, None)
 
 
@@ -119,11 +119,11 @@ def finish_after_success(scope: TaskScope) -> list[str]:
     succeeded and cannot be failed now.
     """
     with _lock:
-        killed = scope in _killed
+        killed = _killed.get(scope, "") if scope in _killed else None
     pending = forget(scope)
     if pending is None:
         return []
-    if killed:
+    if killed is not None and killed == pending.info.try_id:
         log.warning(
             "%s.%s was killed (a person marked it, or its worker shut down) before it returned, so Airflow may "
             "not have recorded its success: its state is kept and %s after-success action(s) are not run; a "

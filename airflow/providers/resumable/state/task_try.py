@@ -360,7 +360,7 @@ class TaskTry:
     def note_killed(self) -> None:
         """This try was told to stop: whatever it returns, nothing is finished or committed after it."""
         if self.scope is not None:
-            after_success.note_killed(self.scope)
+            after_success.note_killed(self.scope, self.info)
 
     def on_success(self, action: SuccessAction) -> None:
         """Run ``action`` once Airflow has recorded this task instance's success (dropped if the try fails)."""
