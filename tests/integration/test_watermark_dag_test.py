@@ -27,6 +27,8 @@ from tests.support.newsletter import cursor_crawl, serve
 pytestmark = pytest.mark.integration
 
 ASSET_STORE = AIRFLOW_V_3_3_PLUS and os.environ.get("AIRFLOW__RESUMABLE__STATE_BACKEND", "auto") != "variable"
+#: The task's own state is the native store (what a 3.4 Clear can discard).
+NATIVE_STATE = ASSET_STORE
 
 #: The source: (sequence number, item id); items "change" by getting a new, higher sequence number.
 SOURCE: list[tuple[int, str]] = []
@@ -183,7 +185,7 @@ def test_two_overlapping_runs_neither_lose_nor_double_advance_silently(request, 
     assert fetched_in(run_b) == ["a", "b", "c"], "B read from the same mark as A (nothing committed yet)"
     assert read_mark(dag.dag_id)["value"] == 3
 
-    resumed_a = clear_and_rerun(dag, run_a)
+    resumed_a = clear_and_rerun(dag, run_a, keep_task_state=True)
     assert resumed_a.state == "success"
     assert fetched_in(resumed_a)[2:] == ["a", "b", "c"], "A's retry kept its window: from the mark it first read"
     mark = read_mark(dag.dag_id)
@@ -354,3 +356,24 @@ def test_http_lag_rereads_the_last_minutes_and_updates_come_back(newsletter, tmp
     window = second.xcom("extract")["window"]
     assert (window["since"], window["base"], window["lag"]) == ("2026-01-01T00:27:00Z", "2026-01-01T00:29:00Z", 120.0)
     assert read_mark(dag.dag_id)["value"] == "2026-01-01T00:31:00Z"
+
+
+def test_a_clear_that_discards_the_kept_window_replans_from_the_mark_and_loses_nothing(request):
+    """Airflow 3.4's default Clear discards task state, the kept window with it."""
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a", "b")
+    with fail_on_tries(ChangedItemsOperator, "write", tries={1}):
+        run_a = run_dag(dag)
+    assert run_a.state == "failed"
+    add("c")
+    run_b = run_dag(dag)
+    assert run_b.state == "success"
+    assert read_mark(dag.dag_id)["value"] == 3
+
+    resumed_a = clear_and_rerun(dag, run_a, keep_task_state=False)
+    assert resumed_a.state == "success"
+    mark = read_mark(dag.dag_id)
+    assert mark["value"] == 3, "no item is lost and the mark never moves back"
+    if NATIVE_STATE:
+        assert fetched_in(resumed_a)[2:] == [], "the window was planned again, from the mark B committed"
