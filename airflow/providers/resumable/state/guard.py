@@ -21,7 +21,7 @@ from airflow.providers.resumable.state.base import StoreWrapper, backend_name
 from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope
     from airflow.providers.resumable.state.codec import FinishedMarker
@@ -147,29 +147,54 @@ class GuardedStateStore(StoreWrapper):
         self.try_id = try_id
         #: Sizes of the values this try has read or written, by key: a Variable holds them all in one document.
         self._sizes: dict[str, int] = {}
+        #: Run once, before the first call through this store (``TaskTry.start_fresh_after_success``).
+        self.before_first_use: Callable[[], object] | None = None
+        #: What this try wrote, so clearing what an ended life left can keep it.
+        self.written_this_try: dict[str, JsonValue] = {}
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # Transparent to isinstance(), as the unguarded backend was before 0.2.0: code that checks
+        # ``isinstance(get_state_store(context), VariableStateStore)`` keeps working. type() tells.
+        inner = self.inner
+        while isinstance(inner, StoreWrapper):
+            inner = inner.inner
+        return type(inner)
+
+    def _first_use(self) -> None:
+        hook, self.before_first_use = self.before_first_use, None
+        if hook is not None:
+            hook()
 
     def locate(self, key: str) -> str:
         return where(self.inner, key)
 
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        self._first_use()
         value = self.inner.get(key, default)
         if value is not None and value is not default:
             self._sizes[key] = size_of(value)
         return value
 
     def set(self, key: str, value: JsonValue) -> None:
+        self._first_use()
         if not self.allow_secrets:
             self._refuse_secrets(key, value)
         size = size_of(value)
         self.inner.set(key, value)
+        self.written_this_try[key] = value
         self._sizes[key] = size
         self._check_size(key, size)
 
     def delete(self, key: str) -> None:
+        self._first_use()
         self.inner.delete(key)
+        self.written_this_try.pop(key, None)
         self._sizes.pop(key, None)
 
     def clear(self) -> None:
+        self.before_first_use = None
+        self.written_this_try.clear()
         self.inner.clear()
         self._sizes.clear()
 
