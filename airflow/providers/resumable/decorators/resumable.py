@@ -7,7 +7,8 @@ on 2.11) offers it. It accepts every ``@task`` argument (``retries``, ``multiple
 ``.partial().expand()``, templated arguments) plus ``checkpoint_every``, ``checkpoint_interval`` and
 ``allow_secrets_in_state``, and hands the function a
 :class:`~airflow.providers.resumable.mixins.taskflow.ResumableHandle`: as its ``resumable`` argument
-when it names one, and from :func:`get_resumable_handle` anywhere it runs. Example::
+when it names one, and from
+:func:`~airflow.providers.resumable.mixins.taskflow.get_resumable_handle` anywhere it runs. Example::
 
     @task.resumable(retries=3)
     def process(files: list[str], resumable):
@@ -158,7 +159,7 @@ def resumable_task(
 
     Takes every argument ``@task`` takes, and ``checkpoint_every``, ``checkpoint_interval``,
     ``allow_secrets_in_state``. The function receives the try's handle as its ``resumable``
-    argument, or calls :func:`get_resumable_handle`.
+    argument, or calls :func:`~airflow.providers.resumable.mixins.taskflow.get_resumable_handle`.
     """
     return task_decorator_factory()(
         python_callable=python_callable,
