@@ -126,3 +126,17 @@ def test_plain_json_checkpoints_need_no_model(memory_store):
     points = checkpoints(model=None)
     points.save({"next": 3})
     assert points.load() == {"next": 3}
+
+
+def test_async_steps_write_through_the_stores_async_path(memory_store):
+    import asyncio
+
+    steps = walk(every=1)
+    assert steps.open(Cursor(n=0))
+    steps.advance(Cursor(n=1))
+    asyncio.run(steps.acheckpoint())
+    assert memory_store.get("walk/checkpoint")["batches_done"] == 1
+    steps.advance(None)
+    asyncio.run(steps.afinish())
+    assert memory_store.get("walk/checkpoint")["complete"] is True
+    assert steps.result().checkpoints_written == 1

@@ -13,6 +13,7 @@ that cannot hand its control flow to a callback (``handle.iterate``).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from airflow.providers.resumable.observability import checkpoint_write
-from airflow.providers.resumable.state.base import CorruptStateError
+from airflow.providers.resumable.state.base import CorruptStateError, aset
 from airflow.providers.resumable.state.codec import CheckpointEnvelope, utcnow_iso
 
 if TYPE_CHECKING:
@@ -111,6 +112,17 @@ class Checkpoints:
         return None if envelope is None else self.decode(envelope)
 
     def write(self, checkpoint: Any, *, batches_done: int | None, complete: bool) -> None:
+        document = self._document(checkpoint, batches_done=batches_done, complete=complete)
+        with checkpoint_write(self.task_try.tags):
+            self.store.set(self.settings.key, document)
+
+    async def awrite(self, checkpoint: Any, *, batches_done: int | None, complete: bool) -> None:
+        """``write`` from a coroutine: the store's async accessor where it has one, else a worker thread."""
+        document = self._document(checkpoint, batches_done=batches_done, complete=complete)
+        with checkpoint_write(self.task_try.tags):
+            await aset(self.store, self.settings.key, document)
+
+    def _document(self, checkpoint: Any, *, batches_done: int | None, complete: bool) -> Any:
         model = self.settings.model
         if model is not None and not isinstance(checkpoint, model):
             raise TypeError(
@@ -128,8 +140,7 @@ class Checkpoints:
             complete=complete,
             data=data,
         )
-        with checkpoint_write(self.task_try.tags):
-            self.store.set(self.settings.key, envelope.dump())
+        return envelope.dump()
 
     def save(self, checkpoint: Any, *, batches_done: int | None = None) -> None:
         """Store ``checkpoint``; call it only once the work it describes is durable."""
@@ -192,6 +203,7 @@ class CheckpointWalk(Generic[C]):
         # A fresh per-walk view: a policy that measures the store must not share its measurements
         # with another walk through a policy object shared by operators (DEFAULT_CHECKPOINT_POLICY).
         self.policy = policy.start()
+        self._custom_save = save is not None
         self._save = save or (lambda cursor, index: checkpoints.save(cursor, batches_done=index))
         self._flush = flush or self.flush_on_failure
         self.clock = clock
@@ -248,12 +260,25 @@ class CheckpointWalk(Generic[C]):
         assert self.cursor is not None
         began = self.clock()
         self._save(self.cursor, self.index)
+        self._after_write(began)
+
+    def _after_write(self, began: float) -> None:
         self._last_save = self.clock()
         self.written += 1
         self.pending = 0
         note = self.policy.record_write(self._last_save - began)
         if note:
             self.log.warning(note)
+
+    async def acheckpoint(self) -> None:
+        """``checkpoint`` from a coroutine, with the event loop free while the store writes."""
+        assert self.cursor is not None
+        began = self.clock()
+        if self._custom_save:
+            await asyncio.to_thread(self._save, self.cursor, self.index)
+        else:
+            await self.checkpoints.awrite(self.cursor, batches_done=self.index, complete=False)
+        self._after_write(began)
 
     def failed(self) -> None:
         """A failure Python sees: write the checkpoint of the last finished batch, once."""
@@ -278,6 +303,14 @@ class CheckpointWalk(Generic[C]):
         after success starts afresh.
         """
         self.checkpoints.write(final if final is not None else self.last, batches_done=self.index, complete=True)
+        self._finished()
+
+    async def afinish(self, final: C | None = None) -> None:
+        """``finish`` from a coroutine."""
+        await self.checkpoints.awrite(final if final is not None else self.last, batches_done=self.index, complete=True)
+        self._finished()
+
+    def _finished(self) -> None:
         self.finished = True
         self.pending = 0
         self.log.info(

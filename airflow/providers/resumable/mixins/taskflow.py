@@ -5,7 +5,9 @@ One :class:`ResumableHandle` per try, around the try's :class:`~.TaskTry` (its g
 registered to be finished after the success). It holds no rules of its own: loops step
 ``checkpoint_runner.CheckpointWalk``, a job runs through ``job_runner.JobRun`` and a watermark is a
 ``watermark_runner.Watermark``, as for the operator mixins. Async functions use the same handle:
-``async for`` over a loop, and the ``a``-prefixed methods, which keep store calls off the event loop.
+``async for`` over a loop, and the ``a``-prefixed methods, which keep store calls off the event loop:
+checkpoint writes go through the store's ``aset`` (the native accessor's own on Airflow 3.4+,
+``compat.airflow.async_state_accessors``), everything else runs in a worker thread.
 
 The decorator (``decorators/resumable.py``) builds the handle, injects it as the ``resumable``
 argument of the function when the function names one, and makes it :func:`get_resumable_handle`'s
@@ -155,7 +157,7 @@ class CheckpointedLoop(Generic[T]):
                         continue
                     yield item
                     if walk.advance({"next": walk.index + 1}):
-                        await _off_loop(walk.checkpoint)
+                        await walk.acheckpoint()
                 self._skip(done, skipped)
             else:
                 iterator = iter(self.items)
@@ -163,14 +165,14 @@ class CheckpointedLoop(Generic[T]):
                 for item in iterator:
                     yield item
                     if walk.advance({"next": walk.index + 1}):
-                        await _off_loop(walk.checkpoint)
+                        await walk.acheckpoint()
         except BaseException:
             # An async generator cannot await while it is being closed: one blocking write, on failure only.
             walk.failed()
             raise
         finally:
             self.handle._forget(walk)
-        await _off_loop(walk.finish, {"next": walk.index})
+        await walk.afinish({"next": walk.index})
 
 
 class ResumableHandle:
@@ -270,13 +272,13 @@ class ResumableHandle:
                 outcome = process_batch(walk.cursor, walk.index)
                 next_cursor = await outcome if inspect.isawaitable(outcome) else outcome
                 if walk.advance(next_cursor):
-                    await _off_loop(walk.checkpoint)
+                    await walk.acheckpoint()
         except BaseException:
             walk.failed()
             raise
         finally:
             self._forget(walk)
-        await _off_loop(walk.finish)
+        await walk.afinish()
         return walk.result()
 
     def _forget(self, walk: CheckpointWalk[Any]) -> None:

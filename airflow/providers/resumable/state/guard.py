@@ -9,6 +9,7 @@ through untouched: they cannot leak a secret.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -17,7 +18,7 @@ from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
-from airflow.providers.resumable.state.base import StoreWrapper, backend_name
+from airflow.providers.resumable.state.base import StoreWrapper, aget, aset, backend_name
 from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
@@ -182,6 +183,25 @@ class GuardedStateStore(StoreWrapper):
             self._refuse_secrets(key, value)
         size = size_of(value)
         self.inner.set(key, value)
+        self.written_this_try[key] = value
+        self._sizes[key] = size
+        self._check_size(key, size)
+
+    async def aget(self, key: str, default: JsonValue = None) -> JsonValue:
+        if self.before_first_use is not None:
+            await asyncio.to_thread(self._first_use)
+        value = await aget(self.inner, key, default)
+        if value is not None and value is not default:
+            self._sizes[key] = size_of(value)
+        return value
+
+    async def aset(self, key: str, value: JsonValue) -> None:
+        if self.before_first_use is not None:
+            await asyncio.to_thread(self._first_use)
+        if not self.allow_secrets:
+            self._refuse_secrets(key, value)
+        size = size_of(value)
+        await aset(self.inner, key, value)
         self.written_this_try[key] = value
         self._sizes[key] = size
         self._check_size(key, size)
