@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 import requests
@@ -232,3 +232,68 @@ def test_a_raw_store_is_finished_after_success_so_a_clear_starts_fresh(tmp_path,
     second = clear_and_rerun(dag, first)
     assert second.state == "success"
     assert [entry["item"] for entry in read(done)] == list(range(10)) * 2
+
+
+def test_a_sync_job_survives_a_crash_mid_poll_with_one_job(job_system, request):
+    dag = make_dag(request)
+
+    @task.resumable(retries=1, **NO_DELAY)
+    def run_job(resumable):
+        return resumable.job(**job_calls(job_system, crash_in_poll_on_try=1))
+
+    with dag:
+        run_job()
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("run_job").try_number == 2
+    assert job_system.submit_calls == 1
+    assert run.xcom("run_job") == {"job_id": "job-1"}
+
+
+def test_each_map_index_runs_its_own_job_once(job_system, request):
+    dag = make_dag(request)
+
+    @task.resumable(retries=1, **NO_DELAY)
+    def run_job(part: int, resumable):
+        return resumable.job(**job_calls(job_system, crash_in_poll_on_try=1))
+
+    with dag:
+        run_job.partial().expand(part=[0, 1, 2])
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert len(job_system.jobs) == 3, "one job per map index, none duplicated by the retries"
+    assert job_system.submit_calls == 3
+
+
+def test_a_watermark_moves_only_with_a_successful_run(tmp_path, request):
+    from airflow.providers.resumable.testing import dag_for_test
+
+    seen = tmp_path / "seen.jsonl"
+    changes = list(range(1, 11))
+    name = f"{request.node.name}"
+
+    def build(fail: bool):
+        dag = dag_for_test(f"it_taskflow_{name}")
+
+        @task.resumable
+        def extract(resumable):
+            since = resumable.load_watermark(initial_value=0)
+            new = [c for c in changes if c > since]
+            record(seen, since=since, new=new, **{"try": 1})
+            if new:
+                resumable.advance_watermark(max(new))
+            if fail:
+                raise RuntimeError("the load failed after staging the mark")
+
+        with dag:
+            extract()
+        return dag
+
+    from datetime import datetime
+
+    assert run_dag(build(False), logical_date=datetime(2026, 1, 1, tzinfo=UTC)).state == "success"
+    changes.extend([11, 12])
+    assert run_dag(build(True), logical_date=datetime(2026, 1, 2, tzinfo=UTC)).state == "failed"
+    assert run_dag(build(False), logical_date=datetime(2026, 1, 3, tzinfo=UTC)).state == "success"
+    assert [entry["since"] for entry in read(seen)] == [0, 10, 10]
+    assert read(seen)[-1]["new"] == [11, 12]

@@ -206,3 +206,9 @@ def test_the_guard_is_transparent_to_isinstance_and_runs_its_first_use_hook_once
     assert store.written_this_try == {"a": 1}
     store.delete("a")
     assert store.written_this_try == {}
+
+    import copy
+
+    for twin in (copy.copy(store), copy.deepcopy(store)):
+        assert type(twin) is GuardedStateStore
+        assert isinstance(twin, InMemoryStateStore)

@@ -10,6 +10,7 @@ through untouched: they cannot leak a secret.
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import threading
@@ -161,6 +162,19 @@ class GuardedStateStore(StoreWrapper):
         while isinstance(inner, StoreWrapper):
             inner = inner.inner
         return type(inner)
+
+    def __copy__(self) -> GuardedStateStore:
+        # copy and deepcopy would rebuild from __class__, the backend's class: build this class instead.
+        twin = object.__new__(GuardedStateStore)
+        twin.__dict__.update(self.__dict__)
+        return twin
+
+    def __deepcopy__(self, memo: dict[int, object]) -> GuardedStateStore:
+        twin = object.__new__(GuardedStateStore)
+        memo[id(self)] = twin
+        for name, value in self.__dict__.items():
+            twin.__dict__[name] = copy.deepcopy(value, memo)
+        return twin
 
     def _first_use(self) -> None:
         hook, self.before_first_use = self.before_first_use, None
