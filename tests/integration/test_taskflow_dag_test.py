@@ -297,3 +297,32 @@ def test_a_watermark_moves_only_with_a_successful_run(tmp_path, request):
     assert run_dag(build(False), logical_date=datetime(2026, 1, 3, tzinfo=UTC)).state == "success"
     assert [entry["since"] for entry in read(seen)] == [0, 10, 10]
     assert read(seen)[-1]["new"] == [11, 12]
+
+
+@pytest.mark.parametrize("route", ["raw", "handle"])
+def test_a_secret_is_refused_on_both_routes_without_using_the_retries(monkeypatch, request, route):
+    import secrets
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import BaseHook
+    else:
+        from airflow.hooks.base import BaseHook
+
+    password = f"pw-{secrets.token_hex(10)}"
+    monkeypatch.setenv("AIRFLOW_CONN_RAW_SECRET", f"http://reader:{password}@example.com")
+    dag = make_dag(request)
+
+    @task.resumable(retries=1, **NO_DELAY)
+    def keep(resumable):
+        BaseHook.get_connection("raw_secret")  # Airflow registers the password with its secrets masker
+        cursor = {"next": f"https://example.com/items?page=2&key={password}"}
+        if route == "raw":
+            get_state_store(get_current_context()).set("cursor", cursor)
+        else:
+            resumable.checkpoints("cursor").save(cursor)
+
+    with dag:
+        keep()
+    run = run_dag(dag)
+    assert run.state == "failed"
+    assert run.ti("keep").try_number == 1, "SecretInStateError fails at once: a retry would store it again"
