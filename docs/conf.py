@@ -76,6 +76,7 @@ nitpick_ignore_regex = [
     # The standard library, typing and third-party packages (pydantic, tenacity, requests, botocore)
     # and Airflow itself: documented elsewhere, with no inventory available offline.
     (r"py:.*", r"(typing|typing_extensions|collections\.abc|abc|argparse|enum|datetime|json|logging|os|pathlib)\..*"),
+    (r"py:.*", r"contextvars\..*"),
     (r"py:.*", r"(pydantic|pytest|tenacity|requests|botocore|boto3|aiohttp|packaging|pendulum|sqlalchemy)(\..*)?"),
     (r"py:.*", r"airflow\.(?!providers\.resumable\.).*"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|MutableMapping|Sequence|Generator|TypeVar|Self)"),

@@ -7,6 +7,8 @@
 #   3. example_dags/example_resumable_http_incremental.py, four runs: the first reads everything, the
 #      second only new items, the third fails after fetching new items (the watermark stays), the
 #      fourth reads them again (demo/incremental_story.py, one process through the testing helper).
+#   4. example_dags/example_resumable_taskflow.py: a @task.resumable function converting 1,000 files
+#      crashes at file 517 and its retry resumes there; a plain @task beside it starts over at file 0.
 # Each prints where every try started and checks the output for lost or duplicated records.
 # Normally invoked via `make demo` (which builds .venv).
 #
@@ -58,3 +60,8 @@ run_dag example_stateful_batches
 
 # ---- 3. incremental runs with a watermark ---------------------------------------------------------
 "$venv/bin/python" -m demo.incremental_story --log "$home/example_resumable_http_incremental.log"
+
+# ---- 4. a TaskFlow function with a checkpointed loop ----------------------------------------------
+dags_test "$venv" "$home" example_resumable_taskflow \
+  "^[0-9]{4}-.*(Simulated worker crash|Saved the checkpoint|Resuming at batch|Starting at batch|Finished after batch)"
+"$venv/bin/python" "$root/scripts/demo_taskflow_summary.py" "$output"

@@ -79,3 +79,24 @@ def test_incremental_example_reads_each_change_once_and_a_failed_run_keeps_the_m
         "2026-01-01T01:14:00Z",
     ]
     assert report(stories, service.items) == 0
+
+
+def test_taskflow_example_resumes_and_the_plain_task_starts_over(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setenv("RESUMABLE_DEMO_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("RESUMABLE_DEMO_CRASH_AT", "517")
+    dag = load(EXAMPLES / "example_resumable_taskflow.py").get_dag("example_resumable_taskflow")
+    run = run_dag(dag)
+    assert run.state == "success"
+
+    def tries(task_id):
+        (log,) = (tmp_path / "taskflow" / task_id).glob("*/tries.jsonl")
+        done: dict[int, list[str]] = {}
+        for line in log.read_text().splitlines():
+            entry = json.loads(line)
+            done.setdefault(entry["try"], []).append(entry["file"])
+        return {number: (files[0], len(files)) for number, files in done.items()}
+
+    assert tries("convert_files") == {1: ("invoice-0000.csv", 517), 2: ("invoice-0517.csv", 483)}
+    assert tries("convert_files_plain") == {1: ("invoice-0000.csv", 517), 2: ("invoice-0000.csv", 1000)}

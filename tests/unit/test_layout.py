@@ -30,6 +30,7 @@ FLOORS = {
     "mixins": 4,
     "inventory": 4,
     "operators": 5,
+    "decorators": 5,
     "cli": 5,
     "testing": 6,
 }

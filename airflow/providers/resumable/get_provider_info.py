@@ -23,6 +23,7 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://github.com/airflow-provider-resumable/airflow-provider-resumable",
                 "how-to-guide": [
                     "/docs/mixins.rst",
+                    "/docs/taskflow.rst",
                     "/docs/state-backends.rst",
                     "/docs/operators/http.rst",
                     "/docs/operators/databricks.rst",
@@ -40,6 +41,9 @@ def get_provider_info() -> dict[str, Any]:
                     "airflow.providers.resumable.operators.emr",
                 ],
             }
+        ],
+        "task-decorators": [
+            {"class-name": "airflow.providers.resumable.decorators.resumable.resumable_task", "name": "resumable"}
         ],
         "cli": ["airflow.providers.resumable.cli.definition.get_resumable_cli_commands"],
         "config": {

@@ -417,3 +417,32 @@ def test_asset_state_rows_read_overwrite_and_delete(db_session):
 )
 def test_only_a_loop_iteration_is_a_region(region_id, region_index, map_index, expected):
     assert compat.loop_region(region_id, region_index, map_index) == expected
+
+
+# ---- TaskFlow -----------------------------------------------------------------------------------------
+
+
+def test_the_task_decorator_pieces_are_airflows_own():
+    assert compat.python_decorated_operator().__name__ == "_PythonDecoratedOperator"
+    assert compat.task_decorator_factory().__name__ == "task_decorator_factory"
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_2_PLUS
+
+    assert compat.runs_async_callables() is AIRFLOW_V_3_2_PLUS
+
+
+def test_async_state_accessors_need_airflow_3_4_and_the_methods(monkeypatch):
+    from airflow.providers.resumable.compat import version_compat
+
+    class Blocking:
+        def get(self, key, default=None): ...
+
+    class Awaitable(Blocking):
+        async def aget(self, key, default=None): ...
+
+        async def aset(self, key, value): ...
+
+    monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", True)
+    assert compat.async_state_accessors(Awaitable())
+    assert not compat.async_state_accessors(Blocking())
+    monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", False)
+    assert not compat.async_state_accessors(Awaitable())

@@ -348,3 +348,52 @@ class TestVariableLife:
         store.set("k", 1)
         assert "deleted" in store.finish(FinishedMarker(try_number=1))
         assert store.key not in access.rows
+
+
+class TestAsyncAccess:
+    """Coroutines reach the native accessor's ``aget``/``aset`` on 3.4, and a worker thread otherwise."""
+
+    class Accessor:
+        def __init__(self) -> None:
+            self.data: dict = {}
+            self.calls: list[str] = []
+
+        def get(self, key, default=None):
+            self.calls.append("get")
+            return self.data.get(key, default)
+
+        def set(self, key, value):
+            self.calls.append("set")
+            self.data[key] = value
+
+        async def aget(self, key, default=None):
+            self.calls.append("aget")
+            return self.data.get(key, default)
+
+        async def aset(self, key, value):
+            self.calls.append("aset")
+            self.data[key] = value
+
+    @pytest.mark.parametrize(("v34", "expected"), [(True, ["aset", "aget"]), (False, ["set", "get"])])
+    def test_native_async_calls(self, monkeypatch, v34, expected):
+        import asyncio
+
+        from airflow.providers.resumable.compat import version_compat
+        from airflow.providers.resumable.state.backends import NativeTaskStateStore
+        from airflow.providers.resumable.state.base import NamespacedStateStore
+
+        monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", v34)
+        accessor = self.Accessor()
+        store = NativeTaskStateStore(accessor)
+
+        async def main():
+            await store.aset("k", {"n": 1})
+            return await store.aget("k")
+
+        assert asyncio.run(main()) == {"n": 1}
+        assert accessor.calls == expected
+
+        view = NamespacedStateStore(store, "taskflow")
+        asyncio.run(view.aset("loop0", {"next": 3}))
+        assert accessor.data["taskflow/loop0"] == {"next": 3}
+        assert accessor.data["taskflow/__keys__"] == ["loop0"]

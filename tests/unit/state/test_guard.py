@@ -187,3 +187,28 @@ class TestSize:
         stats.incr.assert_called_once_with(
             "resumable.state.oversize", tags={"task_id": "counted", "backend": "task_state_store"}
         )
+
+
+def test_the_guard_is_transparent_to_isinstance_and_runs_its_first_use_hook_once():
+    from airflow.providers.resumable.state.backends import InMemoryStateStore
+    from airflow.providers.resumable.state.guard import GuardedStateStore
+
+    inner = InMemoryStateStore()
+    store = guard(inner, owner="t", allow_secrets=False, scope=None, try_id=None)
+    assert isinstance(store, InMemoryStateStore)
+    assert isinstance(store, GuardedStateStore)
+    assert type(store) is GuardedStateStore
+    calls = []
+    store.before_first_use = lambda: calls.append(1)
+    store.set("a", 1)
+    store.get("a")
+    assert calls == [1]
+    assert store.written_this_try == {"a": 1}
+    store.delete("a")
+    assert store.written_this_try == {}
+
+    import copy
+
+    for twin in (copy.copy(store), copy.deepcopy(store)):
+        assert type(twin) is GuardedStateStore
+        assert isinstance(twin, InMemoryStateStore)

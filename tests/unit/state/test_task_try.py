@@ -316,3 +316,45 @@ def test_the_ledger_is_for_the_native_store_only(state_backend):
     assert ledger.inner.key.startswith("resumable.ledger.dag.run.task.")
     pending = after_success.forget(native.scope)
     assert ledger in pending.stores, "dropped after the success, like the task's state"
+
+
+class TestTheRawRoute:
+    """``get_state_store(context)`` inside a task: guarded, finished after success, fresh after a clear."""
+
+    def test_it_is_the_tries_guarded_store_registered_once(self, memory_store):
+        from airflow.providers.resumable.state import after_success
+        from airflow.providers.resumable.state.guard import GuardedStateStore
+
+        class Task:
+            task_id = "task"
+
+        ti = FakeTI()
+        context = make_context(ti, task=Task())
+        store = get_state_store(context)
+        assert type(store) is GuardedStateStore
+        assert get_state_store(context) is store
+        assert TaskTry.of(context["task"], context).store is store
+        scope = TaskTry.of(context["task"], context).scope
+        assert [s for s in after_success._pending[scope].stores] == [store]
+        after_success.forget(scope)
+
+    def test_a_clear_after_success_starts_fresh_keeping_what_this_try_wrote(self, memory_store):
+        from airflow.providers.resumable.plugins.resumable import listener
+
+        ti = FakeTI()
+        get_state_store(make_context(ti)).set("next", 1000)
+        listener.on_task_instance_success(None, ti)
+        assert memory_store.get("next") == 1000, "kept after success, with the finished marker"
+
+        cleared = FakeTI(try_number=2, max_tries=3)
+        context = make_context(cleared)
+        # A mixin of the new life wrote first, through the same try.
+        TaskTry.of(cleared, context).store.set("stateful/checkpoint", {"n": 1})
+        raw = get_state_store(context)
+        assert raw.get("next") is None
+        assert raw.get("stateful/checkpoint") == {"n": 1}
+        raw.set("next", 5)
+        listener.on_task_instance_failed(None, cleared)
+
+        retry = FakeTI(try_number=3, max_tries=3)
+        assert get_state_store(make_context(retry)).get("next") == 5, "a retry of the new life resumes"

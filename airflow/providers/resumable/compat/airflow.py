@@ -724,3 +724,57 @@ def discard_task_state(ti: Any, session: Any) -> None:
     else:
         scope = TaskScope(ti.dag_id, ti.run_id, ti.task_id, ti.map_index)
     MetastoreBackend().clear(scope, session=session)
+
+
+# ---- TaskFlow -----------------------------------------------------------------------------------------
+
+
+def python_decorated_operator() -> type[Any]:
+    """
+    The operator class behind ``@task``, which ``@task.resumable`` subclasses.
+
+    3.0+: ``_PythonDecoratedOperator`` of the standard provider (``airflow.providers.standard``).
+    2.11: ``airflow.decorators.python._PythonDecoratedOperator``.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.providers.standard.decorators.python import _PythonDecoratedOperator
+    else:
+        from airflow.decorators.python import _PythonDecoratedOperator  # type: ignore[no-redef]
+    return _PythonDecoratedOperator
+
+
+def task_decorator_factory() -> Callable[..., Any]:
+    """
+    Airflow's factory of task decorators (``task_decorator_factory``).
+
+    3.0+: ``airflow.sdk.bases.decorator``. 2.11: ``airflow.decorators.base``.
+    """
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.bases.decorator import task_decorator_factory as factory
+    else:
+        from airflow.decorators.base import task_decorator_factory as factory  # type: ignore[no-redef]
+    return factory
+
+
+def runs_async_callables() -> bool:
+    """
+    Whether ``@task`` runs an ``async def`` function in an event loop itself.
+
+    3.2+: yes (the standard provider's ``PythonOperator.aexecute``, ``BaseAsyncOperator``). 2.11 and
+    3.0-3.1: no, it would return the coroutine, so ``@task.resumable`` runs it with ``asyncio.run``.
+    """
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_2_PLUS
+
+    return AIRFLOW_V_3_2_PLUS
+
+
+def async_state_accessors(accessor: Any) -> bool:
+    """
+    Whether the native ``task_state_store`` accessor has awaitable ``aget`` / ``aset`` / ``adelete``.
+
+    3.4+: yes, where the accessor offers them. 3.3: blocking calls only (run off the event loop with
+    ``asyncio.to_thread``). Before 3.3: no native store.
+    """
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_4_PLUS
+
+    return AIRFLOW_V_3_4_PLUS and all(callable(getattr(accessor, name, None)) for name in ("aget", "aset"))

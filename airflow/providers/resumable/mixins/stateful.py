@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from airflow.providers.resumable.compat.airflow import task_state_retention
 from airflow.providers.resumable.compat.version_compat import apply_defaults
@@ -27,9 +26,18 @@ from airflow.providers.resumable.mixins.checkpoint_policies import (
 from airflow.providers.resumable.mixins.checkpoint_policies import (
     checkpoint_every_seconds as checkpoint_every_seconds,
 )
-from airflow.providers.resumable.observability import checkpoint_write
-from airflow.providers.resumable.state.base import CorruptStateError, NamespacedStateStore
-from airflow.providers.resumable.state.codec import CheckpointEnvelope, utcnow_iso
+
+# BatchRun and CheckpointSchemaError lived here until 0.2.0; the walk is in checkpoint_runner.py now.
+from airflow.providers.resumable.mixins.checkpoint_runner import BatchRun as BatchRun
+from airflow.providers.resumable.mixins.checkpoint_runner import (
+    Checkpoints,
+    CheckpointSettings,
+    CheckpointWalk,
+    walk_batches,
+)
+from airflow.providers.resumable.mixins.checkpoint_runner import (
+    CheckpointSchemaError as CheckpointSchemaError,
+)
 from airflow.providers.resumable.state.lifecycle import outlives_retention
 from airflow.providers.resumable.state.selection import validate_backend
 from airflow.providers.resumable.state.task_try import TaskTry
@@ -38,16 +46,10 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from airflow.providers.resumable.compat.version_compat import Context
+    from airflow.providers.resumable.state.base import NamespacedStateStore
+    from airflow.providers.resumable.state.codec import CheckpointEnvelope
 
 C = TypeVar("C")
-
-
-class CheckpointSchemaError(CorruptStateError):
-    """
-    A stored checkpoint does not fit the operator's ``checkpoint_model`` and cannot be migrated.
-
-    A retry would read the same checkpoint, so the task fails without using its retries.
-    """
 
 
 class Checkpoint(BaseModel):
@@ -65,21 +67,6 @@ class Checkpoint(BaseModel):
     def migrate(cls, data: dict[str, Any], from_version: int) -> dict[str, Any]:
         """Return ``data`` (written at ``from_version``) in this model's current shape."""
         raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class BatchRun(Generic[C]):
-    """What ``run_batches`` did on this try."""
-
-    resumed_from: int
-    """Batch index this try started at (0 when there was no checkpoint)."""
-    batches_done: int
-    """Batches done in all, over every try."""
-    batches_this_try: int
-    checkpoints_written: int
-    cursor: C | None
-    already_complete: bool = False
-    """An earlier try of this life finished the walk (and then failed after it): nothing was redone."""
 
 
 class StatefulOperatorMixin:
@@ -202,38 +189,22 @@ class StatefulOperatorMixin:
 
     def load_checkpoint(self, context: Context) -> Any:
         """The checkpoint stored in this life of the task instance, as a ``checkpoint_model`` (or dict), or None."""
-        envelope = self._current_envelope(context)
-        return None if envelope is None else self._decode(envelope, context)
+        return self.checkpoints(context).load()
 
     def save_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None = None) -> None:
         """Store ``checkpoint``; call it only once the work it describes is durable."""
         self._write_checkpoint(context, checkpoint, batches_done=batches_done, complete=False)
 
     def _write_checkpoint(self, context: Context, checkpoint: Any, *, batches_done: int | None, complete: bool) -> None:
-        model = self.checkpoint_model
-        if model is not None and not isinstance(checkpoint, model):
-            raise TypeError(
-                f"save_checkpoint expects a {model.__name__} (checkpoint_model), got {type(checkpoint).__name__}"
-            )
-        data = checkpoint.model_dump(mode="json") if isinstance(checkpoint, BaseModel) else checkpoint
-        task_try = self.task_try(context)
-        info = task_try.info
-        envelope = CheckpointEnvelope(
-            schema_name=model.__name__ if model is not None else None,
-            schema_version=self._schema_version(),
-            generation=info.max_tries,
-            try_number=info.try_number,
-            saved_at=utcnow_iso(),
-            batches_done=batches_done,
-            complete=complete,
-            data=data,
-        )
-        store = task_try.namespaced(self.state_namespace)
-        with checkpoint_write(task_try.tags):
-            store.set(self.checkpoint_key, envelope.dump())
+        self.checkpoints(context).write(checkpoint, batches_done=batches_done, complete=complete)
 
     def clear_checkpoint(self, context: Context) -> None:
-        self.state_store(context).delete(self.checkpoint_key)
+        self.checkpoints(context).clear()
+
+    def checkpoints(self, context: Context) -> Checkpoints:
+        """This operator's typed checkpoint on the running try (``mixins/checkpoint_runner.py``)."""
+        settings = CheckpointSettings(self.state_namespace, self.checkpoint_key, self.checkpoint_model)
+        return Checkpoints(self.task_try(context), settings, self.log)
 
     # ---- batch walker -------------------------------------------------------------------------------
 
@@ -257,81 +228,18 @@ class StatefulOperatorMixin:
         (the try failed after the walk) returns at once with ``already_complete``, and once Airflow has
         recorded the task's success the checkpoint is dropped or marked finished, so a clear after
         success starts afresh while a clear after a failure resumes.
+
+        The walk itself is ``checkpoint_runner.walk_batches``; this method binds the operator's
+        ``save_checkpoint`` and ``_flush_on_failure`` to it.
         """
-        # A fresh per-walk view: a policy that measures the store must not share its measurements
-        # with another walk through a policy object shared by operators (DEFAULT_CHECKPOINT_POLICY).
-        policy = (policy or self.checkpoint_policy).start()
-        envelope = self._current_envelope(context)
-        if envelope is not None and envelope.complete:
-            done = envelope.batches_done or 0
-            self.log.info(
-                "The walk already finished at try %s (%s batches) and that try failed afterwards; not redoing it",
-                envelope.try_number,
-                done,
-            )
-            return BatchRun(
-                resumed_from=done,
-                batches_done=done,
-                batches_this_try=0,
-                checkpoints_written=0,
-                cursor=None,
-                already_complete=True,
-            )
-        if envelope is not None:
-            cursor: C | None = self._decode(envelope, context)
-            index = envelope.batches_done or 0
-            self.log.info(
-                "Resuming at batch %s from the checkpoint saved at try %s (%s)",
-                index,
-                envelope.try_number,
-                envelope.saved_at,
-            )
-        else:
-            cursor, index = start, 0
-            self.log.info("Starting at batch 0: no checkpoint stored; checkpoints: %r", policy)
-        resumed_from = index
-        pending = 0
-        written = 0
-        last = cursor
-        last_save = time.monotonic()
-        try:
-            while cursor is not None:
-                last = cursor
-                next_cursor = process_batch(cursor, index)
-                index += 1
-                pending += 1
-                cursor = next_cursor
-                if cursor is not None and policy.should_checkpoint(pending, time.monotonic() - last_save):
-                    began = time.monotonic()
-                    self.save_checkpoint(context, cursor, batches_done=index)
-                    last_save = time.monotonic()
-                    written += 1
-                    pending = 0
-                    note = policy.record_write(last_save - began)
-                    if note:
-                        self.log.warning(note)
-        except BaseException:
-            if pending and cursor is not None:
-                self._flush_on_failure(context, cursor, index)
-            raise
-        # Kept, marked complete, until Airflow records the task's success: a failure after execute
-        # returns (the XCom push, post_execute) then retries without redoing the walk, and a clear
-        # after success starts afresh.
-        self._write_checkpoint(context, last, batches_done=index, complete=True)
-        self.log.info(
-            "Finished after batch %s: %s this try, %s checkpoints written (%r)",
-            index - 1,
-            index - resumed_from,
-            written,
-            policy,
+        walk: CheckpointWalk[C] = CheckpointWalk(
+            self.checkpoints(context),
+            policy or self.checkpoint_policy,
+            save=lambda cursor, index: self.save_checkpoint(context, cursor, batches_done=index),
+            flush=lambda cursor, index: self._flush_on_failure(context, cursor, index),
+            clock=time.monotonic,
         )
-        return BatchRun(
-            resumed_from=resumed_from,
-            batches_done=index,
-            batches_this_try=index - resumed_from,
-            checkpoints_written=written,
-            cursor=cursor,
-        )
+        return walk_batches(walk, process_batch, start=start)
 
     # ---- helpers ------------------------------------------------------------------------------------
 
@@ -348,50 +256,10 @@ class StatefulOperatorMixin:
 
     def _current_envelope(self, context: Context) -> CheckpointEnvelope | None:
         """The stored checkpoint if it belongs to this life of the task instance, else None."""
-        store = self.state_store(context)
-        envelope = CheckpointEnvelope.parse(
-            store.get(self.checkpoint_key), self._location(context), error=CheckpointSchemaError
-        )
-        if envelope is None:
-            return None
-        ended = self.task_try(context).ended_life(
-            envelope.try_number, complete=envelope.complete, written_max_tries=envelope.generation
-        )
-        if ended is not None:
-            self.log.info(
-                "Not resuming from the checkpoint: %s; the task was cleared by hand, so it starts afresh", ended
-            )
-            return None
-        return envelope
+        return self.checkpoints(context).current()
 
     def _location(self, context: Context) -> str:
         return self.task_try(context).locate(self.checkpoint_key, self.state_namespace)
 
     def _decode(self, envelope: CheckpointEnvelope, context: Context) -> Any:
-        model = self.checkpoint_model
-        if model is None:
-            return envelope.data
-        data = envelope.data
-        current = self._schema_version()
-        location = self._location(context)
-        if envelope.schema_version != current:
-            migrate = getattr(model, "migrate", None)
-            try:
-                if migrate is None:
-                    raise NotImplementedError
-                data = migrate(dict(data), envelope.schema_version)
-            except NotImplementedError:
-                raise CheckpointSchemaError(
-                    f"The checkpoint in {location} was written by {envelope.schema_name} schema_version "
-                    f"{envelope.schema_version}, but {model.__name__} is at schema_version {current} and "
-                    f"its migrate() does not handle version {envelope.schema_version}. Implement "
-                    "migrate(), or delete the key to start from the beginning."
-                ) from None
-        try:
-            return model.model_validate(data)
-        except ValidationError as err:
-            raise CheckpointSchemaError(
-                f"The checkpoint in {location} ({envelope.schema_name} schema_version {envelope.schema_version}) "
-                f"does not fit {model.__name__}: {err}. Bump schema_version and implement migrate(), or "
-                "delete the key to start from the beginning."
-            ) from err
+        return self.checkpoints(context).decode(envelope)

@@ -8,6 +8,7 @@ duplicate job.
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import functools
 import json
@@ -15,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from airflow.providers.resumable.compat.airflow import variable_access
+from airflow.providers.resumable.compat.airflow import async_state_accessors, variable_access
 from airflow.providers.resumable.state.base import (
     CorruptStateError,
     FinishByMarker,
@@ -166,6 +167,36 @@ class NativeTaskStateStore:
     @wrap_errors("clear")
     def clear(self) -> None:
         self.accessor.clear()
+
+    async def aget(self, key: str, default: JsonValue = None) -> JsonValue:
+        """``get`` for a coroutine: the accessor's own ``aget`` where Airflow has one, else a worker thread."""
+        if not async_state_accessors(self.accessor):
+            return await asyncio.to_thread(self.get, key, default)
+        try:
+            return await self.accessor.aget(key, default)
+        except (StateStoreError, ValueError):
+            raise
+        except Exception as err:
+            raise StateStoreError(
+                f"{self!r} failed on aget({key!r}): {type(err).__name__}: {err}. Refusing to continue without "
+                "durable state; the task fails so that a retry can resume once the store is reachable again."
+            ) from err
+
+    async def aset(self, key: str, value: JsonValue) -> None:
+        """``set`` for a coroutine: the accessor's own ``aset`` where Airflow has one, else a worker thread."""
+        if not async_state_accessors(self.accessor):
+            await asyncio.to_thread(self.set, key, value)
+            return
+        check_json(key, value)
+        try:
+            await self.accessor.aset(key, value)
+        except (StateStoreError, ValueError):
+            raise
+        except Exception as err:
+            raise StateStoreError(
+                f"{self!r} failed on aset({key!r}): {type(err).__name__}: {err}. Refusing to continue without "
+                "durable state; the task fails so that a retry can resume once the store is reachable again."
+            ) from err
 
     def finish(self, marker: FinishedMarker) -> str:
         # The native store keeps state after success on purpose (observability; Airflow's own

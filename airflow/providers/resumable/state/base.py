@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from dataclasses import dataclass
@@ -216,6 +217,23 @@ def check_json(key: str, value: JsonValue) -> None:
         ) from err
 
 
+async def aget(store: Any, key: str, default: JsonValue = None) -> JsonValue:
+    """``store.get`` from a coroutine: the store's own ``aget`` when it has one, else in a worker thread."""
+    native = getattr(store, "aget", None)
+    if native is not None:
+        return await native(key, default)
+    return await asyncio.to_thread(store.get, key, default)
+
+
+async def aset(store: Any, key: str, value: JsonValue) -> None:
+    """``store.set`` from a coroutine: the store's own ``aset`` when it has one, else in a worker thread."""
+    native = getattr(store, "aset", None)
+    if native is not None:
+        await native(key, value)
+    else:
+        await asyncio.to_thread(store.set, key, value)
+
+
 class NamespacedStateStore:
     """
     A view of a store in which every key is prefixed by ``namespace``.
@@ -258,6 +276,20 @@ class NamespacedStateStore:
             self.inner.set(self._full(self._INDEX), [*index, key])
             index.append(key)
         self.inner.set(self._full(key), value)
+
+    async def aget(self, key: str, default: JsonValue = None) -> JsonValue:
+        return await aget(self.inner, self._full(key), default)
+
+    async def aset(self, key: str, value: JsonValue) -> None:
+        check_json(key, value)
+        if self._index is None:
+            stored = await aget(self.inner, self._full(self._INDEX), [])
+            self._index = list(stored) if isinstance(stored, list) else []
+        index = self._index
+        if key not in index:
+            await aset(self.inner, self._full(self._INDEX), [*index, key])
+            index.append(key)
+        await aset(self.inner, self._full(key), value)
 
     def delete(self, key: str) -> None:
         self.inner.delete(self._full(key))

@@ -9,6 +9,8 @@ through untouched: they cannot leak a secret.
 
 from __future__ import annotations
 
+import asyncio
+import copy
 import json
 import logging
 import threading
@@ -17,11 +19,11 @@ from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
-from airflow.providers.resumable.state.base import StoreWrapper, backend_name
+from airflow.providers.resumable.state.base import StoreWrapper, aget, aset, backend_name
 from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from airflow.providers.resumable.state.base import JsonValue, StateStore, TaskScope
     from airflow.providers.resumable.state.codec import FinishedMarker
@@ -147,29 +149,86 @@ class GuardedStateStore(StoreWrapper):
         self.try_id = try_id
         #: Sizes of the values this try has read or written, by key: a Variable holds them all in one document.
         self._sizes: dict[str, int] = {}
+        #: Run once, before the first call through this store (``TaskTry.start_fresh_after_success``).
+        self.before_first_use: Callable[[], object] | None = None
+        #: What this try wrote, so clearing what an ended life left can keep it.
+        self.written_this_try: dict[str, JsonValue] = {}
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # Transparent to isinstance(), as the unguarded backend was before 0.2.0: code that checks
+        # ``isinstance(get_state_store(context), VariableStateStore)`` keeps working. type() tells.
+        inner = self.inner
+        while isinstance(inner, StoreWrapper):
+            inner = inner.inner
+        return type(inner)
+
+    def __copy__(self) -> GuardedStateStore:
+        # copy and deepcopy would rebuild from __class__, the backend's class: build this class instead.
+        twin = object.__new__(GuardedStateStore)
+        twin.__dict__.update(self.__dict__)
+        return twin
+
+    def __deepcopy__(self, memo: dict[int, object]) -> GuardedStateStore:
+        twin = object.__new__(GuardedStateStore)
+        memo[id(self)] = twin
+        for name, value in self.__dict__.items():
+            twin.__dict__[name] = copy.deepcopy(value, memo)
+        return twin
+
+    def _first_use(self) -> None:
+        hook, self.before_first_use = self.before_first_use, None
+        if hook is not None:
+            hook()
 
     def locate(self, key: str) -> str:
         return where(self.inner, key)
 
     def get(self, key: str, default: JsonValue = None) -> JsonValue:
+        self._first_use()
         value = self.inner.get(key, default)
         if value is not None and value is not default:
             self._sizes[key] = size_of(value)
         return value
 
     def set(self, key: str, value: JsonValue) -> None:
+        self._first_use()
         if not self.allow_secrets:
             self._refuse_secrets(key, value)
         size = size_of(value)
         self.inner.set(key, value)
+        self.written_this_try[key] = value
+        self._sizes[key] = size
+        self._check_size(key, size)
+
+    async def aget(self, key: str, default: JsonValue = None) -> JsonValue:
+        if self.before_first_use is not None:
+            await asyncio.to_thread(self._first_use)
+        value = await aget(self.inner, key, default)
+        if value is not None and value is not default:
+            self._sizes[key] = size_of(value)
+        return value
+
+    async def aset(self, key: str, value: JsonValue) -> None:
+        if self.before_first_use is not None:
+            await asyncio.to_thread(self._first_use)
+        if not self.allow_secrets:
+            self._refuse_secrets(key, value)
+        size = size_of(value)
+        await aset(self.inner, key, value)
+        self.written_this_try[key] = value
         self._sizes[key] = size
         self._check_size(key, size)
 
     def delete(self, key: str) -> None:
+        self._first_use()
         self.inner.delete(key)
+        self.written_this_try.pop(key, None)
         self._sizes.pop(key, None)
 
     def clear(self) -> None:
+        self.before_first_use = None
+        self.written_this_try.clear()
         self.inner.clear()
         self._sizes.clear()
 

@@ -11,6 +11,7 @@ and the after-success registry take a ``TaskTry`` or what it holds.
 from __future__ import annotations
 
 import contextlib
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -33,7 +34,7 @@ from airflow.providers.resumable.state.base import (
     backend_name,
 )
 from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker, located
-from airflow.providers.resumable.state.guard import guard
+from airflow.providers.resumable.state.guard import GuardedStateStore, guard
 from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life
 from airflow.providers.resumable.state.selection import (
     AUTO,
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airflow.providers.resumable.state.after_success import SuccessAction
+
+log = logging.getLogger(__name__)
 
 #: Where :meth:`TaskTry.of` keeps the try of an operator (or a TaskFlow handle) between calls.
 _CACHE_ATTRIBUTE = "_resumable_try"
@@ -151,7 +154,43 @@ def _custom_store(choice: str, context: Any) -> StateStore:
 
 def get_state_store(context: Mapping[str, Any] | None, backend: str | None = None) -> StateStore:
     """
-    Return the state store of the task instance running with ``context``.
+    Return the state store of the task instance running with ``context``, for code that keeps raw keys.
+
+    Inside a task instance this is the running try's store (:attr:`TaskTry.store`): every write is
+    checked for secrets and size, it is finished once Airflow has recorded the task instance's
+    success, and the first call after a person's clear of a succeeded task instance finds it empty
+    (raw keys carry no try number, so what the ended life left is cleared, on every backend). The
+    guard is transparent: ``isinstance(store, NativeTaskStateStore)`` still holds.
+
+    ``backend`` defaults to ``[resumable] state_backend``: ``auto`` uses the native
+    ``task_state_store`` when the context has one (Airflow 3.3+) and Airflow Variables otherwise;
+    ``task_state_store`` and ``variable`` force one; anything else is a dotted path to a class whose
+    ``from_context(context)`` (or constructor, called with the context) returns a ``StateStore``.
+
+    Without a task instance in the context (a unit test calling ``op.execute({})``) a configured
+    class is still used, so a test store works; the built-in backends need a task instance, so an
+    :class:`~.EphemeralStateStore` stands in and nothing is durable, as with the official operators.
+    """
+    ti = task_instance_of(context)
+    if ti is None:
+        return backend_store(context, backend)
+    task = None
+    with contextlib.suppress(Exception):
+        task = context.get("task") if context is not None else None
+    if backend is not None and validate_backend(backend) != validate_backend():
+        # Another backend than the configured one: a try of its own, not cached on the task.
+        task_try = TaskTry.from_context(context, owner=ti.task_id, kind="get_state_store", backend=backend)
+    else:
+        task_try = TaskTry.of(task if task is not None else ti, context)
+    if isinstance(task_try.store, GuardedStateStore) and not task_try._fresh_checked:
+        # Checked at the first call, not here: building the store must not reach the backend.
+        task_try.store.before_first_use = task_try.start_fresh_after_success
+    return task_try.store
+
+
+def backend_store(context: Mapping[str, Any] | None, backend: str | None = None) -> StateStore:
+    """
+    The backend's own store for ``context``, unguarded and unregistered (what :class:`TaskTry` wraps).
 
     ``backend`` defaults to ``[resumable] state_backend``: ``auto`` uses the native
     ``task_state_store`` when the context has one (Airflow 3.3+) and Airflow Variables otherwise;
@@ -214,6 +253,7 @@ class TaskTry:
     _ledger: StateStore | None = field(default=None, repr=False)
     _namespaces: dict[str, NamespacedStateStore] = field(default_factory=dict, repr=False)
     _marker: tuple[FinishedMarker | None] | None = field(default=None, repr=False)
+    _fresh_checked: bool = field(default=False, repr=False)
 
     @classmethod
     def from_context(
@@ -225,6 +265,7 @@ class TaskTry:
         dag_id: str | None = None,
         allow_secrets: bool = False,
         ephemeral: bool = False,
+        backend: str | None = None,
     ) -> TaskTry:
         """
         Read the try from ``context``: its scope, its identity, and the store ``[resumable] state_backend`` picks.
@@ -236,7 +277,7 @@ class TaskTry:
         ti = task_instance_of(context)
         scope = scope_of_ti(ti) if ti is not None else None
         info = try_info_of(context)
-        raw = EphemeralStateStore() if ephemeral else get_state_store(context)
+        raw = EphemeralStateStore() if ephemeral else backend_store(context, backend)
         durable = is_durable(raw)
         store: StateStore = (
             guard(raw, owner=owner, allow_secrets=allow_secrets, scope=scope, try_id=info.try_id) if durable else raw
@@ -361,6 +402,35 @@ class TaskTry:
         """This try was told to stop: whatever it returns, nothing is finished or committed after it."""
         if self.scope is not None:
             after_success.note_killed(self.scope, self.info)
+
+    def start_fresh_after_success(self) -> bool:
+        """
+        Clear what an ended life left, when the finished marker says one ended: the raw route's lifecycle.
+
+        Raw keys (``get_state_store``) carry no try number, so only the marker tells that they belong
+        to a life that succeeded; the first try after a person's clear finds the marker and clears the
+        store, keeping what this try already wrote (a mixin's first checkpoint of the new life).
+        Variables need nothing: they are dropped after success. Once per try; True when it cleared.
+        """
+        if self._fresh_checked or not self.durable or self.scope is None:
+            return False
+        self._fresh_checked = True
+        marker = self.marker()
+        if marker is None:
+            return False
+        kept = dict(getattr(self.store, "written_this_try", {}))
+        self.store.clear()
+        for key, value in kept.items():
+            self.store.set(key, value)
+        self._marker = (None,)
+        self._namespaces.clear()
+        log.info(
+            "The task instance succeeded at try %s and was cleared since: starting afresh, its stored state cleared "
+            "(%s)",
+            marker.try_number,
+            located(self.store, FINISHED_KEY),
+        )
+        return True
 
     def on_success(self, action: SuccessAction) -> None:
         """Run ``action`` once Airflow has recorded this task instance's success (dropped if the try fails)."""

@@ -1,0 +1,249 @@
+"""
+A watermark on one try: the window this run reads, and the staged advance committed after success.
+
+``WatermarkMixin`` (``watermark.py``) and the TaskFlow handle (``taskflow.py``) both run on this
+module; it takes a :class:`~airflow.providers.resumable.state.task_try.TaskTry`, the mark's store
+and scope, and :class:`WatermarkSettings`, and never imports either of them. The rules themselves
+(planning a window, a commit, an overlap) are pure, in ``watermarks/rules.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ValidationError
+
+from airflow.providers.resumable.state.base import CorruptStateError
+from airflow.providers.resumable.state.codec import utcnow_iso
+from airflow.providers.resumable.watermarks.rules import (
+    OVERLAP_RULES,
+    WatermarkDocument,
+    Window,
+    cursor_max,
+    plan_commit,
+    plan_window,
+)
+from airflow.providers.resumable.watermarks.stores import watermark_command
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import timedelta
+
+    from airflow.providers.resumable.state.task_try import TaskTry
+    from airflow.providers.resumable.watermarks.stores import WatermarkScope, WatermarkStore
+
+
+@dataclass
+class WatermarkCommit:
+    """The success action that commits a staged watermark; built by ``Watermark.advance``."""
+
+    key: str
+    store: WatermarkStore
+    window: Window
+    staged: Any
+    run_id: str
+    map_index: int
+    try_number: int | None
+    on_overlap: str
+    merge: Callable[[Any, Any], Any]
+    scope: dict[str, Any]
+    log: Any = field(repr=False, default=None)
+
+    def __call__(self) -> str:
+        location = self.store.locate()
+        # Read again now, not when the run started: another run may have committed meanwhile.
+        current = WatermarkDocument.parse(self.store.read(), location)
+        plan = plan_commit(
+            current,
+            self.window,
+            self.staged,
+            run_id=self.run_id,
+            map_index=self.map_index,
+            try_number=self.try_number,
+            now=utcnow_iso(),
+            on_overlap=self.on_overlap,
+            merge=self.merge,
+            scope=self.scope,
+        )
+        if plan.document is None:
+            if self.log is not None:
+                self.log.error("Watermark overlap in %s: %s", location, plan.message)
+            return f"watermark NOT committed ({plan.message})"
+        if plan.overlapped and self.log is not None:
+            self.log.warning(
+                "Watermark overlap: run %s and %s both advanced %s from version %s: %s",
+                self.run_id,
+                ", ".join(plan.overlapped),
+                location,
+                self.window.base_version,
+                plan.message,
+            )
+        # No compare-and-set on either store: a commit landing between this read and this write
+        # is overwritten (see docs/mixins.rst, "Overlapping runs").
+        self.store.write(plan.document.dump())
+        return f"watermark in {self.store.name} {self.scope.get('dag_id')}.{self.scope.get('task_id')}: {plan.message}"
+
+
+@dataclass(frozen=True)
+class WatermarkSettings:
+    """How a watermark is kept: its model, the overlap rule, and where this run's window is kept."""
+
+    #: pydantic model of the mark; None = a JSON value (a timestamp string or a number).
+    model: type[BaseModel] | None = None
+    #: ``"max"`` or ``"fail"`` (see ``WatermarkMixin``).
+    on_overlap: str = "max"
+    #: How two marks combine on an overlap with ``on_overlap="max"``: (committed, ours) -> mark.
+    merge: Callable[[Any, Any], Any] = cursor_max
+    #: Namespace and key of this run's window in the task's own state.
+    namespace: str = "stateful"
+    window_key: str = "watermark_window"
+
+    def __post_init__(self) -> None:
+        if self.on_overlap not in OVERLAP_RULES:
+            raise ValueError(
+                f"on_overlap must be one of {', '.join(map(repr, OVERLAP_RULES))}, got {self.on_overlap!r}"
+            )
+
+
+class Watermark:
+    """One try's view of one watermark: its window (planned once per run, kept in state) and its advance."""
+
+    def __init__(
+        self,
+        task_try: TaskTry,
+        store: WatermarkStore,
+        scope: WatermarkScope,
+        settings: WatermarkSettings,
+        log: Any,
+    ) -> None:
+        self.task_try = task_try
+        self.store = store
+        self.scope = scope
+        self.settings = settings
+        self.log = log
+        self._window: Window | None = None
+
+    def window(self, *, initial_value: Any = None, lag: timedelta | float | None = None) -> Window:
+        """
+        The window this run reads: planned on the first try from the committed mark (or
+        ``initial_value``, or this run's own earlier commit after a clear) and kept in the task's
+        state, so every retry of the run gets the same one whatever was committed meanwhile.
+        """
+        if self._window is not None:
+            return self._window
+        store = self.store
+        state = self.task_try.namespaced(self.settings.namespace)
+        window = self._kept_window()
+        if window is None:
+            document = WatermarkDocument.parse(store.read(), store.locate())
+            window = plan_window(
+                document,
+                run_id=self.task_try.run_id,
+                map_index=self.scope.map_index,
+                initial_value=self.encode(initial_value, "initial_value", allow_none=True),
+                lag=lag,
+                try_number=self.task_try.info.try_number,
+                now=utcnow_iso(),
+            )
+            state.set(self.settings.window_key, window.model_dump(mode="json"))
+            if window.reread_own:
+                self.log.info(
+                    "This run committed the watermark before and was cleared since: re-reading its own window "
+                    "from %s (the mark is at %s now, in %s)",
+                    json.dumps(window.base, default=str),
+                    json.dumps(document.value if document else None, default=str),
+                    store.locate(),
+                )
+            else:
+                self.log.info(
+                    "Watermark window: from %s (mark %s, version %s, lag %s) in %s",
+                    json.dumps(window.since, default=str),
+                    json.dumps(window.base, default=str),
+                    window.base_version,
+                    window.lag,
+                    store.name,
+                )
+        else:
+            self.log.info(
+                "Reading the same window as try %s: from %s (mark %s, version %s)",
+                window.try_number,
+                json.dumps(window.since, default=str),
+                json.dumps(window.base, default=str),
+                window.base_version,
+            )
+        self._window = window
+        return window
+
+    def _kept_window(self) -> Window | None:
+        state = self.task_try.namespaced(self.settings.namespace)
+        key = self.settings.window_key
+        window = Window.parse(state.get(key), self.task_try.locate(key, self.settings.namespace))
+        if window is None or self.task_try.ended_life(window.try_number) is not None:
+            # A person cleared the run after its success: plan afresh (re-reading its own window).
+            return None
+        return window
+
+    def load(self, *, initial_value: Any = None) -> Any:
+        """The mark this run starts from, as the model (or the JSON value), or None."""
+        return self.decode(self.window(initial_value=initial_value).base)
+
+    def advance(self, value: Any) -> None:
+        """Stage ``value``; committed once Airflow has recorded this task instance's success."""
+        encoded = self.encode(value, "advance_watermark value", allow_none=False)
+        window = self.window()
+        store = self.store
+        if not store.durable:
+            self.log.info("No task instance in the context: the watermark %r is not kept", value)
+            return
+        task_try = self.task_try
+        task_try.on_success(
+            WatermarkCommit(
+                key=f"watermark {self.scope.key}",
+                store=store,
+                window=window,
+                staged=encoded,
+                run_id=task_try.run_id,
+                map_index=task_try.map_index,
+                try_number=task_try.info.try_number,
+                on_overlap=self.settings.on_overlap,
+                merge=self.settings.merge,
+                scope=self.scope.as_dict(),
+                log=self.log,
+            ),
+        )
+        self.log.info(
+            "Staged watermark %s (from %s); committed once this task instance's success is recorded. Reset it "
+            "with `%s`",
+            json.dumps(encoded, default=str),
+            json.dumps(window.base, default=str),
+            watermark_command("reset", self.scope, "--to VALUE"),
+        )
+
+    def encode(self, value: Any, what: str, *, allow_none: bool) -> Any:
+        if value is None:
+            if allow_none:
+                return None
+            raise ValueError(f"{what} must not be None; to start over, reset the watermark instead")
+        model = self.settings.model
+        if model is not None:
+            if isinstance(value, model):
+                return value.model_dump(mode="json")
+            raise TypeError(f"{what} must be a {model.__name__} (watermark_model), got {type(value).__name__}")
+        try:
+            return json.loads(json.dumps(value, allow_nan=False))
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{what} must be a JSON value (a timestamp string or a number), got {value!r}") from err
+
+    def decode(self, raw: Any) -> Any:
+        model = self.settings.model
+        if model is None or raw is None:
+            return raw
+        try:
+            return model.model_validate(raw)
+        except ValidationError as err:
+            raise CorruptStateError(
+                f"The watermark in {self.store.locate()} does not fit {model.__name__}: {err}. "
+                f"Reset it with `{watermark_command('reset', self.scope, '--to VALUE')}`."
+            ) from err
