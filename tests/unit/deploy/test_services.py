@@ -78,3 +78,35 @@ def test_databricks_fails_the_first_run_and_holds_the_marked_one(faults):
     marked = f"{Scenario('databricks', 'clear_after_mark').dag_id}/-1"
     run = service.handle("POST", "jobs/runs/submit", {"run_name": marked, "notebook_task": {}})["run_id"]
     assert _finish(result, run, limit=20) == "RUNNING"
+
+
+def test_emr_fails_the_first_run_and_holds_the_marked_one(faults, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    from tests.deploy.services import Emr
+    from tests.support.fake_aws import REGION, ROLE_ARN, create_application
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    emr = Emr(running_reads=1)
+    emr.plan = faults
+    with mock_aws(), emr.installed():
+        client = boto3.client("emr-serverless", region_name=REGION)
+        app = create_application(client)
+        client.start_application(applicationId=app)
+
+        def start(name: str, token: str) -> str:
+            driver = {"sparkSubmit": {"entryPoint": "local:///pi.py"}}
+            return client.start_job_run(
+                applicationId=app, clientToken=token, executionRoleArn=ROLE_ARN, jobDriver=driver, name=name
+            )["jobRunId"]
+
+        def state(run_id: str) -> str:
+            return client.get_job_run(applicationId=app, jobRunId=run_id)["jobRun"]["state"]
+
+        failing = f"{Scenario('emr', 'clear_after_job_failed').dag_id}/-1"
+        runs = [start(failing, "a"), start(failing, "b")]
+        assert [_finish(state, r) for r in runs] == ["FAILED", "SUCCESS"]
+        held = start(f"{Scenario('emr', 'clear_after_mark').dag_id}/-1", "c")
+        assert _finish(state, held, limit=20) == "RUNNING"
