@@ -59,8 +59,9 @@ def build(family: str) -> dict[str, Any]:
             is_paused_upon_creation=False,
             tags=["resumable-deploy", family],
             default_args={
-                # The driver sets them per leg (see Suite.leg_environment in run.py).
-                "retries": int(os.environ.get("DEPLOY_RETRIES", "2")),
+                # The driver sets them per leg (see Suite.leg_environment in run.py); a scenario whose
+                # task must fail for good on its job's failure has none.
+                "retries": int(os.environ.get("DEPLOY_RETRIES", "2")) if scenario.retries is None else scenario.retries,
                 "retry_delay": timedelta(seconds=float(os.environ.get("DEPLOY_RETRY_DELAY", "1"))),
                 "on_execute_callback": register,
             },
@@ -98,12 +99,13 @@ def _toy(scenario: Scenario) -> None:
             if not self.is_job_succeeded(status):
                 raise AirflowException(f"job {external_id} ended {status}")
 
-    # cancel_on_kill=True when marked failed (the other families keep the default), so the suite sees
-    # both rows of docs/mixins.rst's table: this one cancels its job, the others leave theirs running.
+    # cancel_on_kill=True when marked failed (the other families, and the toy's clear_after_mark, keep
+    # the default), so the suite sees both rows of docs/mixins.rst's table: this one cancels its job,
+    # the others leave theirs running.
     common = {
         "task_id": "work",
         "base_url": os.environ.get("DEPLOY_TOY_URL", ""),
-        "cancel_on_kill": scenario.moment == "mark_failed",
+        "cancel_on_kill": scenario.cancel_on_kill,
     }
     if scenario.instances > 1:
         specs = [{"scenario": NAME, "part": i} for i in range(scenario.instances)]

@@ -39,6 +39,8 @@ DECISION = re.compile(
     r"Found job .* submitted with token|Not submitting:|Resuming at batch|Starting at batch 0|The walk already finished"
 )
 TERMINAL = {"success", "failed"}
+#: How each job service spells a job that succeeded.
+SUCCEEDED = ("SUCCESS", "SUCCEEDED")
 #: The victim task instances. 3.4 keeps every try as a row (only the live one is in the working set)
 #: and calls the stored map index region_index.
 TASK_INSTANCES = "SELECT dag_id, map_index, state, try_number FROM task_instance WHERE task_id = 'work'"
@@ -160,11 +162,12 @@ class Suite:
 
     def clear(self, scenario: Scenario) -> None:
         """
-        A person's "Clear" on the succeeded task: a new generation of the task instance.
+        A person's "Clear" on the task, once its run succeeded or failed (``Scenario.clear_on``).
 
-        The REST API on Airflow 3 (tried again on a 500: on SQLite the API server's action-logged
-        calls deadlock it, docs/deployment.rst; 3.3's ``airflow tasks clear`` exits 0 without
-        clearing these runs), the CLI on 2.11.
+        The REST API on Airflow 3 with the UI's default body: no ``keep_task_state``, so 3.4 discards
+        the task's state (tried again on a 500: on SQLite the API server's action-logged calls
+        deadlock it, docs/deployment.rst; 3.3's ``airflow tasks clear`` exits 0 without clearing
+        these runs), the CLI on 2.11.
         """
         assert self.deployment is not None
         try:
@@ -305,10 +308,10 @@ class Suite:
                 state = runs.get(s.dag_id)
                 if s.dag_id in self.not_cleared or s.dag_id in self.blocked:
                     continue
-                if s.generations == 2:
+                if s.clear_on:
                     ti = tis.get((s.dag_id, -1))
                     if s.dag_id not in self.cleared:
-                        if state == "success" and ti is not None:
+                        if state == s.clear_on and ti is not None and ti[0] == s.clear_on:
                             self.cleared[s.dag_id] = ti[1]
                             thread = threading.Thread(target=self.clear, args=(s,), daemon=True)
                             thread.start()
@@ -365,7 +368,7 @@ class Suite:
         out.state, out.tries = victim
         if out.state != s.expected_state:
             problems.append(f"task instance {s.victim} ended {out.state!r}, expected {s.expected_state!r}")
-        want_tries = s.expected_tries if s.generations == 1 else 2
+        want_tries = s.expected_tries
         # Airflow 2.11's zombie scan queues a failure callback each time it finds the killed try still
         # "running"; one that lands after the retry was queued fails that retry before it starts
         # (docs/deployment.rst). Such a try never ran our code, so it is allowed, and named.
@@ -390,18 +393,14 @@ class Suite:
         problems.extend(e for e in self.faults.errors if e.startswith(s.dag_id + "/") or e.startswith(s.dag_id + ":"))
 
         # The attempt whose log must hold exactly one decision line: the retry after a kill, the
-        # first try of the new generation after a clear.
+        # try after a person's clear.
         attempt = None
         if action in ("kill", "kill_worker") and kill is not None:
             attempt = self.first_attempt_after(s.dag_id, s.victim, kill.try_number)
-        elif s.generations == 2:
+        elif s.clear_on:
             attempt = out.tries
         if attempt is not None:
-            text = self.logs(s.dag_id, s.victim, attempt)
-            lines = [m.group(0) for m in DECISION.finditer(text)]
-            out.decision_lines = f"try {attempt}: " + "; ".join(lines)
-            if len(lines) != 1:
-                problems.append(f"try {attempt} logged {len(lines)} decision lines, expected 1: {lines}")
+            problems.extend(self.judge_decision(s, out, attempt))
         if s.walk:
             self.evaluate_walk(s, out, indexes, kill)
         else:
@@ -410,26 +409,46 @@ class Suite:
             out.blocked = self.blocked[s.dag_id]
         return out
 
+    def judge_decision(self, s: Scenario, out: Outcome, attempt: int) -> list[str]:
+        """Exactly one decision line in the recovering try's log, of the kind the scenario promises."""
+        text = self.logs(s.dag_id, s.victim, attempt)
+        found = [(m.group(0), _line_at(text, m.start())) for m in DECISION.finditer(text)]
+        out.decision_lines = f"try {attempt}: " + "; ".join(short for short, _ in found)
+        if len(found) != 1:
+            return [f"try {attempt} logged {len(found)} decision lines, expected 1: {[short for short, _ in found]}"]
+        want = s.expected_decision
+        if want is not None and not re.search(want, found[0][1]):
+            return [f"try {attempt} decided {found[0][1].strip()!r}, expected a line matching {want!r}"]
+        return []
+
     def evaluate_jobs(self, s: Scenario, out: Outcome, indexes: list[int], action: str) -> None:
         ledger = self.services.jobs(s.family)
-        out.jobs_expected = len(indexes) * s.generations
+        out.jobs_expected = len(indexes) * s.jobs_per_instance
         out.jobs_started = sum(len(ledger.get(f"{s.dag_id}/{i}", [])) for i in indexes)
         out.duplicates = max(0, out.jobs_started - out.jobs_expected)
-        out.missing = sum(max(0, s.generations - len(ledger.get(f"{s.dag_id}/{i}", []))) for i in indexes)
+        out.missing = sum(max(0, s.jobs_per_instance - len(ledger.get(f"{s.dag_id}/{i}", []))) for i in indexes)
         if out.duplicates or out.missing:
             out.problems.append(f"{out.jobs_started} jobs started, expected {out.jobs_expected}")
+        # A mark that nobody clears leaves the job as the mark left it (checked below).
+        marked_for_good = action == "mark_failed" and not s.clear_on
         for i in indexes:
             jobs = ledger.get(f"{s.dag_id}/{i}", [])
             if len({j["token"] for j in jobs}) != len(jobs):
                 out.problems.append(f"instance {i}: two jobs share a token: {jobs}")
-            finished = [j["state"] for j in jobs if j["state"] in ("SUCCESS", "SUCCEEDED")]
-            if action != "mark_failed" and len(finished) != len(jobs):
-                out.problems.append(f"instance {i}: not every job succeeded: {jobs}")
+            failing = s.failed_jobs if i == s.victim else 0
+            states = [
+                "failed" if j["state"] == "FAILED" else "succeeded" if j["state"] in SUCCEEDED else j["state"]
+                for j in jobs
+            ]
+            if not marked_for_good and states != ["failed"] * failing + ["succeeded"] * (len(jobs) - failing):
+                want = f"the first {failing} failed, the rest succeeded" if failing else "every job succeeded"
+                out.problems.append(f"instance {i}: expected {want}: {jobs}")
         if action == "mark_failed":
             text = self.logs(s.dag_id, s.victim, 1)
             jobs = ledger.get(f"{s.dag_id}/{s.victim}", [])
-            # docs/mixins.rst, "Killing a task": the toy sets cancel_on_kill=True, the others keep False.
-            if s.family == "toy":
+            # docs/mixins.rst, "Killing a task": the toy's mark_failed sets cancel_on_kill=True, every
+            # other scenario keeps False.
+            if s.cancel_on_kill:
                 want, states = "Task killed: cancelling job", {"CANCELLED"}
             else:
                 # Not cancelled: still running, or ended on its own while the killed try was given time
@@ -437,12 +456,13 @@ class Suite:
                 want, states = "Task killed: leaving job", {"RUNNING", "PENDING", "SUCCESS", "SUCCEEDED"}
             if want not in text:
                 out.problems.append(f"try 1 did not log {want!r} after the mark")
-            if not jobs or jobs[0]["state"] not in states:
+            if marked_for_good and (not jobs or jobs[0]["state"] not in states):
                 out.problems.append(f"after the mark the job is {jobs}, expected one in {sorted(states)}")
             # A marked try that still returned must not finish its state: Airflow recorded no success.
             if "after success: marked finished" in text or "after success: dropped" in text:
                 out.problems.append("the marked try's state was finished as if it had succeeded")
-            out.decision_lines = out.decision_lines or f"try 1: {want}" if want in text else out.decision_lines
+            if not out.decision_lines and want in text:
+                out.decision_lines = f"try 1: {want}"
 
     def evaluate_walk(self, s: Scenario, out: Outcome, indexes: list[int], kill: Any) -> None:
         walked = self.services.walked(s.family)
@@ -471,7 +491,7 @@ class Suite:
                     f"the default policy redid {out.redo_pages} pages or batches after the kill, more than the "
                     f"{most} that {REDO_GOAL_SECONDS:g} s of work holds"
                 )
-        if s.generations == 2:
+        if s.clear_on:
             second = {p["index"] for p in pages if p["try"] == out.tries}
             if len(second) != WALK_PAGES:
                 out.problems.append(f"the cleared task walked {len(second)} pages, expected all {WALK_PAGES} again")
@@ -484,6 +504,13 @@ class Suite:
         for part in sorted((self.home / "output" / s.dag_id / str(map_index)).glob("part-*.jsonl")):
             ids.extend(json.loads(line)["id"] for line in part.read_text().splitlines() if line.strip())
         return ids
+
+
+def _line_at(text: str, position: int) -> str:
+    """The whole log line around ``position``."""
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return text[start : end if end >= 0 else len(text)]
 
 
 # ---- report ----------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ A scenario is one DAG with one task (``work``; mapped over ``instances`` when mo
 ``deploy_<family>_<moment>[_<variant>]``. The fake services recognise a scenario by that name in
 what the task sends them (the Databricks ``run_name``, the toy job's spec, the HTTP ``X-Client``
 header, the batch sink's request, the EMR Serverless application), and the fault plan says what
-they do to the task process at which event.
+they do to the task process at which event, and to the scenario's jobs: fail the first one, or keep
+it running until a person's clear has started the next try.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ FAMILIES = JOB_FAMILIES + WALK_FAMILIES
 #: Moment -> (service event the fault fires on, which occurrence of it, what it does).
 #: ``kill``: SIGKILL the task process; ``kill_worker``: the task process and its parent (Airflow 3's
 #: supervisor, Airflow 2's ``airflow tasks run`` job), so only the heartbeat timeout frees the task;
-#: ``mark_failed``: a person marks the running task failed (REST API); ``none``: no fault, the
-#: driver clears the task once the run succeeded.
+#: ``mark_failed``: a person marks the running task failed (REST API); ``none``: no fault.
+#: The ``clear_*`` moments end with a person's clear (``CLEAR_ON``).
 JOB_MOMENTS = {
     "before_submit": ("start", 1, "kill"),
     "accepted": ("submit", 1, "kill"),
@@ -30,7 +31,25 @@ JOB_MOMENTS = {
     "worker_lost": ("poll", 2, "kill_worker"),
     "mark_failed": ("poll", 2, "mark_failed"),
     "clear_after_success": ("", 0, "none"),
+    # Marked failed mid-poll, its job still running (cancel_on_kill=False), then cleared: the next try
+    # must reattach. The service keeps the job running until the marked try's process is gone and a
+    # later try has started (services.Faults.holding), so the clear always finds it running.
+    "clear_after_mark": ("poll", 2, "mark_failed"),
+    # The job fails, the task fails (no retries), then a person clears it: one new submission.
+    "clear_after_job_failed": ("", 0, "none"),
     "mapped": ("poll", 2, "kill"),
+}
+#: Moment -> the DAG run state at which a person clears the task (the REST API's clearTaskInstances
+#: with the UI's default body on Airflow 3, so 3.4 discards the task's state; the CLI on 2.11).
+CLEAR_ON = {"clear_after_success": "success", "clear_after_mark": "failed", "clear_after_job_failed": "failed"}
+#: Moment -> (jobs each task instance must end with, a regex the recovering try's one decision line
+#: must match). A moment not listed: one job per task instance, any one decision line.
+JOB_PROMISES = {
+    # A fresh job in the new life; the reason differs (3.4's clear discarded the finished marker).
+    "clear_after_success": (2, r"Submitting job \(submission \d+, token rsm-"),
+    "clear_after_mark": (1, r"Reattaching to job"),
+    # A new token, and the try knew why: the recorded job failed (on 3.4 read from the ledger).
+    "clear_after_job_failed": (2, r"Submitting job \(submission 2, token rsm-\w+\): job .* ended without success"),
 }
 #: Walks: pages (HTTP) or batches fetched; the kill comes well after the first time-based checkpoint
 #: could have been written, so the redo measures the policy, not the start-up.
@@ -90,17 +109,53 @@ class Scenario:
         return dict(POLICIES.get(self.variant, {}))
 
     @property
+    def clear_on(self) -> str | None:
+        """The DAG run state at which a person clears the task, or None when nobody does."""
+        return CLEAR_ON.get(self.moment)
+
+    @property
     def expected_tries(self) -> int:
-        """Tries of the victim: one more after a kill; one after a mark (no retry) or no fault."""
-        return 2 if self.fault[2] in ("kill", "kill_worker") else 1
+        """Tries of the victim: one more after a kill or a clear; one after a mark (no retry) or no fault."""
+        return 2 if self.fault[2] in ("kill", "kill_worker") or self.clear_on else 1
 
     @property
     def expected_state(self) -> str:
-        return "failed" if self.fault[2] == "mark_failed" else "success"
+        return "failed" if self.fault[2] == "mark_failed" and not self.clear_on else "success"
 
     @property
     def generations(self) -> int:
+        """Lives of the task instance: a clear after success starts a new one."""
         return 2 if self.moment == "clear_after_success" else 1
+
+    @property
+    def jobs_per_instance(self) -> int:
+        """External jobs each task instance of a job family must end with (one per life, unless a job failed)."""
+        return JOB_PROMISES.get(self.moment, (1, ""))[0]
+
+    @property
+    def expected_decision(self) -> str | None:
+        """A regex the recovering try's one decision line must match (None: any one line)."""
+        return JOB_PROMISES[self.moment][1] if not self.walk and self.moment in JOB_PROMISES else None
+
+    @property
+    def failed_jobs(self) -> int:
+        """How many of the victim's first jobs the service fails."""
+        return 1 if self.moment == "clear_after_job_failed" else 0
+
+    @property
+    def holds_job(self) -> bool:
+        """The service keeps the victim's job running until the marked try is gone and a later try started."""
+        return self.moment == "clear_after_mark"
+
+    @property
+    def retries(self) -> int | None:
+        """The DAG's retries when the scenario needs its own (None: the leg's)."""
+        return 0 if self.moment == "clear_after_job_failed" else None
+
+    @property
+    def cancel_on_kill(self) -> bool:
+        """The toy's mark_failed cancels its job; every other scenario keeps the operators' default (False)."""
+        return self.family == "toy" and self.moment == "mark_failed"
 
 
 def all_scenarios() -> list[Scenario]:

@@ -9,6 +9,10 @@ scenario, at which event it SIGKILLs the task process (and, for a lost worker, i
 person mark the task failed. Because the kill happens inside the service's request handler, the
 moment is exact: the task dies with the request done and the answer unsent.
 
+``Faults`` also says what a job service does to a scenario's jobs (``fails``: the first jobs of a
+``clear_after_job_failed`` scenario end FAILED; ``holding``: the job of a ``clear_after_mark`` scenario
+stays RUNNING until the marked try's process is gone and a later try has started).
+
 Every service keeps a ledger for the assertions: jobs with their tokens and states, pages and batches
 with the try that asked for them and when.
 """
@@ -26,11 +30,13 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from demo.fake_databricks import FakeDatabricks, FakeDatabricksServer
 from demo.newsletter_service import NewsletterService
 from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, WALK_PAGES, scenario_of
+from tests.support.fake_aws import FakeAws
 from tests.support.fake_jobs import FakeJobServer, FakeJobSystem
 
 if TYPE_CHECKING:
@@ -70,7 +76,7 @@ class Faults:
         scenario = scenario_of(name)
         if scenario is None:
             return
-        map_index = int(name.rsplit("/", 1)[1]) if "/" in name else -1
+        map_index = _map_index(name)
         on, nth, action = scenario.fault
         with self._lock:
             self.counts[(name, event)] += 1
@@ -95,9 +101,50 @@ class Faults:
             except ProcessLookupError:
                 self.errors.append(f"{name}: pid {pid} was already gone at {event} #{count}")
 
+    def fails(self, name: str, nth: int) -> bool:
+        """Whether the ``nth`` job (1-based, in submission order) of task instance ``name`` must fail."""
+        scenario = scenario_of(name)
+        return scenario is not None and _map_index(name) == scenario.victim and 1 <= nth <= scenario.failed_jobs
+
+    def holding(self, name: str) -> bool:
+        """
+        Whether the job of task instance ``name`` must stay running (not advance towards its end).
+
+        For a ``clear_after_mark`` scenario: until the marked try's process is gone (3.4's supervisor
+        lets a marked task run on for ``killed_task_cleanup_time``) and a later try (the person's
+        clear) has started, so that the next try always finds the job running, as a long job would be.
+        """
+        scenario = scenario_of(name)
+        if scenario is None or not scenario.holds_job or _map_index(name) != scenario.victim:
+            return False
+        with self._lock:
+            kill = self.kills.get(name)
+            tries = [r["try"] for r in self.registrations[name]]
+        if kill is None or not any(t > kill.try_number for t in tries):
+            return True
+        return any(_alive(pid) for pid in kill.pids)
+
     def pids(self) -> set[int]:
         with self._lock:
             return {p for regs in self.registrations.values() for r in regs for p in (r["pid"],)}
+
+
+def _map_index(name: str) -> int:
+    return int(name.rsplit("/", 1)[1]) if "/" in name else -1
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs (a zombie waiting for its parent does not)."""
+    try:
+        os.kill(pid, 0)
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 # ---- the toy job system (ResumableJobMixin family) -------------------------------------------------------
@@ -108,12 +155,21 @@ class ToySystem(FakeJobSystem):
 
     def submit(self, spec: Any, token: str | None) -> tuple[str, bool]:
         answer = super().submit(spec, token)
-        self.plan.event(_name(spec), "submit")
+        name = _name(spec)
+        with self._lock:
+            mine = [j for j in self.jobs.values() if _name(j.spec) == name]
+            nth = next(n for n, j in enumerate(mine, 1) if j.job_id == answer[0])
+            if self.plan.fails(name, nth):
+                mine[nth - 1].spec["outcome"] = "FAILED"
+        self.plan.event(name, "submit")
         return answer
 
     def status(self, job_id: str) -> str:
-        state = super().status(job_id)
         job = self.jobs.get(job_id)
+        if job is not None and self.plan.holding(_name(job.spec)):
+            with self._lock:
+                job.status_calls = 0  # it ends run_polls status reads after it is let go
+        state = super().status(job_id)
         if job is not None:
             self.plan.event(_name(job.spec), "poll")
         return state
@@ -135,7 +191,20 @@ def _name(spec: Any) -> str:
 class Databricks(FakeDatabricks):
     plan: Faults
 
+    def _create(self, job_id: int | None, run_name: str, params: dict[str, Any]) -> dict[str, Any]:
+        answer = super()._create(job_id, run_name, params)
+        mine = [r for r in self.runs.values() if r.run_name == run_name]
+        nth = next(n for n, r in enumerate(mine, 1) if r.run_id == answer["run_id"])
+        if self.plan.fails(run_name, nth):
+            mine[nth - 1].result_state = "FAILED"
+        return answer
+
     def handle(self, method: str, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
+        if endpoint == "jobs/runs/get":
+            with self._lock:
+                held = self.runs.get(_int_or_none(params.get("run_id")))
+                if held is not None and held.life_cycle_state == "RUNNING" and self.plan.holding(held.run_name):
+                    held.polls = self.pending_polls  # it ends running_polls reads after it is let go
         answer = super().handle(method, endpoint, params)
         if endpoint == "jobs/runs/submit":
             self.plan.event(str(params.get("run_name")), "submit")
@@ -153,6 +222,13 @@ class Databricks(FakeDatabricks):
                 {"id": run.run_id, "token": run.token, "state": state.get("result_state", state["life_cycle_state"])}
             )
         return jobs
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 # ---- the newsletter API (HTTP family) ----------------------------------------------------------------------
@@ -230,6 +306,27 @@ class Control:
 
 
 # ---- EMR Serverless on moto, behind a proxy that reports events -------------------------------------------
+
+
+class Emr(FakeAws):
+    """The moto layer, failing or holding a scenario's job runs by the name the task gave them."""
+
+    plan: Faults
+
+    def _mark(self, obj: Any, outcome: str) -> None:
+        name = str(getattr(obj, "name", ""))
+        mine = [r for runs in self.serverless().job_runs.values() for r in runs if r.name == name]
+        nth = next((n for n, r in enumerate(mine, 1) if r is obj), 0)
+        super()._mark(obj, "FAILED" if self.plan.fails(name, nth) else outcome)
+
+    def _advance(self, obj: Any) -> None:
+        if self.plan.holding(str(getattr(obj, "name", ""))):
+            entry = self._targets.get(id(obj))
+            if entry is not None:
+                entry[2] = self.running_reads  # it ends running_reads reads after it is let go
+            return
+        super()._advance(obj)
+
 
 _JOB_RUNS = re.compile(r"^/applications/(?P<app>[^/]+)/jobruns(?:/(?P<run>[^/?]+))?")
 
@@ -343,9 +440,10 @@ class Services:
         import boto3
         from moto.server import ThreadedMotoServer
 
-        from tests.support.fake_aws import REGION, FakeAws, create_application
+        from tests.support.fake_aws import REGION, create_application
 
-        self.emr = FakeAws(running_reads=20)
+        self.emr = Emr(running_reads=20)
+        self.emr.plan = self.faults
         layer = self.emr.installed()
         layer.__enter__()
         self._stack.append(lambda: layer.__exit__(None, None, None))

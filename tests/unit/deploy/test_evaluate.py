@@ -59,3 +59,87 @@ def test_the_first_try_after_the_kill_that_ran_is_the_one_with_a_log(tmp_path):
     assert suite.first_attempt_after("deploy_toy_mapped", 1, 1) == 3, "try 2 never ran (no log): try 3 recovered"
     assert suite.first_attempt_after("deploy_toy_mapped", 0, 1) == 2
     assert suite.first_attempt_after("deploy_toy_mapped", 2, 1) == 2, "nothing ran: the next try is named"
+
+
+class _Jobs:
+    """The job services' ledgers, as Services.jobs returns them."""
+
+    def __init__(self, ledger):
+        self.ledger = ledger
+
+    def jobs(self, family):
+        return self.ledger
+
+
+def _attempt(home: Path, dag_id: str, attempt: int, text: str) -> None:
+    path = home / "logs" / f"dag_id={dag_id}" / f"run_id={RUN}" / "task_id=work" / f"attempt={attempt}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _judge(tmp_path, scenario, jobs, logs):
+    from tests.deploy.run import Outcome
+
+    suite = _suite(tmp_path)
+    suite.services = _Jobs({f"{scenario.dag_id}/-1": jobs})
+    for attempt, text in logs.items():
+        _attempt(tmp_path, scenario.dag_id, attempt, text)
+    out = Outcome("3.4", scenario.dag_id, scenario.family, scenario.moment, scenario.variant, 1)
+    out.problems.extend(suite.judge_decision(scenario, out, 2))
+    suite.evaluate_jobs(scenario, out, [-1], scenario.fault[2])
+    return out
+
+
+LEAVING = "Task killed: leaving job 7 running so a retry can reattach (cancel_on_kill=False)\n"
+
+
+def test_a_clear_after_a_mark_is_judged_on_one_job_and_a_reattach(tmp_path):
+    from tests.deploy.scenarios import Scenario
+
+    scenario = Scenario("databricks", "clear_after_mark")
+    job = {"id": 7, "token": "rsm-a", "state": "SUCCESS"}
+    ok = _judge(tmp_path / "ok", scenario, [job], {1: LEAVING, 2: "Reattaching to job 7 (RUNNING:)\n"})
+    assert ok.problems == []
+    assert (ok.jobs_started, ok.jobs_expected, ok.duplicates) == (1, 1, 0)
+
+    second = {"id": 8, "token": "rsm-b", "state": "SUCCESS"}
+    log = "Submitting job (submission 1, token rsm-b): no job recorded for this task instance\n"
+    lost = _judge(tmp_path / "lost", scenario, [{**job, "state": "RUNNING"}, second], {1: LEAVING, 2: log})
+    assert lost.duplicates == 1
+    assert any("2 jobs started, expected 1" in p for p in lost.problems)
+    assert any("expected a line matching 'Reattaching to job'" in p for p in lost.problems)
+    assert any("expected every job succeeded" in p for p in lost.problems)
+
+
+def test_a_clear_after_the_job_failed_is_judged_on_a_failed_job_then_a_new_one(tmp_path):
+    from tests.deploy.scenarios import Scenario
+
+    scenario = Scenario("toy", "clear_after_job_failed")
+    jobs = [
+        {"id": "job-1", "token": "rsm-a", "state": "FAILED"},
+        {"id": "job-2", "token": "rsm-b", "state": "SUCCEEDED"},
+    ]
+    log = "Submitting job (submission 2, token rsm-b): job 'job-1' ended without success\n"
+    assert _judge(tmp_path / "ok", scenario, jobs, {2: log}).problems == []
+
+    same_token = [jobs[0], {**jobs[1], "token": "rsm-a"}]
+    assert any("share a token" in p for p in _judge(tmp_path / "token", scenario, same_token, {2: log}).problems)
+    reattached = _judge(tmp_path / "one", scenario, jobs[:1], {2: "Reattaching to job job-1 (FAILED)\n"})
+    assert reattached.missing == 1
+    assert any("expected a line matching" in p for p in reattached.problems)
+    both_ok = [{**jobs[0], "state": "SUCCEEDED"}, jobs[1]]
+    assert any(
+        "the first 1 failed, the rest succeeded" in p
+        for p in _judge(tmp_path / "states", scenario, both_ok, {2: log}).problems
+    )
+
+
+def test_a_mark_nobody_clears_keeps_its_verdict(tmp_path):
+    from tests.deploy.scenarios import Scenario
+
+    scenario = Scenario("emr", "mark_failed")
+    running = {"id": "r1", "token": "rsm-a", "state": "RUNNING"}
+    out = _judge(tmp_path / "ok", scenario, [running], {1: LEAVING})
+    assert [p for p in out.problems if "decision lines" not in p] == []
+    finished = _judge(tmp_path / "done", scenario, [{**running, "state": "SUCCESS"}], {1: LEAVING})
+    assert any("after the mark the job is" in p for p in finished.problems)

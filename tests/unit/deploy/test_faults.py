@@ -85,3 +85,34 @@ def test_lost_worker_takes_the_parent_too_and_a_mark_kills_nothing(sleeper):
     assert faults.kills[f"{mark.dag_id}/-1"].action == "mark_failed"
     assert marked == [(mark.dag_id, -1)], "marked before the event (the service's answer) returns"
     assert running.poll() is None, "marking failed is the deployment's job, not a kill"
+
+
+def test_only_the_first_job_of_a_clear_after_job_failed_victim_fails():
+    faults = Faults(mark_failed=lambda s, i: None)
+    failing = Scenario("databricks", "clear_after_job_failed").dag_id
+    assert faults.fails(f"{failing}/-1", 1)
+    assert not faults.fails(f"{failing}/-1", 2), "the job the clear submits succeeds"
+    assert not faults.fails(f"{failing}/0", 1), "only the victim"
+    assert not faults.fails(f"{Scenario('databricks', 'clear_after_success').dag_id}/-1", 1)
+    assert not faults.fails("not-a-scenario/-1", 1)
+
+
+def test_a_marked_job_is_held_until_the_marked_try_is_gone_and_a_later_try_started(sleeper):
+    marked: list[tuple[str, int]] = []
+    faults = Faults(mark_failed=lambda s, i: marked.append((s.dag_id, i)))
+    name = f"{Scenario('toy', 'clear_after_mark').dag_id}/-1"
+    first = sleeper()
+    faults.register(name, 1, first.pid, 1)
+    assert faults.holding(name), "held from the start: the mark must find it running"
+    faults.event(name, "poll")
+    faults.event(name, "poll")
+    assert marked == [(Scenario("toy", "clear_after_mark").dag_id, -1)]
+    assert faults.holding(name), "marked, nobody cleared yet"
+
+    second = sleeper()
+    faults.register(name, 2, second.pid, 1)
+    assert faults.holding(name), "the marked try still runs (3.4 lets it run killed_task_cleanup_time)"
+    first.kill()
+    first.wait()
+    assert not faults.holding(name), "the marked try is gone and the cleared try started: let the job end"
+    assert not faults.holding(f"{Scenario('toy', 'mark_failed').dag_id}/-1"), "only clear_after_mark holds"
