@@ -20,6 +20,7 @@ from airflow.providers.resumable.mixins import (
     make_checkpoint_policy,
     stateful,
 )
+from airflow.providers.resumable.state import StateBackendConfigError
 from airflow.providers.resumable.version_compat import BaseOperator
 from tests.support.context import make_context
 
@@ -361,3 +362,14 @@ def test_deep_copied_operators_measure_their_own_walks(clock, store_costing):
     second.execute(make_context())
     assert first.writes[0][1] == 26
     assert [b for _, b in second.writes] == [b for _, b in first.writes], "the second walk starts unmeasured"
+
+
+def test_checkpoint_arguments_are_checked_when_the_dag_is_parsed(state_backend):
+    from airflow.providers.resumable.mixins.checkpoint_policies import checkpoint_arguments
+
+    assert checkpoint_arguments(None, None, False) is DEFAULT_CHECKPOINT_POLICY
+    with pytest.raises(TypeError, match="allow_secrets_in_state must be True or False, got 'yes'"):
+        checkpoint_arguments(None, None, "yes")
+    state_backend("varaible")
+    with pytest.raises(StateBackendConfigError, match="'varaible'"):
+        checkpoint_arguments(5, None, False)

@@ -28,7 +28,7 @@ from airflow.providers.resumable.compat.airflow import (
     runs_async_callables,
     task_decorator_factory,
 )
-from airflow.providers.resumable.mixins.checkpoint_policies import make_checkpoint_policy
+from airflow.providers.resumable.mixins.checkpoint_policies import checkpoint_arguments
 from airflow.providers.resumable.mixins.taskflow import (
     HANDLE_ARGUMENT,
     ResumableHandle,
@@ -36,7 +36,6 @@ from airflow.providers.resumable.mixins.taskflow import (
     reset_current_handle,
     set_current_handle,
 )
-from airflow.providers.resumable.state.selection import validate_backend
 from airflow.providers.resumable.state.task_try import TaskTry
 
 if TYPE_CHECKING:
@@ -113,11 +112,7 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
         allow_secrets_in_state: bool = False,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(allow_secrets_in_state, bool):
-            raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
-        self.checkpoint_policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
-        # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
-        validate_backend()
+        self.checkpoint_policy = checkpoint_arguments(checkpoint_every, checkpoint_interval, allow_secrets_in_state)
         super().__init__(python_callable=_handle_defaults_to_none(python_callable), **kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval

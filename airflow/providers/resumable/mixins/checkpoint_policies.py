@@ -19,6 +19,7 @@ import math
 import statistics
 from collections import deque
 from datetime import timedelta
+from typing import Any
 
 
 class CheckpointPolicy:
@@ -297,3 +298,21 @@ def make_checkpoint_policy(
     if not parts:
         return DEFAULT_CHECKPOINT_POLICY
     return parts[0] if len(parts) == 1 else checkpoint_any(*parts)
+
+
+def checkpoint_arguments(
+    checkpoint_every: int | None, checkpoint_interval: float | timedelta | None, allow_secrets_in_state: Any
+) -> CheckpointPolicy:
+    """
+    Check what a checkpointing task was given when the DAG is parsed, and return its policy.
+
+    Shared by ``StatefulOperatorMixin`` and ``@task.resumable``: a bad value fails the DAG at parse
+    time naming it, and so does a typo in ``[resumable] state_backend``.
+    """
+    from airflow.providers.resumable.state.selection import validate_backend
+
+    if not isinstance(allow_secrets_in_state, bool):
+        raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
+    policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
+    validate_backend()
+    return policy

@@ -17,7 +17,7 @@ from airflow.providers.resumable.mixins.checkpoint_policies import (
 )
 from airflow.providers.resumable.mixins.checkpoint_policies import (
     CheckpointPolicy,
-    make_checkpoint_policy,
+    checkpoint_arguments,
 )
 from airflow.providers.resumable.mixins.checkpoint_policies import checkpoint_any as checkpoint_any
 from airflow.providers.resumable.mixins.checkpoint_policies import (
@@ -119,11 +119,7 @@ class StatefulOperatorMixin:
         allow_secrets_in_state: bool = False,
         **kwargs: Any,
     ) -> None:
-        if not isinstance(allow_secrets_in_state, bool):
-            raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
-        self.checkpoint_policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
-        # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
-        validate_backend()
+        self.checkpoint_policy = checkpoint_arguments(checkpoint_every, checkpoint_interval, allow_secrets_in_state)
         super().__init__(**kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval

@@ -192,14 +192,7 @@ def backend_store(context: Mapping[str, Any] | None, backend: str | None = None)
     """
     The backend's own store for ``context``, unguarded and unregistered (what :class:`TaskTry` wraps).
 
-    ``backend`` defaults to ``[resumable] state_backend``: ``auto`` uses the native
-    ``task_state_store`` when the context has one (Airflow 3.3+) and Airflow Variables otherwise;
-    ``task_state_store`` and ``variable`` force one; anything else is a dotted path to a class whose
-    ``from_context(context)`` (or constructor, called with the context) returns a ``StateStore``.
-
-    Without a task instance in the context (a unit test calling ``op.execute({})``) a configured
-    class is still used, so a test store works; the built-in backends need a task instance, so an
-    :class:`~.EphemeralStateStore` stands in and nothing is durable, as with the official operators.
+    Which backend, and the stand-in without a task instance: as :func:`get_state_store` says.
     """
     choice = validate_backend(backend)
     if task_instance_of(context) is None:
