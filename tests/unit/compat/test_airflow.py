@@ -431,8 +431,6 @@ def test_the_task_decorator_pieces_are_airflows_own():
 
 
 def test_async_state_accessors_need_airflow_3_4_and_the_methods(monkeypatch):
-    from airflow.providers.resumable.compat import version_compat
-
     class Blocking:
         def get(self, key, default=None): ...
 
@@ -441,8 +439,18 @@ def test_async_state_accessors_need_airflow_3_4_and_the_methods(monkeypatch):
 
         async def aset(self, key, value): ...
 
-    monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", True)
-    assert compat.async_state_accessors(Awaitable())
+    monkeypatch.setattr(compat, "AIRFLOW_V_3_4_PLUS", True)
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk.execution_time import task_runner
+
+        class Comms:
+            async def asend(self, msg): ...
+
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", Comms(), raising=False)
+        assert compat.async_state_accessors(Awaitable())
+        # dag.test()'s in-process comms on 3.4.0b2: no asend, so a worker thread it is.
+        monkeypatch.setattr(task_runner, "SUPERVISOR_COMMS", object(), raising=False)
+        assert not compat.async_state_accessors(Awaitable())
     assert not compat.async_state_accessors(Blocking())
-    monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", False)
+    monkeypatch.setattr(compat, "AIRFLOW_V_3_4_PLUS", False)
     assert not compat.async_state_accessors(Awaitable())

@@ -772,9 +772,14 @@ def async_state_accessors(accessor: Any) -> bool:
     """
     Whether the native ``task_state_store`` accessor has awaitable ``aget`` / ``aset`` / ``adelete``.
 
-    3.4+: yes, where the accessor offers them. 3.3: blocking calls only (run off the event loop with
-    ``asyncio.to_thread``). Before 3.3: no native store.
+    3.4+: yes, where the accessor offers them and the running supervisor comms can send from a
+    coroutine (``dag.test()``'s in-process comms have no ``asend`` on 3.4.0b2). 3.3: blocking calls
+    only (run off the event loop with ``asyncio.to_thread``). Before 3.3: no native store.
     """
-    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_4_PLUS
-
-    return AIRFLOW_V_3_4_PLUS and all(callable(getattr(accessor, name, None)) for name in ("aget", "aset"))
+    if not AIRFLOW_V_3_4_PLUS or not all(callable(getattr(accessor, name, None)) for name in ("aget", "aset")):
+        return False
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - every 3.4 has it
+        return False
+    return callable(getattr(getattr(task_runner, "SUPERVISOR_COMMS", None), "asend", None))
