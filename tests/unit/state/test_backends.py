@@ -378,11 +378,12 @@ class TestAsyncAccess:
     def test_native_async_calls(self, monkeypatch, v34, expected):
         import asyncio
 
-        from airflow.providers.resumable.compat import version_compat
+        from airflow.providers.resumable.state import backends
         from airflow.providers.resumable.state.backends import NativeTaskStateStore
         from airflow.providers.resumable.state.base import NamespacedStateStore
 
-        monkeypatch.setattr(version_compat, "AIRFLOW_V_3_4_PLUS", v34)
+        # Whether this Airflow's accessor can be awaited is compat's to say (tested there).
+        monkeypatch.setattr(backends, "async_state_accessors", lambda accessor: v34)
         accessor = self.Accessor()
         store = NativeTaskStateStore(accessor)
 
