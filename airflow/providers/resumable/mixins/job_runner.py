@@ -19,7 +19,13 @@ import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tenacity import Retrying, retry_if_exception
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
 
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
 from airflow.providers.resumable.mixins.decisions import (
@@ -42,6 +48,12 @@ if TYPE_CHECKING:
 
     from airflow.providers.resumable.state.base import JsonValue
     from airflow.providers.resumable.state.task_try import TaskTry
+
+
+#: How long status and lookup calls are retried on transient errors, for operators and TaskFlow jobs
+#: alike (tenacity strategies hold no state, so one instance serves every job).
+STATUS_RETRY_STOP = stop_after_attempt(5) | stop_after_delay(120)
+STATUS_RETRY_WAIT = wait_exponential_jitter(initial=1, max=15)
 
 
 class JobNotFoundError(Exception):

@@ -5,11 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from tenacity import stop_after_attempt, stop_after_delay, wait_exponential_jitter
-
 from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
 from airflow.providers.resumable.mixins.job_runner import (
+    STATUS_RETRY_STOP,
+    STATUS_RETRY_WAIT,
     JobCalls,
     JobNotFoundError,
     JobRun,
@@ -112,8 +112,8 @@ class ResumableJobMixin(ABC):
     base_on_kill_cancels: ClassVar[bool] = False
 
     #: Bounds for retrying status / lookup calls on transient errors (tenacity strategies).
-    status_retry_stop: ClassVar[stop_base] = stop_after_attempt(5) | stop_after_delay(120)
-    status_retry_wait: ClassVar[wait_base] = wait_exponential_jitter(initial=1, max=15)
+    status_retry_stop: ClassVar[stop_base] = STATUS_RETRY_STOP
+    status_retry_wait: ClassVar[wait_base] = STATUS_RETRY_WAIT
 
     if TYPE_CHECKING:
         log: Any  # BaseOperator provides it; its type differs between Airflow 2 and 3

@@ -24,8 +24,6 @@ import itertools
 from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from tenacity import stop_after_attempt, stop_after_delay, wait_exponential_jitter
-
 from airflow.providers.resumable.mixins.checkpoint_policies import DEFAULT_CHECKPOINT_POLICY
 from airflow.providers.resumable.mixins.checkpoint_runner import (
     BatchRun,
@@ -35,7 +33,14 @@ from airflow.providers.resumable.mixins.checkpoint_runner import (
     walk_batches,
 )
 from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
-from airflow.providers.resumable.mixins.job_runner import JobCalls, JobRun, JobSettings, is_transient_error
+from airflow.providers.resumable.mixins.job_runner import (
+    STATUS_RETRY_STOP,
+    STATUS_RETRY_WAIT,
+    JobCalls,
+    JobRun,
+    JobSettings,
+    is_transient_error,
+)
 from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
 from airflow.providers.resumable.state.base import StateStoreError
 from airflow.providers.resumable.watermarks.rules import cursor_max
@@ -329,8 +334,8 @@ class ResumableHandle:
         settings = JobSettings(
             key=key,
             spec_change_policy=SpecChangePolicy.parse(spec_change_policy),
-            retry_stop=stop_after_attempt(5) | stop_after_delay(120),
-            retry_wait=wait_exponential_jitter(initial=1, max=15),
+            retry_stop=STATUS_RETRY_STOP,
+            retry_wait=STATUS_RETRY_WAIT,
             fingerprint=fingerprint if self.task_try.durable else None,
         )
         return JobRun(calls, self.task_try, settings, self.log)
