@@ -109,7 +109,9 @@ def test_a_connection_password_in_a_cursor_fails_the_first_try(newsletter, api_k
     assert "http_pages/checkpoint" in message
     assert "next_page.data.api_key" in message
     assert "allow_secrets_in_state=True to task 'crawl'" in message
-    assert len(list(tmp_path.glob("part-*.jsonl"))) == 1, "page 0 was written; its cursor was not stored"
+    # Page 0 was written and its cursor refused. Written synchronously, the refusal stops the walk at
+    # once; handed to a writer thread (Airflow 2), it fails the walk at one of the next pages.
+    assert len(list(tmp_path.glob("part-*.jsonl"))) >= 1
     stored = stored_values(run)
     assert "resumable-checkpoint" not in stored
     assert api_key not in stored

@@ -141,7 +141,9 @@ def test_crash_between_part_write_and_checkpoint_duplicates_nothing(newsletter, 
             super().save_checkpoint(context, checkpoint, batches_done=batches_done)
 
     dag = make_dag(request)
-    crawl_task(dag, tmp_path, cls=CrashBeforeCheckpoint, checkpoint_every=1)
+    # Synchronous writes, so the crash in save_checkpoint stands for a kill on the walk's own thread
+    # (on a writer thread it would be a failed write, which the walk flushes past).
+    crawl_task(dag, tmp_path, cls=CrashBeforeCheckpoint, checkpoint_every=1, background_checkpoints=False)
     run = run_dag(dag)
     assert run.state == "success"
     # Try 2 starts from the last checkpoint that landed (after page 2) and rewrites page 3's part.

@@ -128,3 +128,49 @@ def test_the_backend_this_leg_is_meant_to_exercise(request):
         # get_state_store's store is finished after the success like the mixins', so the Variable is gone.
         assert run.xcom("probe")["variable"] is True
         assert resumable_variables(dag.dag_id) == []
+
+
+def test_checkpoints_are_written_where_airflow_lets_a_thread_write(request):
+    """
+    Airflow 2: on a writer thread (a session per thread). Airflow 3's dag.test(): synchronously, as its
+    in-process comms are not safe for two threads (the deployment suite covers the real supervisor).
+    """
+    import threading
+
+    from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+
+    class WhereWritten(SleepyBatchOperator):
+        threads: set[str] = set()
+
+        def save_checkpoint(self, context, checkpoint, *, batches_done=None):
+            WhereWritten.threads.add(threading.current_thread().name)
+            super().save_checkpoint(context, checkpoint, batches_done=batches_done)
+
+    dag = make_dag(request)
+    WhereWritten(task_id="walk", batches=60, batch_seconds=0.01, checkpoint_every=5, dag=dag)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert WhereWritten.threads, "no checkpoint was written during the walk"
+    on_writer = {name.startswith("checkpoint-writer-") for name in WhereWritten.threads}
+    assert on_writer == ({False} if AIRFLOW_V_3_0_PLUS else {True})
+    # Every checkpoint the walk took landed or was replaced by a newer one; the walk ended complete.
+    assert 1 <= run.xcom("walk")["checkpoints_written"] <= 11
+
+
+def test_background_checkpoints_false_keeps_every_write_on_the_walk(request):
+    import threading
+
+    class WhereWritten(SleepyBatchOperator):
+        threads: set[str] = set()
+
+        def save_checkpoint(self, context, checkpoint, *, batches_done=None):
+            WhereWritten.threads.add(threading.current_thread().name)
+            super().save_checkpoint(context, checkpoint, batches_done=batches_done)
+
+    dag = make_dag(request)
+    WhereWritten(
+        task_id="walk", batches=20, batch_seconds=0.0, checkpoint_every=5, background_checkpoints=False, dag=dag
+    )
+    assert run_dag(dag).state == "success"
+    assert len(WhereWritten.threads) == 1
+    assert not next(iter(WhereWritten.threads)).startswith("checkpoint-writer-")

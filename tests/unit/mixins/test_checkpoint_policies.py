@@ -308,6 +308,8 @@ def store_costing(memory_store, clock):
 
 
 def walk(clock, **kwargs):
+    # The synchronous policy on a fake clock (test_checkpoint_writer.py covers writes in the background).
+    kwargs.setdefault("background_checkpoints", False)
     op = TimedWalk(task_id="walk", clock=clock, **kwargs)
     started = clock.now
     run = op.execute(make_context())

@@ -783,3 +783,33 @@ def async_state_accessors(accessor: Any) -> bool:
     except ImportError:  # pragma: no cover - every 3.4 has it
         return False
     return callable(getattr(getattr(task_runner, "SUPERVISOR_COMMS", None), "asend", None))
+
+
+def checkpoint_writes_off_thread() -> str | None:
+    """
+    None when a checkpoint may be written from a second thread of the task process; else why not.
+
+    Airflow 2: each thread gets its own ORM session (``settings.Session`` is a ``scoped_session``).
+    Airflow 3.x (3.2, 3.3, 3.4.0b2 read): the real supervisor's ``CommsDecoder`` sends each request
+    and reads its answer under one ``_thread_lock``, so two threads cannot take each other's
+    answers. ``dag.test()``'s ``InProcessSupervisorComms`` has no lock: it answers from one shared
+    deque and sets the process-wide ``SUPERVISOR_COMMS`` to None while it handles a request, so a
+    second thread could read another request's answer or find no comms at all.
+    """
+    if not AIRFLOW_V_3_0_PLUS:
+        return None
+    try:
+        from airflow.sdk.execution_time import task_runner
+    except ImportError:  # pragma: no cover - every Airflow 3 has it
+        return "this Airflow has no Task SDK task runner"
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is None:
+        return "no supervisor comms in this process (not inside a task)"
+    if type(comms).__name__ == "InProcessSupervisorComms":
+        return (
+            "dag.test()'s in-process supervisor comms answer two threads from one shared queue (the real "
+            "supervisor's comms lock each request)"
+        )
+    if not hasattr(getattr(comms, "_thread_lock", None), "acquire"):
+        return f"the supervisor comms ({type(comms).__name__}) take no lock per request"
+    return None

@@ -99,6 +99,9 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
         last one. With neither, the default budget policy (see ``StatefulOperatorMixin``).
     :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows.
         Off by default: such a write fails the task (``SecretInStateError``).
+    :param background_checkpoints: write loop checkpoints on a writer thread while the loop goes on
+        (the default, where Airflow allows it: see ``StatefulOperatorMixin``); False: every write
+        stops the loop until it is stored.
     """
 
     custom_operator_name = "@task.resumable"
@@ -110,13 +113,17 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
         checkpoint_every: int | None = None,
         checkpoint_interval: float | timedelta | None = None,
         allow_secrets_in_state: bool = False,
+        background_checkpoints: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.checkpoint_policy = checkpoint_arguments(checkpoint_every, checkpoint_interval, allow_secrets_in_state)
+        self.checkpoint_policy = checkpoint_arguments(
+            checkpoint_every, checkpoint_interval, allow_secrets_in_state, background_checkpoints
+        )
         super().__init__(python_callable=_handle_defaults_to_none(python_callable), **kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.allow_secrets_in_state = allow_secrets_in_state
+        self.background_checkpoints = background_checkpoints
 
     def on_kill(self) -> None:
         """Told to stop (a person's mark, a shutdown): a function that still returns finishes nothing."""
@@ -132,7 +139,13 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
         task_try.start_fresh_after_success()
         if not task_try.durable:
             self.log.info("No task instance in the context: loops and jobs last only as long as this call")
-        handle = ResumableHandle(task_try, task=self, log=self.log, policy=self.checkpoint_policy)
+        handle = ResumableHandle(
+            task_try,
+            task=self,
+            log=self.log,
+            policy=self.checkpoint_policy,
+            background=None if self.background_checkpoints else False,
+        )
         # Filled in like a context key: the function gets it when it names a `resumable` parameter.
         context[HANDLE_ARGUMENT] = handle
         token = set_current_handle(handle)
@@ -147,6 +160,8 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
         finally:
             self.python_callable = original
             reset_current_handle(token)
+            # A loop the function left without closing it: its writer thread ends with the task.
+            task_try.close_writers()
         handle.close(failed=False)
         return result
 

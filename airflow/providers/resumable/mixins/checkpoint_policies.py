@@ -41,6 +41,21 @@ class CheckpointPolicy:
         """
         return None
 
+    def checkpoint_taken(self) -> None:
+        """
+        Told when the walk takes a checkpoint (before its write, which may end later on a writer thread).
+
+        From then on ``should_checkpoint`` counts batches and seconds from this checkpoint.
+        """
+
+    def writes_in_background(self) -> None:
+        """
+        Told once, before the first question, that this walk's writes do not stop the walk.
+
+        A write then costs the walk nothing, but what a hard kill redoes still runs until the *next*
+        write has ended (``checkpoint_writer``).
+        """
+
     def __or__(self, other: CheckpointPolicy) -> CheckpointPolicy:
         return checkpoint_any(self, other)
 
@@ -98,6 +113,14 @@ class checkpoint_any(CheckpointPolicy):
     def record_write(self, seconds: float) -> str | None:
         notes = [p.record_write(seconds) for p in self.policies]
         return next((n for n in notes if n), None)
+
+    def checkpoint_taken(self) -> None:
+        for p in self.policies:
+            p.checkpoint_taken()
+
+    def writes_in_background(self) -> None:
+        for p in self.policies:
+            p.writes_in_background()
 
     def __repr__(self) -> str:
         return " | ".join(repr(p) for p in self.policies)
@@ -170,23 +193,42 @@ class checkpoint_within_budget(CheckpointPolicy):
             "(run_batches does)"
         )
 
-    def interval(self, write_cost: float | None, batch_seconds: float = 0.0, slow_write: float | None = None) -> float:
+    def interval(
+        self,
+        write_cost: float | None,
+        batch_seconds: float = 0.0,
+        slow_write: float | None = None,
+        *,
+        background: bool = False,
+    ) -> float:
         """
-        Seconds of batches between two writes.
+        Seconds of batches between two checkpoints.
 
         ``write_cost`` is a typical write (it sets the budget); ``slow_write`` a slow one (default: the
         typical one) and ``batch_seconds`` a long batch, which the redo bound plans for: the next batch
         and a write of up to twice ``slow_write`` still end within ``max_redo``. Pure, so the whole
         policy can be tabled: ``None`` (nothing measured yet) gives ``floor``.
+
+        ``background``: the writes do not stop the walk (``checkpoint_writer``), so the overhead
+        budget does not bind; the walk checkpoints every ``max_redo / 2`` (within the same redo
+        bound, never more often than ``floor`` or than the store can write), which leaves half the
+        bound for a write that stalls: what a kill redoes runs until the next write has *ended*.
         """
         if write_cost is None:
             return self.floor
-        budget = write_cost / self.overhead
         deadline = self.max_redo - 2 * max(write_cost, slow_write or 0.0) - batch_seconds
-        return max(self.floor, write_cost, min(budget, deadline))
+        target = self.max_redo / 2 if background else write_cost / self.overhead
+        return max(self.floor, write_cost, min(target, deadline))
 
-    def over_budget(self, write_cost: float) -> bool:
-        """Whether writes of this cost force the redo bound below the overhead budget's interval."""
+    def over_budget(self, write_cost: float, *, background: bool = False) -> bool:
+        """
+        Whether writes of this cost break a promise: the overhead budget (the redo bound wins).
+
+        In the background there is no overhead to break; writes too slow for the redo bound itself
+        (two of them, the one in flight and the next, outlast ``max_redo``) are.
+        """
+        if background:
+            return 2 * write_cost > self.max_redo
         return write_cost / self.overhead > self.max_redo - 2 * write_cost
 
     def __eq__(self, other: object) -> bool:
@@ -216,6 +258,8 @@ class _BudgetWalk(CheckpointPolicy):
         # Since the last write: where the previous question left off, and the longest batch seen.
         self._asked = (0, 0.0)
         self.longest_batch = 0.0
+        self.background = False
+        self._taken = False
 
     @property
     def write_cost(self) -> float | None:
@@ -245,27 +289,50 @@ class _BudgetWalk(CheckpointPolicy):
         if batches_since <= 0:
             return False
         before, at = self._asked
-        if batches_since < before:  # a write this walk was not told about: a new window anyway
+        if batches_since < before:  # a checkpoint this walk was not told about: a new window anyway
             before, at, self.longest_batch = 0, 0.0, 0.0
         if batches_since > before:
             self.longest_batch = max(self.longest_batch, (seconds_since - at) / (batches_since - before))
         self._asked = (batches_since, seconds_since)
-        interval = self.config.interval(self.write_cost, self.longest_batch, self.slow_write)
+        interval = self.config.interval(
+            self.write_cost, self.longest_batch, self.slow_write, background=self.background
+        )
         return seconds_since >= interval
 
     def start(self) -> CheckpointPolicy:
         return _BudgetWalk(self.config)
 
-    def record_write(self, seconds: float) -> str | None:
+    def writes_in_background(self) -> None:
+        self.background = True
+
+    def checkpoint_taken(self) -> None:
         self._asked, self.longest_batch = (0, 0.0), 0.0
+        self._taken = True
+
+    def record_write(self, seconds: float) -> str | None:
+        # A walk that never says checkpoint_taken() (a caller of 0.1.0's protocol) takes each write
+        # as the start of the next window, as before.
+        if not self._taken:
+            self._asked, self.longest_batch = (0, 0.0), 0.0
         self.costs.append(max(0.0, seconds))
         cost = self.write_cost
         assert cost is not None
         # Judged on three writes at least, so a single slow one (a cold connection) does not warn.
-        if self._warned or len(self.costs) < min(3, self.config.window) or not self.config.over_budget(cost):
+        if (
+            self._warned
+            or len(self.costs) < min(3, self.config.window)
+            or not self.config.over_budget(cost, background=self.background)
+        ):
             return None
         self._warned = True
-        every = self.config.interval(cost)
+        every = self.config.interval(cost, background=self.background)
+        if self.background:
+            return (
+                f"Checkpoint writes take {cost * 1000:.0f} ms on this state store, too slow for "
+                f"{self.config.max_redo:g} s of redo after a hard kill even with writes in the background: "
+                f"checkpointing every {every:.2f} s, so a hard kill may redo about {every + cost:.2f} s. "
+                "Use a faster state backend, or pass checkpoint_interval (seconds) to choose the redo."
+            )
         return (
             f"Checkpoint writes take {cost * 1000:.0f} ms on this state store, too slow for both "
             f"{self.config.overhead:.0%} overhead and {self.config.max_redo:g} s of redo after a hard kill: "
@@ -301,7 +368,10 @@ def make_checkpoint_policy(
 
 
 def checkpoint_arguments(
-    checkpoint_every: int | None, checkpoint_interval: float | timedelta | None, allow_secrets_in_state: Any
+    checkpoint_every: int | None,
+    checkpoint_interval: float | timedelta | None,
+    allow_secrets_in_state: Any,
+    background_checkpoints: Any = True,
 ) -> CheckpointPolicy:
     """
     Check what a checkpointing task was given when the DAG is parsed, and return its policy.
@@ -313,6 +383,8 @@ def checkpoint_arguments(
 
     if not isinstance(allow_secrets_in_state, bool):
         raise TypeError(f"allow_secrets_in_state must be True or False, got {allow_secrets_in_state!r}")
+    if not isinstance(background_checkpoints, bool):
+        raise TypeError(f"background_checkpoints must be True or False, got {background_checkpoints!r}")
     policy = make_checkpoint_policy(checkpoint_every, checkpoint_interval)
     validate_backend()
     return policy

@@ -14,12 +14,15 @@ that cannot hand its control flow to a callback (``handle.iterate``).
 from __future__ import annotations
 
 import asyncio
+import copy
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.compat.airflow import checkpoint_writes_off_thread
+from airflow.providers.resumable.mixins.checkpoint_writer import CheckpointWriter
 from airflow.providers.resumable.observability import checkpoint_write
 from airflow.providers.resumable.state.base import CorruptStateError, aset
 from airflow.providers.resumable.state.codec import CheckpointEnvelope, utcnow_iso
@@ -197,8 +200,14 @@ class CheckpointWalk(Generic[C]):
         save: Callable[[C, int], None] | None = None,
         flush: Callable[[C, int], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        background: bool | None = None,
     ) -> None:
         self.checkpoints = checkpoints
+        # None: write in the background where Airflow lets a second thread write (the default);
+        # False: every write stops the walk (``background_checkpoints=False``); True: always (tests).
+        self.background = background
+        self.writer: CheckpointWriter | None = None
+        self._background_written = 0
         self.log = checkpoints.log
         # A fresh per-walk view: a policy that measures the store must not share its measurements
         # with another walk through a policy object shared by operators (DEFAULT_CHECKPOINT_POLICY).
@@ -245,7 +254,39 @@ class CheckpointWalk(Generic[C]):
         self.resumed_from = self.index
         self.last = self.cursor
         self._last_save = self.clock()
+        self._start_writer()
         return True
+
+    def _start_writer(self) -> None:
+        if self.background is False:
+            return
+        if self.background is None:
+            reason = checkpoint_writes_off_thread()
+            if reason is not None:
+                _say_once(self.log, f"Checkpoint writes stop the walk here: {reason}")
+                return
+        self.writer = CheckpointWriter(self._save, name=self.checkpoints.location, clock=self.clock)
+        self.policy.writes_in_background()
+        # The try owns it: on_kill flushes it, the task's end stops it.
+        self.checkpoints.task_try.adopt_writer(self.writer)
+
+    def _stop_writer(self) -> None:
+        """Write what the writer holds and stop it; raise if one of its writes failed."""
+        writer, self.writer = self.writer, None
+        if writer is None:
+            return
+        try:
+            writer.close()
+        finally:
+            self._background_written += writer.written
+            self.checkpoints.task_try.release_writer(writer)
+            self._tell_policy(writer)
+
+    def _tell_policy(self, writer: CheckpointWriter) -> None:
+        for cost in writer.take_costs():
+            note = self.policy.record_write(cost)
+            if note:
+                self.log.warning(note)
 
     def advance(self, next_cursor: C | None) -> bool:
         """The batch at ``cursor`` is done and durable; True when the policy wants a checkpoint now."""
@@ -253,14 +294,33 @@ class CheckpointWalk(Generic[C]):
         self.index += 1
         self.pending += 1
         self.cursor = next_cursor
+        if self.writer is not None:
+            # A write that failed fails the walk at its next step, as a synchronous write would have;
+            # after the bookkeeping, so the failure's flush covers the batch that just finished.
+            self.writer.raise_if_failed()
+            self._tell_policy(self.writer)
         return next_cursor is not None and self.policy.should_checkpoint(self.pending, self.clock() - self._last_save)
 
     def checkpoint(self) -> None:
-        """Write the cursor of the next batch, timed and reported to the policy."""
+        """Write the cursor of the next batch (or hand it to the writer), timed and reported to the policy."""
         assert self.cursor is not None
+        self.policy.checkpoint_taken()
+        if self._hand_over():
+            return
         began = self.clock()
         self._save(self.cursor, self.index)
         self._after_write(began)
+
+    def _hand_over(self) -> bool:
+        """Give the checkpoint to the writer thread, if the walk has one; what a kill redoes counts from now."""
+        if self.writer is None:
+            return False
+        assert self.cursor is not None
+        # A copy: the walk's code may change its cursor object in place once the batch after it runs.
+        self.writer.submit(_snapshot(self.cursor), self.index)
+        self._last_save = self.clock()
+        self.pending = 0
+        return True
 
     def _after_write(self, began: float) -> None:
         self._last_save = self.clock()
@@ -273,6 +333,9 @@ class CheckpointWalk(Generic[C]):
     async def acheckpoint(self) -> None:
         """``checkpoint`` from a coroutine, with the event loop free while the store writes."""
         assert self.cursor is not None
+        self.policy.checkpoint_taken()
+        if self._hand_over():
+            return
         began = self.clock()
         if self._custom_save:
             await asyncio.to_thread(self._save, self.cursor, self.index)
@@ -282,7 +345,14 @@ class CheckpointWalk(Generic[C]):
 
     def failed(self) -> None:
         """A failure Python sees: write the checkpoint of the last finished batch, once."""
-        if self.pending and self.cursor is not None and not self.finished:
+        lost = False
+        try:
+            self._stop_writer()
+        except Exception:
+            # The walk's own error matters more; the flush below writes the newest cursor again.
+            lost = True
+            self.log.exception("A background checkpoint write failed; writing the last checkpoint again")
+        if (self.pending or lost) and self.cursor is not None and not self.finished:
             self.pending = 0
             self._flush(self.cursor, self.index)
 
@@ -302,11 +372,14 @@ class CheckpointWalk(Generic[C]):
         returns (the XCom push, post_execute) then retries without redoing the walk, and a clear
         after success starts afresh.
         """
+        self._stop_writer()
         self.checkpoints.write(final if final is not None else self.last, batches_done=self.index, complete=True)
         self._finished()
 
     async def afinish(self, final: C | None = None) -> None:
         """``finish`` from a coroutine."""
+        if self.writer is not None:
+            await asyncio.to_thread(self._stop_writer)
         await self.checkpoints.awrite(final if final is not None else self.last, batches_done=self.index, complete=True)
         self._finished()
 
@@ -314,12 +387,18 @@ class CheckpointWalk(Generic[C]):
         self.finished = True
         self.pending = 0
         self.log.info(
-            "Finished after batch %s: %s this try, %s checkpoints written (%r)",
+            "Finished after batch %s: %s this try, %s checkpoints written%s (%r)",
             self.index - 1,
             self.index - self.resumed_from,
-            self.written,
+            self.checkpoints_written,
+            " in the background" if self._background_written else "",
             self.policy,
         )
+
+    @property
+    def checkpoints_written(self) -> int:
+        """Checkpoints that landed: written by the walk, or by its writer (a coalesced one never is)."""
+        return self.written + self._background_written + (self.writer.written if self.writer else 0)
 
     def result(self) -> BatchRun[C]:
         if self.already_complete:
@@ -335,9 +414,27 @@ class CheckpointWalk(Generic[C]):
             resumed_from=self.resumed_from,
             batches_done=self.index,
             batches_this_try=self.index - self.resumed_from,
-            checkpoints_written=self.written,
+            checkpoints_written=self.checkpoints_written,
             cursor=self.cursor,
         )
+
+
+_said: set[str] = set()
+
+
+def _say_once(log: Any, message: str) -> None:
+    """Log ``message`` once per process: every walk of a ``dag.test()`` session would say the same."""
+    if message not in _said:
+        _said.add(message)
+        log.info(message)
+
+
+def _snapshot(cursor: Any) -> Any:
+    if isinstance(cursor, BaseModel):
+        return cursor.model_copy(deep=True)
+    if isinstance(cursor, int | float | str | bool) or cursor is None:
+        return cursor
+    return copy.deepcopy(cursor)
 
 
 def walk_batches(walk: CheckpointWalk[C], process_batch: Callable[[C, int], C | None], *, start: C) -> BatchRun[C]:

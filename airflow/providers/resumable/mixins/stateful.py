@@ -99,6 +99,11 @@ class StatefulOperatorMixin:
     :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows
         (a connection password, a sensitive Variable). Off by default: such a write fails the task
         (``SecretInStateError``), because state is readable in plain text; see docs/security.rst.
+    :param background_checkpoints: write checkpoints on a writer thread while the walk goes on (the
+        default), where Airflow lets a second thread of the task write (Airflow 2, and Airflow 3's
+        real task supervisor; not ``dag.test()`` on Airflow 3, which writes synchronously and says
+        so once in the log). False: every checkpoint write stops the walk until it is stored.
+        ``save_checkpoint`` is then called on the writer thread, with a copy of the cursor.
     """
 
     #: pydantic model of the checkpoint (subclass :class:`Checkpoint` for versioning); None = plain dicts.
@@ -117,13 +122,17 @@ class StatefulOperatorMixin:
         checkpoint_every: int | None = None,
         checkpoint_interval: float | timedelta | None = None,
         allow_secrets_in_state: bool = False,
+        background_checkpoints: bool = True,
         **kwargs: Any,
     ) -> None:
-        self.checkpoint_policy = checkpoint_arguments(checkpoint_every, checkpoint_interval, allow_secrets_in_state)
+        self.checkpoint_policy = checkpoint_arguments(
+            checkpoint_every, checkpoint_interval, allow_secrets_in_state, background_checkpoints
+        )
         super().__init__(**kwargs)
         self.checkpoint_every = checkpoint_every
         self.checkpoint_interval = checkpoint_interval
         self.allow_secrets_in_state = allow_secrets_in_state
+        self.background_checkpoints = background_checkpoints
         self._warn_if_checkpoints_may_expire()
 
     def _warn_if_checkpoints_may_expire(self) -> None:
@@ -234,6 +243,7 @@ class StatefulOperatorMixin:
             save=lambda cursor, index: self.save_checkpoint(context, cursor, batches_done=index),
             flush=lambda cursor, index: self._flush_on_failure(context, cursor, index),
             clock=time.monotonic,
+            background=None if self.__dict__.get("background_checkpoints", True) else False,
         )
         return walk_batches(walk, process_batch, start=start)
 

@@ -201,11 +201,14 @@ class ResumableHandle:
         task: Any = None,
         log: Any,
         policy: CheckpointPolicy | None = None,
+        background: bool | None = None,
     ) -> None:
         self.task_try = task_try
         self.task = task
         self.log = log
         self.policy = policy or DEFAULT_CHECKPOINT_POLICY
+        # None: checkpoints written in the background where Airflow allows it; False: never.
+        self.background = background
         self._open: list[CheckpointWalk[Any]] = []
         self._loops = 0
         self._watermarks: dict[str | None, Watermark] = {}
@@ -220,7 +223,7 @@ class ResumableHandle:
         return Checkpoints(self.task_try, CheckpointSettings(TASKFLOW_NAMESPACE, name, model), self.log)
 
     def _walk(self, name: str, model: type[BaseModel] | None, policy: CheckpointPolicy | None) -> Any:
-        return CheckpointWalk(self.checkpoints(name, model), policy or self.policy)
+        return CheckpointWalk(self.checkpoints(name, model), policy or self.policy, background=self.background)
 
     def iterate(
         self, items: Iterable[T] | Any, *, name: str | None = None, policy: CheckpointPolicy | None = None
@@ -251,7 +254,7 @@ class ResumableHandle:
         ``process_batch(cursor, index)`` does one batch, makes its side effect durable and returns
         the next cursor, or None after the last batch. ``model`` types the cursor (a ``Checkpoint``).
         """
-        walk: CheckpointWalk[C] = CheckpointWalk(self.checkpoints(name, model), policy or self.policy)
+        walk: CheckpointWalk[C] = self._walk(name, model, policy)
         self._open.append(walk)
         try:
             return walk_batches(walk, process_batch, start=start)
@@ -268,7 +271,7 @@ class ResumableHandle:
         policy: CheckpointPolicy | None = None,
     ) -> BatchRun[C]:
         """``run_batches`` for async functions: ``process_batch`` may be ``async``; store calls run off the loop."""
-        walk: CheckpointWalk[C] = CheckpointWalk(self.checkpoints(name, model), policy or self.policy)
+        walk: CheckpointWalk[C] = self._walk(name, model, policy)
         if not await _off_loop(walk.open, start):
             return walk.result()
         self._open.append(walk)

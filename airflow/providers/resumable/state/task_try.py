@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -247,6 +248,8 @@ class TaskTry:
     _namespaces: dict[str, NamespacedStateStore] = field(default_factory=dict, repr=False)
     _marker: tuple[FinishedMarker | None] | None = field(default=None, repr=False)
     _fresh_checked: bool = field(default=False, repr=False)
+    #: Checkpoint writers of this try's walks (``mixins/checkpoint_writer.py``), while they run.
+    _writers: list[Any] = field(default_factory=list, repr=False)
 
     @classmethod
     def from_context(
@@ -391,10 +394,44 @@ class TaskTry:
             after_success.register_store(self.scope, self.info, self._ledger)
         return self._ledger
 
-    def note_killed(self) -> None:
-        """This try was told to stop: whatever it returns, nothing is finished or committed after it."""
+    def note_killed(self, *, flush_timeout: float = 5.0) -> None:
+        """
+        This try was told to stop: whatever it returns, nothing is finished or committed after it.
+
+        The checkpoints its walks already handed to a writer are written first (they cover only work
+        that is durable), waiting at most ``flush_timeout`` seconds in all: a signal may have stopped
+        the walk's thread inside a store call the writer waits for.
+        """
+        self.flush_writers(flush_timeout)
         if self.scope is not None:
             after_success.note_killed(self.scope, self.info)
+
+    def adopt_writer(self, writer: Any) -> None:
+        """A walk of this try writes in the background through ``writer`` (flushed on kill, stopped at the end)."""
+        self._writers.append(writer)
+
+    def release_writer(self, writer: Any) -> None:
+        self._writers = [w for w in self._writers if w is not writer]
+
+    def flush_writers(self, timeout: float) -> None:
+        """Wait, ``timeout`` seconds at most in all, for the checkpoints handed to this try's writers."""
+        deadline = time.monotonic() + timeout
+        for writer in list(self._writers):
+            try:
+                if not writer.flush(max(0.0, deadline - time.monotonic())):
+                    log.warning("Gave up on a checkpoint write after %s s; a retry redoes its batches", timeout)
+            except Exception:
+                log.exception("A checkpoint write failed while the task was being stopped")
+
+    def close_writers(self) -> None:
+        """The task's code returned or failed: no writer thread outlives it (a loop left open keeps its last write)."""
+        for writer in list(self._writers):
+            try:
+                writer.close()
+            except Exception:
+                log.exception("A checkpoint write failed after the task's code ended")
+            finally:
+                self.release_writer(writer)
 
     def start_fresh_after_success(self) -> bool:
         """
