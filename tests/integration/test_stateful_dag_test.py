@@ -174,3 +174,83 @@ def test_background_checkpoints_false_keeps_every_write_on_the_walk(request):
     assert run_dag(dag).state == "success"
     assert len(WhereWritten.threads) == 1
     assert not next(iter(WhereWritten.threads)).startswith("checkpoint-writer-")
+
+
+def test_a_hard_kill_resumes_at_a_durable_checkpoint_never_past_the_written_data(tmp_path, request):
+    """
+    The testing helper's hard kill at batch 120 (no flush, the writer abandoned, as a SIGKILL leaves
+    it): the retry resumes at a checkpoint the default policy made durable during the walk, at or
+    before the last part try 1 wrote, and every part ends written once by the try that wrote it last.
+    """
+    import json
+
+    from airflow.providers.resumable.testing import fail_on_tries
+    from tests.support.toy_operators import PartsWalkOperator
+
+    dag = make_dag(request)
+    PartsWalkOperator(
+        task_id="walk",
+        out_dir=str(tmp_path),
+        batches=150,
+        batch_seconds=0.01,
+        retries=1,
+        retry_delay=timedelta(0),
+        dag=dag,
+    )
+    with fail_on_tries(PartsWalkOperator, "write_part", tries={1}, at_call=121, hard=True) as fault:
+        run = run_dag(dag)
+    assert fault.fired == [1]
+    assert run.state == "success"
+    resumed = run.xcom("walk")["resumed_from"]
+    # Batches 0..119 were written by try 1 before the kill at the 121st write; the walk had been
+    # running over a second, so the policy had made a checkpoint durable: never 0, never past 120.
+    assert 0 < resumed <= 120
+    parts = {p.name: json.loads(p.read_text()) for p in tmp_path.glob("part-*.json")}
+    assert sorted(parts) == [f"part-{i:05d}.json" for i in range(150)]
+    assert {p["try"] for i, p in enumerate(sorted(parts.values(), key=lambda p: p["index"])) if i < resumed} == {1}
+    assert all(p["try"] == 2 for p in parts.values() if p["index"] >= resumed)
+
+
+def test_a_hard_kill_fault_is_not_an_ordinary_failure(tmp_path, request):
+    """Without hard=True the same fault is an error Python sees: the walk flushes, the retry redoes nothing."""
+    from airflow.providers.resumable.testing import fail_on_tries
+    from tests.support.toy_operators import PartsWalkOperator
+
+    dag = make_dag(request)
+    PartsWalkOperator(
+        task_id="walk",
+        out_dir=str(tmp_path),
+        batches=30,
+        batch_seconds=0.0,
+        retries=1,
+        retry_delay=timedelta(0),
+        dag=dag,
+    )
+    with fail_on_tries(PartsWalkOperator, "write_part", tries={1}, at_call=21):
+        run = run_dag(dag)
+    assert run.state == "success"
+    assert run.xcom("walk")["resumed_from"] == 20
+
+
+def test_a_hard_kill_writes_nothing_more(tmp_path, request):
+    """No checkpoint during the walk (checkpoint_every beyond it) and a hard kill: nothing to resume from."""
+    from airflow.providers.resumable.testing import SimulatedHardKill, fail_on_tries
+    from tests.support.toy_operators import PartsWalkOperator
+
+    dag = make_dag(request)
+    PartsWalkOperator(
+        task_id="walk",
+        out_dir=str(tmp_path),
+        batches=30,
+        batch_seconds=0.0,
+        checkpoint_every=1000,
+        retries=1,
+        retry_delay=timedelta(0),
+        dag=dag,
+    )
+    with fail_on_tries(PartsWalkOperator, "write_part", tries={1}, at_call=21, hard=True) as fault:
+        run = run_dag(dag)
+    assert fault.fired == [1]
+    assert run.state == "success"
+    assert run.xcom("walk")["resumed_from"] == 0
+    assert issubclass(SimulatedHardKill, Exception), "Airflow retries it as any task error"

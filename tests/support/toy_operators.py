@@ -243,3 +243,36 @@ class UpstreamStyleOperator(plain_job_operator(ResumableJobMixin)):  # type: ign
 
     def get_job_result(self, external_id, context) -> Any:
         return None
+
+
+class PartsWalkOperator(StatefulOperatorMixin, BaseOperator):
+    """
+    ``batches`` batches of ``batch_seconds``, each writing ``part-<index>.json`` through ``write_part``
+    (a method, so ``fail_on_tries`` can kill the try at its n-th call); returns where the try resumed.
+    """
+
+    checkpoint_model = ItemsCursor
+
+    def __init__(self, *, out_dir: str, batches: int, batch_seconds: float, **kwargs):
+        super().__init__(**kwargs)
+        self.out_dir = out_dir
+        self.batches = batches
+        self.batch_seconds = batch_seconds
+
+    def write_part(self, index: int, try_number: int) -> None:
+        import json
+        import pathlib
+
+        time.sleep(self.batch_seconds)
+        part = pathlib.Path(self.out_dir) / f"part-{index:05d}.json"
+        part.write_text(json.dumps({"index": index, "try": try_number}))
+
+    def execute(self, context):
+        try_number = context["ti"].try_number
+
+        def process(cursor: ItemsCursor, index: int) -> ItemsCursor | None:
+            self.write_part(index, try_number)
+            return ItemsCursor(next_item=cursor.next_item + 1) if index + 1 < self.batches else None
+
+        run = self.run_batches(context, process, start=ItemsCursor(next_item=0))
+        return {"resumed_from": run.resumed_from, "checkpoints_written": run.checkpoints_written}

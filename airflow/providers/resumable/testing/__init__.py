@@ -14,7 +14,13 @@ to a store the test can read. Nothing here imports pytest; fixtures live in
 
 from __future__ import annotations
 
-from airflow.providers.resumable.testing.faults import Fault, InjectedFault, current_try_number, fail_on_tries
+from airflow.providers.resumable.testing.faults import (
+    Fault,
+    InjectedFault,
+    SimulatedHardKill,
+    current_try_number,
+    fail_on_tries,
+)
 from airflow.providers.resumable.testing.runner import (
     RunDidNotFinishError,
     RunResult,
@@ -34,6 +40,7 @@ __all__ = [
     "RunDidNotFinishError",
     "RunResult",
     "SharedMemoryStore",
+    "SimulatedHardKill",
     "TaskInstanceResult",
     "clear_and_rerun",
     "collect",

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import inspect
-from contextlib import contextmanager
+import sys
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +17,39 @@ if TYPE_CHECKING:
 
 class InjectedFault(RuntimeError):
     """Raised by :func:`fail_on_tries`: stands in for a worker dying, a lost response, an OOM kill."""
+
+
+class SimulatedHardKill(InjectedFault):
+    """
+    Raised by ``fail_on_tries(..., hard=True)``: a SIGKILL or an OOM kill, which lets the task write nothing more.
+
+    While the fault is active, a checkpoint walk that fails with it neither flushes its cursor nor
+    waits for its writer thread: a checkpoint already being written may land, one waiting does not,
+    as when the process dies. The retry resumes from whatever was durable.
+    """
+
+
+@contextmanager
+def _walks_die_with_hard_kills() -> Iterator[None]:
+    from airflow.providers.resumable.mixins.checkpoint_runner import CheckpointWalk
+
+    original = CheckpointWalk.failed
+
+    def failed(walk: CheckpointWalk[Any]) -> None:
+        # Called from the walk's ``except`` block: the exception being handled is the kill.
+        if not isinstance(sys.exc_info()[1], SimulatedHardKill):
+            original(walk)
+            return
+        writer, walk.writer = walk.writer, None
+        if writer is not None:
+            writer.abandon()
+            walk.checkpoints.task_try.release_writer(writer)
+
+    CheckpointWalk.failed = failed  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        CheckpointWalk.failed = original  # type: ignore[method-assign]
 
 
 @dataclass
@@ -58,6 +92,7 @@ def fail_on_tries(
     at_call: int = 1,
     after: bool = False,
     error: Callable[[int], BaseException] | None = None,
+    hard: bool = False,
 ) -> Iterator[Fault]:
     """
     Make ``target.attribute`` raise on the given try numbers of the task instance that calls it.
@@ -72,6 +107,9 @@ def fail_on_tries(
     :param after: call the method first and raise after it returned, as when a request reached the
         job system but its response was lost; by default the call fails before it runs.
     :param error: builds the exception from the try number; default :class:`InjectedFault`.
+    :param hard: a hard kill (SIGKILL, OOM): raise :class:`SimulatedHardKill`, and let a checkpoint walk
+        it interrupts write nothing more (no flush of its cursor, no wait for its writer thread), so
+        the retry shows what a hard kill would redo.
 
     Yields a :class:`Fault` whose ``fired`` records the tries it raised on, so a test can check the
     fault happened at all. The original method is restored when the block ends::
@@ -98,7 +136,10 @@ def fail_on_tries(
     # Counted per task instance and try: mapped instances and other tasks of the class count apart.
     calls: dict[tuple[Any, ...], int] = {}
     original = getattr(target, attribute)
-    make_error = error or (lambda n: InjectedFault(f"{name} failed on call {at_call} of try {n} (fail_on_tries)"))
+    if error is not None and hard:
+        raise TypeError("fail_on_tries: pass error= or hard=True, not both (a hard kill raises SimulatedHardKill)")
+    kind = SimulatedHardKill if hard else InjectedFault
+    make_error = error or (lambda n: kind(f"{name} failed on call {at_call} of try {n} (fail_on_tries)"))
 
     @functools.wraps(original)
     def failing(*args: Any, **kwargs: Any) -> Any:
@@ -114,11 +155,14 @@ def fail_on_tries(
 
     owned = attribute in vars(target)
     saved = vars(target)[attribute] if owned else None
-    setattr(target, attribute, failing)
-    try:
-        yield fault
-    finally:
-        if owned:
-            setattr(target, attribute, saved)
-        else:
-            delattr(target, attribute)
+    with ExitStack() as stack:
+        if hard:
+            stack.enter_context(_walks_die_with_hard_kills())
+        setattr(target, attribute, failing)
+        try:
+            yield fault
+        finally:
+            if owned:
+                setattr(target, attribute, saved)
+            else:
+                delattr(target, attribute)
