@@ -65,7 +65,7 @@ def test_a_failed_loop_batches_and_job_are_listed_with_what_the_next_try_does(jo
         "loop 'files' of the @task.resumable function (handle.iterate): 12 items done, written at try 1 ("
     ), loop
     assert loop["taskflow/files"].endswith("the next try resumes at item 12")
-    assert loop["taskflow/__keys__"].endswith("(its loops and batches): files")
+    assert loop["taskflow/__keys__"].endswith("(its loops, batches and watermark windows): files")
 
     walk = meanings(capsys, dag, "pages")
     assert walk["taskflow/batches"].startswith(

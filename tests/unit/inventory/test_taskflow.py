@@ -61,7 +61,7 @@ FINISHED_AT_2 = FinishedMarker(try_number=2, finished_at=AT).dump()
             "taskflow/__keys__",
             ["files", "batches"],
             None,
-            "index of what the @task.resumable function keeps under 'taskflow/' (its loops and batches): files, batches",
+            "index of what the @task.resumable function keeps under 'taskflow/' (its loops, batches and watermark windows): files, batches",
         ),
     ],
 )

@@ -64,7 +64,8 @@ def describe_taskflow(key: str, value: JsonValue, finished: JsonValue = None) ->
         return None
     if key == _INDEX:
         names = ", ".join(str(name) for name in value) if isinstance(value, list) else _short(value)
-        return f"index of what the {FUNCTION} function keeps under {_PREFIX!r} (its loops and batches): {names}"
+        kept = "its loops, batches and watermark windows"
+        return f"index of what the {FUNCTION} function keeps under {_PREFIX!r} ({kept}): {names}"
     if not isinstance(value, dict) or value.get("kind") != CHECKPOINT_KIND:
         return None
     name = key.removeprefix(_PREFIX)

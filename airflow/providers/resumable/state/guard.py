@@ -14,7 +14,7 @@ import copy
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, SupportsIndex
 from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
@@ -179,7 +179,7 @@ class GuardedStateStore(StoreWrapper):
         twin.__dict__.update(self.__dict__)
         return twin
 
-    def __reduce_ex__(self, protocol: object) -> object:
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
         # Without this pickle would rebuild the backend's class (``__class__``) with the guard's
         # attributes, and fail with "args[0] from __newobj__ args has the wrong class".
         raise TypeError(
