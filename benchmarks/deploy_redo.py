@@ -26,6 +26,14 @@ def kept(doc: str) -> list[str]:
     return [*doc[doc.index(START) : doc.index(END) + len(END)].splitlines(), ""]
 
 
+#: The walk families of tests/deploy/scenarios.py, as the table names them.
+OPERATORS = {
+    "http": "`ResumablePaginatedHttpOperator`",
+    "batches": "`run_batches` operator",
+    "taskflow": "`@task.resumable` loop (`handle.iterate`)",
+}
+
+
 def render(reports: list[dict[str, Any]]) -> list[str]:
     lines = [
         START,
@@ -46,7 +54,7 @@ def render(reports: list[dict[str, Any]]) -> list[str]:
         for o in report["outcomes"]:
             if o["redo_pages"] is None or o["moment"] == "before_first_page":
                 continue
-            operator = "`ResumablePaginatedHttpOperator`" if o["family"] == "http" else "`run_batches` operator"
+            operator = OPERATORS.get(o["family"], o["family"])
             kill = {
                 "mid_walk": "task process at page 300",
                 "worker_lost": "task + supervisor at page 300",

@@ -217,4 +217,94 @@ def _batches(scenario: Scenario) -> None:
         SinkBatchesOperator(pages=WALK_PAGES, **common)
 
 
-BUILDERS = {"toy": _toy, "databricks": _databricks, "emr": _emr, "http": _http, "batches": _batches}
+# ---- TaskFlow: @task.resumable --------------------------------------------------------------------------
+
+
+def _task_decorator() -> Any:
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import task
+    else:
+        from airflow.decorators import task
+    return task
+
+
+def _taskflow(scenario: Scenario) -> None:
+    """A loop over the batch indexes with ``handle.iterate``; each item sends one batch to the sink."""
+    task = _task_decorator()
+
+    @task.resumable(task_id="work", **scenario.checkpoint_kwargs)
+    def work(batches: int, resumable: Any = None, ti: Any = None) -> dict[str, int]:
+        name = f"{ti.dag_id}/{ti.map_index}"
+        session = requests.Session()
+        sent = 0
+        # range(): the same items in the same order on every try, as iterate() needs.
+        for index in resumable.iterate(range(batches)):
+            items = list(range(index * PAGE_SIZE, (index + 1) * PAGE_SIZE))
+            body = {"name": name, "index": index, "try": ti.try_number, "items": items}
+            session.post(f"{CONTROL}/batch", json=body, timeout=60).raise_for_status()
+            sent += 1
+        return {"batches_sent": sent}
+
+    if scenario.instances > 1:
+        work.expand(batches=[WALK_PAGES] * scenario.instances)
+    else:
+        work(WALK_PAGES)
+
+
+def _taskflow_job(scenario: Scenario) -> None:
+    """One job on the toy job service with ``handle.job``: the function's own submit, status and poll."""
+    from airflow.providers.resumable.mixins import JobNotFoundError
+
+    task = _task_decorator()
+
+    @task.resumable(task_id="work")
+    def work(resumable: Any = None, ti: Any = None) -> dict[str, Any]:
+        base = os.environ.get("DEPLOY_TOY_URL", "")
+        spec = {"scenario": f"{ti.dag_id}/{ti.map_index}"}
+
+        def submit(token: str | None) -> str:
+            response = requests.post(f"{base}/jobs", json={"spec": spec, "token": token}, timeout=60)
+            response.raise_for_status()
+            return str(response.json()["job_id"])
+
+        def find(token: str) -> str | None:
+            response = requests.get(f"{base}/jobs", params={"token": token}, timeout=60)
+            response.raise_for_status()
+            return response.json()["job_id"]
+
+        def status(job_id: Any) -> str:
+            response = requests.get(f"{base}/jobs/{job_id}", timeout=120)
+            if response.status_code == 404:
+                raise JobNotFoundError(job_id)
+            response.raise_for_status()
+            return str(response.json()["state"])
+
+        def poll(job_id: Any) -> None:
+            # Once a second, as the toy operator family polls.
+            while (state := status(job_id)) in ("PENDING", "RUNNING"):
+                time.sleep(1)
+            if state != "SUCCEEDED":
+                raise AirflowException(f"job {job_id} ended {state}")
+
+        return resumable.job(
+            submit=submit,
+            find=find,
+            status=status,
+            is_active=lambda state: state in ("PENDING", "RUNNING"),
+            is_succeeded=lambda state: state == "SUCCEEDED",
+            poll=poll,
+            result=lambda job_id: {"job_id": job_id},
+        )
+
+    work()
+
+
+BUILDERS = {
+    "toy": _toy,
+    "databricks": _databricks,
+    "emr": _emr,
+    "http": _http,
+    "batches": _batches,
+    "taskflow": _taskflow,
+    "taskflow_job": _taskflow_job,
+}

@@ -17,7 +17,17 @@ from dataclasses import dataclass
 
 JOB_FAMILIES = ("toy", "databricks", "emr")
 WALK_FAMILIES = ("http", "batches")
-FAMILIES = JOB_FAMILIES + WALK_FAMILIES
+#: ``@task.resumable`` functions: a checkpointed loop (``handle.iterate``) writing to the batch sink, and
+#: a job (``handle.job``) on the toy job service. They run on the runners the mixins run on, which the
+#: families above already put through every moment, so these few moments cover what is TaskFlow's
+#: own (the handle, the decorator's try, the lifecycle of its state) and keep the legs short.
+TASKFLOW_LOOP = "taskflow"
+TASKFLOW_JOB = "taskflow_job"
+TASKFLOW_MOMENTS = {
+    TASKFLOW_LOOP: ("mid_walk", "clear_after_success", "mapped"),
+    TASKFLOW_JOB: ("accepted", "mid_poll"),
+}
+FAMILIES = JOB_FAMILIES + WALK_FAMILIES + tuple(TASKFLOW_MOMENTS)
 
 #: Moment -> (service event the fault fires on, which occurrence of it, what it does).
 #: ``kill``: SIGKILL the task process; ``kill_worker``: the task process and its parent (Airflow 3's
@@ -89,7 +99,7 @@ class Scenario:
 
     @property
     def walk(self) -> bool:
-        return self.family in WALK_FAMILIES
+        return self.family in WALK_FAMILIES or self.family == TASKFLOW_LOOP
 
     @property
     def instances(self) -> int:
@@ -166,6 +176,8 @@ def all_scenarios() -> list[Scenario]:
                 scenarios.extend(Scenario(family, moment, variant) for variant in POLICIES)
             else:
                 scenarios.append(Scenario(family, moment))
+    # TaskFlow: the default checkpoint policy only (the policies are the walk families' table).
+    scenarios.extend(Scenario(family, moment) for family, moments in TASKFLOW_MOMENTS.items() for moment in moments)
     return scenarios
 
 

@@ -507,7 +507,7 @@ class Services:
     # ---- ledgers ----------------------------------------------------------------------------------------
 
     def jobs(self, family: str) -> dict[str, list[dict[str, Any]]]:
-        if family == "toy":
+        if family in ("toy", "taskflow_job"):  # the TaskFlow job family runs its jobs on the toy service
             return self.toy.ledger()
         if family == "databricks":
             return self.databricks.ledger()
@@ -517,5 +517,5 @@ class Services:
         return runs
 
     def walked(self, family: str) -> dict[str, list[dict[str, Any]]]:
-        """Pages (HTTP) or batches (sink) per task instance: index, try, wall-clock time."""
+        """Pages (HTTP) or batches (sink: the batches and TaskFlow families) per task instance: index, try, time."""
         return self.newsletter.pages() if family == "http" else dict(self.control.writes)

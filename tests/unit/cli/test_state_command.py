@@ -141,3 +141,20 @@ def test_the_region_filters_reach_the_reader_in_the_stores_form():
     filters = state_command._filters(args(region_id=REGION.replace("-", "").upper(), region_index=2))
     assert (filters.region_id, filters.region_index) == (REGION, 2)
     assert state_command._asked(args(dag_id="d", region_index=2)) == "dag_id='d', region_index=2"
+
+
+def test_list_shows_a_taskflow_loop_in_the_functions_terms(monkeypatch, capsys):
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+    from airflow.providers.resumable.state.codec import CheckpointEnvelope
+
+    loop = CheckpointEnvelope(try_number=1, saved_at="2026-12-04T10:00:00+00:00", batches_done=12, data={"next": 12})
+    state = TaskState(
+        "variable", TaskScope("d", "r", "convert"), "resumable.d.r.convert.x", {"taskflow/files": loop.dump()}
+    )
+    monkeypatch.setattr(state_command, "_read", lambda args: [state])
+    state_command.state_list(args(output="json"))
+    (row,) = json.loads(capsys.readouterr().out)
+    assert row["key"] == "taskflow/files"
+    assert row["meaning"].startswith("loop 'files' of the @task.resumable function (handle.iterate): 12 items done")
+    assert row["delete_with"].endswith("--task-id convert --key taskflow/files")

@@ -64,6 +64,24 @@ def test_task_arguments_and_our_own_reach_the_operator():
     assert op.custom_operator_name == "@task.resumable"
 
 
+def test_metrics_and_spans_name_a_taskflow_task_as_airflow_shows_it(memory_store):
+    """``@task.resumable`` (as Airflow shows ``@task``), not the private operator class; the function is the task_id."""
+    from airflow.providers.resumable.state.task_try import TaskTry
+    from tests.support.context import FakeTI, make_context
+
+    dag = dag_for_test("unit_decorators_metrics")
+
+    @resumable_task
+    def convert_files(resumable):
+        return None
+
+    with dag:
+        convert_files()
+    op = dag.get_task("convert_files")
+    tags = TaskTry.of(op, make_context(FakeTI(dag_id=dag.dag_id, task_id="convert_files"))).tags
+    assert (tags["operator"], tags["task_id"]) == ("@task.resumable", "convert_files")
+
+
 def test_mapping_keeps_the_handle_out_of_the_mapped_arguments():
     dag = dag_for_test("unit_decorators_mapping")
 

@@ -150,3 +150,17 @@ def test_a_mark_nobody_clears_keeps_its_verdict(tmp_path):
         tmp_path / "finished", scenario, [running], {1: LEAVING + "after success: marked finished\n"}
     )
     assert any("state was finished as if it had succeeded" in p for p in finished_state.problems)
+
+
+def test_a_taskflow_job_found_by_its_token_is_one_recovery_with_one_job(tmp_path):
+    """What try 2 of taskflow_job_accepted logs since the job runner says a found-and-reattached job in one line."""
+    from tests.deploy.scenarios import TASKFLOW_JOB, Scenario
+
+    scenario = Scenario(TASKFLOW_JOB, "accepted")
+    job = {"id": "job-1", "token": "rsm-a", "state": "SUCCEEDED"}
+    one = "Found job job-1 submitted with token rsm-a by an earlier try; reattaching to it (RUNNING)\n"
+    assert _judge(tmp_path / "one", scenario, [job], {2: one}).problems == []
+    two = "Found job job-1 submitted with token rsm-a by an earlier try\nReattaching to job job-1 (RUNNING)\n"
+    assert _judge(tmp_path / "two", scenario, [job], {2: two}).problems == [
+        "try 2 logged 2 decision lines, expected 1: ['Found job job-1 submitted with token', 'Reattaching to job']"
+    ]

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.deploy.scenarios import JOB_FAMILIES, Scenario, all_scenarios
+from tests.deploy.scenarios import JOB_FAMILIES, TASKFLOW_JOB, TASKFLOW_LOOP, Scenario, all_scenarios
 
 
 def test_every_job_family_meets_the_three_clears_and_walks_only_the_clear_after_success():
@@ -15,6 +15,7 @@ def test_every_job_family_meets_the_three_clears_and_walks_only_the_clear_after_
     assert clears == {(f, m) for f in JOB_FAMILIES for m in moments} | {
         ("http", "clear_after_success"),
         ("batches", "clear_after_success"),
+        (TASKFLOW_LOOP, "clear_after_success"),
     }
 
 
@@ -60,3 +61,31 @@ def test_the_scenarios_without_a_clear_keep_their_promises():
     assert (kill.expected_tries, kill.jobs_per_instance, kill.expected_decision, kill.retries) == (2, 1, None, None)
     walk = Scenario("http", "clear_after_success")
     assert (walk.clear_on, walk.generations, walk.expected_decision) == ("success", 2, None)
+
+
+def test_the_taskflow_families_judge_a_loop_as_a_walk_and_a_job_as_a_job():
+    taskflow = {(s.family, s.moment, s.variant) for s in all_scenarios() if s.family in (TASKFLOW_LOOP, TASKFLOW_JOB)}
+    assert taskflow == {
+        (TASKFLOW_LOOP, "mid_walk", "default"),
+        (TASKFLOW_LOOP, "clear_after_success", "default"),
+        (TASKFLOW_LOOP, "mapped", "default"),
+        (TASKFLOW_JOB, "accepted", "default"),
+        (TASKFLOW_JOB, "mid_poll", "default"),
+    }
+    loop = Scenario(TASKFLOW_LOOP, "mid_walk")
+    assert (loop.dag_id, loop.walk, loop.fault, loop.expected_tries) == (
+        "deploy_taskflow_mid_walk",
+        True,
+        ("page", 300, "kill"),
+        2,
+    )
+    mapped = Scenario(TASKFLOW_LOOP, "mapped")
+    assert (mapped.instances, mapped.victim, mapped.fault) == (3, 1, ("page", 40, "kill"))
+    job = Scenario(TASKFLOW_JOB, "accepted")
+    assert (job.dag_id, job.walk, job.fault, job.jobs_per_instance) == (
+        "deploy_taskflow_job_accepted",
+        False,
+        ("submit", 1, "kill"),
+        1,
+    )
+    assert not job.cancel_on_kill

@@ -139,6 +139,26 @@ def test_a_lost_response_is_found_by_its_token_not_submitted_again(memory_store)
     assert len(system.submits) == 1, "found by its token"
 
 
+@pytest.mark.parametrize(
+    ("state", "line"),
+    [("RUNNING", "; reattaching to it (RUNNING)"), ("SUCCEEDED", "; it ended SUCCEEDED: returning its result")],
+)
+def test_a_job_found_by_its_token_is_one_decision_line(memory_store, caplog, state, line):
+    """The lookup and what it led to are one recovery: the try's log says it once (docs/monitoring.rst)."""
+    system = System()
+    system.lose_response = True
+    run(system)
+    system.lose_response = False
+    system.jobs["job-1"] = state
+    with caplog.at_level(logging.INFO, logger=log.name):
+        caplog.clear()
+        assert run(system, FakeTI(try_number=2)) == {"job": "job-1"}
+    decisions = [r.getMessage() for r in caplog.records if r.name == log.name and "job" in r.getMessage().lower()]
+    token = system.by_token and next(iter(system.by_token))
+    assert decisions[0] == f"Found job job-1 submitted with token {token} by an earlier try{line}"
+    assert not any(m.startswith(("Reattaching", "Job job-1 already succeeded")) for m in decisions), decisions
+
+
 def test_without_find_a_lost_response_is_sent_again_with_the_same_token(memory_store):
     system = System()
     system.lose_response = True

@@ -212,3 +212,27 @@ def test_the_guard_is_transparent_to_isinstance_and_runs_its_first_use_hook_once
     for twin in (copy.copy(store), copy.deepcopy(store)):
         assert type(twin) is GuardedStateStore
         assert isinstance(twin, InMemoryStateStore)
+
+
+def test_the_guard_passes_for_its_backend_but_refuses_to_be_pickled_saying_why():
+    """The review's decision (GuardedStateStore's docstring): isinstance and __class__ see the backend; type() the guard."""
+    import functools
+    import pickle
+
+    from airflow.providers.resumable.state.backends import InMemoryStateStore
+    from airflow.providers.resumable.state.guard import GuardedStateStore
+
+    store = guard(InMemoryStateStore(), owner="convert", allow_secrets=False, scope=None, try_id=None)
+    assert (type(store), store.__class__) == (GuardedStateStore, InMemoryStateStore)
+
+    @functools.singledispatch
+    def kind(store: object) -> str:
+        return "other"
+
+    @kind.register
+    def _(store: InMemoryStateStore) -> str:
+        return "in memory"
+
+    assert kind(store) == "in memory", "code that dispatches on the backend's class keeps working"
+    with pytest.raises(TypeError, match=r"state store of task 'convert' cannot be pickled: .* Pickle the values"):
+        pickle.dumps(store)

@@ -21,7 +21,7 @@ from airflow.providers.resumable.state import (
 from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker
 from airflow.providers.resumable.state.guard import GuardedStateStore
 from airflow.providers.resumable.state.lifecycle import TryInfo
-from airflow.providers.resumable.state.task_try import TaskTry, try_info_of
+from airflow.providers.resumable.state.task_try import TaskTry, operator_name, try_info_of
 from airflow.providers.resumable.version_compat import AirflowFailException
 from tests.support.context import FakeTI, make_context
 
@@ -173,6 +173,22 @@ class TestTheTry:
         }
         assert isinstance(task_try.store, GuardedStateStore), "every write is checked"
         assert task_try.store.inner is memory_store
+
+    def test_metrics_name_the_operator_as_airflow_shows_it(self):
+        class PlainOperator:
+            pass
+
+        class Decorated:
+            custom_operator_name = "@task.resumable"
+
+        class Unnamed:
+            custom_operator_name = None
+
+        assert [operator_name(o) for o in (PlainOperator(), Decorated(), Unnamed())] == [
+            "PlainOperator",
+            "@task.resumable",
+            "Unnamed",
+        ]
 
     def test_without_a_task_instance_nothing_is_durable_or_registered(self):
         task_try = TaskTry.from_context({}, owner="t", kind="Op", dag_id="fallback")

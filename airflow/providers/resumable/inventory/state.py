@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.compat.airflow import delete_task_state_rows, task_state_rows
 from airflow.providers.resumable.inventory.filters import Filters  # noqa: TC001 - the CLI builds it from here
+from airflow.providers.resumable.inventory.taskflow import describe_taskflow
 from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
 from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, TaskScope, state_command
 from airflow.providers.resumable.state.codec import (
@@ -114,6 +115,9 @@ def _short(value: JsonValue, limit: int = 80) -> str:
 
 def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
     """One line a person can act on: what ``value`` under ``key`` means for the next try."""
+    taskflow = describe_taskflow(key, value, finished)
+    if taskflow is not None:
+        return taskflow
     done = finished.get("try_number") if isinstance(finished, dict) else None
     kind = value.get("kind") if isinstance(value, dict) else None
     if key == FINISHED_KEY or kind == FINISHED_KIND:

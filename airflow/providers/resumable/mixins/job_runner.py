@@ -203,6 +203,7 @@ class JobRun:
         record = self.record = self._read()
         finished = record is not None and self.task_try.ended_life(record.try_number) is not None
         looked_up = False
+        found_by_token: str | None = None
         while True:
             status = None if finished else self._observe(record)
             decision = decide(
@@ -233,12 +234,12 @@ class JobRun:
                 continue
             record = self.record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
             self._save(record)
-            self.log.info("Found job %s submitted with token %s by an earlier try", found, record.token)
+            found_by_token = f"Found job {found} submitted with token {record.token} by an earlier try"
             emit_decision(
                 DecisionKind.FOUND_BY_TOKEN.value, tags, external_id_key=key, external_id=found, seq=record.seq
             )
 
-        self._log_decision(decision, record, status[1] if status else None)
+        self._log_decision(decision, record, status[1] if status else None, found_by_token)
         emit_decision(
             decision.kind.value,
             tags,
@@ -325,7 +326,23 @@ class JobRun:
             return JobState.SUCCEEDED, raw
         return JobState.FAILED, raw
 
-    def _log_decision(self, decision: Decision, record: JobRecord | None, raw_status: Any) -> None:
+    def _log_decision(
+        self, decision: Decision, record: JobRecord | None, raw_status: Any, found_by_token: str | None = None
+    ) -> None:
+        """
+        The try's one decision line (docs/monitoring.rst): a person reading the log sees one recovery.
+
+        A job found by its token and then reattached to, or returned, is one recovery: one line.
+        """
+        if found_by_token is not None:
+            if decision.action is Action.REATTACH:
+                self.log.info("%s; reattaching to it (%s)", found_by_token, raw_status)
+                return
+            if decision.action is Action.RETURN_RESULT:
+                self.log.info("%s; it ended %s: returning its result", found_by_token, raw_status)
+                return
+            # It is found and then left (it failed, or a spec changed): what comes next is a decision of its own.
+            self.log.info(found_by_token)
         origin = ""
         if record is not None:
             origin = (

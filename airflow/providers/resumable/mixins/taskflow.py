@@ -43,6 +43,7 @@ from airflow.providers.resumable.mixins.job_runner import (
 )
 from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
 from airflow.providers.resumable.state.base import StateStoreError
+from airflow.providers.resumable.state.codec import TASKFLOW_NAMESPACE
 from airflow.providers.resumable.watermarks.rules import cursor_max
 from airflow.providers.resumable.watermarks.stores import WatermarkScope, get_watermark_store
 
@@ -62,8 +63,6 @@ C = TypeVar("C")
 
 #: The argument name the decorator fills with the handle, as Airflow fills ``ti`` or ``params``.
 HANDLE_ARGUMENT = "resumable"
-#: Where a TaskFlow function's loops and jobs keep their state in the task's store.
-TASKFLOW_NAMESPACE = "taskflow"
 
 _current: contextvars.ContextVar[ResumableHandle | None] = contextvars.ContextVar("resumable_handle", default=None)
 

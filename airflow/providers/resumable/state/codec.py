@@ -36,6 +36,9 @@ WINDOW_KIND = "resumable-watermark-window"
 
 #: Key of the finished marker in a store that keeps state after success (the native store).
 FINISHED_KEY = "resumable_finished"
+#: Where a ``@task.resumable`` function's loops, batches and watermark windows are kept in its task's
+#: store (``taskflow/<name>``); its jobs' records sit at their ``key`` (``job``), as an operator's do.
+TASKFLOW_NAMESPACE = "taskflow"
 
 #: What a token of this provider (or one a user passed) may look like: Databricks and AWS both accept it.
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"

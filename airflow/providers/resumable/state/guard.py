@@ -14,7 +14,7 @@ import copy
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn, SupportsIndex
 from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
@@ -131,6 +131,16 @@ class GuardedStateStore(StoreWrapper):
     A store whose ``set`` refuses registered secrets and warns once when a value grows past the limit.
 
     ``inner`` is the backend, so ``where``, ``is_durable`` and the success listener see through it.
+
+    It passes for its backend: ``isinstance(store, VariableStateStore)`` is true of a guarded Variable
+    store, and ``store.__class__`` is the backend's class, while ``type(store)`` tells the truth
+    (``GuardedStateStore``, and ``isinstance(store, GuardedStateStore)`` holds too). Decided on review:
+    ``get_state_store(context)`` returned the bare backend in 0.1.0, and users branch on its class
+    (``isinstance(store, VariableStateStore)``, ``functools.singledispatch`` on it); the guard adds
+    checks to ``set`` and must not change what the store is. A subclass per backend class would do
+    the same for this provider's backends only, not for one configured by dotted path. The costs, and
+    how each is handled: ``copy``/``deepcopy`` build a ``GuardedStateStore`` (``__copy__``), and
+    ``pickle`` fails at once saying why (``__reduce_ex__``), since a try's store cannot outlive its try.
     """
 
     def __init__(
@@ -168,6 +178,15 @@ class GuardedStateStore(StoreWrapper):
         twin = object.__new__(GuardedStateStore)
         twin.__dict__.update(self.__dict__)
         return twin
+
+    def __reduce_ex__(self, protocol: SupportsIndex) -> NoReturn:
+        # Without this pickle would rebuild the backend's class (``__class__``) with the guard's
+        # attributes, and fail with "args[0] from __newobj__ args has the wrong class".
+        raise TypeError(
+            f"The state store of task {self.owner!r} cannot be pickled: it is the running try's own (its "
+            "secrets guard, its finishing after success). Pickle the values read from it, or call "
+            "get_state_store(context) where they are needed."
+        )
 
     def __deepcopy__(self, memo: dict[int, object]) -> GuardedStateStore:
         twin = object.__new__(GuardedStateStore)

@@ -110,6 +110,15 @@ def _as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
+def operator_name(holder: Any) -> str:
+    """
+    The operator's name as Airflow shows it, for metrics and spans: its ``custom_operator_name`` when
+    it has one (``@task.resumable`` for a TaskFlow function, as Airflow shows ``@task``), else its class.
+    """
+    custom = getattr(holder, "custom_operator_name", None)
+    return custom if isinstance(custom, str) and custom else type(holder).__name__
+
+
 def try_info_of(context: Any) -> TryInfo:
     """What the running try knows about itself and its DAG run (empty without a task instance)."""
     ti = task_instance_of(context)
@@ -321,7 +330,7 @@ class TaskTry:
         found = cls.from_context(
             context,
             owner=str(getattr(holder, "task_id", type(holder).__name__)),
-            kind=type(holder).__name__,
+            kind=operator_name(holder),
             dag_id=dag_id if isinstance(dag_id, str) else None,
             allow_secrets=allow_secrets,
             ephemeral=ephemeral,
