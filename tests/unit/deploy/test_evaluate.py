@@ -164,3 +164,51 @@ def test_a_taskflow_job_found_by_its_token_is_one_recovery_with_one_job(tmp_path
     assert _judge(tmp_path / "two", scenario, [job], {2: two}).problems == [
         "try 2 logged 2 decision lines, expected 1: ['Found job job-1 submitted with token', 'Reattaching to job']"
     ]
+
+
+def test_a_deadline_counts_the_time_a_loaded_machine_gives_the_scenarios():
+    from tests.deploy.run import LoadScaledDeadline
+
+    now = [0.0]
+    load = [1.0]
+    deadline = LoadScaledDeadline(100, clock=lambda: now[0], load=lambda: load[0], cores=2)
+    now[0] = 60
+    assert not deadline.expired()  # a quiet machine: wall time counts in full
+    load[0] = 8.0  # four times the cores: a second counts as a quarter
+    now[0] = 140
+    assert not deadline.expired()
+    assert deadline.counted == 80
+    assert deadline.stretched() is True
+    now[0] = 220
+    assert deadline.expired()
+    assert "220s of wall time" in deadline.describe()
+
+
+def test_a_deadline_gives_up_at_three_times_its_length_whatever_the_load():
+    from tests.deploy.run import LoadScaledDeadline
+
+    now = [0.0]
+    deadline = LoadScaledDeadline(100, clock=lambda: now[0], load=lambda: 1000.0, cores=2)
+    now[0] = 299
+    assert not deadline.expired()
+    now[0] = 300
+    assert deadline.expired()
+
+
+class _Rows:
+    def __init__(self, rows):
+        self._rows = rows
+
+    def rows(self, query):
+        assert "heartbeat timeout" in query
+        return self._rows
+
+
+def test_tries_failed_for_a_missing_heartbeat_are_read_from_the_audit_log(tmp_path):
+    suite = _suite(tmp_path)
+    suite.leg = "3.3"
+    suite.deployment = _Rows([("deploy_a", -1, 2), ("deploy_a", 0, 3), ("deploy_b", -1, 1), ("deploy_a", -1, None)])
+    assert suite.heartbeat_timeouts("deploy_a", -1) == {2}
+    assert suite.heartbeat_timeouts("deploy_a", 0) == {3}
+    suite.leg = "3.4"  # mapped instances are keyed by region there: the dag's rows count
+    assert suite.heartbeat_timeouts("deploy_a", -1) == {2, 3}
