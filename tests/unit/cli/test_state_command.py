@@ -141,3 +141,23 @@ def test_the_region_filters_reach_the_reader_in_the_stores_form():
     filters = state_command._filters(args(region_id=REGION.replace("-", "").upper(), region_index=2))
     assert (filters.region_id, filters.region_index) == (REGION, 2)
     assert state_command._asked(args(dag_id="d", region_index=2)) == "dag_id='d', region_index=2"
+
+
+def test_show_cuts_a_large_value_and_says_how_to_get_all_of_it(monkeypatch, capsys):
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+
+    big = {"rows": ["x" * 100] * 50_000}  # about 5 MB, as a checkpoint that carried its data was
+    state = TaskState("variable", TaskScope("d", "r", "t"), "resumable.d.r.t.x", {"big": big, "small": {"n": 1}})
+    monkeypatch.setattr(state_command, "_read", lambda args: [state])
+    state_command.state_show(args())
+    out = capsys.readouterr().out
+    assert len(out) < 10_000, "a person's terminal gets a screenful, not 5 MB"
+    assert '"n": 1' in out, "a small value is shown whole"
+    size = len(json.dumps(big, indent=2, sort_keys=True))
+    assert f"… cut at 2000 of {size} characters; the whole value: " in out
+    assert "state show --dag-id d --run-id r --task-id t --key big --output json`" in out
+
+    state_command.state_show(args(output="json"))
+    (row, _) = json.loads(capsys.readouterr().out)
+    assert row["value"] == big, "json output keeps the whole value for scripts"

@@ -123,9 +123,22 @@ def state_show(args: Namespace) -> None:
             print(f"  {row['key']}: {row['meaning']}")
             if "expires_at" in row:
                 print(f"    expires at {row['expires_at']}: `airflow state-store clean` deletes it after that")
-            for line in json.dumps(row["value"], indent=2, sort_keys=True, default=str).splitlines():
-                print(f"      {line}")
+            print(_shown(row["value"], inventory.command_for("show", state.scope, row["key"])))
             print(f"    delete with: {row['delete_with']}")
+
+
+#: Characters of one value ``show`` prints as text; json and yaml output keep every value whole.
+SHOW_LIMIT = 2000
+
+
+def _shown(value: Any, show: str) -> str:
+    """``value`` as indented JSON for a person, cut at ``SHOW_LIMIT`` with the command that prints it all."""
+    text = json.dumps(value, indent=2, sort_keys=True, default=str)
+    cut = text[:SHOW_LIMIT]
+    lines = [f"      {line}" for line in cut.splitlines()]
+    if len(text) > SHOW_LIMIT:
+        lines.append(f"      … cut at {SHOW_LIMIT} of {len(text)} characters; the whole value: `{show} --output json`")
+    return "\n".join(lines)
 
 
 def state_delete(args: Namespace) -> None:

@@ -118,7 +118,12 @@ class TaskState:
 
 def delete_command(scope: TaskScope, key: str | None = None) -> str:
     """``state delete`` of ``scope`` (and ``key``), naming the region when the task instance has one."""
-    command = state_command("delete", scope, key)
+    return command_for("delete", scope, key)
+
+
+def command_for(verb: str, scope: TaskScope, key: str | None = None) -> str:
+    """``state <verb>`` of ``scope`` (and ``key``), naming the region when the task instance has one."""
+    command = state_command(verb, scope, key)
     if scope.region_id is None:
         return command
     import shlex
