@@ -127,11 +127,11 @@ def test_deleting_the_last_key_of_a_namespace_takes_its_index_and_the_variable(r
     ToyBatchOperator(task_id="job", out_dir=str(tmp_path), total=50, batch_size=10, fail_on={1: 3}, dag=dag)
     run = run_dag(dag)
     assert run.state == "failed"
-    keys = [r["key"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)]
+    keys = [r["key"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")]
     assert keys == ["stateful/__keys__", "stateful/checkpoint"]
 
     delete_state(dag, run, "--key", "stateful/checkpoint", "--yes")
-    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) == []
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all") == []
     assert resumable_variables(dag.dag_id) == [], "the Variable goes with its last key"
 
     rerun = clear_and_rerun(dag, run)
@@ -263,7 +263,7 @@ def test_an_unreadable_checkpoint_row_does_not_taint_the_index_beside_it(request
     ToyBatchOperator(task_id="job", out_dir=str(tmp_path), total=50, batch_size=10, fail_on={1: 3}, dag=dag)
     run = run_dag(dag)
     overwrite(dag, run, "job", "stateful/checkpoint", "{not json")
-    meanings = {r["key"]: r["meaning"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)}
+    meanings = {r["key"]: r["meaning"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")}
     assert meanings["stateful/__keys__"] == "index of the keys written under 'stateful'"
     assert meanings["stateful/checkpoint"].startswith("not JSON"), meanings
 
@@ -307,3 +307,26 @@ def test_a_variable_holding_another_task_instances_state(job_system, request, ca
     cli(*argv, "--yes")
     assert "Deleted Variable" in capsys.readouterr().out
     assert resumable_variables(dag.dag_id) == [variable_key(other)], "a's Variable went; b's stayed"
+
+
+def test_each_row_says_its_task_instances_state_and_the_listing_filters_by_it(job_system, request, capsys):
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, crash_in_poll_on_tries=(1,), retries=0, dag=dag)
+    ToyJobOperator(task_id="done", base_url=job_system.url, spec={"n": 2}, retries=0, dag=dag)
+    run = run_dag(dag)
+    assert (run.ti("job").state, run.ti("done").state) == ("failed", "success")
+
+    rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")
+    states = {(r["task_id"], r["ti_state"]) for r in rows}
+    assert ("job", "failed") in states
+    if BACKEND == "task_state_store":
+        assert ("done", "success") in states, "the native store keeps a succeeded task's state, marked finished"
+
+    failed = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--ti-state", "failed,up_for_retry")
+    assert [(r["task_id"], r["key"]) for r in failed] == [("job", "toy_job")]
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--ti-state", "running") == []
+
+    # The success's finished marker is bookkeeping: the task instance's state already says it.
+    assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)} <= {"job", "done"}
+    hidden = [r for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) if r["key"] == "resumable_finished"]
+    assert hidden == []

@@ -70,6 +70,10 @@ class TaskState:
     expires_at: dict[str, str] = field(default_factory=dict)
     #: Per key, why its stored bytes cannot be read (a native row that is not JSON): only that key.
     problems: dict[str, str] = field(default_factory=dict)
+    #: The task instance's state in Airflow (``failed``, ``up_for_retry``, ``running``, ``success`` ...),
+    #: ``none`` when it has none, ``no task instance`` when the DB has no such task instance (a deleted
+    #: run); None until :func:`read` looks it up.
+    ti_state: str | None = None
 
     def _ledger_note(self) -> str:
         if self.backend != LEDGER:
@@ -97,6 +101,7 @@ class TaskState:
                 "run_id": self.scope.run_id,
                 "task_id": self.scope.task_id,
                 "map_index": self.scope.map_index,
+                "ti_state": self.ti_state,
             }
             if self.scope.region_id is not None:
                 row.update(region_id=self.scope.region_id, region_index=self.scope.region_index)
@@ -114,6 +119,16 @@ class TaskState:
                 row["expires_at"] = self.expires_at[name]
             rows.append(row)
         return rows
+
+
+def is_internal(key: str) -> bool:
+    """
+    A key this provider keeps for its own bookkeeping: a namespace's index, the finished marker.
+
+    ``state list`` hides them unless asked (``--all``): the task instance's state column says what
+    the finished marker says, and an index only lists the keys beside it.
+    """
+    return key == FINISHED_KEY or key.endswith(f"/{NAMESPACE_INDEX}")
 
 
 def delete_command(scope: TaskScope, key: str | None = None) -> str:
@@ -353,6 +368,34 @@ def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKEND
     A ledger copy (the native store's job records, kept in a Variable) is listed only for keys the
     task's own state lacks: the next try reads the task's state first and the ledger only then.
     """
+    found = _read(session, filters, backends)
+    _look_up_task_instances(session, found)
+    return found
+
+
+def _look_up_task_instances(session: Session, states: list[TaskState]) -> None:
+    """Fill each state's ``ti_state`` from the ``task_instance`` table, in one query."""
+    if not states:
+        return
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    dag_ids = {state.scope.dag_id for state in states}
+    run_ids = {state.scope.run_id for state in states}
+    query = select(
+        TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state
+    ).where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.run_id.in_(run_ids))
+    known = {
+        (dag, run, task, int(map_index)): str(getattr(ti_state, "value", ti_state) or "none")
+        for dag, run, task, map_index, ti_state in session.execute(query)
+    }
+    for state in states:
+        scope = state.scope
+        # 3.4's Task Loop iterations share their task instance's map index (-1): they show its state.
+        state.ti_state = known.get((scope.dag_id, scope.run_id, scope.task_id, scope.map_index), "no task instance")
+
+
+def _read(session: Session, filters: Filters, backends: tuple[str, ...]) -> list[TaskState]:
     native = read_native(session, filters) if NATIVE in backends else []
     variables = read_variables(session, filters) if NATIVE in backends or VARIABLE in backends else []
     held = {(state.scope, key) for state in native for key in state.values}
