@@ -174,7 +174,8 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
             marker = FinishedMarker.parse(value, f"state key {key!r}")
         except CorruptStateError as err:
             return _corrupt(err, "delete the key, then clear the task")
-        assert marker is not None
+        if marker is None:  # a stored null: nothing the runtime reads as finished
+            return "value null"
         return (
             f"finished: try {marker.try_number} succeeded at {marker.finished_at}; a clear starts this task "
             "instance afresh"
@@ -417,8 +418,8 @@ def index_after_delete(values: dict[str, JsonValue], key: str) -> tuple[str, lis
     """
     The namespace index that lists ``key`` and what it lists once ``key`` is deleted; None if none does.
 
-    ``NamespacedStateStore`` keeps ``<namespace>/__keys__`` beside its keys, as its own ``delete``
-    does, the CLI takes the deleted key out of it; an index left empty indexes nothing and goes too,
+    ``NamespacedStateStore`` keeps ``<namespace>/__keys__`` beside its keys. Like its own ``delete``,
+    the CLI takes the deleted key out of that index; an index left empty indexes nothing and goes too,
     so a Variable goes with its last key.
     """
     namespace, slash, name = key.rpartition("/")
