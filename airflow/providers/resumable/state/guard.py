@@ -270,14 +270,14 @@ class GuardedStateStore(StoreWrapper):
         if not paths:
             return
         raise SecretInStateError(
-            f"Refusing to store {where(self.inner, key)}: the value contains a secret that Airflow's secrets "
-            f"masker knows (a connection password or extra, a sensitive Variable, or a mask_secret() value) at "
-            f"{', '.join(paths)}. The task log shows it as ***, but state is stored as written and anyone who "
+            "Refusing to store a value that contains a secret Airflow's secrets masker knows (a connection "
+            f"password or extra, a sensitive Variable, or a mask_secret() value) at {', '.join(paths)}. The task "
+            "log shows it as ***, but state is stored as written and anyone who "
             "can read task state or Variables would see it. Keep secrets out of what is stored: send them as "
             "headers or leave them in the connection (HttpHook adds its login, password and extra headers to "
             "every request), and strip them from next-page URLs and cursors (LinkHeaderPagination("
             "drop_params=['api_key']) or a pagination_function that removes them). If storing this value is "
-            f"intended, pass allow_secrets_in_state=True to task {self.owner!r}."
+            f"intended, pass allow_secrets_in_state=True to task {self.owner!r}. Key: {where(self.inner, key)}."
         )
 
     def _measured(self, size: int, key: str | None = None) -> int:
