@@ -18,8 +18,9 @@ from unittest import mock
 import pytest
 
 from airflow.providers.resumable import observability
+from airflow.providers.resumable.mixins import StatefulOperatorMixin
 from airflow.providers.resumable.operators.http import LinkHeaderPagination, ResumablePaginatedHttpOperator
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS, BaseOperator
 from demo.newsletter_service import NewsletterService
 from tests.integration.harness import make_dag, resumable_variables, run_dag
 from tests.support.toy_operators import ToyJobOperator
@@ -165,3 +166,27 @@ def test_a_retry_that_reattaches_counts_reattach(job_system, request):
     assert counted == [("submit", dag.dag_id, "job"), ("reattach", dag.dag_id, "job")]
     backends = {c.kwargs["tags"]["backend"] for c in stats.incr.call_args_list if c.args[0] == "resumable.decision"}
     assert backends == {"task_state_store" if NATIVE else "variable"}
+
+
+class HugeCheckpoint(StatefulOperatorMixin, BaseOperator):
+    """Carries its data in the checkpoint, as a checkpoint should not: about 2 MB."""
+
+    def execute(self, context):
+        try:
+            self.save_checkpoint(context, {"rows": ["x" * 100] * 20_000, "next": 1})
+        except Exception as err:
+            ERRORS.append((context["ti"].try_number, type(err).__name__, str(err)))
+            raise
+
+
+def test_a_checkpoint_over_max_state_bytes_fails_the_first_try(request):
+    """Refused before it reaches the store, by default, and permanent: the retries are not used."""
+    ERRORS.clear()
+    dag = make_dag(request)
+    HugeCheckpoint(task_id="copy", retries=3, dag=dag)
+    run = run_dag(dag)
+    assert run.state == "failed"
+    assert run.ti("copy").try_number == 1, "the next try would compute the same value"
+    assert [e[:2] for e in ERRORS] == [(1, "StateTooLargeError")]
+    assert ERRORS[0][2].startswith("Refusing to store a value this large:"), ERRORS[0][2]
+    assert "over [resumable] max_state_bytes (1048576)" in ERRORS[0][2]

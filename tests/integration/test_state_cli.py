@@ -19,6 +19,7 @@ import subprocess
 import pytest
 
 from airflow.providers.resumable.state.base import state_cli_program
+from airflow.providers.resumable.testing import resumable_variables
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import clear_and_rerun, make_dag, run_dag
 from tests.support.toy_operators import ToyBatchOperator, ToyJobOperator
@@ -120,18 +121,18 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert len(job_system.jobs) == 3, "map index 0 reattached to its job; map index 1 submitted a new one"
 
 
-def test_deleting_one_key_keeps_the_others(request, tmp_path, capsys):
-    """The checkpoint goes; the rest of the task instance's state (one Variable holds it all) stays."""
+def test_deleting_the_last_key_of_a_namespace_takes_its_index_and_the_variable(request, tmp_path, capsys):
+    """The checkpoint goes, and with it the index that listed it: on Variables, the Variable itself."""
     dag = make_dag(request)
     ToyBatchOperator(task_id="job", out_dir=str(tmp_path), total=50, batch_size=10, fail_on={1: 3}, dag=dag)
     run = run_dag(dag)
     assert run.state == "failed"
-    keys = [r["key"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)]
+    keys = [r["key"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")]
     assert keys == ["stateful/__keys__", "stateful/checkpoint"]
 
     delete_state(dag, run, "--key", "stateful/checkpoint", "--yes")
-    left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
-    assert [(r["backend"], r["key"]) for r in left] == [(BACKEND, "stateful/__keys__")]
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all") == []
+    assert resumable_variables(dag.dag_id) == [], "the Variable goes with its last key"
 
     rerun = clear_and_rerun(dag, run)
     assert rerun.ti("job").state == "success"
@@ -204,3 +205,129 @@ def test_deleting_the_task_state_takes_the_ledger_copy_with_it(job_system, reque
     again = clear_and_rerun(dag, run, keep_task_state=False)
     assert again.state == "success"
     assert len(job_system.jobs) == 2, "nothing was left to reattach to"
+
+
+# ---- the listing says what the runtime will do ------------------------------------------------------
+
+
+def overwrite(dag, run, task_id: str, key: str, raw: str) -> None:
+    """Replace the stored text of ``key`` of one task instance, as a hand edit would, on the leg's backend."""
+    from airflow.utils.session import create_session
+
+    if BACKEND == "task_state_store":
+        from sqlalchemy import update
+
+        from airflow.providers.resumable.compat.airflow import task_state_store_model
+
+        model = task_state_store_model()
+        with create_session() as session:
+            done = session.execute(
+                update(model)
+                .where(model.dag_id == dag.dag_id, model.run_id == run.run_id, model.task_id == task_id)
+                .where(model.key == key)
+                .values(value=raw)
+            )
+            assert done.rowcount == 1
+        return
+    from airflow.models.variable import Variable
+
+    from airflow.providers.resumable.state.backends import variable_key
+    from airflow.providers.resumable.state.base import TaskScope
+
+    name = variable_key(TaskScope(dag.dag_id, run.run_id, task_id))
+    document = json.loads(Variable.get(name))
+    document["values"][key] = json.loads(raw)
+    Variable.set(name, json.dumps(document))
+
+
+def test_a_job_record_the_runtime_rejects_is_listed_as_corrupt(job_system, request, capsys):
+    """An intent with seq -1 looks valid to the eye; the runtime refuses it, and so must the listing."""
+    dag, _, run = failed_run(request, job_system, spec={"cmd": "etl"})
+    (row,) = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    bad = {**row["value"], "seq": -1, "external_id": None, "submitted_at": None}
+    overwrite(dag, run, "job", "toy_job", json.dumps(bad))
+
+    (row,) = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert row["meaning"].startswith("corrupt: The stored job record is corrupt (seq"), row["meaning"]
+    assert "the next try fails at once" in row["meaning"]
+    assert "looks the job up by its token" not in row["meaning"]
+
+    # The state stays as listed (3.4's Clear would discard it and the ledger's valid copy would be read).
+    again = clear_and_rerun(dag, run, keep_task_state=True)
+    assert again.ti("job").state == "failed", "the runtime refuses the record, as the listing said"
+    assert len(job_system.jobs) == 1, "nothing was submitted"
+
+
+@pytest.mark.skipif(BACKEND != "task_state_store", reason="only native rows can hold text that is not JSON")
+def test_an_unreadable_checkpoint_row_does_not_taint_the_index_beside_it(request, tmp_path, capsys):
+    dag = make_dag(request)
+    ToyBatchOperator(task_id="job", out_dir=str(tmp_path), total=50, batch_size=10, fail_on={1: 3}, dag=dag)
+    run = run_dag(dag)
+    overwrite(dag, run, "job", "stateful/checkpoint", "{not json")
+    meanings = {r["key"]: r["meaning"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")}
+    assert meanings["stateful/__keys__"] == "index of the keys written under 'stateful'"
+    assert meanings["stateful/checkpoint"].startswith("not JSON"), meanings
+
+
+@pytest.mark.skipif(BACKEND != "variable", reason="a Variable named for one task instance, holding another's")
+def test_a_variable_holding_another_task_instances_state(job_system, request, capsys):
+    """The runtime's command deletes the misplaced Variable; the other task's own state is never taken."""
+    import shlex
+
+    from airflow.models.variable import Variable
+
+    from airflow.providers.resumable.compat.airflow import OrmVariables
+    from airflow.providers.resumable.state.backends import VariableStateStore, variable_key
+    from airflow.providers.resumable.state.base import CorruptStateError, TaskScope
+
+    dag = make_dag(request)
+    for task_id in ("a", "b"):
+        ToyJobOperator(
+            task_id=task_id,
+            base_url=job_system.url,
+            spec={"t": task_id},
+            crash_in_poll_on_tries=(1,),
+            retries=0,
+            dag=dag,
+        )
+    run = run_dag(dag)
+    mine, other = (TaskScope(dag.dag_id, run.run_id, t) for t in ("a", "b"))
+    Variable.set(variable_key(mine), Variable.get(variable_key(other)))  # a hand copy gone wrong
+
+    only_b = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--task-id", "b")
+    assert [r["location"] for r in only_b] == [variable_key(other)], "b's listing holds b's own Variable only"
+
+    with pytest.raises(CorruptStateError) as err:
+        VariableStateStore(mine, access=OrmVariables()).get("toy_job")
+    message = str(err.value)
+    assert message.startswith("The stored Variable holds the state of another task instance"), message
+    command = re.search(r"`([^`]* state delete [^`]*)`", message)
+    assert command, message
+    argv = shlex.split(command.group(1))
+    argv = argv[argv.index("state") :]
+    cli(*argv, "--yes")
+    assert "Deleted Variable" in capsys.readouterr().out
+    assert resumable_variables(dag.dag_id) == [variable_key(other)], "a's Variable went; b's stayed"
+
+
+def test_each_row_says_its_task_instances_state_and_the_listing_filters_by_it(job_system, request, capsys):
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, crash_in_poll_on_tries=(1,), retries=0, dag=dag)
+    ToyJobOperator(task_id="done", base_url=job_system.url, spec={"n": 2}, retries=0, dag=dag)
+    run = run_dag(dag)
+    assert (run.ti("job").state, run.ti("done").state) == ("failed", "success")
+
+    rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")
+    states = {(r["task_id"], r["ti_state"]) for r in rows}
+    assert ("job", "failed") in states
+    if BACKEND == "task_state_store":
+        assert ("done", "success") in states, "the native store keeps a succeeded task's state, marked finished"
+
+    failed = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--ti-state", "failed,up_for_retry")
+    assert [(r["task_id"], r["key"]) for r in failed] == [("job", "toy_job")]
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--ti-state", "running") == []
+
+    # The success's finished marker is bookkeeping: the task instance's state already says it.
+    assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)} <= {"job", "done"}
+    hidden = [r for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) if r["key"] == "resumable_finished"]
+    assert hidden == []

@@ -75,6 +75,18 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "s3://my-bucket/airflow/resumable",
                         "default": "",
                     },
+                    "max_state_bytes": {
+                        "description": (
+                            "The largest value, in bytes, resumable operators store: a write over it fails the task\n"
+                            "(StateTooLargeError, without using its retries) before it reaches the store. On Variables it\n"
+                            "bounds the task instance's whole document (every key). Task state is for ids and cursors; a\n"
+                            "value over 64 KiB is warned about once per try. 0 means no limit.\n"
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "4194304",
+                        "default": "1048576",
+                    },
                 },
             }
         },

@@ -23,6 +23,8 @@ def args(**given):
         "output": "table",
         "name": None,
         "yes": False,
+        "ti_state": None,
+        "all_keys": False,
     }
     return Namespace(**{**base, **given})
 
@@ -118,7 +120,8 @@ def test_list_shows_the_region_and_expiry_columns_when_a_row_has_them(monkeypatc
     state_command.state_list(args(output="plain"))
     header = capsys.readouterr().out.splitlines()[0].split()
     assert header == [
-        "backend", "dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "key", "meaning", "expires_at"
+        "backend", "dag_id", "run_id", "task_id", "map_index", "region_id", "region_index", "ti_state", "key", "meaning",
+        "expires_at",
     ]  # fmt: skip
 
 
@@ -126,7 +129,7 @@ def test_list_without_regions_or_expiry_keeps_the_columns_it_had(monkeypatch, ca
     monkeypatch.setattr(state_command, "_read", lambda args: _states()[:1])
     state_command.state_list(args(output="plain"))
     header = capsys.readouterr().out.splitlines()[0].split()
-    assert header == ["backend", "dag_id", "run_id", "task_id", "map_index", "key", "meaning"]
+    assert header == ["backend", "dag_id", "run_id", "task_id", "map_index", "ti_state", "key", "meaning"]
 
 
 def test_show_names_the_region_and_when_a_key_expires(monkeypatch, capsys):
@@ -158,3 +161,77 @@ def test_list_shows_a_taskflow_loop_in_the_functions_terms(monkeypatch, capsys):
     assert row["key"] == "taskflow/files"
     assert row["meaning"].startswith("loop 'files' of the @task.resumable function (handle.iterate): 12 items done")
     assert row["delete_with"].endswith("--task-id convert --key taskflow/files")
+
+
+def test_show_cuts_a_large_value_and_says_how_to_get_all_of_it(monkeypatch, capsys):
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+
+    big = {"rows": ["x" * 100] * 50_000}  # about 5 MB, as a checkpoint that carried its data was
+    state = TaskState("variable", TaskScope("d", "r", "t"), "resumable.d.r.t.x", {"big": big, "small": {"n": 1}})
+    monkeypatch.setattr(state_command, "_read", lambda args: [state])
+    state_command.state_show(args())
+    out = capsys.readouterr().out
+    assert len(out) < 10_000, "a person's terminal gets a screenful, not 5 MB"
+    assert '"n": 1' in out, "a small value is shown whole"
+    size = len(json.dumps(big, indent=2, sort_keys=True))
+    assert f"… cut at 2000 of {size} characters; the whole value: " in out
+    assert "state show --dag-id d --run-id r --task-id t --key big --output json`" in out
+
+    state_command.state_show(args(output="json"))
+    (row, _) = json.loads(capsys.readouterr().out)
+    assert row["value"] == big, "json output keeps the whole value for scripts"
+
+
+# ---- the listing a person on call reads ---------------------------------------------------------------
+
+LONG_RUN = "scheduled__2026-12-04T03:00:00+00:00_" + "backfill-of-the-nightly-export-" * 4
+
+
+def _failed_state(**values):
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+
+    state = TaskState("task_state_store", TaskScope("nightly_etl", LONG_RUN, "copy"), "task_state_store", values)
+    state.ti_state = "up_for_retry"
+    return state
+
+
+def test_plain_output_never_cuts_or_wraps_an_id(monkeypatch, capsys):
+    monkeypatch.setenv("COLUMNS", "60")
+    monkeypatch.setattr(state_command, "_read", lambda args: [_failed_state(job=1)])
+    state_command.state_list(args(output="plain"))
+    header, line = capsys.readouterr().out.splitlines()
+    assert header.split() == ["backend", "dag_id", "run_id", "task_id", "map_index", "ti_state", "key", "meaning"]
+    assert line.split()[:7] == ["task_state_store", "nightly_etl", LONG_RUN, "copy", "-1", "up_for_retry", "job"]
+
+
+def test_bookkeeping_keys_are_hidden_unless_asked(monkeypatch, capsys):
+    index = {"stateful/__keys__": ["checkpoint"], "resumable_finished": {"kind": "resumable-finished", "try_number": 1}}
+    monkeypatch.setattr(state_command, "_read", lambda args: [_failed_state(**index, job=1)])
+    state_command.state_list(args(output="json"))
+    assert [row["key"] for row in json.loads(capsys.readouterr().out)] == ["job"]
+    state_command.state_list(args(output="plain"))
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "(2 bookkeeping key(s) hidden: namespace indexes and finished markers; --all lists them)"
+    )
+    state_command.state_list(args(output="json", all_keys=True))
+    keys = [row["key"] for row in json.loads(capsys.readouterr().out)]
+    assert keys == ["job", "resumable_finished", "stateful/__keys__"]
+    state_command.state_list(args(output="json", key="stateful/__keys__"))
+    assert [row["key"] for row in json.loads(capsys.readouterr().out)] == ["stateful/__keys__"], "asked by name"
+
+
+def test_the_delete_prompt_names_the_key_its_task_instance_and_where_it_lives(monkeypatch, capsys):
+    from airflow.providers.resumable.inventory.state import TaskState
+    from airflow.providers.resumable.state.base import TaskScope
+
+    variable = TaskState("variable", TaskScope("d", "r", "t", 2), "resumable.d.r.t.2.abc", {"job": 1})
+    monkeypatch.setattr(state_command, "_read", lambda args: [_failed_state(job=1), variable])
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    with pytest.raises(SystemExit, match="Nothing deleted"):
+        state_command.state_delete(args(dag_id="d", run_id="r", task_id="t"))
+    out = capsys.readouterr().out
+    assert "task_state_store task_state_store" not in out
+    assert f"  key 'job' of nightly_etl / {LONG_RUN} / copy, in a task_state_store row" in out
+    assert "  key 'job' of d / r / t [2], in Variable 'resumable.d.r.t.2.abc'" in out

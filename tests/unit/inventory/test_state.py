@@ -147,3 +147,76 @@ def test_a_variable_document_with_a_region_keeps_it():
     raw = VariableDocument(scope=scope, values={"job": 1}).dump()
     found, values, problem = _variable_document("resumable.d.r.t.x", raw)
     assert (found, values, problem) == (TaskScope("d", "r", "t", -1, "loop-1", 2), {"job": 1}, None)
+
+
+# ---- the listing reads each document as the runtime does ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "diagnosis"),
+    [
+        # What Airflow 3.3's native store held after a hand edit: a valid-looking intent with seq -1.
+        (
+            "job",
+            {"kind": "resumable-job", "version": 1, "seq": -1, "token": "rsm-abc", "external_id": None},
+            "The stored job record is corrupt (seq: Input should be greater than or equal to 0)",
+        ),
+        ("job", {"kind": "resumable-job", "seq": 1}, "needs a token"),
+        (
+            "stateful/checkpoint",
+            {"kind": "resumable-checkpoint", "batches_done": -3},
+            "The stored checkpoint is corrupt (batches_done",
+        ),
+        ("resumable_finished", {"kind": "resumable-finished"}, "The stored finished marker is corrupt (try_number"),
+    ],
+)
+def test_a_document_the_runtime_rejects_is_listed_as_corrupt(key, value, diagnosis):
+    from airflow.providers.resumable.state.base import CorruptStateError
+    from airflow.providers.resumable.state.codec import CheckpointEnvelope, FinishedMarker, JobRecord
+
+    parse = {
+        "job": lambda: JobRecord.parse(key, value),
+        "stateful/checkpoint": lambda: CheckpointEnvelope.parse(value, "x"),
+        "resumable_finished": lambda: FinishedMarker.parse(value, "x"),
+    }[key]
+    with pytest.raises(CorruptStateError):
+        parse()  # the runtime's own verdict
+    meaning = describe(key, value)
+    assert meaning.startswith("corrupt: "), meaning
+    assert diagnosis in meaning
+    assert "the next try fails at once, without using its retries" in meaning
+    assert "delete the key" in meaning
+
+
+def test_an_unreadable_row_marks_only_its_own_key(monkeypatch):
+    """A corrupt checkpoint row does not make the valid index row of the same task instance look corrupt."""
+    from airflow.providers.resumable.inventory import state as inventory
+
+    rows = [_row("stateful/__keys__"), _row("stateful/checkpoint")]
+    rows[0] = rows[0]._replace(value='["checkpoint"]')
+    rows[1] = rows[1]._replace(value="{not json")
+    monkeypatch.setattr(inventory, "task_state_rows", lambda session, **asked: rows)
+    (state,) = inventory.read_native(None, Filters())
+    meanings = {row["key"]: row["meaning"] for row in state.entries()}
+    assert meanings["stateful/__keys__"] == "index of the keys written under 'stateful'"
+    assert meanings["stateful/checkpoint"].startswith("not JSON")
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "after"),
+    [
+        (
+            {"stateful/__keys__": ["checkpoint"], "stateful/checkpoint": {}},
+            "stateful/checkpoint",
+            ("stateful/__keys__", []),
+        ),
+        ({"ns/__keys__": ["a", "b"], "ns/a": 1, "ns/b": 2}, "ns/a", ("ns/__keys__", ["b"])),
+        ({"ns/__keys__": ["b"], "ns/a": 1}, "ns/a", None),
+        ({"job": 1}, "job", None),
+        ({"ns/__keys__": ["a"]}, "ns/__keys__", None),
+    ],
+)
+def test_deleting_a_namespaced_key_takes_it_out_of_the_index(values, key, after):
+    from airflow.providers.resumable.inventory.state import index_after_delete
+
+    assert index_after_delete(values, key) == after

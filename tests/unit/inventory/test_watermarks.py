@@ -43,4 +43,4 @@ def test_a_corrupt_document_is_shown_as_unreadable_not_hidden():
     broken = {**DOCUMENT, "version": -1}
     row = StoredWatermark("variable", WatermarkScope("d", "t"), "resumable.watermark.d.t", broken).row()
     assert row["meaning"].startswith("unreadable: ")
-    assert "corrupt watermark" in row["meaning"]
+    assert "watermark is corrupt" in row["meaning"]

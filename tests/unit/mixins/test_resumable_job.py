@@ -249,7 +249,7 @@ class TestForgetJob:
 class TestFailLoudly:
     def test_corrupt_record_refuses_to_submit(self, job_system, memory_store):
         memory_store.set("toy_job", {"kind": "resumable-job", "seq": "not-a-number"})
-        with pytest.raises(StateStoreError, match="corrupt job record"):
+        with pytest.raises(StateStoreError, match="job record is corrupt"):
             toy(job_system).execute(ctx())
         assert job_system.submit_calls == 0
 

@@ -242,7 +242,9 @@ class TestVariableStore:
         access = DictVariables()
         store = VariableStateStore(SCOPE, access=access)
         access.rows[store.key] = ("not json", "")
-        with pytest.raises(CorruptStateError, match=rf"value of Airflow Variable '{store.key}'.* is not JSON") as err:
+        with pytest.raises(
+            CorruptStateError, match=rf"^The stored Variable is not JSON.*Where: Airflow Variable '{store.key}'"
+        ) as err:
             store.get("k")
         assert isinstance(err.value, AirflowFailException)
         assert f"airflow variables delete {store.key}" in str(err.value)
@@ -253,7 +255,10 @@ class TestVariableStore:
         store = VariableStateStore(SCOPE, access=access)
         other = {"scope": {"dag_id": "x", "run_id": "y", "task_id": "z", "map_index": -1}, "values": {"k": 1}}
         access.rows[store.key] = (json.dumps(other), "")
-        with pytest.raises(StateStoreError, match="refusing to share state"):
+        with pytest.raises(
+            StateStoreError,
+            match="^The stored Variable holds the state of another task instance.*Refusing to share state",
+        ):
             store.get("k")
 
     def test_unreachable_backend_fails_loudly(self):

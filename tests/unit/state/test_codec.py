@@ -66,7 +66,9 @@ def test_another_kind_is_named_with_the_kind_it_should_have(kind):
 
 @pytest.mark.parametrize("kind", sorted(set(VALID) - {"job record"}))
 def test_a_value_that_is_no_document_is_named_as_it_is(kind):
-    with pytest.raises(CorruptStateError, match=rf"{WHERE} holds '2026-01-01', not a {kind} of this provider"):
+    with pytest.raises(
+        CorruptStateError, match=rf"^The stored value '2026-01-01' is not a {kind} of this provider.*Where: {WHERE}\.$"
+    ):
         parse(kind, "2026-01-01")
 
 
@@ -76,7 +78,11 @@ def test_a_corrupt_document_names_the_location_the_field_and_the_fix(kind):
     with pytest.raises(CorruptStateError) as err:
         parse(kind, raw)
     text = str(err.value)
-    assert f"holds a corrupt {kind} ({field}" in text
+    assert text.startswith(f"The stored {kind} is corrupt ({field}"), "the diagnosis comes first"
+    fix = text.lower().index("delete" if "delete" in text.lower() else "reset")
+    assert text.rindex("Where: ") > fix, "the location comes last"
+    assert err.value.diagnosis is not None
+    assert err.value.diagnosis.startswith(f"The stored {kind} is corrupt ({field}")
     assert any(word in text for word in ("Delete", "delete", "reset")), "says what a person must do"
 
 
@@ -100,9 +106,9 @@ def test_the_variable_document_round_trips_and_names_what_it_lacks():
     again = VariableDocument.parse(document.dump(), WHERE)
     assert again == document
     assert json.loads(document.dump())["values"] == {"k": {"a": None}}, "None inside a value is kept"
-    with pytest.raises(CorruptStateError, match=rf"value of {WHERE} is not JSON"):
+    with pytest.raises(CorruptStateError, match=rf"^The stored Variable is not JSON.*Where: {WHERE}"):
         VariableDocument.parse("{", WHERE)
-    with pytest.raises(CorruptStateError, match=rf"value of {WHERE} lacks values"):
+    with pytest.raises(CorruptStateError, match=rf"^The stored Variable lacks values.*Where: {WHERE}"):
         VariableDocument.parse('{"scope": {}}', WHERE)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 from unittest import mock
 from urllib.parse import quote
@@ -15,7 +16,7 @@ from airflow.providers.resumable.state import (
     VariableStateStore,
 )
 from airflow.providers.resumable.state import guard as guard_module
-from airflow.providers.resumable.state.base import TaskScope
+from airflow.providers.resumable.state.base import StateBackendConfigError, TaskScope
 from airflow.providers.resumable.state.guard import (
     VARIABLE_DOCUMENT_LIMIT_BYTES,
     GuardedStateStore,
@@ -81,7 +82,8 @@ class TestRefusal:
         message = str(info.value)
         assert isinstance(info.value, AirflowFailException), "a retry computes the same value: fail without retrying"
         assert secret not in message
-        assert "key 'http_pages/checkpoint' of the in-memory store" in message
+        assert message.startswith("Refusing to store a value that contains a secret"), "the diagnosis first"
+        assert message.endswith("Key: key 'http_pages/checkpoint' of the in-memory store InMemoryStateStore.")
         assert "data.next_page.data.api_key" in message
         assert "headers" in message
         assert "drop_params" in message
@@ -152,9 +154,10 @@ class TestSize:
             store.set("other", "x" * 300)
             assert log.warning.call_count == 1, "once per task instance, not on every write"
             args = log.warning.call_args.args
-            assert "key 'cursor'" in args[1]
-            assert "the value is 202 bytes" in args[2]
-            assert args[3:5] == ("[state_store] max_value_storage_bytes", 100)
+            assert args[0].startswith("A state value is large: %s"), "the diagnosis first, the key last"
+            assert "the value is 202 bytes" in args[1]
+            assert args[2:4] == ("[state_store] max_value_storage_bytes", 100)
+            assert "key 'cursor'" in args[-1]
             guarded(Native(), task_id="big", try_number=2).set("cursor", "x" * 200)
             assert log.warning.call_count == 2, "a new try warns again"
 
@@ -176,8 +179,8 @@ class TestSize:
             store.set("c", piece)
         assert log.warning.call_count == 1
         args = log.warning.call_args.args
-        assert "Airflow Variable" in args[1]
-        assert "the Variable now holds about" in args[2]
+        assert "Airflow Variable" in args[-1]
+        assert "the Variable now holds about" in args[1]
 
     def test_oversize_is_counted(self, monkeypatch):
         monkeypatch.setenv("AIRFLOW__STATE_STORE__MAX_VALUE_STORAGE_BYTES", "10")
@@ -187,6 +190,51 @@ class TestSize:
         stats.incr.assert_called_once_with(
             "resumable.state.oversize", tags={"task_id": "counted", "backend": "task_state_store"}
         )
+
+
+class TestSizeLimit:
+    """Over ``[resumable] max_state_bytes`` a write is refused before it reaches the backend."""
+
+    # AirflowFailException: the next try would compute the same value, so its retries are not used.
+
+    def test_a_5_mb_checkpoint_is_refused_by_default(self):
+        inner = Native()
+        with pytest.raises(AirflowFailException) as err:
+            guarded(inner, task_id="big").set("stateful/checkpoint", {"rows": "x" * 5_000_000})
+        assert type(err.value).__name__ == "StateTooLargeError"
+        message = str(err.value)
+        assert message.startswith(
+            "Refusing to store a value this large: the value is 5000012 bytes, over [resumable] max_state_bytes "
+            "(1048576)"
+        ), message
+        assert "raise [resumable] max_state_bytes (0: no limit)" in message
+        assert message.endswith("Key: key 'stateful/checkpoint' of the in-memory store Native.")
+        assert "stateful/checkpoint" not in inner.data, "nothing was written"
+
+    def test_the_limit_is_configurable_and_zero_is_none(self, monkeypatch):
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__MAX_STATE_BYTES", "100")
+        with pytest.raises(
+            guard_module.StateTooLargeError, match=r"the value is 202 bytes, over \[resumable\] max_state_bytes \(100\)"
+        ):
+            guarded(Native(), task_id="t").set("cursor", "x" * 200)
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__MAX_STATE_BYTES", "0")
+        guarded(Native(), task_id="t").set("cursor", "x" * 2_000_000)
+
+    def test_on_variables_the_whole_document_counts(self, monkeypatch):
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__MAX_STATE_BYTES", "1000")
+        access = DictVariables()
+        backend = VariableStateStore(TaskScope("dag", "run", "docs", -1), access=access)
+        store = guarded(backend, task_id="docs")
+        store.set("a", "x" * 400)
+        store.set("b", "x" * 400)
+        with pytest.raises(guard_module.StateTooLargeError, match=r"the Variable would hold about 1\d\d\d bytes"):
+            store.set("c", "x" * 400)
+        assert sorted(json.loads(access.rows[backend.key][0])["values"]) == ["a", "b"], "the Variable was not rewritten"
+
+    def test_a_setting_that_is_no_number_names_itself(self, monkeypatch):
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__MAX_STATE_BYTES", "1MB")
+        with pytest.raises(StateBackendConfigError, match=r"max_state_bytes must be a whole number of bytes.*'1MB'"):
+            guarded(Native(), task_id="t").set("cursor", 1)
 
 
 def test_the_guard_is_transparent_to_isinstance_and_runs_its_first_use_hook_once():

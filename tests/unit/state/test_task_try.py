@@ -235,7 +235,7 @@ class TestTheTry:
     def test_a_bad_marker_is_bad_state(self, memory_store):
         memory_store.set(FINISHED_KEY, {"kind": "resumable-finished"})
         task_try = TaskTry.from_context(make_context(), owner="task", kind="Op")
-        with pytest.raises(StateStoreError, match="corrupt finished marker"):
+        with pytest.raises(StateStoreError, match="finished marker is corrupt"):
             task_try.marker()
 
     def test_namespaced_views_share_one_index(self, memory_store):

@@ -198,7 +198,7 @@ def test_a_reset_is_a_new_version_so_a_run_in_flight_sees_an_overlap():
     [
         ({"value": 1}, "not a watermark of this provider"),
         ("2026-01-01", "not a watermark of this provider"),
-        ({"kind": "resumable-watermark", "version": -1}, "corrupt watermark"),
+        ({"kind": "resumable-watermark", "version": -1}, "watermark is corrupt"),
     ],
 )
 def test_a_hand_edited_document_is_bad_state_not_no_mark(raw, message):

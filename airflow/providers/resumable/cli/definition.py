@@ -36,6 +36,18 @@ ARG_BACKEND = Arg(
     help="Where to look: Airflow 3.3+'s task_state_store table, this provider's Variables, or both (default)",
 )
 
+ARG_TI_STATE = Arg(
+    ("--ti-state",),
+    help="Only the state of task instances in these Airflow states, comma-separated (failed,up_for_retry,"
+    "running,success, ...; 'no task instance' for a run that was deleted)",
+)
+ARG_ALL_KEYS = Arg(
+    ("--all",),
+    action="store_true",
+    dest="all_keys",
+    help="Also list the provider's bookkeeping keys (a namespace's __keys__ index, resumable_finished)",
+)
+
 _FILTERS = (ARG_DAG_ID, ARG_RUN_ID, ARG_TASK_ID, ARG_MAP_INDEX, ARG_REGION_ID, ARG_REGION_INDEX, ARG_KEY, ARG_BACKEND)
 _COMMANDS = "airflow.providers.resumable.cli.state_command"
 
@@ -81,13 +93,13 @@ STATE_COMMANDS = (
         name="list",
         help="List the retry state resumable operators keep, one line per key with what it means",
         func=lazy_load_command(f"{_COMMANDS}.state_list"),
-        args=(*_FILTERS, ARG_OUTPUT),
+        args=(*_FILTERS, ARG_TI_STATE, ARG_ALL_KEYS, ARG_OUTPUT),
     ),
     ActionCommand(
         name="show",
         help="Show the state of task instances in full: each key's value, meaning and delete command",
         func=lazy_load_command(f"{_COMMANDS}.state_show"),
-        args=(*_FILTERS, ARG_OUTPUT),
+        args=(*_FILTERS, ARG_TI_STATE, ARG_OUTPUT),
     ),
     ActionCommand(
         name="delete",

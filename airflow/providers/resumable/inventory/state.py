@@ -15,10 +15,21 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.compat.airflow import delete_task_state_rows, task_state_rows
-from airflow.providers.resumable.inventory.filters import Filters  # noqa: TC001 - the CLI builds it from here
+from airflow.providers.resumable.inventory.filters import Filters
 from airflow.providers.resumable.inventory.taskflow import describe_taskflow
-from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
-from airflow.providers.resumable.state.base import CorruptStateError, JsonValue, TaskScope, state_command
+from airflow.providers.resumable.state.backends import (
+    LEDGER_PREFIX,
+    VARIABLE_PREFIX,
+    legacy_variable_key,
+    variable_key,
+)
+from airflow.providers.resumable.state.base import (
+    NAMESPACE_INDEX,
+    CorruptStateError,
+    JsonValue,
+    TaskScope,
+    state_command,
+)
 from airflow.providers.resumable.state.codec import (
     CHECKPOINT_KIND,
     FINISHED_KEY,
@@ -26,6 +37,9 @@ from airflow.providers.resumable.state.codec import (
     JOB_RECORD_KIND,
     WATERMARK_KIND,
     WINDOW_KIND,
+    CheckpointEnvelope,
+    FinishedMarker,
+    JobRecord,
     VariableDocument,
     safe_name,
 )
@@ -50,10 +64,17 @@ class TaskState:
     location: str
     values: dict[str, JsonValue] = field(default_factory=dict)
     updated_at: str | None = None
-    #: Why the stored bytes could not be read as this provider's state (they are then shown raw).
+    #: Why the stored bytes could not be read as this provider's state (they are then shown raw): the
+    #: whole document (a Variable) is unreadable, so every key of it is.
     problem: str | None = None
     #: Per key, when Airflow's ``state-store clean`` may delete it (native rows that expire only).
     expires_at: dict[str, str] = field(default_factory=dict)
+    #: Per key, why its stored bytes cannot be read (a native row that is not JSON): only that key.
+    problems: dict[str, str] = field(default_factory=dict)
+    #: The task instance's state in Airflow (``failed``, ``up_for_retry``, ``running``, ``success`` ...),
+    #: ``none`` when it has none, ``no task instance`` when the DB has no such task instance (a deleted
+    #: run); None until :func:`read` looks it up.
+    ti_state: str | None = None
 
     def _ledger_note(self) -> str:
         if self.backend != LEDGER:
@@ -81,12 +102,15 @@ class TaskState:
                 "run_id": self.scope.run_id,
                 "task_id": self.scope.task_id,
                 "map_index": self.scope.map_index,
+                "ti_state": self.ti_state,
             }
             if self.scope.region_id is not None:
                 row.update(region_id=self.scope.region_id, region_index=self.scope.region_index)
             row.update(
                 key=name,
-                meaning=self.problem or self._ledger_note() + describe(name, self.values[name], finished),
+                meaning=self.problem
+                or self.problems.get(name)
+                or self._ledger_note() + describe(name, self.values[name], finished),
                 location=self.location,
                 updated_at=self.updated_at,
                 value=self.values[name],
@@ -98,9 +122,24 @@ class TaskState:
         return rows
 
 
+def is_internal(key: str) -> bool:
+    """
+    A key this provider keeps for its own bookkeeping: a namespace's index, the finished marker.
+
+    ``state list`` hides them unless asked (``--all``): the task instance's state column says what
+    the finished marker says, and an index only lists the keys beside it.
+    """
+    return key == FINISHED_KEY or key.endswith(f"/{NAMESPACE_INDEX}")
+
+
 def delete_command(scope: TaskScope, key: str | None = None) -> str:
     """``state delete`` of ``scope`` (and ``key``), naming the region when the task instance has one."""
-    command = state_command("delete", scope, key)
+    return command_for("delete", scope, key)
+
+
+def command_for(verb: str, scope: TaskScope, key: str | None = None) -> str:
+    """``state <verb>`` of ``scope`` (and ``key``), naming the region when the task instance has one."""
+    command = state_command(verb, scope, key)
     if scope.region_id is None:
         return command
     import shlex
@@ -113,46 +152,73 @@ def _short(value: JsonValue, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+#: What the runtime does with a stored document it cannot decode: the task fails at once, its retries
+#: unused, and nothing is submitted or restarted (``CorruptStateError``).
+_RUNTIME_REFUSES = "the next try fails at once, without using its retries"
+
+
+def _corrupt(err: CorruptStateError, fix: str) -> str:
+    return f"corrupt: {err.diagnosis or err}; {_RUNTIME_REFUSES}: {fix}"
+
+
 def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
-    """One line a person can act on: what ``value`` under ``key`` means for the next try."""
+    """
+    One line a person can act on: what ``value`` under ``key`` means for the next try.
+
+    A document of this provider is read with the runtime's own parser (``state/codec.py``), so a
+    value the next try rejects as corrupt is never explained as if it were valid.
+    """
     taskflow = describe_taskflow(key, value, finished)
     if taskflow is not None:
         return taskflow
     done = finished.get("try_number") if isinstance(finished, dict) else None
     kind = value.get("kind") if isinstance(value, dict) else None
     if key == FINISHED_KEY or kind == FINISHED_KIND:
-        try_number = value.get("try_number") if isinstance(value, dict) else "?"
-        at = value.get("finished_at") if isinstance(value, dict) else "?"
-        return f"finished: try {try_number} succeeded at {at}; a clear starts this task instance afresh"
+        try:
+            marker = FinishedMarker.parse(value, f"state key {key!r}")
+        except CorruptStateError as err:
+            return _corrupt(err, "delete the key, then clear the task")
+        if marker is None:  # a stored null: nothing the runtime reads as finished
+            return "value null"
+        return (
+            f"finished: try {marker.try_number} succeeded at {marker.finished_at}; a clear starts this task "
+            "instance afresh"
+        )
     if kind == JOB_RECORD_KIND:
-        assert isinstance(value, dict)
-        token = value.get("token")
-        generation = value.get("generation")
-        tried = value.get("try_number")
-        if value.get("legacy"):
-            text = f"job {value.get('external_id')} (bare id adopted from Airflow's ResumableJobMixin, no token)"
-        elif value.get("external_id") is None:
+        try:
+            record = JobRecord.parse(key, value)
+        except CorruptStateError as err:
+            return _corrupt(err, "check the external system, delete the key, then clear the task")
+        assert record is not None
+        tried = record.try_number
+        if record.legacy:
+            text = f"job {record.external_id} (bare id adopted from Airflow's ResumableJobMixin, no token)"
+        elif not record.has_external_id:
             text = (
-                f"intent: a submit started at try {tried} ({value.get('intent_at')}) with token {token} and no job "
-                "id came back; the next try looks the job up by its token before submitting"
+                f"intent: a submit started at try {tried} ({record.intent_at}) with token {record.token} and no "
+                "job id came back; the next try looks the job up by its token before submitting"
             )
         else:
             text = (
-                f"job {value.get('external_id')}, submitted at try {tried} ({value.get('submitted_at')}), "
-                f"token {token}, generation {generation}"
+                f"job {record.external_id}, submitted at try {tried} ({record.submitted_at}), "
+                f"token {record.token}, generation {record.generation}"
             )
         if done is not None and isinstance(tried, int) and tried <= done:
             text += f"; its task instance succeeded at try {done}, so a clear submits a new job"
         return text
     if kind == CHECKPOINT_KIND:
-        assert isinstance(value, dict)
-        name = value.get("schema_name") or "checkpoint"
-        batches = value.get("batches_done")
+        try:
+            envelope = CheckpointEnvelope.parse(value, f"state key {key!r}")
+        except CorruptStateError as err:
+            return _corrupt(err, "delete the key to start the walk over, then clear the task")
+        assert envelope is not None
+        name = envelope.schema_name or "checkpoint"
+        batches = envelope.batches_done
         progress = f"{batches} batches done" if batches is not None else "saved"
-        complete = ", walk complete" if value.get("complete") else ""
+        complete = ", walk complete" if envelope.complete else ""
         return (
-            f"checkpoint {name} v{value.get('schema_version', 1)}: {progress}{complete}, written at try "
-            f"{value.get('try_number')} ({value.get('saved_at')}); data {_short(value.get('data'))}"
+            f"checkpoint {name} v{envelope.schema_version}: {progress}{complete}, written at try "
+            f"{envelope.try_number} ({envelope.saved_at}); data {_short(envelope.data)}"
         )
     if kind == WINDOW_KIND:
         assert isinstance(value, dict)
@@ -193,7 +259,8 @@ def read_native(session: Session, filters: Filters) -> list[TaskState]:
         state = states.setdefault(scope, TaskState(NATIVE, scope, NATIVE))
         value, problem = _decode(row.value)
         state.values[row.key] = value
-        state.problem = state.problem or (f"{row.key!r}: {problem}" if problem else None)
+        if problem:
+            state.problems[row.key] = problem
         state.updated_at = max(filter(None, (state.updated_at, _stamp(row.updated_at))), default=None)
         if row.expires_at is not None:
             state.expires_at[row.key] = _stamp(row.expires_at) or ""
@@ -223,6 +290,36 @@ def _variable_document(key: str, raw: str | None) -> tuple[TaskScope | None, dic
     return found, document.values, None
 
 
+def _scope_text(scope: TaskScope) -> str:
+    mapped = f", map_index {scope.map_index}" if scope.map_index >= 0 else ""
+    return f"DAG {scope.dag_id!r}, run {scope.run_id!r}, task {scope.task_id!r}{mapped}"
+
+
+def _named_scope(name: str, prefix: str, filters: Filters) -> TaskScope | None:
+    """
+    The task instance a Variable whose document cannot be trusted is named for, as far as ``filters`` tell.
+
+    When the filters name a whole task instance whose Variable is ``name``, that one (so ``state delete``
+    with the runtime's own scope finds it); else, when the readable parts of the name hold every id
+    asked for, a placeholder scope that lists it; else None (not asked for).
+    """
+    if filters.dag_id and filters.run_id and filters.task_id:
+        asked = TaskScope(
+            filters.dag_id,
+            filters.run_id,
+            filters.task_id,
+            -1 if filters.map_index is None else filters.map_index,
+            filters.region_id,
+            filters.region_index,
+        )
+        if name in (variable_key(asked, prefix), legacy_variable_key(asked, prefix)):
+            return asked
+    wanted = [safe_name(v, 250) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
+    if not all(part in name for part in wanted):
+        return None
+    return TaskScope(filters.dag_id or "?", filters.run_id or "?", filters.task_id or "?", -1)
+
+
 def read_variables(session: Session, filters: Filters) -> list[TaskState]:
     from airflow.models import Variable
     from sqlalchemy import select
@@ -233,13 +330,24 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
         document, _ = _decode(raw) if raw is not None else (None, None)
         if isinstance(document, dict) and document.get("kind") == WATERMARK_KIND:
             continue  # a watermark, not a task instance's state: `watermark list` shows it
+        backend = LEDGER if variable.key.startswith(f"{LEDGER_PREFIX}.") else VARIABLE
+        prefix = LEDGER_PREFIX if backend == LEDGER else VARIABLE_PREFIX
         scope, values, bad = _variable_document(variable.key, raw)
+        if scope is not None and variable.key not in (variable_key(scope, prefix), legacy_variable_key(scope, prefix)):
+            # Another task instance's document under this name: the task instance the name belongs to
+            # fails on it, and the other one never reads it. It is listed under the name's task
+            # instance (so the command the runtime's error proposes finds it), never under the
+            # document's (whose own Variable a delete must not take).
+            bad = (
+                f"holds the state of another task instance ({_scope_text(scope)}), so the task instance this "
+                f"Variable is named for fails on reading it ({_RUNTIME_REFUSES}): delete this Variable; the other "
+                "task instance's own Variable is not touched"
+            )
+            scope, values = None, {"*": raw}
         if scope is None:
-            # Unreadable: shown when its name matches what was asked for, so it can be deleted.
-            wanted = [safe_name(v, 250) for v in (filters.dag_id, filters.run_id, filters.task_id) if v]
-            if not all(part in variable.key for part in wanted):
+            scope = _named_scope(variable.key, prefix, filters)
+            if scope is None:
                 continue
-            scope = TaskScope(filters.dag_id or "?", filters.run_id or "?", filters.task_id or "?", -1)
             values = {"*": raw}
         elif not filters.admits(scope):
             continue
@@ -249,7 +357,6 @@ def read_variables(session: Session, filters: Filters) -> list[TaskState]:
         updated = None
         if isinstance(life, dict) and life.get("try_number") is not None:
             updated = f"written by try {life.get('try_number')}"
-        backend = LEDGER if variable.key.startswith(f"{LEDGER_PREFIX}.") else VARIABLE
         states.append(TaskState(backend, scope, variable.key, dict(values), updated, bad))
     return sorted(states, key=_order)
 
@@ -266,6 +373,34 @@ def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKEND
     A ledger copy (the native store's job records, kept in a Variable) is listed only for keys the
     task's own state lacks: the next try reads the task's state first and the ledger only then.
     """
+    found = _read(session, filters, backends)
+    _look_up_task_instances(session, found)
+    return found
+
+
+def _look_up_task_instances(session: Session, states: list[TaskState]) -> None:
+    """Fill each state's ``ti_state`` from the ``task_instance`` table, in one query."""
+    if not states:
+        return
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    dag_ids = {state.scope.dag_id for state in states}
+    run_ids = {state.scope.run_id for state in states}
+    query = select(
+        TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state
+    ).where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.run_id.in_(run_ids))
+    known = {
+        (dag, run, task, int(map_index)): str(getattr(ti_state, "value", ti_state) or "none")
+        for dag, run, task, map_index, ti_state in session.execute(query)
+    }
+    for state in states:
+        scope = state.scope
+        # 3.4's Task Loop iterations share their task instance's map index (-1): they show its state.
+        state.ti_state = known.get((scope.dag_id, scope.run_id, scope.task_id, scope.map_index), "no task instance")
+
+
+def _read(session: Session, filters: Filters, backends: tuple[str, ...]) -> list[TaskState]:
     native = read_native(session, filters) if NATIVE in backends else []
     variables = read_variables(session, filters) if NATIVE in backends or VARIABLE in backends else []
     held = {(state.scope, key) for state in native for key in state.values}
@@ -283,11 +418,40 @@ def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKEND
 # ---------------------------------------------------------------------------------------------- delete
 
 
+def index_after_delete(values: dict[str, JsonValue], key: str) -> tuple[str, list[str]] | None:
+    """
+    The namespace index that lists ``key`` and what it lists once ``key`` is deleted; None if none does.
+
+    ``NamespacedStateStore`` keeps ``<namespace>/__keys__`` beside its keys. Like its own ``delete``,
+    the CLI takes the deleted key out of that index; an index left empty indexes nothing and goes too,
+    so a Variable goes with its last key.
+    """
+    namespace, slash, name = key.rpartition("/")
+    if not slash or name == NAMESPACE_INDEX:
+        return None
+    index_key = f"{namespace}/{NAMESPACE_INDEX}"
+    index = values.get(index_key)
+    if not isinstance(index, list) or name not in index:
+        return None
+    return index_key, [entry for entry in index if entry != name]
+
+
+def _all_native_keys(session: Session, scope: TaskScope) -> dict[str, JsonValue]:
+    """Every native key of one task instance, whatever ``--key`` narrowed the listing to."""
+    wanted = Filters(dag_id=scope.dag_id, run_id=scope.run_id, task_id=scope.task_id, map_index=scope.map_index)
+    return next((state.values for state in read_native(session, wanted) if state.scope == scope), {})
+
+
 def delete(session: Session, state: TaskState, key: str | None = None) -> list[str]:
     """Delete one key of ``state`` (or all of it); returns what was deleted, for the CLI to print."""
     if state.backend == NATIVE:
         scope = state.scope
         keys = [key] if key is not None else sorted(state.values)
+        index = index_after_delete(_all_native_keys(session, scope), key) if key is not None else None
+        if index is not None and not index[1]:
+            keys.append(index[0])
+        # An index that still lists other keys keeps a stale entry for the deleted one: harmless, since
+        # the namespace's clear() deletes a missing key as a no-op (and the CLI writes no native rows).
         delete_task_state_rows(
             session,
             dag_id=scope.dag_id,
@@ -320,7 +484,14 @@ def _delete_variable_keys(
     if variable is not None and key is not None:
         # From the value as it is now, not as it was listed: a try may have written since.
         document = VariableDocument.parse(variable.get_val(), f"Airflow Variable {state.location!r}")
+        index = index_after_delete(document.values, key)
         document.values.pop(key, None)
+        if index is not None:
+            index_key, listed = index
+            if listed:
+                document.values[index_key] = listed
+            else:
+                document.values.pop(index_key, None)
         if document.values:
             variable.set_val(document.dump())
             session.merge(variable)

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
+from airflow.providers.resumable.mixins.class_checks import require_mixin_before_operator
 from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
 from airflow.providers.resumable.mixins.job_runner import (
     STATUS_RETRY_STOP,
@@ -118,6 +119,10 @@ class ResumableJobMixin(ABC):
     if TYPE_CHECKING:
         log: Any  # BaseOperator provides it; its type differs between Airflow 2 and 3
         task_id: str
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        require_mixin_before_operator(cls, ResumableJobMixin)
 
     @apply_defaults
     def __init__(

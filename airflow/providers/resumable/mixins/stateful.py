@@ -38,6 +38,7 @@ from airflow.providers.resumable.mixins.checkpoint_runner import (
 from airflow.providers.resumable.mixins.checkpoint_runner import (
     CheckpointSchemaError as CheckpointSchemaError,
 )
+from airflow.providers.resumable.mixins.class_checks import check_model, require_mixin_before_operator
 from airflow.providers.resumable.state.lifecycle import outlives_retention
 from airflow.providers.resumable.state.selection import validate_backend
 from airflow.providers.resumable.state.task_try import TaskTry
@@ -114,6 +115,12 @@ class StatefulOperatorMixin:
 
     if TYPE_CHECKING:
         log: Any  # BaseOperator provides it; its type differs between Airflow 2 and 3
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # When the DAG file is parsed, not on the retry that first reads a checkpoint back.
+        super().__init_subclass__(**kwargs)
+        require_mixin_before_operator(cls, StatefulOperatorMixin)
+        check_model(cls.__name__, "checkpoint_model", cls.checkpoint_model)
 
     @apply_defaults
     def __init__(

@@ -32,6 +32,7 @@ from airflow.providers.resumable.mixins.checkpoint_runner import (
     CheckpointWalk,
     walk_batches,
 )
+from airflow.providers.resumable.mixins.class_checks import check_model
 from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
 from airflow.providers.resumable.mixins.job_runner import (
     STATUS_RETRY_STOP,
@@ -219,6 +220,9 @@ class ResumableHandle:
 
     def checkpoints(self, name: str, model: type[BaseModel] | None = None) -> Checkpoints:
         """The typed checkpoint ``name`` of this task (``load()``, ``save(value)``, ``clear()``)."""
+        # On try 1, before anything is saved: a model that cannot read a checkpoint back fails here,
+        # not on the retry that needs it.
+        check_model(f"task {self.task_try.owner!r} (checkpoint {name!r})", "model", model)
         return Checkpoints(self.task_try, CheckpointSettings(TASKFLOW_NAMESPACE, name, model), self.log)
 
     def _walk(self, name: str, model: type[BaseModel] | None, policy: CheckpointPolicy | None) -> Any:
@@ -453,6 +457,7 @@ class ResumableHandle:
         found = self._watermarks.get(name)
         if found is not None:
             return found
+        check_model(f"task {self.task_try.owner!r} (watermark {name!r})", "model", model)
         if model is not None and on_overlap == "max" and merge is None:
             raise TypeError(
                 f"watermark {name!r} has model {model.__name__} and on_overlap='max', but no merge(committed, ours) "

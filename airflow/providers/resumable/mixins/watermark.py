@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
+from airflow.providers.resumable.mixins.class_checks import check_model
 from airflow.providers.resumable.mixins.stateful import StatefulOperatorMixin
 
 # WatermarkCommit lived here until 0.2.0; the window and the advance are in watermark_runner.py now.
@@ -63,6 +64,12 @@ class WatermarkMixin(StatefulOperatorMixin):
     watermark_name: ClassVar[str | None] = None
     #: Key of this run's window in the task's own state (under ``state_namespace``).
     watermark_window_key: ClassVar[str] = "watermark_window"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # StatefulOperatorMixin's checks the order and checkpoint_model; the watermark's model is read
+        # back on the next run the same way.
+        super().__init_subclass__(**kwargs)
+        check_model(cls.__name__, "watermark_model", cls.watermark_model)
 
     @apply_defaults
     def __init__(self, *, on_overlap: str = "max", watermark_asset: Any = None, **kwargs: Any) -> None:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from airflow.providers.resumable.compat.airflow import async_state_accessors, variable_access
 from airflow.providers.resumable.state.base import (
-    CorruptStateError,
     FinishByMarker,
     JsonValue,
     StateStoreError,
@@ -26,7 +25,7 @@ from airflow.providers.resumable.state.base import (
     check_json,
     state_command,
 )
-from airflow.providers.resumable.state.codec import VariableDocument, safe_name
+from airflow.providers.resumable.state.codec import VariableDocument, corrupt, safe_name
 from airflow.providers.resumable.state.lifecycle import TryInfo, foreign_to
 
 if TYPE_CHECKING:
@@ -145,10 +144,11 @@ class NativeTaskStateStore:
                 self._get(_PROBE_KEY, None)
             except StateStoreError:
                 raise err from err.__cause__
-            raise CorruptStateError(
-                f"The stored value of {self.locate(key)} cannot be read, although the store answers other keys "
-                f"({err.__cause__!r}): the API server could not decode it, so it is not JSON written by "
-                "Airflow's task_state_store. Delete the key, then clear the task."
+            raise corrupt(
+                f"The stored value cannot be read although the store answers other keys ({err.__cause__!r}): "
+                "the API server could not decode it, so it is not JSON written by Airflow's task_state_store",
+                "Delete the key, then clear the task.",
+                self.locate(key),
             ) from err
 
     @wrap_errors("get")
@@ -319,9 +319,12 @@ class VariableStateStore:
     def _parse(self, raw: str) -> dict[str, JsonValue]:
         document = VariableDocument.parse(raw, self.locate())
         if not document.scope_is(self._scope_dict()):
-            raise CorruptStateError(
-                f"{self.locate()} belongs to {document.scope!r}, not {self._scope_dict()!r}; refusing to share "
-                "state between task instances. Delete it, then clear the task."
+            raise corrupt(
+                f"The stored Variable holds the state of another task instance ({document.scope!r}), not of this "
+                f"one ({self._scope_dict()!r})",
+                "Refusing to share state between task instances: delete this Variable (the other task instance's "
+                "own Variable is not touched), then clear the task.",
+                self.locate(),
             )
         reason = foreign_to(TryInfo.from_dict(document.life), self.info) if document.life is not None else None
         if reason is not None:

@@ -54,6 +54,10 @@ class CorruptStateError(AirflowFailException, StateStoreError):
     retries; the message names the backend, the key and what a person must do.
     """
 
+    #: The first sentence of the message alone (what is wrong, without where or what to do), for the
+    #: state CLI, which explains a stored value as the runtime would read it; None when not given.
+    diagnosis: str | None = None
+
 
 class StateBackendConfigError(AirflowFailException, ValueError):
     """``[resumable] state_backend`` names a backend that does not exist or cannot be used here."""
@@ -234,6 +238,10 @@ async def aset(store: Any, key: str, value: JsonValue) -> None:
         await asyncio.to_thread(store.set, key, value)
 
 
+#: The key under a namespace that lists the keys written there (``<namespace>/__keys__``).
+NAMESPACE_INDEX = "__keys__"
+
+
 class NamespacedStateStore:
     """
     A view of a store in which every key is prefixed by ``namespace``.
@@ -243,7 +251,7 @@ class NamespacedStateStore:
     keeps an index of the keys it has written under ``<namespace>/__keys__``.
     """
 
-    _INDEX = "__keys__"
+    _INDEX = NAMESPACE_INDEX
 
     def __init__(self, inner: StateStore, namespace: str) -> None:
         if not namespace or "/" in namespace:

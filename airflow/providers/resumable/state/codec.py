@@ -2,10 +2,11 @@
 One codec for every document this provider stores, so a task and the CLI read them with the same code.
 
 Each document is a pydantic model with a ``kind``. :func:`decode` is the one place that checks the
-kind, validates, and turns anything else into a :class:`~.CorruptStateError` that says where the
-value lives, what was wrong and what a person must do, in one shape for all of them::
+kind, validates, and turns anything else into a :class:`~.CorruptStateError` that says what was
+wrong, what a person must do and where the value lives, in one shape for all of them, the diagnosis
+first (a person on call reads the first sentence)::
 
-    <location> holds a corrupt job record (seq: Input should be ...): {...}. <advice>
+    The stored job record is corrupt (seq: Input should be ...): {...}. <advice> Where: <location>.
 
 The documents: the job write-ahead record (:class:`JobRecord`), the checkpoint envelope
 (:class:`CheckpointEnvelope`), the finished marker (:class:`FinishedMarker`), and the Variable
@@ -81,16 +82,45 @@ def decode(
     expected = model.model_fields["kind"].default
     kind = raw.get("kind") if isinstance(raw, dict) else None
     if kind != expected:
-        found = f"a record of unknown kind {kind!r}" if kind is not None else repr(raw)
-        raise error(
-            f"{location} holds {found}, not a {what} of this provider (kind {expected!r})"
-            f"{f': {raw!r}' if kind is not None else ''}. {advice}"
-        )
+        if kind is not None:
+            diagnosis = (
+                f"The stored value is a record of unknown kind {kind!r}, not a {what} of this provider "
+                f"(kind {expected!r})"
+            )
+            raise corrupt(f"{diagnosis}: {clip(raw)}", advice, location, diagnosis, error)
+        diagnosis = f"The stored value {clip(raw)} is not a {what} of this provider (kind {expected!r})"
+        raise corrupt(diagnosis, advice, location, diagnosis, error)
     try:
         return model.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or what}: {e['msg']}" for e in err.errors())
-        raise error(f"{location} holds a corrupt {what} ({problems}): {raw!r}. {advice}") from err
+        diagnosis = f"The stored {what} is corrupt ({problems})"
+        raise corrupt(f"{diagnosis}: {clip(raw)}", advice, location, diagnosis, error) from err
+
+
+def clip(value: Any, limit: int = 300) -> str:
+    """``repr(value)``, cut to ``limit`` characters: an error names a value, it does not print 5 MB of it."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 1]}… ({len(text)} characters)"
+
+
+def corrupt(
+    what_is_wrong: str,
+    advice: str,
+    location: str,
+    diagnosis: str | None = None,
+    error: type[CorruptStateError] = CorruptStateError,
+) -> CorruptStateError:
+    """
+    The one shape of a corrupt-state error: what is wrong (one sentence), what to do, then where.
+
+    ``location`` (a backend's ``locate``) carries the inspect and delete commands, so it goes last:
+    the diagnosis is the first thing a person reads. ``diagnosis`` (default: ``what_is_wrong``) is kept
+    on the error for the state CLI.
+    """
+    found = error(f"{what_is_wrong}. {advice} Where: {location}.")
+    found.diagnosis = diagnosis or what_is_wrong
+    return found
 
 
 # ---- the job write-ahead record ---------------------------------------------------------------------
@@ -152,9 +182,10 @@ class JobRecord(BaseModel):
         if isinstance(raw, str | int) and not isinstance(raw, bool):
             return cls(seq=0, token=None, generation=None, external_id=raw, legacy=True)
         if not isinstance(raw, dict):
-            raise CorruptStateError(
-                f"{location} holds {raw!r}, which is neither a job record of this provider nor a bare job id. "
-                f"{_JOB_ADVICE}"
+            raise corrupt(
+                f"The stored value {clip(raw)} is neither a job record of this provider nor a bare job id",
+                _JOB_ADVICE,
+                location,
             )
         return decode(cls, raw, location, what="job record", advice=_JOB_ADVICE)
 
@@ -241,20 +272,21 @@ class VariableDocument(BaseModel):
     def parse(cls, text: str, location: str) -> VariableDocument:
         import json
 
+        advice = "Refusing to guess: inspect it, delete it, then clear the task."
         try:
             raw = json.loads(text)
         except ValueError as err:
-            raise CorruptStateError(
-                f"The value of {location} is not JSON ({err}), so it was not written by this provider; refusing "
-                "to guess. Inspect it, delete it, then clear the task."
+            raise corrupt(
+                f"The stored Variable is not JSON ({err}), so this provider did not write it", advice, location
             ) from err
         try:
             return cls.model_validate(raw)
         except ValidationError as err:
             missing = ", ".join(str(e["loc"][0]) for e in err.errors() if e["loc"])
-            raise CorruptStateError(
-                f"The value of {location} lacks {missing or 'the scope and values'}, so it was not written by this "
-                "provider; refusing to guess. Inspect it, delete it, then clear the task."
+            raise corrupt(
+                f"The stored Variable lacks {missing or 'the scope and values'}, so this provider did not write it",
+                advice,
+                location,
             ) from err
 
     def scope_is(self, scope: Mapping[str, Any]) -> bool:

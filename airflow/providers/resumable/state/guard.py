@@ -1,5 +1,6 @@
 """
-What may be written to state: no registered secret (unless an operator opts in), and a size warning.
+What may be written to state: no registered secret (unless an operator opts in), a size warning, and
+no value (or Variable document) over ``[resumable] max_state_bytes``.
 
 Every write the mixins make goes through :func:`guard`'s wrapper, whatever the backend (the
 native store, Variables, or a class configured by dotted path), so the checks live in one place
@@ -19,7 +20,7 @@ from urllib.parse import unquote_plus
 
 from airflow.providers.resumable.compat.airflow import secrets_redactor
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
-from airflow.providers.resumable.state.base import StoreWrapper, aget, aset, backend_name
+from airflow.providers.resumable.state.base import StateBackendConfigError, StoreWrapper, aget, aset, backend_name
 from airflow.providers.resumable.state.codec import located as where
 
 if TYPE_CHECKING:
@@ -38,6 +39,19 @@ VARIABLE_DOCUMENT_LIMIT_BYTES = 65535
 
 #: Airflow 3.3's default for ``[state_store] max_value_storage_bytes``.
 NATIVE_DEFAULT_LIMIT_BYTES = 65535
+
+#: The default of ``[resumable] max_state_bytes``: a write over it is refused. Far above the warning
+#: bound, so state that only grew past it keeps working; low enough that a checkpoint carrying data (a
+#: 5 MB one made every Variable write take about a second) fails on its first write, not after hours.
+DEFAULT_MAX_STATE_BYTES = 1048576
+
+
+class StateTooLargeError(AirflowFailException, ValueError):
+    """
+    A value (on Variables: the task instance's whole document) is over ``[resumable] max_state_bytes``.
+
+    The next try would compute the same value, so the task fails without using its retries.
+    """
 
 
 class SecretInStateError(AirflowFailException, ValueError):
@@ -116,6 +130,19 @@ def _native_limit() -> int:
         return conf.getint("state_store", "max_value_storage_bytes", fallback=NATIVE_DEFAULT_LIMIT_BYTES)
     except Exception:  # an unparsable setting is Airflow's to report, not ours
         return NATIVE_DEFAULT_LIMIT_BYTES
+
+
+def max_state_bytes() -> int:
+    """``[resumable] max_state_bytes``: the size over which a write is refused; 0 (or less) is no limit."""
+    from airflow.configuration import conf
+
+    try:
+        return conf.getint("resumable", "max_state_bytes", fallback=DEFAULT_MAX_STATE_BYTES)
+    except Exception as err:
+        raise StateBackendConfigError(
+            f"[resumable] max_state_bytes must be a whole number of bytes (0: no limit), got "
+            f"{conf.get('resumable', 'max_state_bytes', fallback='')!r}: {err}. Fix the setting."
+        ) from err
 
 
 def size_of(value: JsonValue) -> int:
@@ -215,6 +242,7 @@ class GuardedStateStore(StoreWrapper):
         if not self.allow_secrets:
             self._refuse_secrets(key, value)
         size = size_of(value)
+        self._refuse_oversize(key, size)
         self.inner.set(key, value)
         self.written_this_try[key] = value
         self._sizes[key] = size
@@ -234,6 +262,7 @@ class GuardedStateStore(StoreWrapper):
         if not self.allow_secrets:
             self._refuse_secrets(key, value)
         size = size_of(value)
+        self._refuse_oversize(key, size)
         await aset(self.inner, key, value)
         self.written_this_try[key] = value
         self._sizes[key] = size
@@ -260,24 +289,46 @@ class GuardedStateStore(StoreWrapper):
         if not paths:
             return
         raise SecretInStateError(
-            f"Refusing to store {where(self.inner, key)}: the value contains a secret that Airflow's secrets "
-            f"masker knows (a connection password or extra, a sensitive Variable, or a mask_secret() value) at "
-            f"{', '.join(paths)}. The task log shows it as ***, but state is stored as written and anyone who "
+            "Refusing to store a value that contains a secret Airflow's secrets masker knows (a connection "
+            f"password or extra, a sensitive Variable, or a mask_secret() value) at {', '.join(paths)}. The task "
+            "log shows it as ***, but state is stored as written and anyone who "
             "can read task state or Variables would see it. Keep secrets out of what is stored: send them as "
             "headers or leave them in the connection (HttpHook adds its login, password and extra headers to "
             "every request), and strip them from next-page URLs and cursors (LinkHeaderPagination("
             "drop_params=['api_key']) or a pagination_function that removes them). If storing this value is "
-            f"intended, pass allow_secrets_in_state=True to task {self.owner!r}."
+            f"intended, pass allow_secrets_in_state=True to task {self.owner!r}. Key: {where(self.inner, key)}."
+        )
+
+    def _measured(self, size: int, key: str | None = None) -> int:
+        """Bytes a write of ``size`` under ``key`` is measured by: the value, or on Variables the whole document."""
+        if backend_name(self.inner) != "variable":
+            return size
+        # The Variable stores every key in one JSON document, indented for people; this counts the
+        # keys this try has seen, which for the provider's mixins is every key of the task instance.
+        sizes = dict(self._sizes) if key is None else {**self._sizes, key: size}
+        return sum(sizes.values()) + 64 * len(sizes)
+
+    def _refuse_oversize(self, key: str, size: int) -> None:
+        limit = max_state_bytes()
+        measured = self._measured(size, key)
+        if limit <= 0 or measured <= limit:
+            return
+        variable = backend_name(self.inner) == "variable"
+        what = f"the Variable would hold about {measured} bytes" if variable else f"the value is {size} bytes"
+        raise StateTooLargeError(
+            f"Refusing to store a value this large: {what}, over [resumable] max_state_bytes ({limit}). Task "
+            "state is for ids and cursors, not data: store where to resume (a page token, an offset, a file "
+            "name) and keep the data in the sink; every write sends the whole value"
+            f"{' (on Variables, the whole document of every key)' if variable else ''}. If it must be this "
+            f"large, raise [resumable] max_state_bytes (0: no limit). Key: {where(self.inner, key)}."
         )
 
     def _limit(self, size: int) -> tuple[int, str, int]:
         """(limit, what the limit is, bytes measured against it) for this backend; a limit <= 0 is none."""
         kind = backend_name(self.inner)
         if kind == "variable":
-            # The Variable stores every key in one JSON document, indented for people; this counts the
-            # keys this try has seen, which for the provider's mixins is every key of the task instance.
-            document = sum(self._sizes.values()) + 64 * len(self._sizes)
-            return VARIABLE_DOCUMENT_LIMIT_BYTES, "this provider's bound for one task instance's Variable", document
+            bound = "this provider's bound for one task instance's Variable"
+            return VARIABLE_DOCUMENT_LIMIT_BYTES, bound, self._measured(size)
         if kind == "task_state_store":
             return _native_limit(), "[state_store] max_value_storage_bytes", size
         return NATIVE_DEFAULT_LIMIT_BYTES, "this provider's bound for one value of a custom backend", size
@@ -292,15 +343,17 @@ class GuardedStateStore(StoreWrapper):
         emit_oversize(owner=self.owner, backend=backend)
         variable = backend == "variable"
         log.warning(
-            "State key %s is large: %s, over %s (%s bytes). Task state is meant for ids and cursors, not "
+            "A state value is large: %s, over %s (%s bytes). Task state is meant for ids and cursors, not "
             "data: store where to resume (a page token, an offset, a file name) and keep the data in the "
-            "sink; every write sends the whole value%s. Warned once per task instance; see 'Sizing' in the "
-            "provider's security docs.",
-            where(self.inner, key),
+            "sink; every write sends the whole value%s. Warned once per task instance; writes over "
+            "[resumable] max_state_bytes (%s) are refused; see 'Sizing' in the provider's security docs. "
+            "Key: %s.",
             f"the Variable now holds about {measured} bytes" if variable else f"the value is {size} bytes",
             what,
             limit,
             " (on Variables, the whole document of every key)" if variable else "",
+            max_state_bytes(),
+            where(self.inner, key),
         )
 
 
