@@ -193,9 +193,10 @@ def redo_section() -> list[str]:
     lines = [
         "## The default policy: overhead and redo after a hard kill",
         "",
-        f"Walks of batches that each sleep a fixed time ({walks}), as tasks under Airflow's real task",
-        "supervisor (`benchmarks/supervised.py`: the task process talks to its supervisor over the real comms,",
-        "the supervisor to the Execution API, as under any executor), so checkpoints can be written off the walk.",
+        f"Walks of batches that each sleep a fixed time ({walks}),",
+        "as tasks under Airflow's real task supervisor (`benchmarks/supervised.py`: the task process talks to",
+        "its supervisor over the real comms, the supervisor to the Execution API, as under any executor), so",
+        "checkpoints can be written off the walk.",
         f"Every policy in turn, {repeats} times, interleaved; timed inside the task around `run_batches`.",
         "*Overhead* compares median wall times with the same walk without checkpoints; *blocked* is the walk's",
         "time outside its batches beyond the walk without checkpoints (median), which machine load disturbs",
@@ -234,8 +235,8 @@ def redo_section() -> list[str]:
     if any(r["missing"] for r in rows):
         lines += [
             "",
-            f"No `{names['sync']}` rows: the build measured has no `{redo_bench.BACKGROUND_FLAG}` argument;",
-            "its default writes every checkpoint on the walk.",
+            f"No rows for `{redo_bench.BACKGROUND_FLAG}=False`: the build measured has no such argument, and its",
+            "default writes every checkpoint on the walk.",
         ]
     lines += ["", "Goals of the default in this run:", ""]
     for r in rows:
@@ -313,9 +314,8 @@ def main() -> None:
         "",
         "What this means for a policy: a checkpoint per batch adds the cost above to every batch. With",
         "batches that take 5 ms (a fast paginated API) that is a large share, which is why the default",
-        "policy does not write after every batch (next section). A",
-        "failure that raises flushes the cursor, so nothing is redone after it; a hard kill redoes the",
-        "batches since the last write.",
+        "policy does not write after every batch (next section). A failure that raises flushes the cursor,",
+        "so nothing is redone after it; a hard kill redoes the batches since the last write.",
         "",
     ]
     lines += redo_section()
