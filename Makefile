@@ -90,7 +90,7 @@ help:
 	@echo "  demo-databricks    scripts/demo_databricks.sh: lost Databricks responses, one run per task (fake Jobs API)"
 	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
 	@echo "                     dies after submitting, each retry finds its job instead of starting another"
-	@echo "  bench              benchmarks/run.py: cost of checkpoints per state backend -> docs/benchmarks.md"
+	@echo "  bench              benchmarks/run.py: checkpoint costs and policies (real task supervisor) -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
 	@echo "Variables: PYTEST_ARGS='...' (extra pytest args), PYTHON=python3, UV=uv"

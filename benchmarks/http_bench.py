@@ -1,13 +1,17 @@
 """
-ResumablePaginatedHttpOperator against the official HttpOperator, side by side in ``dag.test()``.
+ResumablePaginatedHttpOperator against the official HttpOperator, side by side.
 
 Both walk the newsletter service (``demo/newsletter_service.py``) on 127.0.0.1 with the same
 cursor pagination. Measured per task, inside the task process:
 
 * wall time of ``execute`` (1,000 pages, 5 ms latency per page), ours at the default checkpoint
-  policy and at a checkpoint per page, against the plain operator;
-* peak RSS growth during ``execute`` over 10,000 pages (no latency);
-* pages fetched twice after an outage at a random page (ours, default policy).
+  policy against the plain operator, under Airflow's real task supervisor
+  (``benchmarks/supervised.py``, where checkpoints can be written off the walk) and in
+  ``dag.test()`` (whose in-process comms make every write synchronous);
+* peak RSS growth during ``execute`` over 10,000 pages (no latency), in ``dag.test()``;
+* pages fetched twice after an outage at a random page (ours, default policy), in ``dag.test()``.
+
+The measurement goes back as the task's XCom ``bench`` (the task may run in another process).
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 PAGE = 10
+#: Pages of the wall-time comparison.
+SPEED_PAGES = int(os.environ.get("BENCH_HTTP_PAGES", "1000"))
 _PAGE_BYTES = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -64,14 +70,13 @@ def measured(cls: type) -> type:
         def execute(self, context: Any) -> Any:
             with _Probe() as probe:
                 result = super().execute(context)
-            _RESULTS[self.dag_id] = {"seconds": probe.seconds, "rss_growth": probe.peak - probe.base}
+            context["ti"].xcom_push(
+                key="bench", value={"seconds": probe.seconds, "rss_growth": probe.peak - probe.base}
+            )
             return result
 
     Measured.__name__ = f"Measured{cls.__name__}"
     return Measured
-
-
-_RESULTS: dict[str, dict[str, float]] = {}
 
 
 def next_cursor(response: Any) -> dict[str, Any] | None:
@@ -79,8 +84,9 @@ def next_cursor(response: Any) -> dict[str, Any] | None:
     return {"data": {"cursor": cursor, "limit": PAGE}} if cursor else None
 
 
-def _run(kind: str, label: str, out: Path, **kwargs: Any) -> dict[str, float]:
-    dag = dag_for_test(f"bench_http_{label}")
+def http_dag(dag_id: str, *, kind: str, out: str, **kwargs: Any) -> Any:
+    """One crawl task: ``kind`` "ours" (parts under ``out``) or "plain"; built where the task runs."""
+    dag = dag_for_test(dag_id)
     common = dict(
         task_id="crawl",
         http_conn_id="bench_newsletter",
@@ -93,7 +99,7 @@ def _run(kind: str, label: str, out: Path, **kwargs: Any) -> dict[str, float]:
         measured(ResumablePaginatedHttpOperator)(
             pagination=CursorPagination(cursor_path="meta.next_cursor"),
             records_path="data.items",
-            output_path=f"file://{out / label}",
+            output_path=f"file://{out}",
             **common,
             **kwargs,
         )
@@ -105,24 +111,48 @@ def _run(kind: str, label: str, out: Path, **kwargs: Any) -> dict[str, float]:
             **common,
             **kwargs,
         )
+    return dag
+
+
+def _run(kind: str, label: str, out: Path, **kwargs: Any) -> dict[str, float]:
+    """One crawl in ``dag.test()``."""
+    dag = http_dag(f"bench_http_{label}", kind=kind, out=str(out / label), **kwargs)
     result = run_dag(dag)
     assert result.state == "success", result
-    return _RESULTS[dag.dag_id]
+    measurement: dict[str, float] = result.xcom("crawl", key="bench")
+    return measurement
 
 
-def speed(out: Path, repeats: int) -> list[tuple[str, float]]:
-    rows = []
-    with NewsletterService(items=1000 * PAGE, page_size=PAGE, latency=0.005) as service:
+def _run_supervised(kind: str, label: str, out: Path) -> dict[str, float]:
+    """One crawl under the real task supervisor."""
+    from benchmarks.supervised import run_task
+
+    result = run_task(
+        "benchmarks.http_bench:http_dag", f"bench_http_{label}", xcom_key="bench", kind=kind, out=str(out / label)
+    )
+    if result.state != "success" or not isinstance(result.value, dict):
+        raise RuntimeError(f"benchmark crawl {result.dag_id} did not succeed: {result}")
+    return result.value
+
+
+#: Where a speed run's task runs: the real task supervisor, and ``dag.test()``.
+ROUTES = ("supervisor", "dag_test")
+
+
+def speed(out: Path, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall time per route of "plain" and "ours" (default policy) over ``SPEED_PAGES`` pages."""
+    runs: dict[str, dict[str, list[float]]] = {route: {"plain": [], "ours": []} for route in ROUTES}
+    with NewsletterService(items=SPEED_PAGES * PAGE, page_size=PAGE, latency=0.005) as service:
+        # Set before the supervisor forks the task process, which inherits it.
         os.environ["AIRFLOW_CONN_BENCH_NEWSLETTER"] = service.url
-        runs: dict[str, list[float]] = {"plain": [], "ours_default": [], "ours_every_page": []}
         for i in range(repeats):
-            # Interleaved, so drift on the machine hits all three alike.
-            runs["plain"].append(_run("plain", f"speed_plain_{i}", out)["seconds"])
-            runs["ours_default"].append(_run("ours", f"speed_default_{i}", out)["seconds"])
-            runs["ours_every_page"].append(_run("ours", f"speed_every_{i}", out, checkpoint_every=1)["seconds"])
-        for name, samples in runs.items():
-            rows.append((name, statistics.median(samples)))
-    return rows
+            # Interleaved, so drift on the machine hits every cell alike.
+            for route in ROUTES:
+                for kind in ("plain", "ours"):
+                    label = f"speed_{route}_{kind}_{i}"
+                    run = _run_supervised(kind, label, out) if route == "supervisor" else _run(kind, label, out)
+                    runs[route][kind].append(run["seconds"])
+    return {route: {kind: statistics.median(s) for kind, s in kinds.items()} for route, kinds in runs.items()}
 
 
 def memory(out: Path) -> dict[str, float]:
