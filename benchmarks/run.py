@@ -257,6 +257,12 @@ def redo_section() -> list[str]:
     return lines
 
 
+def taskflow_section() -> list[str]:
+    from benchmarks import taskflow_bench
+
+    return taskflow_bench.section(int(os.environ.get("BENCH_TASKFLOW_REPEATS", "3")))
+
+
 def lifecycle_section() -> list[str]:
     from benchmarks.lifecycle_bench import measure as measure_lifecycle
 
@@ -319,6 +325,7 @@ def main() -> None:
         "",
     ]
     lines += redo_section()
+    lines += taskflow_section()
     lines += http_section()
     lines += databricks_section()
     lines += lifecycle_section()
