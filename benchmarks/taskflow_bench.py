@@ -68,9 +68,9 @@ def _setup_seconds(context: Any) -> float:
 
 def loop_dag(dag_id: str, *, items: int, latency: float, mode: str) -> Any:
     """The benchmark DAG: one TaskFlow task looping as ``mode`` says; built in the task process too."""
-    from airflow.providers.resumable.compat.airflow import get_current_context
     from airflow.sdk import task  # make bench runs on Airflow 3.3
 
+    from airflow.providers.resumable.compat.airflow import get_current_context
     from airflow.providers.resumable.testing import dag_for_test
 
     dag = dag_for_test(dag_id)
