@@ -104,7 +104,7 @@ class PageCursor(Checkpoint):
 _RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-def part_name(index: int) -> str:
+def _part_name(index: int) -> str:
     """The part of page ``index``: the same name on every try, so writing a page again replaces it."""
     return f"part-{index:05d}.jsonl"
 
@@ -121,15 +121,15 @@ class PartSink:
 
     def __init__(self, root: Any) -> None:
         self.root = root
-        sample = part_name(0)
+        sample = _part_name(0)
         self._prefix = str(root / sample)[: -len(sample)]
         self._local_dir: str | None = root.path if root.protocol in ("file", "local", "") else None
 
     def uri(self, index: int) -> str:
-        return self._prefix + part_name(index)
+        return self._prefix + _part_name(index)
 
     def write(self, index: int, records: list[Any]) -> str:
-        name = part_name(index)
+        name = _part_name(index)
         body = "".join(_RECORD_ENCODER.encode(record) + "\n" for record in records)
         if self._local_dir is not None:
             # A crash mid-write must not leave half a part under the final name; object stores get
