@@ -115,8 +115,8 @@ class PartSink:
 
     Each page names its part (and the manifest names every part), and joining an
     ``ObjectStoragePath`` costs ~0.1 ms, 2 % of a 5 ms page: the root's URI prefix is taken once
-    from a real join, and a local part is written with ``os`` calls under the root's path instead of
-    through fsspec, as the rename below already was.
+    from a real join, and a local part is written with ``open()`` under the root's path instead of
+    through fsspec (the rename into place was always ``os.replace``).
     """
 
     def __init__(self, root: Any) -> None:
