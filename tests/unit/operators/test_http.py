@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 import requests
 
+from airflow.providers.resumable.compat.airflow import object_storage_path
 from airflow.providers.resumable.operators.http import (
     CursorPagination,
     Incremental,
@@ -16,6 +17,7 @@ from airflow.providers.resumable.operators.http import (
     MaxPagesExceededError,
     PageNumberPagination,
     PaginationLoopError,
+    PartSink,
     ResumablePaginatedHttpOperator,
     TransientHttpError,
 )
@@ -74,6 +76,53 @@ class TestPaging:
 
         o = op(tmp_path, endpoint="issues", data={"page": 1}, pagination_function=next_page, records_path="items")
         assert o.execute(make_context())["records"] == 25
+
+
+class TestPartSink:
+    """Parts keep the names, URIs and the write-then-rename of an ObjectStoragePath join."""
+
+    RECORDS = [{"id": 1, "title": "ünïcode"}, {"id": 2, "tags": ["a", "b"]}]
+
+    @pytest.mark.parametrize("index", [0, 7, 12345, 100000])
+    def test_uri_is_the_object_storage_join(self, tmp_path, index):
+        root = object_storage_path(f"file://{tmp_path}/")
+        sink = PartSink(root)
+        name = f"part-{index:05d}.jsonl"
+        assert sink.uri(index) == str(root / name)
+        assert sink.write(index, self.RECORDS) == str(root / name)
+
+    def test_a_local_part_is_json_lines_and_replaced_when_written_again(self, tmp_path):
+        sink = PartSink(object_storage_path(f"file://{tmp_path}"))
+        sink.write(3, [{"id": 0}])
+        sink.write(3, self.RECORDS)
+        lines = (tmp_path / "part-00003.jsonl").read_text(encoding="utf-8").splitlines()
+        assert [json.loads(line) for line in lines] == self.RECORDS
+        assert lines[0] == json.dumps(self.RECORDS[0], separators=(",", ":"))
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["part-00003.jsonl"]
+
+    def test_a_write_that_dies_before_the_rename_leaves_the_old_part_whole(self, tmp_path, monkeypatch):
+        sink = PartSink(object_storage_path(f"file://{tmp_path}"))
+        sink.write(0, [{"id": 0}])
+
+        def killed(*args):
+            raise OSError("killed before the rename")
+
+        monkeypatch.setattr("airflow.providers.resumable.operators.http.os.replace", killed)
+        with pytest.raises(OSError, match="killed"):
+            sink.write(0, self.RECORDS)
+        assert (tmp_path / "part-00000.jsonl").read_text() == '{"id":0}\n'
+
+    def test_an_object_store_part_goes_through_the_filesystem(self):
+        # The universal_pathlib path ObjectStoragePath builds on: Airflow 2.11's ObjectStoragePath
+        # knows only the schemes of installed providers, and no leg installs an in-memory one.
+        from upath import UPath
+
+        root = UPath("memory://resumable-sink-test/run")
+        sink = PartSink(root)
+        uri = sink.write(1, self.RECORDS)
+        assert uri == str(root / "part-00001.jsonl")
+        text = (root / "part-00001.jsonl").read_text()
+        assert [json.loads(line) for line in text.splitlines()] == self.RECORDS
 
 
 class TestResume:

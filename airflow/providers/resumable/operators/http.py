@@ -100,30 +100,47 @@ class PageCursor(Checkpoint):
     high: Any = None
 
 
+#: One encoder for every record: ``json.dumps`` with ``separators`` builds a new encoder per call.
+_RECORD_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
+def _part_name(index: int) -> str:
+    """The part of page ``index``: the same name on every try, so writing a page again replaces it."""
+    return f"part-{index:05d}.jsonl"
+
+
 class PartSink:
-    """One JSON-lines part per page at a deterministic name, so writing a page again replaces it."""
+    """
+    One JSON-lines part per page at a deterministic name, so writing a page again replaces it.
+
+    Each page names its part (and the manifest names every part), and joining an
+    ``ObjectStoragePath`` costs ~0.1 ms, 2 % of a 5 ms page: the root's URI prefix is taken once
+    from a real join, and a local part is written with ``open()`` under the root's path instead of
+    through fsspec (the rename into place was always ``os.replace``).
+    """
 
     def __init__(self, root: Any) -> None:
         self.root = root
-
-    def _part(self, index: int) -> Any:
-        return self.root / f"part-{index:05d}.jsonl"
+        sample = _part_name(0)
+        self._prefix = str(root / sample)[: -len(sample)]
+        self._local_dir: str | None = root.path if root.protocol in ("file", "local", "") else None
 
     def uri(self, index: int) -> str:
-        return str(self._part(index))
+        return self._prefix + _part_name(index)
 
     def write(self, index: int, records: list[Any]) -> str:
-        part = self._part(index)
-        body = "".join(json.dumps(record, separators=(",", ":")) + "\n" for record in records)
-        if part.protocol in ("file", "local", ""):
+        name = _part_name(index)
+        body = "".join(_RECORD_ENCODER.encode(record) + "\n" for record in records)
+        if self._local_dir is not None:
             # A crash mid-write must not leave half a part under the final name; object stores get
             # the same guarantee from a single PUT.
-            tmp = self.root / f".part-{index:05d}.jsonl.tmp"
-            tmp.write_text(body)
-            os.replace(tmp.path, part.path)
+            tmp = os.path.join(self._local_dir, f".{name}.tmp")
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(body)
+            os.replace(tmp, os.path.join(self._local_dir, name))
         else:
-            part.write_text(body)
-        return str(part)
+            (self.root / name).write_text(body)
+        return self._prefix + name
 
 
 class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
