@@ -131,3 +131,31 @@ def test_two_copies_of_a_mark_say_which_is_live_and_reset_refuses_to_change_both
     cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--backend", "variable", "--yes")
     rows = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
     assert [(r["backend"], r["live"], r["value"]) for r in rows] == [("asset_state_store", True, 2)]
+
+
+def test_the_listing_says_which_task_instance_committed_and_a_reset_is_recorded_as_by_hand(request, capsys):
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a")
+    run = run_dag(dag)
+    (row,) = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert row["committed_by"] == {
+        "dag_id": dag.dag_id,
+        "task_id": "extract",
+        "run_id": run.run_id,
+        "map_index": -1,
+        "try_number": 1,
+    }
+    if ASSET_STORE:
+        assert row["airflow_writer"]["kind"] in ("task", "watcher"), row["airflow_writer"]
+    cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--to", "0", "--yes")
+    (row,) = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert row["committed_by"] is None, "a reset by hand names no task instance"
+    if ASSET_STORE:
+        assert row["airflow_writer"] == {
+            "kind": "api",
+            "dag_id": None,
+            "run_id": None,
+            "task_id": None,
+            "map_index": None,
+        }, "not the task that wrote the row before the reset"

@@ -47,6 +47,8 @@ class StoredWatermark:
     live: bool = True
     #: Where the other copy is, when there is one.
     other: str | None = None
+    #: Who Airflow recorded as the row's last writer (asset store only; see ``compat.AssetStateRow``).
+    airflow_writer: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
         try:
@@ -76,12 +78,34 @@ class StoredWatermark:
             "value": self.document.get("value"),
             "version": self.document.get("version"),
             "live": self.live,
+            "committed_by": committed_by(self.document),
+            "airflow_writer": self.airflow_writer,
             "meaning": meaning,
             "location": self.location,
             "updated_at": self.updated_at,
             "document": self.document,
             "reset_with": watermark_command("reset", self.scope, "--to VALUE"),
         }
+
+
+def committed_by(document: dict[str, Any]) -> dict[str, Any] | None:
+    """
+    Who moved the mark last, from the document: the task instance and try (``None`` for a reset by
+    hand). Airflow's own ``last_updated_by_*`` columns cannot always say (a write through an
+    in-process API is recorded as ``watcher``); the commit entry always can.
+    """
+    commits = document.get("commits")
+    last = commits[-1] if isinstance(commits, list) and commits and isinstance(commits[-1], dict) else None
+    if last is None or last.get("run_id") == "(reset by hand)":
+        return None
+    scope = document.get("scope") if isinstance(document.get("scope"), dict) else {}
+    return {
+        "dag_id": last.get("dag_id") or scope.get("dag_id"),
+        "task_id": last.get("task_id") or scope.get("task_id"),
+        "run_id": last.get("run_id"),
+        "map_index": last.get("map_index", -1),
+        "try_number": last.get("try_number"),
+    }
 
 
 def _scope_of(document: Any) -> WatermarkScope | None:
@@ -122,6 +146,7 @@ def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWater
                 document,
                 stamp,
                 (row.asset_id, row.key),
+                airflow_writer=row.writer,
             )
         )
     return found
