@@ -94,12 +94,20 @@ def test_reset_echoes_the_value_and_ids_as_typed_and_refuses_a_change_of_kind(ca
     with pytest.raises(SystemExit, match="is a number, but the mark is a timestamp"):
         cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "Extract_Orders", "--to", "5", "--yes")
     cli(
-        "watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "Extract_Orders", "--to", "2026-01-01T00:00:00Z",
+        "watermark",
+        "reset",
+        "--dag-id",
+        dag.dag_id,
+        "--task-id",
+        "Extract_Orders",
+        "--to",
+        "2026-01-01T00:00:00Z",
         "--yes",
     )
     out = capsys.readouterr().out
     assert '"2026-01-01T00:00:00Z"' in out, out
-    assert "it_watermark_cli_Mixed_Case_DAG" in out and "Extract_Orders" in out, out
+    assert "it_watermark_cli_Mixed_Case_DAG" in out, out
+    assert "Extract_Orders" in out, out
     assert "2026-01-01t00:00:00z" not in out, out
     assert cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)[0]["value"] == "2026-01-01T00:00:00Z"
 
@@ -116,8 +124,13 @@ def test_two_copies_of_a_mark_say_which_is_live_and_reset_refuses_to_change_both
     assert run_dag(dag).state == "success"
     scope = WatermarkScope(dag.dag_id, "extract")
     # What a 0.1 task left after its backend changed: an older copy in a Variable.
-    stale = {"kind": "resumable-watermark", "value": 1, "version": 1, "scope": scope.as_dict(),
-             "commits": [{"run_id": "old", "value": 1, "version": 1, "committed_at": "2025-01-01T00:00:00+00:00"}]}
+    stale = {
+        "kind": "resumable-watermark",
+        "value": 1,
+        "version": 1,
+        "scope": scope.as_dict(),
+        "commits": [{"run_id": "old", "value": 1, "version": 1, "committed_at": "2025-01-01T00:00:00+00:00"}],
+    }
     Variable.set(scope.key, json.dumps(stale))
     rows = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
     assert sorted((r["backend"], r["live"], r["value"]) for r in rows) == [

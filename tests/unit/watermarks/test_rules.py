@@ -154,7 +154,8 @@ def test_what_a_commit_writes(current, window_version, staged, on_overlap, value
     plan = commit(current, window_version, staged, on_overlap)
     assert plan.overlapped == overlapped
     if value == "quiet":
-        assert plan.document is None and plan.quiet, "the mark did not move: nothing written, no version"
+        assert plan.document is None, "the mark did not move: nothing written, no version"
+        assert plan.quiet
         return
     if value is None:
         assert plan.document is None
@@ -248,7 +249,8 @@ def test_a_cleared_run_rereading_its_own_window_neither_lowers_the_mark_nor_coun
     assert "12" in plan.message
 
     further = plan_commit(history, window, 14, run_id="run1", map_index=-1, try_number=1, now=NOW, on_overlap="max")
-    assert further.document is not None and (further.document.value, further.document.version) == (14, 4)
+    assert further.document is not None
+    assert (further.document.value, further.document.version) == (14, 4)
 
 
 def test_a_quiet_run_writes_no_version_so_it_evicts_no_commit():
@@ -258,7 +260,8 @@ def test_a_quiet_run_writes_no_version_so_it_evicts_no_commit():
         plan = plan_commit(
             current, window, window.base, run_id=f"quiet{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max"
         )
-        assert plan.document is None and plan.quiet
+        assert plan.document is None
+        assert plan.quiet
     assert plan_window(current, run_id="run1", map_index=-1, initial_value=0).reread_own
 
 
@@ -285,11 +288,19 @@ def test_a_commit_keeps_the_keys_the_next_run_will_read_again(delivered, value, 
     current = WatermarkDocument(value=8, version=1, boundary={"k8": 8}, commits=[])
     window = plan_window(current, run_id="run2", map_index=-1, initial_value=0, read_boundary=True)
     plan = plan_commit(
-        current, window, value, run_id="run2", map_index=-1, try_number=1, now=NOW, on_overlap="max",
+        current,
+        window,
+        value,
+        run_id="run2",
+        map_index=-1,
+        try_number=1,
+        now=NOW,
+        on_overlap="max",
         boundary=delivered,
     )
     if value == 8:
-        assert plan.document is None and plan.quiet
+        assert plan.document is None
+        assert plan.quiet
         return
     assert plan.document is not None
     assert plan.document.boundary == kept

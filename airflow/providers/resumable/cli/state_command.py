@@ -1,4 +1,4 @@
-"""The ``state list|show|delete`` actions, on the ``airflow`` CLI's metadata DB (``watermark_command.py``: the watermarks)."""
+"""The ``state list|show|delete`` actions, on the ``airflow`` CLI's metadata DB (watermarks: watermark_command.py)."""
 
 from __future__ import annotations
 

@@ -47,7 +47,9 @@ def watermark_list(args: Namespace) -> None:
         if not rows:
             print(f"No watermark of airflow-provider-resumable for {_asked_watermark(args)}.")
             return
-        columns = (*_WATERMARK_COLUMNS[:-1], "live", "meaning") if any(not r["live"] for r in rows) else _WATERMARK_COLUMNS
+        columns = (
+            (*_WATERMARK_COLUMNS[:-1], "live", "meaning") if any(not r["live"] for r in rows) else _WATERMARK_COLUMNS
+        )
         rows = [{column: row[column] for column in columns} for row in rows]
     _print(rows, args.output)
 

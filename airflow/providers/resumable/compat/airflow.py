@@ -456,7 +456,9 @@ def write_asset_state_row(session: Any, asset_id: int, key: str, value: str | No
         return
     from datetime import UTC
 
-    by_hand = {c.name: None for c in model.__table__.columns if c.name.startswith("last_updated_by_")}
+    by_hand: dict[str, str | None] = {
+        c.name: None for c in model.__table__.columns if c.name.startswith("last_updated_by_")
+    }
     by_hand["last_updated_by_kind"] = "api"
     session.execute(update(model).where(*where).values(value=value, updated_at=datetime.now(tz=UTC), **by_hand))
 

@@ -98,7 +98,8 @@ def committed_by(document: dict[str, Any]) -> dict[str, Any] | None:
     last = commits[-1] if isinstance(commits, list) and commits and isinstance(commits[-1], dict) else None
     if last is None or last.get("run_id") == "(reset by hand)":
         return None
-    scope = document.get("scope") if isinstance(document.get("scope"), dict) else {}
+    written = document.get("scope")
+    scope: dict[str, Any] = written if isinstance(written, dict) else {}
     return {
         "dag_id": last.get("dag_id") or scope.get("dag_id"),
         "task_id": last.get("task_id") or scope.get("task_id"),

@@ -19,7 +19,6 @@ from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import utcnow_iso
 from airflow.providers.resumable.watermarks.rules import (
     OVERLAP_RULES,
-    Boundary,
     BoundaryFilter,
     WatermarkDocument,
     Window,
@@ -54,7 +53,7 @@ class WatermarkCommit:
     scope: dict[str, Any]
     log: Any = field(repr=False, default=None)
     #: The records this run delivered near its top (the next run's boundary).
-    boundary: Boundary = field(default_factory=dict)
+    boundary: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> str:
         location = self.store.locate()
@@ -227,7 +226,7 @@ class Watermark:
         seen = self.boundary_filter()
         return [r for r in records if seen.admit(record_key(r, primary_key, get), cursor(r))]
 
-    def advance(self, value: Any, *, boundary: Boundary | None = None) -> None:
+    def advance(self, value: Any, *, boundary: dict[str, Any] | None = None) -> None:
         """
         Stage ``value``; committed once Airflow has recorded this task instance's success, with the
         records delivered near the top (``boundary``, or what :meth:`fresh` let through).

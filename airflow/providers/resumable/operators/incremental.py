@@ -110,6 +110,7 @@ class Incremental:
         cursor and the delivered boundary. A record without a cursor (or a key) is an error.
         """
         kept = []
+        names = normalize_key(self.primary_key)  # a tuple already (__post_init__); typed for the checker
         for n, record in enumerate(records):
             value = get_path(record, self.cursor_field)
             if value is None:
@@ -118,7 +119,7 @@ class Incremental:
                     f"say how far it read; record keys: {sorted(record) if isinstance(record, Mapping) else record!r}"
                 )
             try:
-                if seen.admit(record_key(record, self.primary_key, get_path), value):
+                if seen.admit(record_key(record, names, get_path), value):
                     kept.append(record)
             except WatermarkValueError as err:
                 raise ValueError(f"page {page}, record {n}, {self.cursor_field!r}: {err}") from None

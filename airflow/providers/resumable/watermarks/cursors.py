@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.resumable.state.base import JsonValue
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
 #: hash of (record key, cursor value) -> cursor value: the records delivered at the top of a mark.
 Boundary = dict[str, JsonValue]
@@ -160,7 +160,7 @@ def record_key(record: Any, primary_key: tuple[str, ...] | None, get: Callable[[
     return values
 
 
-def normalize_key(primary_key: str | tuple[str, ...] | list[str] | None, what: str = "primary_key") -> tuple[str, ...]:
+def normalize_key(primary_key: str | Sequence[str] | None, what: str = "primary_key") -> tuple[str, ...]:
     """``"id"`` or ``["tenant", "id"]`` as a tuple of names; anything else is refused by name."""
     if primary_key is None:
         return ()

@@ -30,13 +30,28 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow.providers.resumable.state.base import JsonValue  # noqa: TC001 - pydantic reads the annotations
 from airflow.providers.resumable.state.codec import decode, safe_name
+from airflow.providers.resumable.watermarks.cursors import (
+    Boundary,
+    WatermarkValueError,
+    boundary_hash,
+    boundary_step,
+    compare_cursors,
+    cursor_key,
+    cursor_max,
+    keep_boundary,
+    lag_from_json,
+    normalize_key,
+    read_since,
+    record_key,
+    subtract_lag,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -47,22 +62,38 @@ OVERLAP_RULES = ("max", "fail")
 #: Every watermark Variable, and every asset-store key, starts with this.
 WATERMARK_PREFIX = "resumable.watermark"
 
-
-from airflow.providers.resumable.watermarks.cursors import (  # re-exported: callers import them from here
-    Boundary as Boundary,
-    WatermarkValueError as WatermarkValueError,
-    cursor_key as cursor_key,
-    compare_cursors as compare_cursors,
-    cursor_max as cursor_max,
-    subtract_lag as subtract_lag,
-    boundary_step as boundary_step,
-    lag_from_json as lag_from_json,
-    read_since as read_since,
-    boundary_hash as boundary_hash,
-    record_key as record_key,
-    normalize_key as normalize_key,
-    keep_boundary as keep_boundary,
-)
+#: The cursor helpers live in ``cursors.py``; they stay importable from here, where callers found them.
+__all__ = [
+    "MAX_COMMITS",
+    "OVERLAP_RULES",
+    "WATERMARK_PREFIX",
+    "Boundary",
+    "BoundaryFilter",
+    "CommitEntry",
+    "CommitPlan",
+    "WatermarkDocument",
+    "WatermarkValueError",
+    "Window",
+    "boundary_hash",
+    "boundary_step",
+    "check_reset_value",
+    "compare_cursors",
+    "cursor_key",
+    "cursor_max",
+    "describe_document",
+    "keep_boundary",
+    "lag_as_json",
+    "lag_from_json",
+    "next_boundary",
+    "normalize_key",
+    "plan_commit",
+    "plan_window",
+    "read_since",
+    "record_key",
+    "reset_document",
+    "subtract_lag",
+    "watermark_key",
+]
 
 
 # ---- the stored document -------------------------------------------------------------------------
@@ -215,7 +246,7 @@ def plan_window(
     finds its own commit in the document (a person cleared it after it succeeded) starts again from
     the base that commit started from, so it re-reads its own window rather than skipping it or
     reading everything. With ``read_boundary`` a committed base is read from one unit below (see
-    :func:`boundary_step`) and the window carries the records already delivered there; the initial
+    ``cursors.boundary_step``) and the window carries the records already delivered there; the initial
     value is where the user asked the first run to start, so it is sent as it is.
     """
     version = document.version if document is not None else 0
