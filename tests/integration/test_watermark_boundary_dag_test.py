@@ -143,3 +143,28 @@ def test_quiet_runs_keep_the_commit_a_later_clear_needs(request):
     assert again.xcom("extract")["since"] == 0
     assert second.state == "success"
     assert read_mark(dag.dag_id)["value"] == 3
+
+
+def test_a_clear_after_twenty_later_commits_rereads_its_window_where_its_state_was_kept(request):
+    """On the native store the cleared run's own task state still holds its window; elsewhere it is said plainly."""
+    from tests.integration.test_watermark_dag_test import NATIVE_STATE
+
+    dag = make_dag(request)
+    boundary_task(dag, inclusive=False, primary_key="id")
+    write("a", 1)
+    first = run_dag(dag)
+    for n in range(2, MAX_COMMITS + 3):
+        write(f"r{n}", n)
+        assert run_dag(dag).state == "success"
+    mark = read_mark(dag.dag_id)
+    assert first.run_id not in [c["run_id"] for c in mark["commits"]], "its entry was pushed out"
+
+    again = clear_and_rerun(dag, first, keep_task_state=True)
+    assert again.state == "success"
+    if NATIVE_STATE:
+        assert again.xcom("extract")["since"] == 0, "its own window, from its kept task state"
+        assert DELIVERED[first.run_id][1] == ("a", 1)
+    else:
+        # Variables drop a task instance's state at its success: nothing says where it started.
+        assert again.xcom("extract")["since"] == MAX_COMMITS + 1, "from the current mark, as a new run"
+    assert read_mark(dag.dag_id)["value"] == MAX_COMMITS + 2, "and the mark did not move back"

@@ -343,3 +343,16 @@ def test_a_reset_of_the_same_kind_is_accepted_and_clears_the_boundary():
     current = WatermarkDocument(value=8, version=1, boundary={"k8": 8})
     reset = reset_document(current, 3, now=NOW)
     assert (reset.value, reset.boundary) == (3, {})
+
+
+def test_a_cleared_run_whose_commit_was_pushed_out_rereads_the_window_its_task_state_kept():
+    current = doc(30, 25, *[(f"run{n}", n, n + 1, n - 4) for n in range(5, 25)])
+    assert current.own_commit("run1", -1) is None, "pushed out by 20 later commits"
+    kept = plan_window(
+        doc(2, 1, ("run0", 0, 2, 1)), run_id="run1", map_index=-1, initial_value=0, read_boundary=True
+    ).model_copy(update={"boundary": {"k2": 2}})
+    window = plan_window(current, run_id="run1", map_index=-1, initial_value=0, read_boundary=True, previous=kept)
+    assert (window.base, window.since, window.boundary, window.reread_own) == (2, 1, {"k2": 2}, True)
+    assert window.base_version == 25
+    plain = plan_window(current, run_id="run1", map_index=-1, initial_value=0)
+    assert (plain.base, plain.reread_own) == (30, False), "without it: from the current mark, as a new run"

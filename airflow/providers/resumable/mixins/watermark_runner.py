@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import utcnow_iso
 from airflow.providers.resumable.watermarks.rules import (
+    MAX_COMMITS,
     OVERLAP_RULES,
     BoundaryFilter,
     WatermarkDocument,
@@ -150,7 +151,7 @@ class Watermark:
             return self._window
         store = self.store
         state = self.task_try.namespaced(self.settings.namespace)
-        window = self._kept_window()
+        window, ended = self._kept_window()
         if window is None:
             document = WatermarkDocument.parse(store.read(), store.locate())
             window = plan_window(
@@ -162,8 +163,11 @@ class Watermark:
                 try_number=self.task_try.info.try_number,
                 now=utcnow_iso(),
                 read_boundary=read_boundary,
+                previous=ended,
             )
             state.set(self.settings.window_key, window.model_dump(mode="json"))
+            if ended is None and document is not None and document.commits and not window.reread_own:
+                self._say_when_a_clear_cannot_find_its_window(document)
             if window.reread_own:
                 self.log.info(
                     "This run committed the watermark before and was cleared since: re-reading its own window "
@@ -192,14 +196,29 @@ class Watermark:
         self._window = window
         return window
 
-    def _kept_window(self) -> Window | None:
+    def _kept_window(self) -> tuple[Window | None, Window | None]:
+        """(the window this life planned, the window of a life of this run that ended in success)."""
         state = self.task_try.namespaced(self.settings.namespace)
         key = self.settings.window_key
         window = Window.parse(state.get(key), self.task_try.locate(key, self.settings.namespace))
-        if window is None or self.task_try.ended_life(window.try_number) is not None:
-            # A person cleared the run after its success: plan afresh (re-reading its own window).
-            return None
-        return window
+        if window is not None and self.task_try.ended_life(window.try_number) is not None:
+            # A person cleared the run after its success: plan afresh, re-reading its own window
+            # (from this one when the commit entry that records it was pushed out of the document).
+            return None, window
+        return window, None
+
+    def _say_when_a_clear_cannot_find_its_window(self, document: WatermarkDocument) -> None:
+        """A run cleared after success whose window is neither kept nor in the document: say so plainly."""
+        if len(document.commits) < MAX_COMMITS or (self.task_try.info.try_number or 0) <= 1:
+            return  # nothing was pushed out yet, or this is the run's first try: no earlier window
+        self.log.warning(
+            "If this run succeeded before and was cleared, its window is no longer known: its commit is not "
+            "among the last %s kept in %s and its task state was dropped. It reads from the current mark, as a "
+            "new run would; to re-read its old window, reset the mark to where it started (`%s`).",
+            len(document.commits),
+            self.store.locate(),
+            watermark_command("reset", self.scope, "--to VALUE"),
+        )
 
     def load(self, *, initial_value: Any = None) -> Any:
         """The mark this run starts from, as the model (or the JSON value), or None."""

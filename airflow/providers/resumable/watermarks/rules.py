@@ -238,6 +238,7 @@ def plan_window(
     try_number: int | None = None,
     now: str | None = None,
     read_boundary: bool = False,
+    previous: Window | None = None,
 ) -> Window:
     """
     The window a run starting now reads.
@@ -247,7 +248,10 @@ def plan_window(
     the base that commit started from, so it re-reads its own window rather than skipping it or
     reading everything. With ``read_boundary`` a committed base is read from one unit below (see
     ``cursors.boundary_step``) and the window carries the records already delivered there; the initial
-    value is where the user asked the first run to start, so it is sent as it is.
+    value is where the user asked the first run to start, so it is sent as it is. ``previous`` is
+    the window this run read before it succeeded, when its task state still has it (the native
+    store keeps a finished life's state): it stands in for the commit entry once that was pushed
+    out of the document by later commits.
     """
     version = document.version if document is not None else 0
     own = document.own_commit(run_id, map_index) if document is not None else None
@@ -256,6 +260,8 @@ def plan_window(
         base, reread, boundary = own.base, True, dict(own.base_boundary)
         # Ask from where it asked the first time (0.1 entries have no since: from its base).
         since = own.since if own.since is not None else read_since(base, lag, boundary=False)
+    elif previous is not None and previous.base is not None:
+        base, reread, boundary, since = previous.base, True, dict(previous.boundary), previous.since
     elif document is not None and document.value is not None:
         base, reread, boundary = document.value, False, dict(document.boundary)
         since = read_since(base, lag, boundary=read_boundary)
