@@ -351,6 +351,7 @@ def test_a_cleared_run_whose_commit_was_pushed_out_rereads_the_window_its_task_s
     kept = plan_window(
         doc(2, 1, ("run0", 0, 2, 1)), run_id="run1", map_index=-1, initial_value=0, read_boundary=True
     ).model_copy(update={"boundary": {"k2": 2}})
+    assert plan_window(current, run_id="run99", map_index=-1, initial_value=0, previous=kept).base == 30, "not its"
     window = plan_window(current, run_id="run1", map_index=-1, initial_value=0, read_boundary=True, previous=kept)
     assert (window.base, window.since, window.boundary, window.reread_own) == (2, 1, {"k2": 2}, True)
     assert window.base_version == 25

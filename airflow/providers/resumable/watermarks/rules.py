@@ -213,6 +213,10 @@ class Window(BaseModel):
     #: The run asks from below the mark and drops the records in ``boundary`` (already delivered).
     read_boundary: bool = False
     boundary: Boundary = Field(default_factory=dict)
+    #: The run that planned it, so only that run's clear takes it for its own (a store shared by
+    #: several task instances, as the test stores are, holds others' windows under the same key).
+    run_id: str | None = None
+    map_index: int | None = None
 
     @classmethod
     def parse(cls, raw: Any, location: str) -> Window | None:
@@ -260,7 +264,15 @@ def plan_window(
         base, reread, boundary = own.base, True, dict(own.base_boundary)
         # Ask from where it asked the first time (0.1 entries have no since: from its base).
         since = own.since if own.since is not None else read_since(base, lag, boundary=False)
-    elif previous is not None and previous.base is not None:
+    elif (
+        previous is not None
+        and previous.base is not None
+        and (previous.run_id, previous.map_index)
+        == (
+            run_id,
+            map_index,
+        )
+    ):
         base, reread, boundary, since = previous.base, True, dict(previous.boundary), previous.since
     elif document is not None and document.value is not None:
         base, reread, boundary = document.value, False, dict(document.boundary)
@@ -278,6 +290,8 @@ def plan_window(
         planned_at=now,
         read_boundary=read_boundary,
         boundary=boundary if read_boundary else {},
+        run_id=run_id,
+        map_index=map_index,
     )
 
 
