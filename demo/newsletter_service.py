@@ -15,7 +15,10 @@ For incremental loads every item has an ``updated_at`` (item ``i`` starts at ``E
 minutes) and every endpoint takes ``since``: only items with ``updated_at`` strictly after it are
 listed, oldest change first, so a client that sends back the highest ``updated_at`` it saw gets
 exactly what changed since. ``add_items`` and ``touch`` (or ``POST /_admin``, for a service in
-another process) add items and update existing ones between runs, one minute later each.
+another process) add items and update existing ones between runs, one minute later each;
+``add_items(n, late=True)`` adds them *at* the latest minute, as writers whose transaction commits
+after a reader saw that minute. ``since_inclusive=True`` lists ``updated_at >= since`` instead, as
+many APIs do.
 """
 
 from __future__ import annotations
@@ -115,8 +118,10 @@ class NewsletterService:
         echo_params: tuple[str, ...] = (),
         port: int = 0,
         log_file: str | Path | None = None,
+        since_inclusive: bool = False,
     ) -> None:
         self.items = items
+        self.since_inclusive = since_inclusive
         self.page_size = page_size
         self.latency = latency
         self.outage_at_item = outage_at_item
@@ -189,12 +194,15 @@ class NewsletterService:
             self._outage_try.clear()
             self._rate_limited.clear()
 
-    def add_items(self, count: int) -> list[int]:
-        """Append ``count`` new items, each a minute after the latest change; returns their ids."""
+    def add_items(self, count: int, *, late: bool = False) -> list[int]:
+        """
+        Append ``count`` new items, each a minute after the latest change (``late``: all at the
+        latest change's minute, as late writers in the same second as the newest item); returns their ids.
+        """
         with self._lock:
             new = list(range(self.items, self.items + count))
             for i in new:
-                self._clock += 1
+                self._clock += 0 if late else 1
                 if self._clock != i:
                     self._ticks[i] = self._clock
             self.items += count
@@ -217,10 +225,15 @@ class NewsletterService:
         with self._lock:
             ticks, count = dict(self._ticks), self.items
         if not ticks:  # creation order is change order: no sort needed however many items there are
-            start = 0 if since is None else max(0, min(count, math.floor(since) + 1))
+            first = math.ceil(since) if self.since_inclusive else math.floor(since) + 1 if since is not None else 0
+            start = 0 if since is None else max(0, min(count, first))
             return range(start, count)
         ids = sorted(range(count), key=lambda i: (ticks.get(i, i), i))
-        return ids if since is None else [i for i in ids if ticks.get(i, i) > since]
+        if since is None:
+            return ids
+        if self.since_inclusive:
+            return [i for i in ids if ticks.get(i, i) >= since]
+        return [i for i in ids if ticks.get(i, i) > since]
 
     def _fault(
         self, client: str | None, first_item: int, attempt: str | None = None

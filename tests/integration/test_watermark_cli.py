@@ -69,3 +69,106 @@ def test_reset_needs_the_task_and_an_existing_mark(request, capsys):
         cli("watermark", "reset", "--dag-id", dag.dag_id, "--yes")
     with pytest.raises(SystemExit, match="No watermark of airflow-provider-resumable"):
         cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--to", "5", "--yes")
+
+
+def stamp_task(dag):
+    """A task that commits a timestamp mark (``ChangedItemsOperator``'s is a number)."""
+    from airflow.providers.resumable.mixins import WatermarkMixin
+    from airflow.providers.resumable.version_compat import BaseOperator
+
+    class Stamp(WatermarkMixin, BaseOperator):
+        def execute(self, context):
+            self.load_watermark(context, initial_value="2025-12-31T00:00:00Z")
+            self.advance_watermark(context, "2026-02-01T00:00:00Z")
+
+    return Stamp(task_id="Extract_Orders", dag=dag)
+
+
+def test_reset_echoes_the_value_and_ids_as_typed_and_refuses_a_change_of_kind(capsys):
+    from airflow.providers.resumable.testing import dag_for_test
+
+    dag = dag_for_test("it_watermark_cli_Mixed_Case_DAG")
+    stamp_task(dag)
+    assert run_dag(dag).state == "success"
+    capsys.readouterr()
+    with pytest.raises(SystemExit, match="is a number, but the mark is a timestamp"):
+        cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "Extract_Orders", "--to", "5", "--yes")
+    cli(
+        "watermark",
+        "reset",
+        "--dag-id",
+        dag.dag_id,
+        "--task-id",
+        "Extract_Orders",
+        "--to",
+        "2026-01-01T00:00:00Z",
+        "--yes",
+    )
+    out = capsys.readouterr().out
+    assert '"2026-01-01T00:00:00Z"' in out, out
+    assert "it_watermark_cli_Mixed_Case_DAG" in out, out
+    assert "Extract_Orders" in out, out
+    assert "2026-01-01t00:00:00z" not in out, out
+    assert cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)[0]["value"] == "2026-01-01T00:00:00Z"
+
+
+@pytest.mark.skipif(not ASSET_STORE, reason="two copies need the asset store beside Variables (3.3+, native)")
+def test_two_copies_of_a_mark_say_which_is_live_and_reset_refuses_to_change_both(request, capsys):
+    from airflow.models import Variable
+
+    from airflow.providers.resumable.watermarks.stores import WatermarkScope
+
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a", "b")
+    assert run_dag(dag).state == "success"
+    scope = WatermarkScope(dag.dag_id, "extract")
+    # What a 0.1 task left after its backend changed: an older copy in a Variable.
+    stale = {
+        "kind": "resumable-watermark",
+        "value": 1,
+        "version": 1,
+        "scope": scope.as_dict(),
+        "commits": [{"run_id": "old", "value": 1, "version": 1, "committed_at": "2025-01-01T00:00:00+00:00"}],
+    }
+    Variable.set(scope.key, json.dumps(stale))
+    rows = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert sorted((r["backend"], r["live"], r["value"]) for r in rows) == [
+        ("asset_state_store", True, 2),
+        ("variable", False, 1),
+    ]
+    assert next(r for r in rows if not r["live"])["meaning"].startswith("STALE copy")
+    with pytest.raises(SystemExit, match="kept in 2 places"):
+        cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--to", "0", "--yes")
+    assert sorted(r["value"] for r in cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)) == [1, 2]
+    cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--backend", "variable", "--yes")
+    rows = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert [(r["backend"], r["live"], r["value"]) for r in rows] == [("asset_state_store", True, 2)]
+
+
+def test_the_listing_says_which_task_instance_committed_and_a_reset_is_recorded_as_by_hand(request, capsys):
+    dag = make_dag(request)
+    extract_task(dag)
+    add("a")
+    run = run_dag(dag)
+    (row,) = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert row["committed_by"] == {
+        "dag_id": dag.dag_id,
+        "task_id": "extract",
+        "run_id": run.run_id,
+        "map_index": -1,
+        "try_number": 1,
+    }
+    if ASSET_STORE:
+        assert row["airflow_writer"]["kind"] in ("task", "watcher"), row["airflow_writer"]
+    cli("watermark", "reset", "--dag-id", dag.dag_id, "--task-id", "extract", "--to", "0", "--yes")
+    (row,) = cli_json(capsys, "watermark", "list", "--dag-id", dag.dag_id)
+    assert row["committed_by"] is None, "a reset by hand names no task instance"
+    if ASSET_STORE:
+        assert row["airflow_writer"] == {
+            "kind": "api",
+            "dag_id": None,
+            "run_id": None,
+            "task_id": None,
+            "map_index": None,
+        }, "not the task that wrote the row before the reset"

@@ -38,7 +38,8 @@ def test_one_group_with_state_and_watermark_commands():
     ],
 )
 def test_the_console_script_parses_and_dispatches(argv, function, expected):
-    with mock.patch(f"airflow.providers.resumable.cli.state_command.{function}") as called:
+    module = "watermark_command" if function.startswith("watermark_") else "state_command"
+    with mock.patch(f"airflow.providers.resumable.cli.{module}.{function}") as called:
         definition.main(argv)
     (args,), _ = called.call_args
     assert {name: getattr(args, name) for name in expected} == expected

@@ -29,14 +29,6 @@ def args(**given):
     return Namespace(**{**base, **given})
 
 
-@pytest.mark.parametrize(
-    ("text", "value"),
-    [("42", 42), ('"abc"', "abc"), ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"), ("1.5", 1.5), ("null", None)],
-)
-def test_a_value_is_json_when_it_parses_else_the_text(text, value):
-    assert state_command._parse_value(text) == value
-
-
 def test_list_says_what_was_asked_when_nothing_matches(capsys):
     state_command.state_list(args(dag_id="no_such_dag_anywhere", map_index=2))
     assert capsys.readouterr().out.strip() == (
@@ -57,11 +49,6 @@ def test_show_of_nothing_exits_non_zero_naming_the_filters():
 def test_delete_needs_the_whole_task_instance():
     with pytest.raises(SystemExit, match="--run-id"):
         state_command.state_delete(args(dag_id="d", task_id="t"))
-
-
-def test_watermark_reset_needs_the_task():
-    with pytest.raises(SystemExit, match="--task-id"):
-        state_command.watermark_reset(args(dag_id="d", to="5"))
 
 
 @pytest.mark.parametrize(("answer", "goes_on"), [("y", True), ("YES ", True), ("n", False), ("", False)])

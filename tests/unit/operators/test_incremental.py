@@ -36,3 +36,12 @@ def test_bad_incremental_fails_when_the_dag_is_parsed(tmp_path, incremental, mes
 def test_a_templated_initial_value_is_checked_when_rendered_not_parsed(tmp_path):
     config = Incremental(cursor_field="u", initial_value="{{ data_interval_start }}")
     assert incremental_op(tmp_path, incremental=config).incremental == config
+
+
+def test_a_primary_key_is_kept_as_a_tuple_and_a_bad_one_is_named():
+    assert Incremental(cursor_field="updated_at", primary_key=["tenant", "id"]).primary_key == ("tenant", "id")
+    assert Incremental(cursor_field="updated_at").primary_key is None
+    with pytest.raises(ValueError, match="Incremental primary_key must be a field name or a list of field names"):
+        Incremental(cursor_field="updated_at", primary_key=[])
+    with pytest.raises(ValueError, match="Incremental read_boundary must be True or False, got 'yes'"):
+        Incremental(cursor_field="updated_at", read_boundary="yes")

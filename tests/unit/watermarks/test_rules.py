@@ -141,10 +141,11 @@ def commit(current, window_version, staged, on_overlap="max", run_id="runA", bas
     [
         (None, 0, 5, "max", 5, 1, ()),  # the first commit
         (doc(5, 1, ("runB", 0, 5, 1)), 1, 9, "max", 9, 2, ()),  # nobody committed since: ours
-        (doc(5, 1, ("runB", 0, 5, 1)), 1, 3, "max", 3, 2, ()),  # ours as staged, even lower (no overlap)
-        (doc(7, 1, ("runB", 0, 7, 1)), 0, 5, "max", 7, 2, ("runB",)),  # overlap: the newer, never back
+        (doc(5, 1, ("runB", 0, 5, 1)), 1, 7, "max", 7, 2, ()),  # ours as staged (no overlap)
+        (doc(7, 1, ("runB", 0, 7, 1)), 0, 5, "max", "quiet", None, ("runB",)),  # overlap: the newer, never back
         (doc(3, 1, ("runB", 0, 3, 1)), 0, 5, "max", 5, 2, ("runB",)),  # overlap: ours is newer
-        (doc(7, 2, ("runB", 0, 4, 1), ("runC", 4, 7, 2)), 0, 5, "max", 7, 3, ("runB", "runC")),
+        (doc(7, 2, ("runB", 0, 4, 1), ("runC", 4, 7, 2)), 0, 5, "max", "quiet", None, ("runB", "runC")),
+        (doc(7, 2, ("runB", 0, 4, 1), ("runC", 4, 7, 2)), 0, 9, "max", 9, 3, ("runB", "runC")),
         (doc(7, 1, ("runB", 0, 7, 1)), 0, 5, "fail", None, None, ("runB",)),  # refused: nothing written
         (None, 1, 5, "max", 5, 1, ("a change to version 0",)),  # deleted by hand while the run ran
     ],
@@ -152,6 +153,10 @@ def commit(current, window_version, staged, on_overlap="max", run_id="runA", bas
 def test_what_a_commit_writes(current, window_version, staged, on_overlap, value, version, overlapped):
     plan = commit(current, window_version, staged, on_overlap)
     assert plan.overlapped == overlapped
+    if value == "quiet":
+        assert plan.document is None, "the mark did not move: nothing written, no version"
+        assert plan.quiet
+        return
     if value is None:
         assert plan.document is None
         assert "on_overlap='fail'" in plan.message
@@ -172,7 +177,9 @@ def test_commits_keep_the_last_twenty():
     current = doc(0, 0)
     for n in range(MAX_COMMITS + 5):
         window = plan_window(current, run_id=f"run{n}", map_index=-1, initial_value=0)
-        plan = plan_commit(current, window, n, run_id=f"run{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max")
+        plan = plan_commit(
+            current, window, n + 1, run_id=f"run{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max"
+        )
         assert plan.document is not None
         current = plan.document
     assert len(current.commits) == MAX_COMMITS
@@ -220,3 +227,133 @@ def test_a_loop_iteration_keeps_its_own_mark_and_a_plain_task_its_old_key():
     first, second = watermark_key("dag", "task", region_index=0), watermark_key("dag", "task", region_index=1)
     assert len({plain, first, second}) == 3
     assert first.startswith("resumable.watermark.dag.task.r0.")
+
+
+# ---- issue 22: the mark never moves back, quiet runs write nothing, boundary records once ---------
+
+
+def test_a_lower_staged_value_never_moves_the_mark_back():
+    """A run that read at most N records and staged less than the mark (a re-read) keeps the mark."""
+    plan = commit(doc(5, 1, ("runB", 0, 5, 1)), 1, 3)
+    assert plan.document is None, "nothing to write: the mark stays at 5"
+    assert plan.quiet
+    assert "5" in plan.message
+
+
+def test_a_cleared_run_rereading_its_own_window_neither_lowers_the_mark_nor_counts_as_newest():
+    history = doc(12, 3, ("run1", 0, 5, 1), ("run2", 5, 9, 2), ("run3", 9, 12, 3))
+    window = plan_window(history, run_id="run1", map_index=-1, initial_value=0)
+    assert (window.reread_own, window.base, window.base_version) == (True, 0, 3)
+    plan = plan_commit(history, window, 5, run_id="run1", map_index=-1, try_number=1, now=NOW, on_overlap="max")
+    assert plan.document is None, "the re-read did not move the mark: no new version, no newest commit"
+    assert "12" in plan.message
+
+    further = plan_commit(history, window, 14, run_id="run1", map_index=-1, try_number=1, now=NOW, on_overlap="max")
+    assert further.document is not None
+    assert (further.document.value, further.document.version) == (14, 4)
+
+
+def test_a_quiet_run_writes_no_version_so_it_evicts_no_commit():
+    current = doc(8, 2, ("run1", 0, 5, 1), ("run2", 5, 8, 2))
+    for n in range(MAX_COMMITS + 5):
+        window = plan_window(current, run_id=f"quiet{n}", map_index=-1, initial_value=0)
+        plan = plan_commit(
+            current, window, window.base, run_id=f"quiet{n}", map_index=-1, try_number=1, now=NOW, on_overlap="max"
+        )
+        assert plan.document is None
+        assert plan.quiet
+    assert plan_window(current, run_id="run1", map_index=-1, initial_value=0).reread_own
+
+
+def test_a_window_reading_the_boundary_steps_back_one_unit_and_carries_the_delivered_keys():
+    history = WatermarkDocument(value=8, version=1, boundary={"k8": 8}, commits=[])
+    window = plan_window(history, run_id="run2", map_index=-1, initial_value=0, read_boundary=True)
+    assert (window.since, window.boundary) == (7, {"k8": 8})
+    stamp = WatermarkDocument(value="2026-01-01T00:39:00Z", version=1)
+    window = plan_window(stamp, run_id="run2", map_index=-1, initial_value=None, read_boundary=True)
+    assert window.since == "2026-01-01T00:38:59Z"
+    first = plan_window(None, run_id="run1", map_index=-1, initial_value=5, read_boundary=True)
+    assert first.since == 5, "the initial value is where the user asked the first run to start"
+
+
+@pytest.mark.parametrize(
+    ("delivered", "value", "kept"),
+    [
+        ({"late8": 8, "k9": 9}, 9, {"k8": 8, "late8": 8, "k9": 9}),  # the next run asks from 8: all kept
+        ({"k12": 12}, 12, {"k12": 12}),  # the old boundary (8) fell behind the next since (11)
+        ({}, 8, {"k8": 8}),  # nothing delivered: a quiet run, the boundary stays
+    ],
+)
+def test_a_commit_keeps_the_keys_the_next_run_will_read_again(delivered, value, kept):
+    current = WatermarkDocument(value=8, version=1, boundary={"k8": 8}, commits=[])
+    window = plan_window(current, run_id="run2", map_index=-1, initial_value=0, read_boundary=True)
+    plan = plan_commit(
+        current,
+        window,
+        value,
+        run_id="run2",
+        map_index=-1,
+        try_number=1,
+        now=NOW,
+        on_overlap="max",
+        boundary=delivered,
+    )
+    if value == 8:
+        assert plan.document is None
+        assert plan.quiet
+        return
+    assert plan.document is not None
+    assert plan.document.boundary == kept
+
+
+def test_boundary_filter_drops_only_versions_already_delivered():
+    from airflow.providers.resumable.watermarks.rules import BoundaryFilter, boundary_hash
+
+    window = plan_window(
+        WatermarkDocument(value=8, version=1, boundary={boundary_hash([1], 8): 8}),
+        run_id="r",
+        map_index=-1,
+        initial_value=0,
+        read_boundary=True,
+    )
+    seen = BoundaryFilter.start(window)
+    assert seen.admit([1], 8) is False, "id 1 at 8 was delivered by the run that committed 8"
+    assert seen.admit([2], 8) is True, "a late writer at the mark"
+    assert seen.admit([1], 9) is True, "a new version of id 1"
+    assert seen.admit([2], 8) is False, "the same version twice in one run (an API that pages inclusively)"
+    assert seen.high == 9
+    assert set(seen.delivered.values()) == {8, 9}
+
+
+@pytest.mark.parametrize(
+    ("current", "new", "message"),
+    [
+        (5, "2026-01-01T00:00:00Z", "the mark is a number"),
+        ("2026-01-01T00:00:00Z", 7, "the mark is a timestamp"),
+        ("2026-01-01T00:00:00Z", "yesterday", "must be an ISO-8601 timestamp"),
+        ({"id": 1}, 5, "the mark is a JSON object"),
+    ],
+)
+def test_a_reset_that_changes_the_kind_of_the_mark_is_refused(current, new, message):
+    with pytest.raises(WatermarkValueError, match=message):
+        reset_document(doc(current, 1, ("run1", 0, current, 1)), new, now=NOW)
+
+
+def test_a_reset_of_the_same_kind_is_accepted_and_clears_the_boundary():
+    current = WatermarkDocument(value=8, version=1, boundary={"k8": 8})
+    reset = reset_document(current, 3, now=NOW)
+    assert (reset.value, reset.boundary) == (3, {})
+
+
+def test_a_cleared_run_whose_commit_was_pushed_out_rereads_the_window_its_task_state_kept():
+    current = doc(30, 25, *[(f"run{n}", n, n + 1, n - 4) for n in range(5, 25)])
+    assert current.own_commit("run1", -1) is None, "pushed out by 20 later commits"
+    kept = plan_window(
+        doc(2, 1, ("run0", 0, 2, 1)), run_id="run1", map_index=-1, initial_value=0, read_boundary=True
+    ).model_copy(update={"boundary": {"k2": 2}})
+    assert plan_window(current, run_id="run99", map_index=-1, initial_value=0, previous=kept).base == 30, "not its"
+    window = plan_window(current, run_id="run1", map_index=-1, initial_value=0, read_boundary=True, previous=kept)
+    assert (window.base, window.since, window.boundary, window.reread_own) == (2, 1, {"k2": 2}, True)
+    assert window.base_version == 25
+    plain = plan_window(current, run_id="run1", map_index=-1, initial_value=0)
+    assert (plain.base, plain.reread_own) == (30, False), "without it: from the current mark, as a new run"

@@ -22,6 +22,11 @@ from tests.support.stores import DictVariables
 SCOPE = WatermarkScope("dag", "extract")
 
 
+def live(store):
+    """The store a task writes to (a CarriedWatermarkStore wraps it with the places the mark may be from)."""
+    return getattr(store, "live", store)
+
+
 def running(context):
     """The try a task running with ``context`` builds (the store selection reads only the try)."""
     return TaskTry.from_context(context, owner="extract", kind="Extract")
@@ -70,7 +75,7 @@ def test_no_asset_state_store_means_a_variable():
 def test_the_only_asset_holds_it():
     (orders,) = assets("orders")
     context = make_context(asset_state_store=Accessors(orders="accessor"))
-    store = get_watermark_store(running(context), SCOPE, task=Task(orders))
+    store = live(get_watermark_store(running(context), SCOPE, task=Task(orders)))
     assert isinstance(store, AssetWatermarkStore)
     assert (store.accessor, store.asset_name) == ("accessor", "orders")
 
@@ -80,7 +85,7 @@ def test_with_two_assets_watermark_asset_picks_one_or_a_variable_is_used():
     orders, users = assets("orders", "users")
     context = make_context(asset_state_store=Accessors(orders="a1", users="a2"))
     assert isinstance(get_watermark_store(running(context), SCOPE, task=Task(orders, users)), VariableWatermarkStore)
-    picked = get_watermark_store(running(context), SCOPE, task=Task(orders, users), asset=users)
+    picked = live(get_watermark_store(running(context), SCOPE, task=Task(orders, users), asset=users))
     assert isinstance(picked, AssetWatermarkStore)
     assert picked.accessor == "a2"
     (other,) = assets("elsewhere")
@@ -93,7 +98,7 @@ def test_state_backend_variable_keeps_watermarks_in_variables_too(state_backend)
     state_backend("variable")
     (orders,) = assets("orders")
     context = make_context(asset_state_store=Accessors(orders="accessor"))
-    assert isinstance(get_watermark_store(running(context), SCOPE, task=Task(orders)), VariableWatermarkStore)
+    assert isinstance(live(get_watermark_store(running(context), SCOPE, task=Task(orders))), VariableWatermarkStore)
 
 
 def test_the_variable_store_round_trips_and_names_bad_json():
@@ -108,3 +113,49 @@ def test_the_variable_store_round_trips_and_names_bad_json():
         store.read()
     store.delete()
     assert store.read() is None
+
+
+class DictAccessor:
+    """One asset's ``asset_state_store`` accessor, in memory."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def get(self, key):
+        return self.rows.get(key)
+
+    def set(self, key, value):
+        self.rows[key] = value
+
+    def delete(self, key):
+        self.rows.pop(key, None)
+
+
+@needs_assets
+@pytest.mark.parametrize("before", ["asset_state_store", "variable"])
+def test_a_mark_is_carried_over_when_the_backend_changes_and_only_one_copy_remains(state_backend, before):
+    from airflow.providers.resumable.watermarks.stores import CarriedWatermarkStore
+
+    (orders,) = assets("orders")
+    accessor, variables = DictAccessor(), DictVariables()
+    context = make_context(asset_state_store=Accessors(orders=accessor))
+
+    def store():
+        found = get_watermark_store(running(context), SCOPE, task=Task(orders))
+        assert isinstance(found, CarriedWatermarkStore)
+        for place in (found.live, *found.previous):
+            if isinstance(place, VariableWatermarkStore):
+                place.access = variables
+        return found
+
+    state_backend("auto" if before == "asset_state_store" else "variable")
+    first = store()
+    assert first.live.name == before
+    first.write({"kind": "resumable-watermark", "value": 7, "version": 1})
+    state_backend("variable" if before == "asset_state_store" else "auto")
+    second = store()
+    assert second.live.name != before
+    assert second.read()["value"] == 7, "carried over, not a second mark from the initial value"
+    second.write({"kind": "resumable-watermark", "value": 9, "version": 2})
+    assert (len(accessor.rows), len(variables.rows)) == (1, 0) if before == "variable" else (0, 1)
+    assert store().read()["value"] == 9

@@ -60,19 +60,26 @@ ARG_WM_TO = Arg(
     help="The new watermark, as JSON (a number, or a quoted string) or a bare timestamp such as "
     "2026-01-01T00:00:00Z; without --to the watermark is deleted and the next run starts from its initial value",
 )
-_WM_FILTERS = (ARG_WM_DAG_ID, ARG_WM_TASK_ID, ARG_WM_MAP_INDEX, ARG_WM_NAME)
+ARG_WM_BACKEND = Arg(
+    ("--backend",),
+    choices=("all", "asset_state_store", "variable"),
+    default="all",
+    help="Only the watermarks kept there: Airflow 3.3+'s asset_state_store table, or Variables (default: both)",
+)
+_WM_FILTERS = (ARG_WM_DAG_ID, ARG_WM_TASK_ID, ARG_WM_MAP_INDEX, ARG_WM_NAME, ARG_WM_BACKEND)
+_WM_COMMANDS = "airflow.providers.resumable.cli.watermark_command"
 
 WATERMARK_COMMANDS = (
     ActionCommand(
         name="list",
         help="List the watermarks of incremental tasks: where each one's last successful run stopped",
-        func=lazy_load_command(f"{_COMMANDS}.watermark_list"),
+        func=lazy_load_command(f"{_WM_COMMANDS}.watermark_list"),
         args=(*_WM_FILTERS, ARG_OUTPUT),
     ),
     ActionCommand(
         name="show",
         help="Show watermarks in full: the value, the runs that moved it (last 20) and the reset command",
-        func=lazy_load_command(f"{_COMMANDS}.watermark_show"),
+        func=lazy_load_command(f"{_WM_COMMANDS}.watermark_show"),
         args=(*_WM_FILTERS, ARG_OUTPUT),
     ),
     ActionCommand(
@@ -83,7 +90,7 @@ WATERMARK_COMMANDS = (
             "without --to (the next run then starts from the operator's initial value). Asks for confirmation "
             "unless --yes. Pause the DAG first: a run in flight treats the reset as an overlapping commit."
         ),
-        func=lazy_load_command(f"{_COMMANDS}.watermark_reset"),
+        func=lazy_load_command(f"{_WM_COMMANDS}.watermark_reset"),
         args=(*_WM_FILTERS, ARG_WM_TO, ARG_YES),
     ),
 )

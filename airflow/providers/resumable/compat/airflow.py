@@ -399,6 +399,14 @@ class AssetStateRow(NamedTuple):
     #: The stored JSON text, undecoded.
     value: str
     updated_at: datetime | None
+    #: Who Airflow recorded as the last writer: kind (``task``, ``watcher``, ``api``), dag_id, run_id,
+    #: task_id, map_index. A write through an in-process execution API (``dag.test()``) is recorded
+    #: as ``watcher`` with no task instance, whoever made it.
+    writer: dict[str, Any] | None = None
+
+
+#: The writer columns 3.3 and 3.4 both have (3.4 adds the task instance id, region and try number).
+_WRITER_COLUMNS = ("kind", "dag_id", "run_id", "task_id", "map_index")
 
 
 def asset_state_rows(session: Any, key_prefix: str) -> list[AssetStateRow]:
@@ -406,7 +414,8 @@ def asset_state_rows(session: Any, key_prefix: str) -> list[AssetStateRow]:
     The rows of the ``asset_state_store`` table whose key starts with ``key_prefix``.
 
     3.3+ (3.4 keeps the columns read here; it adds who last wrote a row, down to its region): keyed by
-    ``(asset_id, key)``; rows never expire. Before 3.3: no table, no rows.
+    ``(asset_id, key)``; rows never expire; ``last_updated_by_*`` name the writer. Before 3.3: no
+    table, no rows.
     """
     model = asset_state_store_model()
     if model is None:
@@ -414,20 +423,27 @@ def asset_state_rows(session: Any, key_prefix: str) -> list[AssetStateRow]:
     from airflow.models.asset import AssetModel
     from sqlalchemy import select
 
+    writers = [getattr(model, f"last_updated_by_{name}") for name in _WRITER_COLUMNS]
     query = (
-        select(model.asset_id, AssetModel.name, model.key, model.value, model.updated_at)
+        select(model.asset_id, AssetModel.name, model.key, model.value, model.updated_at, *writers)
         .join(AssetModel, AssetModel.id == model.asset_id)
         .where(model.key.like(f"{key_prefix}%"))
         .order_by(model.asset_id, model.key)
     )
-    return [AssetStateRow(int(a), str(n), k, v, u) for a, n, k, v, u in session.execute(query)]
+    found = []
+    for a, n, k, v, u, *who in session.execute(query):
+        writer = dict(zip(_WRITER_COLUMNS, who, strict=True)) if who[0] is not None else None
+        found.append(AssetStateRow(int(a), str(n), k, v, u, writer))
+    return found
 
 
 def write_asset_state_row(session: Any, asset_id: int, key: str, value: str | None) -> None:
     """
     Overwrite the value of one ``asset_state_store`` row, or delete it when ``value`` is None.
 
-    3.3+ (3.4 the same); before 3.3 there is no such row.
+    The row is recorded as written by a person (``last_updated_by_kind='api'``, no task instance,
+    as Airflow's own REST write records it), not left naming the task that wrote it last. 3.3+ (3.4
+    the same, with more ``last_updated_by_*`` columns, all cleared); before 3.3 there is no such row.
     """
     model = asset_state_store_model()
     if model is None:
@@ -440,7 +456,11 @@ def write_asset_state_row(session: Any, asset_id: int, key: str, value: str | No
         return
     from datetime import UTC
 
-    session.execute(update(model).where(*where).values(value=value, updated_at=datetime.now(tz=UTC)))
+    by_hand: dict[str, str | None] = {
+        c.name: None for c in model.__table__.columns if c.name.startswith("last_updated_by_")
+    }
+    by_hand["last_updated_by_kind"] = "api"
+    session.execute(update(model).where(*where).values(value=value, updated_at=datetime.now(tz=UTC), **by_hand))
 
 
 def state_cli_program() -> list[str]:

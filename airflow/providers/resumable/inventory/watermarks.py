@@ -43,12 +43,24 @@ class StoredWatermark:
     updated_at: str | None = None
     #: The row's primary key on the asset store (asset_id, key); None for a Variable.
     asset_row: tuple[int, str] | None = None
+    #: False for a stale copy: the same task's mark is also in the other backend, committed later.
+    live: bool = True
+    #: Where the other copy is, when there is one.
+    other: str | None = None
+    #: Who Airflow recorded as the row's last writer (asset store only; see ``compat.AssetStateRow``).
+    airflow_writer: dict[str, Any] | None = None
 
     def row(self) -> dict[str, Any]:
         try:
             meaning = describe_document(WatermarkDocument.parse(self.document, self.location))  # type: ignore[arg-type]
         except CorruptStateError as err:
             meaning = f"unreadable: {err}"
+        if self.other is not None:
+            meaning = (
+                f"live copy (also in {self.other}, older): {meaning}"
+                if self.live
+                else f"STALE copy (the newer one is in {self.other}; the task carries that one over): {meaning}"
+            )
         # Airflow 3.4's Task Loops: a document whose scope names a region says so (json, yaml).
         written = self.document.get("scope")
         region = (
@@ -65,12 +77,36 @@ class StoredWatermark:
             "name": self.scope.name,
             "value": self.document.get("value"),
             "version": self.document.get("version"),
+            "live": self.live,
+            "committed_by": committed_by(self.document),
+            "airflow_writer": self.airflow_writer,
             "meaning": meaning,
             "location": self.location,
             "updated_at": self.updated_at,
             "document": self.document,
             "reset_with": watermark_command("reset", self.scope, "--to VALUE"),
         }
+
+
+def committed_by(document: dict[str, Any]) -> dict[str, Any] | None:
+    """
+    Who moved the mark last, from the document: the task instance and try (``None`` for a reset by
+    hand). Airflow's own ``last_updated_by_*`` columns cannot always say (a write through an
+    in-process API is recorded as ``watcher``); the commit entry always can.
+    """
+    commits = document.get("commits")
+    last = commits[-1] if isinstance(commits, list) and commits and isinstance(commits[-1], dict) else None
+    if last is None or last.get("run_id") == "(reset by hand)":
+        return None
+    written = document.get("scope")
+    scope: dict[str, Any] = written if isinstance(written, dict) else {}
+    return {
+        "dag_id": last.get("dag_id") or scope.get("dag_id"),
+        "task_id": last.get("task_id") or scope.get("task_id"),
+        "run_id": last.get("run_id"),
+        "map_index": last.get("map_index", -1),
+        "try_number": last.get("try_number"),
+    }
 
 
 def _scope_of(document: Any) -> WatermarkScope | None:
@@ -111,6 +147,7 @@ def read_assets(session: Session, filters: WatermarkFilters) -> list[StoredWater
                 document,
                 stamp,
                 (row.asset_id, row.key),
+                airflow_writer=row.writer,
             )
         )
     return found
@@ -135,8 +172,25 @@ def read_variables(session: Session, filters: WatermarkFilters) -> list[StoredWa
     return found
 
 
+def _last_commit(mark: StoredWatermark) -> str:
+    commits = mark.document.get("commits")
+    last = commits[-1] if isinstance(commits, list) and commits and isinstance(commits[-1], dict) else {}
+    return str(last.get("committed_at") or mark.updated_at or "")
+
+
 def read(session: Session, filters: WatermarkFilters) -> list[StoredWatermark]:
     found = read_assets(session, filters) + read_variables(session, filters)
+    # A task whose backend changed before 0.2.0 carried its mark over may have a copy in each: the
+    # one committed last is what the task carries over (``CarriedWatermarkStore``), the other is stale.
+    by_scope: dict[WatermarkScope, list[StoredWatermark]] = {}
+    for mark in found:
+        by_scope.setdefault(mark.scope, []).append(mark)
+    for copies in by_scope.values():
+        if len(copies) > 1:
+            newest = max(copies, key=_last_commit)
+            for mark in copies:
+                mark.live = mark is newest
+                mark.other = ", ".join(f"{m.backend} {m.location}" for m in copies if m is not mark)
     return sorted(found, key=lambda w: (w.scope.dag_id, w.scope.task_id, w.scope.map_index, w.scope.name or ""))
 
 
@@ -149,7 +203,7 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
             from airflow.models import Variable
 
             Variable.delete(mark.location, session=session)
-        return f"deleted {mark.backend} {mark.location}; the next run starts from its initial value"
+        return f"Deleted {mark.backend} {mark.location}; the next run starts from its initial value"
     current = WatermarkDocument.parse(mark.document, mark.location)
     document = reset_document(current, value, now=utcnow_iso(), scope=mark.scope.as_dict()).dump()
     text = json.dumps(document)
@@ -163,4 +217,4 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
         assert variable is not None
         variable.set_val(json.dumps(document, indent=2, sort_keys=True))
         session.merge(variable)
-    return f"set {mark.backend} {mark.location} to {json.dumps(value)} (version {document['version']})"
+    return f"Set {mark.backend} {mark.location} to {json.dumps(value)} (version {document['version']})"

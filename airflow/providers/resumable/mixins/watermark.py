@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
@@ -11,7 +13,7 @@ from airflow.providers.resumable.mixins.stateful import StatefulOperatorMixin
 # WatermarkCommit lived here until 0.2.0; the window and the advance are in watermark_runner.py now.
 from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
 from airflow.providers.resumable.mixins.watermark_runner import WatermarkCommit as WatermarkCommit
-from airflow.providers.resumable.watermarks.rules import OVERLAP_RULES, Window, cursor_max
+from airflow.providers.resumable.watermarks.rules import OVERLAP_RULES, Window, cursor_max, normalize_key
 from airflow.providers.resumable.watermarks.stores import (
     WatermarkScope,
     WatermarkStore,
@@ -19,11 +21,23 @@ from airflow.providers.resumable.watermarks.stores import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
 
     from pydantic import BaseModel
 
     from airflow.providers.resumable.compat.version_compat import Context
+
+
+def _field_of(record: Any, name: str) -> Any:
+    return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+
+
+def _field(record: Any, *, name: str) -> Any:
+    value = _field_of(record, name)
+    if value is None:
+        raise ValueError(f"record has no {name!r} (cursor_field), so the run cannot say how far it read: {record!r}")
+    return value
 
 
 class WatermarkMixin(StatefulOperatorMixin):
@@ -143,14 +157,47 @@ class WatermarkMixin(StatefulOperatorMixin):
         return cache[key]
 
     def watermark_window(
-        self, context: Context, *, initial_value: Any = None, lag: timedelta | float | None = None
+        self,
+        context: Context,
+        *,
+        initial_value: Any = None,
+        lag: timedelta | float | None = None,
+        read_boundary: bool = False,
     ) -> Window:
         """
         The window this run reads: planned on the first try from the committed mark (or
         ``initial_value``, or this run's own earlier commit after a clear) and kept in the task's
         state, so every retry of the run gets the same one whatever was committed meanwhile.
+
+        With ``read_boundary=True``, ``window.since`` is one unit below the mark (a second, or 1)
+        so a strict (``>``) source also returns records written late *at* the mark: read from
+        ``window.since`` and pass what you read through :meth:`watermark_records`, which drops the
+        ones an earlier run delivered.
         """
-        return self.watermark(context).window(initial_value=initial_value, lag=lag)
+        return self.watermark(context).window(initial_value=initial_value, lag=lag, read_boundary=read_boundary)
+
+    def watermark_records(
+        self,
+        context: Context,
+        records: list[Any],
+        *,
+        cursor_field: str | Callable[[Any], Any],
+        primary_key: str | Sequence[str] | None = None,
+    ) -> list[Any]:
+        """
+        ``records`` without the record versions already delivered, by this run or an earlier one.
+
+        A version is the record's ``primary_key`` (a field name or several) with its ``cursor_field``
+        value: a record updated later (a newer cursor) is delivered again, as it should be. Without a
+        ``primary_key`` the whole record is its identity, so an identical copy is dropped and any
+        changed field makes it new; give a key when the source can return one version with
+        different content (a counter, a fetched-at field). What passes is remembered and committed
+        with the mark by :meth:`advance_watermark`. Needs ``watermark_window(read_boundary=True)``;
+        without it nothing is dropped.
+        """
+        names = normalize_key(primary_key)
+        cursor = cursor_field if callable(cursor_field) else functools.partial(_field, name=cursor_field)
+        return self.watermark(context).fresh(records, cursor=cursor, primary_key=names, get=_field_of)
 
     # ---- typed access -------------------------------------------------------------------------------
 

@@ -18,12 +18,15 @@ from pydantic import BaseModel, ValidationError
 from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import utcnow_iso
 from airflow.providers.resumable.watermarks.rules import (
+    MAX_COMMITS,
     OVERLAP_RULES,
+    BoundaryFilter,
     WatermarkDocument,
     Window,
     cursor_max,
     plan_commit,
     plan_window,
+    record_key,
 )
 from airflow.providers.resumable.watermarks.stores import watermark_command
 
@@ -50,6 +53,8 @@ class WatermarkCommit:
     merge: Callable[[Any, Any], Any]
     scope: dict[str, Any]
     log: Any = field(repr=False, default=None)
+    #: The records this run delivered near its top (the next run's boundary).
+    boundary: dict[str, Any] = field(default_factory=dict)
 
     def __call__(self) -> str:
         location = self.store.locate()
@@ -66,7 +71,13 @@ class WatermarkCommit:
             on_overlap=self.on_overlap,
             merge=self.merge,
             scope=self.scope,
+            boundary=self.boundary,
         )
+        if plan.document is None and plan.quiet:
+            if self.log is not None:
+                log_quiet = self.log.warning if plan.overlapped else self.log.info
+                log_quiet("Watermark in %s not rewritten: %s", location, plan.message)
+            return f"watermark unchanged ({plan.message})"
         if plan.document is None:
             if self.log is not None:
                 self.log.error("Watermark overlap in %s: %s", location, plan.message)
@@ -124,18 +135,23 @@ class Watermark:
         self.settings = settings
         self.log = log
         self._window: Window | None = None
+        self._filter: BoundaryFilter | None = None
 
-    def window(self, *, initial_value: Any = None, lag: timedelta | float | None = None) -> Window:
+    def window(
+        self, *, initial_value: Any = None, lag: timedelta | float | None = None, read_boundary: bool = False
+    ) -> Window:
         """
         The window this run reads: planned on the first try from the committed mark (or
         ``initial_value``, or this run's own earlier commit after a clear) and kept in the task's
-        state, so every retry of the run gets the same one whatever was committed meanwhile.
+        state, so every retry of the run gets the same one whatever was committed meanwhile. With
+        ``read_boundary`` it asks from just below the mark (see ``watermarks/cursors.py``) and
+        :meth:`fresh` drops the records at the mark that an earlier run delivered.
         """
         if self._window is not None:
             return self._window
         store = self.store
         state = self.task_try.namespaced(self.settings.namespace)
-        window = self._kept_window()
+        window, ended = self._kept_window()
         if window is None:
             document = WatermarkDocument.parse(store.read(), store.locate())
             window = plan_window(
@@ -146,8 +162,12 @@ class Watermark:
                 lag=lag,
                 try_number=self.task_try.info.try_number,
                 now=utcnow_iso(),
+                read_boundary=read_boundary,
+                previous=ended,
             )
             state.set(self.settings.window_key, window.model_dump(mode="json"))
+            if ended is None and document is not None and document.commits and not window.reread_own:
+                self._say_when_a_clear_cannot_find_its_window(document)
             if window.reread_own:
                 self.log.info(
                     "This run committed the watermark before and was cleared since: re-reading its own window "
@@ -176,23 +196,64 @@ class Watermark:
         self._window = window
         return window
 
-    def _kept_window(self) -> Window | None:
+    def _kept_window(self) -> tuple[Window | None, Window | None]:
+        """(the window this life planned, the window of a life of this run that ended in success)."""
         state = self.task_try.namespaced(self.settings.namespace)
         key = self.settings.window_key
         window = Window.parse(state.get(key), self.task_try.locate(key, self.settings.namespace))
-        if window is None or self.task_try.ended_life(window.try_number) is not None:
-            # A person cleared the run after its success: plan afresh (re-reading its own window).
-            return None
-        return window
+        if window is not None and self.task_try.ended_life(window.try_number) is not None:
+            # A person cleared the run after its success: plan afresh, re-reading its own window
+            # (from this one when the commit entry that records it was pushed out of the document).
+            return None, window
+        return window, None
+
+    def _say_when_a_clear_cannot_find_its_window(self, document: WatermarkDocument) -> None:
+        """A run cleared after success whose window is neither kept nor in the document: say so plainly."""
+        if len(document.commits) < MAX_COMMITS or (self.task_try.info.try_number or 0) <= 1:
+            return  # nothing was pushed out yet, or this is the run's first try: no earlier window
+        self.log.warning(
+            "If this run succeeded before and was cleared, its window is no longer known: its commit is not "
+            "among the last %s kept in %s and its task state was dropped. It reads from the current mark, as a "
+            "new run would; to re-read its old window, reset the mark to where it started (`%s`).",
+            len(document.commits),
+            self.store.locate(),
+            watermark_command("reset", self.scope, "--to VALUE"),
+        )
 
     def load(self, *, initial_value: Any = None) -> Any:
         """The mark this run starts from, as the model (or the JSON value), or None."""
         return self.decode(self.window(initial_value=initial_value).base)
 
-    def advance(self, value: Any) -> None:
-        """Stage ``value``; committed once Airflow has recorded this task instance's success."""
+    def boundary_filter(self) -> BoundaryFilter:
+        """This try's pass over the records it reads (one per try: a retry reads its window again)."""
+        if self._filter is None:
+            self._filter = BoundaryFilter.start(self.window())
+        return self._filter
+
+    def fresh(
+        self,
+        records: list[Any],
+        *,
+        cursor: Callable[[Any], Any],
+        primary_key: tuple[str, ...] = (),
+        get: Callable[[Any, str], Any],
+    ) -> list[Any]:
+        """
+        ``records`` without the versions already delivered (the boundary records an earlier run
+        delivered, and copies read twice in this try); what is kept is remembered for the commit.
+        """
+        seen = self.boundary_filter()
+        return [r for r in records if seen.admit(record_key(r, primary_key, get), cursor(r))]
+
+    def advance(self, value: Any, *, boundary: dict[str, Any] | None = None) -> None:
+        """
+        Stage ``value``; committed once Airflow has recorded this task instance's success, with the
+        records delivered near the top (``boundary``, or what :meth:`fresh` let through).
+        """
         encoded = self.encode(value, "advance_watermark value", allow_none=False)
         window = self.window()
+        if boundary is None:
+            boundary = self._filter.delivered if self._filter is not None else {}
         store = self.store
         if not store.durable:
             self.log.info("No task instance in the context: the watermark %r is not kept", value)
@@ -211,6 +272,7 @@ class Watermark:
                 merge=self.settings.merge,
                 scope=self.scope.as_dict(),
                 log=self.log,
+                boundary=dict(boundary),
             ),
         )
         self.log.info(

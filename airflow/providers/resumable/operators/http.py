@@ -36,7 +36,7 @@ from airflow.providers.resumable.operators.pagination import (
     positive_int,
 )
 from airflow.providers.resumable.state.base import task_instance_of
-from airflow.providers.resumable.watermarks.rules import cursor_max
+from airflow.providers.resumable.watermarks.rules import BoundaryFilter, cursor_max
 
 with requires_extra("http", __name__):
     from airflow.providers.http.operators.http import HttpOperator
@@ -98,6 +98,8 @@ class PageCursor(Checkpoint):
     records: int = 0
     #: Incremental runs: the highest cursor value in the pages written so far, so a retry keeps it.
     high: Any = None
+    #: Incremental runs: the records written near the top (the next run's boundary), for a retry.
+    delivered: dict[str, Any] = {}
 
 
 #: One encoder for every record: ``json.dumps`` with ``separators`` builds a new encoder per call.
@@ -256,7 +258,7 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
         self.log.info("Calling HTTP method")  # as HttpOperator logs it
         hook = self.hook
         sink = PartSink(self._output_root(context))
-        final: dict[str, Any] = {"pages": 0, "records": 0, "high": None}
+        final: dict[str, Any] = {"pages": 0, "records": 0, "high": None, "delivered": {}}
         window = self._start_window(context)
         incremental = self.incremental
 
@@ -268,8 +270,10 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
             request = self._request(cursor.next_page, hook)
             response = self._fetch(hook, request, index)
             records = self._records(response, index, context)
-            if incremental is not None:
-                final["high"] = incremental.highest(records, index, cursor.high)
+            if incremental is not None and window is not None:
+                seen = BoundaryFilter.start(window, cursor.high, cursor.delivered)
+                records = incremental.fresh(records, index, seen)
+                final["high"], final["delivered"] = seen.high, seen.delivered
             sink.write(index, records)
             final["pages"], final["records"] = index + 1, cursor.records + len(records)
             next_params = self._next_params(response, records, request)
@@ -282,13 +286,19 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
                     f"page {index}: the pagination step asked for the same request again "
                     f"(endpoint={request.endpoint!r}, data={request.data!r}); stopping instead of looping"
                 )
-            return PageCursor(next_page=next_params, pages=index + 1, records=final["records"], high=final["high"])
+            return PageCursor(
+                next_page=next_params,
+                pages=index + 1,
+                records=final["records"],
+                high=final["high"],
+                delivered=final["delivered"],
+            )
 
         run = self.run_batches(context, process, start=PageCursor(next_page=self._first_params()))
         if run.already_complete:
             totals = self.state_store(context).get(TOTALS_KEY) or {}
             final["pages"], final["records"] = int(totals.get("pages", run.batches_done)), int(totals.get("records", 0))
-            final["high"] = totals.get("high")
+            final["high"], final["delivered"] = totals.get("high"), totals.get("delivered") or {}
         self.log.info(
             "Fetched %s pages, %s records, into %s (this try started at page %s)",
             final["pages"],
@@ -303,7 +313,7 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
             "resumed_from_page": run.resumed_from,
         }
         if window is not None:
-            manifest["window"] = self._finish_window(context, window, final["high"])
+            manifest["window"] = self._finish_window(context, window, final["high"], final["delivered"])
         return manifest
 
     # ---- incremental ------------------------------------------------------------------------------
@@ -315,16 +325,18 @@ class ResumablePaginatedHttpOperator(WatermarkMixin, HttpOperator):
         initial = self.incremental.initial_value
         if isinstance(initial, str):
             initial = self.render_template(initial, context)
-        window = self.watermark_window(context, initial_value=initial, lag=self.incremental.lag)
+        window = self.watermark_window(
+            context, initial_value=initial, lag=self.incremental.lag, read_boundary=self.incremental.read_boundary
+        )
         if window.since is not None:
             self.data = self.incremental.with_param(self.data, window.since)
         return window
 
-    def _finish_window(self, context: Context, window: Window, high: Any) -> dict[str, Any]:
+    def _finish_window(self, context: Context, window: Window, high: Any, delivered: dict[str, Any]) -> dict[str, Any]:
         """Stage the new mark (never below the base: the lag re-reads older records) and describe the window."""
         staged = cursor_max(window.base, high)
         if staged is not None:
-            self.advance_watermark(context, staged)
+            self.watermark(context).advance(staged, boundary=delivered)
         return {
             "since": window.since,
             "until": high,

@@ -10,24 +10,48 @@ One watermark is one JSON document (:class:`WatermarkDocument`)::
     {"kind": "resumable-watermark", "value": "2026-01-01T00:05:00Z", "version": 7,
      "scope": {...}, "commits": [{"run_id": ..., "base": ..., "value": ..., "version": 7, ...}, ...]}
 
-``version`` grows by one with every commit, so a run can tell at commit time whether another run
-committed since it read the document (an overlap). ``commits`` keeps the last :data:`MAX_COMMITS`,
-so a cleared run that had committed finds its own entry and re-reads its own window. Everything
-here is pure; the mixin (``mixins/watermark.py``) and the listener do the I/O.
+``version`` grows by one with every commit that changes the document, so a run can tell at commit
+time whether another run committed since it read the document (an overlap). A run that delivered
+nothing new writes nothing, so quiet runs never push an older run's entry out of ``commits`` (the
+last :data:`MAX_COMMITS` commits that moved something): a cleared run that had committed finds its
+own entry and re-reads its own window. The mark never moves back: a staged value older than the
+mark (a re-read of an old window, a run that read fewer records) leaves it where it is.
+
+``boundary`` holds the records already delivered at the top of the mark (a hash of each record's
+key and cursor value, with the cursor value): a run reading the boundary (``read_boundary``) asks
+from one unit below the mark (one second, or 1), so a strict (``>``) API and an inclusive (``>=``)
+one both return the records written late at the mark, and :class:`BoundaryFilter` drops the ones
+already delivered. Everything here is pure; the mixin (``mixins/watermark.py``) and the listener do
+the I/O.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow.providers.resumable.state.base import JsonValue  # noqa: TC001 - pydantic reads the annotations
 from airflow.providers.resumable.state.codec import decode, safe_name
+from airflow.providers.resumable.watermarks.cursors import (
+    Boundary,
+    WatermarkValueError,
+    boundary_hash,
+    boundary_step,
+    compare_cursors,
+    cursor_key,
+    cursor_max,
+    keep_boundary,
+    lag_from_json,
+    normalize_key,
+    read_since,
+    record_key,
+    subtract_lag,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -38,90 +62,38 @@ OVERLAP_RULES = ("max", "fail")
 #: Every watermark Variable, and every asset-store key, starts with this.
 WATERMARK_PREFIX = "resumable.watermark"
 
-
-class WatermarkValueError(ValueError):
-    """A cursor value that is neither an ISO-8601 timestamp nor a number, or two that do not compare."""
-
-
-# ---- cursor values -------------------------------------------------------------------------------
-
-
-def _timestamp(value: str) -> datetime | None:
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    # A naive timestamp is read as UTC, so it compares with an aware one instead of raising.
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def cursor_key(value: Any, what: str = "cursor value") -> tuple[int, Any]:
-    """
-    ``value`` as something ``<`` orders: numbers by value, ISO-8601 strings by the instant they name.
-
-    Raises :class:`WatermarkValueError` naming ``what`` and the value for anything else (opaque
-    strings, bools, None, objects): a cursor that does not order cannot say what is newer.
-    """
-    if _is_number(value):
-        return (0, value)
-    if isinstance(value, str):
-        parsed = _timestamp(value)
-        if parsed is not None:
-            return (1, parsed)
-    raise WatermarkValueError(
-        f"{what} must be an ISO-8601 timestamp (such as '2026-01-01T00:00:00Z') or a number, got {value!r}"
-    )
-
-
-def compare_cursors(a: Any, b: Any) -> int:
-    """-1, 0 or 1 as ``a`` is older than, as new as, or newer than ``b``."""
-    ka, kb = cursor_key(a), cursor_key(b)
-    if ka[0] != kb[0]:
-        raise WatermarkValueError(f"cannot compare a number with a timestamp: {a!r} and {b!r}")
-    return (ka[1] > kb[1]) - (ka[1] < kb[1])
-
-
-def cursor_max(a: Any, b: Any) -> Any:
-    """The newer of two cursor values (``a`` when equal); None counts as older than anything."""
-    if a is None:
-        return b
-    if b is None:
-        return a
-    return b if compare_cursors(b, a) > 0 else a
-
-
-def subtract_lag(value: Any, lag: timedelta | float | None) -> Any:
-    """
-    ``value`` moved back by ``lag``, in the same format: a timedelta for timestamps, a number for numbers.
-
-    A timestamp keeps its ``Z`` suffix (or offset) so the API receives what it sent.
-    """
-    if lag is None or value is None:
-        return value
-    kind, parsed = cursor_key(value, "the watermark")
-    if kind == 0:
-        if not _is_number(lag):
-            raise WatermarkValueError(f"lag must be a number for a numeric watermark ({value!r}), got {lag!r}")
-        return value - lag
-    if not isinstance(lag, timedelta):
-        raise WatermarkValueError(f"lag must be a timedelta for a timestamp watermark ({value!r}), got {lag!r}")
-    if not lag:
-        return value
-    moved = parsed - lag
-    text = moved.isoformat()
-    if value.endswith(("Z", "z")) and text.endswith("+00:00"):
-        text = text[: -len("+00:00")] + "Z"
-    elif _timestamp_naive(value):
-        text = moved.replace(tzinfo=None).isoformat()
-    return text
-
-
-def _timestamp_naive(value: str) -> bool:
-    return datetime.fromisoformat(value).tzinfo is None
+#: The cursor helpers live in ``cursors.py``; they stay importable from here, where callers found them.
+__all__ = [
+    "MAX_COMMITS",
+    "OVERLAP_RULES",
+    "WATERMARK_PREFIX",
+    "Boundary",
+    "BoundaryFilter",
+    "CommitEntry",
+    "CommitPlan",
+    "WatermarkDocument",
+    "WatermarkValueError",
+    "Window",
+    "boundary_hash",
+    "boundary_step",
+    "check_reset_value",
+    "compare_cursors",
+    "cursor_key",
+    "cursor_max",
+    "describe_document",
+    "keep_boundary",
+    "lag_as_json",
+    "lag_from_json",
+    "next_boundary",
+    "normalize_key",
+    "plan_commit",
+    "plan_window",
+    "read_since",
+    "record_key",
+    "reset_document",
+    "subtract_lag",
+    "watermark_key",
+]
 
 
 # ---- the stored document -------------------------------------------------------------------------
@@ -134,13 +106,21 @@ class CommitEntry(BaseModel):
 
     run_id: str
     map_index: int = -1
+    #: Who committed, beside run_id and map_index (what Airflow's asset-state columns cannot say
+    #: when the write comes through an in-process API): None in documents older than 0.2.0.
+    dag_id: str | None = None
+    task_id: str | None = None
     base: JsonValue = None
+    #: What the run asked from (the base, minus a lag or a boundary step): a clear asks the same.
+    since: JsonValue = None
     value: JsonValue = None
     version: int = Field(ge=1)
     committed_at: str | None = None
     try_number: int | None = None
     #: Runs that committed between this run's start and its commit (an overlap), and the rule applied.
     overlapped: list[str] = Field(default_factory=list)
+    #: The boundary this run read against, so a clear of it re-reads its window against the same one.
+    base_boundary: Boundary = Field(default_factory=dict)
 
 
 class WatermarkDocument(BaseModel):
@@ -154,6 +134,8 @@ class WatermarkDocument(BaseModel):
     #: dag_id, task_id, map_index and name: what the CLI lists, whatever store holds the document.
     scope: dict[str, Any] = Field(default_factory=dict)
     commits: list[CommitEntry] = Field(default_factory=list)
+    #: The records delivered at the top of the mark (see the module doc); empty without read_boundary.
+    boundary: Boundary = Field(default_factory=dict)
 
     @classmethod
     def parse(cls, raw: Any, location: str) -> WatermarkDocument | None:
@@ -228,6 +210,13 @@ class Window(BaseModel):
     reread_own: bool = False
     try_number: int | None = None
     planned_at: str | None = None
+    #: The run asks from below the mark and drops the records in ``boundary`` (already delivered).
+    read_boundary: bool = False
+    boundary: Boundary = Field(default_factory=dict)
+    #: The run that planned it, so only that run's clear takes it for its own (a store shared by
+    #: several task instances, as the test stores are, holds others' windows under the same key).
+    run_id: str | None = None
+    map_index: int | None = None
 
     @classmethod
     def parse(cls, raw: Any, location: str) -> Window | None:
@@ -252,6 +241,8 @@ def plan_window(
     lag: timedelta | float | None = None,
     try_number: int | None = None,
     now: str | None = None,
+    read_boundary: bool = False,
+    previous: Window | None = None,
 ) -> Window:
     """
     The window a run starting now reads.
@@ -259,23 +250,48 @@ def plan_window(
     Its base is the committed value, or ``initial_value`` when nothing was committed; but a run that
     finds its own commit in the document (a person cleared it after it succeeded) starts again from
     the base that commit started from, so it re-reads its own window rather than skipping it or
-    reading everything.
+    reading everything. With ``read_boundary`` a committed base is read from one unit below (see
+    ``cursors.boundary_step``) and the window carries the records already delivered there; the initial
+    value is where the user asked the first run to start, so it is sent as it is. ``previous`` is
+    the window this run read before it succeeded, when its task state still has it (the native
+    store keeps a finished life's state): it stands in for the commit entry once that was pushed
+    out of the document by later commits.
     """
     version = document.version if document is not None else 0
     own = document.own_commit(run_id, map_index) if document is not None else None
+    boundary: Boundary = {}
     if own is not None:
-        base, reread = own.base, True
+        base, reread, boundary = own.base, True, dict(own.base_boundary)
+        # Ask from where it asked the first time (0.1 entries have no since: from its base).
+        since = own.since if own.since is not None else read_since(base, lag, boundary=False)
+    elif (
+        previous is not None
+        and previous.base is not None
+        and (previous.run_id, previous.map_index)
+        == (
+            run_id,
+            map_index,
+        )
+    ):
+        base, reread, boundary, since = previous.base, True, dict(previous.boundary), previous.since
+    elif document is not None and document.value is not None:
+        base, reread, boundary = document.value, False, dict(document.boundary)
+        since = read_since(base, lag, boundary=read_boundary)
     else:
-        base = document.value if document is not None and document.value is not None else initial_value
-        reread = False
+        base, reread = initial_value, False
+        since = read_since(base, lag, boundary=False)
     return Window(
         base=base,
         base_version=version,
-        since=subtract_lag(base, lag) if lag else base,
+        since=since,
         lag=lag_as_json(lag),
         reread_own=reread,
         try_number=try_number,
         planned_at=now,
+        read_boundary=read_boundary,
+        boundary=boundary if read_boundary else {},
+        run_id=run_id,
+        map_index=map_index,
     )
 
 
@@ -287,10 +303,30 @@ class CommitPlan:
     #: Runs that committed since this run planned its window; empty when there was no overlap.
     overlapped: tuple[str, ...]
     message: str
+    #: Nothing to write because nothing moved (a quiet run, a re-read): not an error, unlike a refusal.
+    quiet: bool = False
 
     @property
     def commits(self) -> bool:
         return self.document is not None
+
+
+def _older(value: Any, than: Any) -> bool:
+    """``value`` is an older cursor than ``than``; False for marks that do not order (models)."""
+    try:
+        return compare_cursors(value, than) < 0
+    except WatermarkValueError:
+        return False
+
+
+def next_boundary(current: WatermarkDocument | None, window: Window, delivered: Boundary, value: Any) -> Boundary:
+    """The records a run starting from ``value`` reads again, of those delivered up to now."""
+    if not window.read_boundary or value is None:
+        return {}
+    since = read_since(value, lag_from_json(window.lag, value), boundary=True)
+    kept = dict(current.boundary) if current is not None else {}
+    kept.update(delivered)
+    return keep_boundary(kept, since)
 
 
 def plan_commit(
@@ -305,6 +341,7 @@ def plan_commit(
     on_overlap: str,
     merge: Callable[[Any, Any], Any] = cursor_max,
     scope: dict[str, Any] | None = None,
+    boundary: Boundary | None = None,
 ) -> CommitPlan:
     """
     Decide the commit of ``staged``, reading ``current`` as the listener found it just now.
@@ -312,11 +349,16 @@ def plan_commit(
     Without an overlap (the version is the one the window was planned from) the staged value
     becomes the mark. With one, ``on_overlap="max"`` commits ``merge(committed, staged)``, the newer of
     the two for monotonic cursors, so neither run's progress is lost and the mark never moves back;
-    ``on_overlap="fail"`` commits nothing and the next run re-reads from the older mark.
+    ``on_overlap="fail"`` commits nothing and the next run re-reads from the older mark. A run that
+    re-read its own window merges the same way. Whatever the rule, a staged cursor older than the
+    mark leaves the mark; and a commit that would change nothing (no newer value, no newly
+    delivered boundary record) writes nothing, so it neither adds a version nor evicts a commit.
+    ``boundary`` is what the run delivered near its top (see :class:`BoundaryFilter`).
     """
     if on_overlap not in OVERLAP_RULES:
         raise ValueError(f"on_overlap must be one of {', '.join(OVERLAP_RULES)}, got {on_overlap!r}")
     version = current.version if current is not None else 0
+    committed = current.value if current is not None else None
     overlapped: tuple[str, ...] = ()
     value = staged
     if version != window.base_version:
@@ -325,7 +367,6 @@ def plan_commit(
             f"a change to version {version}",
         )
         overlapped = names
-        committed = current.value if current is not None else None
         if on_overlap == "fail":
             return CommitPlan(
                 None,
@@ -339,17 +380,32 @@ def plan_commit(
             f"{', '.join(names)} committed {committed!r} (version {version}) after this run read version "
             f"{window.base_version}; on_overlap='max' commits the newer of the two: {value!r}"
         )
+    elif window.reread_own and committed is not None:
+        # A cleared run re-read an old window: its top is usually behind the mark later runs moved.
+        value = merge(committed, staged)
+        message = f"re-read its own window up to {staged!r}; the mark is the newer of that and {committed!r}: {value!r}"
     else:
         message = f"committed {staged!r} (from {window.base!r})"
+    if committed is not None and _older(value, committed):
+        value = committed
+        message = f"staged {staged!r}, older than the mark {committed!r}: the mark never moves back"
+    kept = next_boundary(current, window, dict(boundary or {}), value)
+    if current is not None and value == committed and kept == current.boundary:
+        return CommitPlan(None, overlapped, f"nothing new ({message}); the mark stays at {committed!r}", quiet=True)
+    who = scope or (current.scope if current is not None else {})
     entry = CommitEntry(
         run_id=run_id,
         map_index=map_index,
+        dag_id=who.get("dag_id"),
+        task_id=who.get("task_id"),
         base=window.base,
+        since=window.since,
         value=value,
         version=version + 1,
         committed_at=now,
         try_number=try_number,
         overlapped=list(overlapped),
+        base_boundary=window.boundary,
     )
     commits = [*(current.commits if current is not None else []), entry][-MAX_COMMITS:]
     document = WatermarkDocument(
@@ -357,14 +413,81 @@ def plan_commit(
         version=version + 1,
         scope=scope if scope is not None else (current.scope if current is not None else {}),
         commits=commits,
+        boundary=kept,
     )
     return CommitPlan(document, overlapped, message + f"; version {version + 1}")
+
+
+@dataclass
+class BoundaryFilter:
+    """
+    One run's pass over the records it read: which to deliver, the highest cursor, and the records
+    delivered near the top (the next run's boundary). Pure, so the HTTP operator can keep
+    ``high`` and ``delivered`` in its checkpoint and resume it on a retry.
+    """
+
+    window: Window
+    high: Any = None
+    delivered: Boundary = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, window: Window, high: Any = None, delivered: Boundary | None = None) -> BoundaryFilter:
+        return cls(window, high, dict(delivered or {}))
+
+    def admit(self, key: Any, cursor: Any) -> bool:
+        """Whether the record version (``key``, ``cursor``) is new: not delivered by an earlier run or this one."""
+        self.high = cursor_max(self.high, cursor)
+        digest = boundary_hash(key, cursor)
+        if not self.window.read_boundary:
+            return True
+        if digest in self.window.boundary or digest in self.delivered:
+            return False
+        self.delivered[digest] = cursor
+        # Only what the next run reads again is worth keeping; prune as the top moves up.
+        since = read_since(self.high, lag_from_json(self.window.lag, self.high), boundary=True)
+        if len(self.delivered) > 64 and since is not None:
+            self.delivered = keep_boundary(self.delivered, since)
+        return True
+
+
+def check_reset_value(current: Any, value: Any) -> None:
+    """
+    Refuse a reset that would change what kind of value the mark is (a number, a timestamp, an
+    object): the next run would send it to an API that expects the other kind, or fail comparing.
+    """
+    if current is None:
+        return
+    kinds = {0: "a number", 1: "a timestamp"}
+
+    def kind(v: Any) -> str:
+        if isinstance(v, dict):
+            return "a JSON object"
+        if isinstance(v, list):
+            return "a JSON list"
+        try:
+            return kinds[cursor_key(v)[0]]
+        except WatermarkValueError:
+            return "an opaque string" if isinstance(v, str) else type(v).__name__
+
+    was, new = kind(current), kind(value)
+    if was == "a timestamp" and new != was:
+        cursor_key(value, "the new watermark")  # names the expected form
+    if was != new:
+        raise WatermarkValueError(
+            f"the new watermark {value!r} is {new}, but the mark is {was} ({current!r}); the next run would fail or "
+            f"send the API the wrong kind of value. Reset to {was}, or delete the watermark (reset without --to) to "
+            "start from the initial value."
+        )
 
 
 def reset_document(
     current: WatermarkDocument | None, value: Any, *, now: str, scope: dict[str, Any] | None = None
 ) -> WatermarkDocument:
-    """The document after a person set the mark to ``value``: a new version, so a run in flight sees an overlap."""
+    """
+    The document after a person set the mark to ``value``: a new version, so a run in flight sees an
+    overlap. The boundary goes: its records belong to the old mark. A change of kind is refused.
+    """
+    check_reset_value(current.value if current is not None else None, value)
     version = (current.version if current is not None else 0) + 1
     entry = CommitEntry(
         run_id="(reset by hand)",

@@ -167,6 +167,62 @@ class VariableWatermarkStore:
         self.access.delete(self.key)
 
 
+class CarriedWatermarkStore:
+    """
+    The store the task uses now, carrying the mark over from where the task kept it before.
+
+    A task's backend changes when ``[resumable] state_backend`` or its assets change (an ``Asset``
+    outlet on the native store, then ``variable``). Without this the new store is empty and the
+    next run starts a second mark from the initial value, re-reading everything. So: when the live
+    store holds nothing, the first earlier location holding this task's mark is read instead (and
+    logged), and the commit that writes the live store deletes that copy, leaving one mark.
+    """
+
+    def __init__(self, live: WatermarkStore, previous: list[WatermarkStore]) -> None:
+        self.live = live
+        self.previous = previous
+        self.name = live.name
+        self.durable = live.durable
+        #: The earlier store the mark was read from, until the commit deletes it there.
+        self.carried: WatermarkStore | None = None
+
+    def __repr__(self) -> str:
+        return f"CarriedWatermarkStore({self.live!r}, from {self.previous!r})"
+
+    def locate(self) -> str:
+        return self.live.locate()
+
+    def read(self) -> JsonValue:
+        document = self.live.read()
+        if document is not None:
+            return document
+        for old in self.previous:
+            document = old.read()
+            if document is not None:
+                if self.carried is None:
+                    log.warning(
+                        "No watermark in %s, but this task's mark is in %s (its backend changed): carrying it over; "
+                        "the next commit writes it to %s and deletes the old copy",
+                        self.live.locate(),
+                        old.locate(),
+                        self.live.name,
+                    )
+                self.carried = old
+                return document
+        return None
+
+    def write(self, document: JsonValue) -> None:
+        self.live.write(document)
+        if self.carried is not None:
+            # One mark per task: a second copy would be listed, and reset, beside the live one.
+            self.carried.delete()
+            log.info("Watermark carried over to %s; deleted the old copy in %s", self.live.name, self.carried.locate())
+            self.carried = None
+
+    def delete(self) -> None:
+        self.live.delete()
+
+
 class InMemoryWatermarkStore:
     """For unit tests; :class:`EphemeralWatermarkStore` is what runs outside a task instance."""
 
@@ -213,17 +269,41 @@ def _assets_of(task: Any) -> dict[str, Any]:
 def get_watermark_store(
     task_try: TaskTry, scope: WatermarkScope, *, task: Any = None, asset: Any = None
 ) -> WatermarkStore:
-    """The store of the watermark ``scope`` for the running try (see the module doc)."""
+    """
+    The store of the watermark ``scope`` for the running try (see the module doc), carrying the mark
+    over from the other place this task could have kept it (:class:`CarriedWatermarkStore`).
+    """
     if task_try.scope is None:
         return EphemeralWatermarkStore()
+    live = _live_store(task_try, scope, task=task, asset=asset)
+    previous: list[WatermarkStore] = []
+    if isinstance(live, AssetWatermarkStore):
+        previous.append(VariableWatermarkStore(scope))
+    elif configured_backend() == "variable":
+        # The asset store this task would use without the setting: where its mark may be from.
+        try:
+            native = _asset_store(task_try, scope, task=task, asset=asset)
+        except StateBackendConfigError:
+            native = None
+        if native is not None:
+            previous.append(native)
+    return CarriedWatermarkStore(live, previous) if previous else live
+
+
+def _live_store(task_try: TaskTry, scope: WatermarkScope, *, task: Any, asset: Any) -> WatermarkStore:
     if configured_backend() == "variable":
         return VariableWatermarkStore(scope)
+    return _asset_store(task_try, scope, task=task, asset=asset) or VariableWatermarkStore(scope)
+
+
+def _asset_store(task_try: TaskTry, scope: WatermarkScope, *, task: Any, asset: Any) -> AssetWatermarkStore | None:
+    """The asset-store key of this mark, or None where the task has no asset store to keep it in."""
     accessors = task_try.asset_accessors
     assets = _assets_of(task)
     if asset is not None:
         if accessors is None:
             log.info("No asset_state_store on this Airflow (3.3+ has it): the watermark is kept in a Variable")
-            return VariableWatermarkStore(scope)
+            return None
         name = getattr(asset, "name", None)
         if name not in assets:
             raise StateBackendConfigError(
@@ -234,4 +314,4 @@ def get_watermark_store(
     if accessors is not None and len(assets) == 1:
         name, only = next(iter(assets.items()))
         return AssetWatermarkStore(accessors[only], name, scope)
-    return VariableWatermarkStore(scope)
+    return None
