@@ -45,7 +45,7 @@ def _walks_die_with_hard_kills() -> Iterator[None]:
             writer.abandon()
             walk.checkpoints.task_try.release_writer(writer)
 
-    CheckpointWalk.failed = failed  # type: ignore[method-assign]
+    CheckpointWalk.failed = failed  # type: ignore[method-assign, assignment]
     try:
         yield
     finally:
