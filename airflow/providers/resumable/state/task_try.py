@@ -54,6 +54,8 @@ log = logging.getLogger(__name__)
 
 #: Where :meth:`TaskTry.of` keeps the try of an operator (or a TaskFlow handle) between calls.
 _CACHE_ATTRIBUTE = "_resumable_try"
+#: Where it keeps the tries of backends picked per call (``get_state_store(context, "variable")``).
+_PICKED_ATTRIBUTE = "_resumable_picked_tries"
 
 
 # ---- reading the context ----------------------------------------------------------------------------
@@ -177,11 +179,9 @@ def get_state_store(context: Mapping[str, Any] | None, backend: str | None = Non
     task = None
     with contextlib.suppress(Exception):
         task = context.get("task") if context is not None else None
-    if backend is not None and validate_backend(backend) != validate_backend():
-        # Another backend than the configured one: a try of its own, not cached on the task.
-        task_try = TaskTry.from_context(context, owner=ti.task_id, kind="get_state_store", backend=backend)
-    else:
-        task_try = TaskTry.of(task if task is not None else ti, context)
+    # Another backend than the configured one is a try of its own, kept on the task beside the
+    # configured one, so every call in this try returns the same store, finished after success.
+    task_try = TaskTry.of(task if task is not None else ti, context, backend=backend)
     if isinstance(task_try.store, GuardedStateStore) and not task_try._fresh_checked:
         # Checked at the first call, not here: building the store must not reach the backend.
         task_try.store.before_first_use = task_try.start_fresh_after_success
@@ -302,12 +302,24 @@ class TaskTry:
         return cached[1] if cached is not None else None
 
     @classmethod
-    def of(cls, holder: Any, context: Any, *, allow_secrets: bool = False, ephemeral: bool = False) -> TaskTry:
+    def of(
+        cls,
+        holder: Any,
+        context: Any,
+        *,
+        allow_secrets: bool = False,
+        ephemeral: bool = False,
+        backend: str | None = None,
+    ) -> TaskTry:
         """
         The try ``holder`` (an operator) runs with ``context``, built on first use and kept for that context.
 
         A retry, or the try that resumes after a deferral, brings a new context and so a new try.
+        ``backend`` other than the configured one (a store picked per operator) is a try of its own,
+        kept beside the configured one: its store is guarded and finished after success alike.
         """
+        if backend is not None and validate_backend(backend) != validate_backend():
+            return cls._picked(holder, context, validate_backend(backend), allow_secrets)
         cached = holder.__dict__.get(_CACHE_ATTRIBUTE)
         if cached is not None and cached[0] is context and cached[1].ephemeral is ephemeral:
             return cached[1]
@@ -326,6 +338,34 @@ class TaskTry:
         # The context is kept with it so that its id cannot be reused by the next try's context.
         holder.__dict__[_CACHE_ATTRIBUTE] = (context, found)
         return found
+
+    @classmethod
+    def _picked(cls, holder: Any, context: Any, backend: str, allow_secrets: bool) -> TaskTry:
+        picked: dict[str, tuple[Any, TaskTry]] = holder.__dict__.setdefault(_PICKED_ATTRIBUTE, {})
+        cached = picked.get(backend)
+        if cached is not None and cached[0] is context:
+            return cached[1]
+        owner = str(getattr(holder, "task_id", type(holder).__name__))
+        found = cls.from_context(
+            context, owner=owner, kind=type(holder).__name__, allow_secrets=allow_secrets, backend=backend
+        )
+        picked[backend] = (context, found)
+        return found
+
+    @classmethod
+    def owning(cls, holder: Any, store: Any) -> TaskTry | None:
+        """
+        The try of ``holder`` whose store ``store`` is (or a namespaced view of it), if one is.
+
+        What lets a mixin keep its state where an overridden ``state_store()`` says, with that
+        store's lifecycle, instead of ignoring the override.
+        """
+        inner = store.inner if isinstance(store, NamespacedStateStore) else store
+        tries = [cached[1] for cached in holder.__dict__.get(_PICKED_ATTRIBUTE, {}).values()]
+        configured = holder.__dict__.get(_CACHE_ATTRIBUTE)
+        if configured is not None:
+            tries.append(configured[1])
+        return next((task_try for task_try in tries if task_try.store is inner), None)
 
     # ---- what the layers below ask of it -------------------------------------------------------------
 
