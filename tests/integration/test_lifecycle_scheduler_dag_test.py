@@ -58,7 +58,8 @@ def test_a_store_picked_by_overriding_state_store_is_used_and_dropped_after_succ
     assert run.ti("copy").try_number == 2
     assert run.xcom("copy") == {"batches": 5, "resumed_from": 3}, "try 2 resumed at the batch try 1 reached"
     seen = [json.loads(line) for line in (tmp_path / "variables.jsonl").read_text().splitlines()]
-    assert seen[0] == [] and len(seen[1]) == 1, f"the checkpoint lived in a Variable between the tries: {seen}"
+    assert len(seen[0]) == 0, f"nothing was kept before try 1: {seen}"
+    assert len(seen[1]) == 1, f"the checkpoint lived in a Variable between the tries: {seen}"
     assert resumable_variables(dag.dag_id) == [], "the Variable the override picked was dropped after the success"
     assert read_parts(str(tmp_path)) == list(range(50))
 
@@ -88,7 +89,96 @@ def test_the_raw_store_of_another_backend_is_dropped_after_success(request):
         task(task_id="raw")(write_then_read)()
     run = run_dag(dag)
     assert run.state == "success"
-    assert resumable_variables(dag.dag_id) == [], "the Variable written through get_state_store(..., 'variable') was dropped"
+    assert resumable_variables(dag.dag_id) == [], (
+        "the Variable written through get_state_store(..., 'variable') was dropped"
+    )
     again = clear_and_rerun(dag, run)
     assert again.state == "success"
     assert seen == [None, None], "a clear after success found nothing of the ended life"
+
+
+# ---- 5. a mapped list that changed between a failed run and its clear ------------------------------
+
+
+class BatchOperatorWithOutage(ToyBatchOperator):
+    """Loses its worker at batch 3 while the file ``outage`` exists, whichever try it is."""
+
+    def __init__(self, *, outage: str, **kwargs):
+        super().__init__(**kwargs)
+        self.outage = outage
+
+    def execute(self, context, **kwargs):
+        if pathlib.Path(self.outage).exists():
+            self.fail_on = {context["ti"].try_number: 3}
+        return super().execute(context, **kwargs)
+
+
+def test_a_reexpanded_map_index_does_not_resume_another_items_checkpoint(tmp_path, request):
+    listing, outage = tmp_path / "listing.json", tmp_path / "outage"
+    listing.write_text(json.dumps([str(tmp_path / "a"), str(tmp_path / "b")]))
+
+    def list_dirs() -> list[str]:
+        return json.loads(listing.read_text())
+
+    dag = make_dag(request)
+    with dag:
+        dirs = _task(list_dirs)
+        BatchOperatorWithOutage.partial(
+            task_id="copy", total=50, batch_size=10, outage=str(outage), checkpoint_every=1, retries=0
+        ).expand(out_dir=dirs)
+    outage.touch()
+    first = run_dag(dag)
+    assert first.state == "failed", "every map index lost its worker at batch 3"
+    outage.unlink()
+
+    # An item inserted at the front: map index 0 is now "new", index 1 "a", index 2 "b".
+    listing.write_text(json.dumps([str(tmp_path / "new"), str(tmp_path / "a"), str(tmp_path / "b")]))
+    again = clear_and_rerun(dag, first)
+    assert again.state == "success"
+    for name in ("new", "a", "b"):
+        assert read_parts(str(tmp_path / name)) == list(range(50)), f"{name} is missing the batches another item did"
+    starts = [json.loads(line)["start_item"] for line in (tmp_path / "new" / "tries.jsonl").read_text().splitlines()]
+    assert starts == [0], "map index 0 started its new item from the beginning, not at item 'a''s batch 3"
+
+
+def _task(function):
+    from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS
+
+    if AIRFLOW_V_3_0_PLUS:
+        from airflow.sdk import task
+    else:
+        from airflow.decorators import task
+    return task(task_id=function.__name__)(function)()
+
+
+def test_a_reexpanded_map_index_does_not_reattach_to_another_items_job(job_system, tmp_path, request):
+    from tests.support.toy_operators import SimulatedCrash, ToyJobOperator
+
+    class JobWithOutage(ToyJobOperator):
+        def poll_until_complete(self, external_id, context):
+            if outage.exists():
+                raise SimulatedCrash(f"worker lost while polling {external_id}")
+            return super().poll_until_complete(external_id, context)
+
+    listing, outage = tmp_path / "listing.json", tmp_path / "outage"
+    listing.write_text(json.dumps([{"cmd": "a"}, {"cmd": "b"}]))
+
+    def list_specs() -> list[dict]:
+        return json.loads(listing.read_text())
+
+    dag = make_dag(request)
+    with dag:
+        specs = _task(list_specs)
+        JobWithOutage.partial(task_id="job", base_url=job_system.url, retries=0).expand(spec=specs)
+    outage.touch()
+    first = run_dag(dag)
+    assert first.state == "failed", "every map index lost its worker while polling its job"
+    outage.unlink()
+    assert sorted(job.spec["cmd"] for job in job_system.jobs.values()) == ["a", "b"]
+
+    listing.write_text(json.dumps([{"cmd": "new"}, {"cmd": "a"}, {"cmd": "b"}]))
+    again = clear_and_rerun(dag, first)
+    assert again.state == "success"
+    results = {i: again.xcom("job", map_index=i)["job_id"] for i in range(3)}
+    spec_of = {job_id: job.spec["cmd"] for job_id, job in job_system.jobs.items()}
+    assert [spec_of[results[i]] for i in range(3)] == ["new", "a", "b"], "each index returned its own item's job"

@@ -106,14 +106,18 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert len(job_system.jobs) == 2
 
     rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--run-id", run.run_id)
-    assert sorted((r["map_index"], r["key"]) for r in rows) == [(0, "toy_job"), (1, "toy_job")]
+    # Each mapped instance also keeps the fingerprint of its expanded arguments.
+    assert sorted((r["map_index"], r["key"]) for r in rows if r["key"] != "resumable_mapped_input") == [
+        (0, "toy_job"),
+        (1, "toy_job"),
+    ]
     one = cli_json(capsys, "state", "show", "--dag-id", dag.dag_id, "--task-id", "job", "--map-index", "1")
-    assert [r["map_index"] for r in one] == [1]
+    assert {r["map_index"] for r in one} == {1}
     assert "--map-index 1" in one[0]["delete_with"]
 
     delete_state(dag, run, "--map-index", "1", "--yes")
     left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
-    assert [r["map_index"] for r in left] == [0]
+    assert {r["map_index"] for r in left} == {0}
 
     rerun = clear_and_rerun(dag, run)
     assert rerun.state == "success"

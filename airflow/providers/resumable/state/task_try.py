@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import dag_run_key, region_of, try_stamp
+from airflow.providers.resumable.compat.airflow import dag_run_key, mapped_kwargs, region_of, try_stamp
 from airflow.providers.resumable.state import after_success
 from airflow.providers.resumable.state.backends import (
     LEDGER_PREFIX,
@@ -33,7 +33,14 @@ from airflow.providers.resumable.state.base import (
     TaskScope,
     backend_name,
 )
-from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker, located
+from airflow.providers.resumable.state.codec import (
+    FINISHED_KEY,
+    MAPPED_INPUT_KEY,
+    FinishedMarker,
+    MappedInput,
+    input_fingerprint,
+    located,
+)
 from airflow.providers.resumable.state.guard import GuardedStateStore, guard
 from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life
 from airflow.providers.resumable.state.selection import (
@@ -127,6 +134,41 @@ def try_info_of(context: Any) -> TryInfo:
     )
 
 
+def mapped_input_fingerprint(context: Any, scope: TaskScope) -> str | None:
+    """
+    The fingerprint of the arguments ``expand()`` gave this map index (None: not mapped, or not knowable).
+
+    What it covers, and why an input without a stable form is left unchecked: ``codec.input_fingerprint``.
+    """
+    if scope.map_index < 0:
+        return None
+    try:
+        kwargs = mapped_kwargs(context)
+    except Exception as err:
+        log.warning(
+            "Could not resolve the expanded arguments of map index %s of %s.%s (%s: %s), so its state is not "
+            "checked against them: a changed mapped list may resume another item's state",
+            scope.map_index,
+            scope.dag_id,
+            scope.task_id,
+            type(err).__name__,
+            err,
+        )
+        return None
+    if kwargs is None:
+        return None
+    fingerprint = input_fingerprint(kwargs)
+    if fingerprint is None:
+        log.info(
+            "The expanded arguments of map index %s of %s.%s have no stable serialised form, so its state is not "
+            "checked against them",
+            scope.map_index,
+            scope.dag_id,
+            scope.task_id,
+        )
+    return fingerprint
+
+
 # ---- the backend ------------------------------------------------------------------------------------
 
 
@@ -184,7 +226,7 @@ def get_state_store(context: Mapping[str, Any] | None, backend: str | None = Non
     task_try = TaskTry.of(task if task is not None else ti, context, backend=backend)
     if isinstance(task_try.store, GuardedStateStore) and not task_try._fresh_checked:
         # Checked at the first call, not here: building the store must not reach the backend.
-        task_try.store.before_first_use = task_try.start_fresh_after_success
+        task_try.store.before_first_use = task_try.first_use_of_raw_store
     return task_try.store
 
 
@@ -247,6 +289,10 @@ class TaskTry:
     _namespaces: dict[str, NamespacedStateStore] = field(default_factory=dict, repr=False)
     _marker: tuple[FinishedMarker | None] | None = field(default=None, repr=False)
     _fresh_checked: bool = field(default=False, repr=False)
+    #: The fingerprint of this map index's expanded arguments (None: not mapped, or not knowable).
+    input_fingerprint: str | None = field(default=None, repr=False)
+    #: The stores (by id) whose mapped input this try has checked.
+    _input_checked: set[int] = field(default_factory=set, repr=False)
 
     @classmethod
     def from_context(
@@ -290,6 +336,8 @@ class TaskTry:
             tags["region_index"] = str(scope.region_index)
         found = cls(scope, info, store, name, durable, owner, tags, accessors, ephemeral, allow_secrets)
         if durable and scope is not None:
+            found.input_fingerprint = mapped_input_fingerprint(context, scope)
+            found._check_input_at_first_use(store)
             # Dropped or marked finished by the provider's listener once Airflow has recorded the
             # task instance's success; never inside execute, which can still fail after it returns.
             after_success.register_store(scope, info, store)
@@ -428,8 +476,55 @@ class TaskTry:
                 scope=self.scope,
                 try_id=self.info.try_id,
             )
+            self._check_input_at_first_use(self._ledger)
             after_success.register_store(self.scope, self.info, self._ledger)
         return self._ledger
+
+    def _check_input_at_first_use(self, store: StateStore) -> None:
+        if self.input_fingerprint is not None and isinstance(store, GuardedStateStore):
+            # At the first call, not here: building the store must not reach the backend.
+            store.before_first_use = lambda: self.check_mapped_input(store)
+
+    def check_mapped_input(self, store: StateStore) -> bool:
+        """
+        Clear ``store`` when it was kept for other expanded arguments than this map index runs with.
+
+        A mapped list that changed between a failed run and a person's clear (an item inserted)
+        moves items to other map indexes; state is keyed by map index, so without this index *i*
+        would resume item *j*'s checkpoint or reattach to its job. State without a fingerprint
+        (written before 0.2.0) is kept. Once per store and try; True when it cleared.
+        """
+        if self.input_fingerprint is None or self.scope is None or id(store) in self._input_checked:
+            return False
+        self._input_checked.add(id(store))
+        wanted = MappedInput(map_index=self.scope.map_index, fingerprint=self.input_fingerprint)
+        stored = MappedInput.parse(store.get(MAPPED_INPUT_KEY), located(store, MAPPED_INPUT_KEY))
+        if stored == wanted:
+            return False
+        cleared = stored is not None
+        if cleared:
+            kept = dict(getattr(store, "written_this_try", {}))
+            store.clear()
+            for key, value in kept.items():
+                store.set(key, value)
+            if store is self.store:
+                self._marker = None
+                self._namespaces.clear()
+            log.warning(
+                "Map index %s of %s.%s runs with other expanded arguments than its stored state was kept for "
+                "(the mapped list changed since): starting afresh, that state cleared (%s)",
+                self.scope.map_index,
+                self.scope.dag_id,
+                self.scope.task_id,
+                located(store, MAPPED_INPUT_KEY),
+            )
+        store.set(MAPPED_INPUT_KEY, wanted.dump())
+        return cleared
+
+    def first_use_of_raw_store(self) -> None:
+        """What the first call of ``get_state_store``'s store checks: an ended life, then the mapped input."""
+        self.start_fresh_after_success()
+        self.check_mapped_input(self.store)
 
     def note_killed(self) -> None:
         """This try was told to stop: whatever it returns, nothing is finished or committed after it."""
