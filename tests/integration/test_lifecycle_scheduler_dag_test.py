@@ -9,6 +9,7 @@ failed run and its clear.
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 from datetime import timedelta
 
@@ -16,10 +17,13 @@ import pytest
 
 from airflow.providers.resumable.state import get_state_store
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import make_dag
 from tests.support.toy_operators import ToyBatchOperator, read_parts
 
 pytestmark = pytest.mark.integration
+
+NATIVE = AIRFLOW_V_3_3_PLUS and os.environ.get("AIRFLOW__RESUMABLE__STATE_BACKEND", "auto") == "auto"
 
 
 # ---- 1. a store picked per operator is finished like the mixin's own ----------------------------------
@@ -182,3 +186,37 @@ def test_a_reexpanded_map_index_does_not_reattach_to_another_items_job(job_syste
     results = {i: again.xcom("job", map_index=i)["job_id"] for i in range(3)}
     spec_of = {job_id: job.spec["cmd"] for job_id, job in job_system.jobs.items()}
     assert [spec_of[results[i]] for i in range(3)] == ["new", "a", "b"], "each index returned its own item's job"
+
+
+# ---- 4. a task that succeeded under airflow.sdk.ResumableJobMixin, cleared after the switch ----------
+
+
+@pytest.mark.skipif(
+    not NATIVE, reason="airflow.sdk.ResumableJobMixin keeps its id in the native task_state_store (Airflow 3.3+)"
+)
+def test_a_task_that_succeeded_under_upstreams_mixin_submits_afresh_once_its_bare_id_is_deleted(
+    job_system, request, capsys
+):
+    from airflow.sdk import ResumableJobMixin as UpstreamMixin
+
+    from tests.integration.test_state_cli import cli
+    from tests.support.toy_operators import ToyJobOperator, plain_job_operator
+
+    class Upstream(plain_job_operator(UpstreamMixin)):
+        external_id_key = "toy_job"
+
+    dag = make_dag(request)
+    Upstream(task_id="job", base_url=job_system.url, retries=0, dag=dag)
+    first = run_dag(dag)
+    assert first.state == "success"
+    assert len(job_system.jobs) == 1
+
+    # The migration step docs/mixins.rst gives for a task instance that succeeded under upstream's
+    # mixin: its bare id cannot say which life it belongs to, so delete it before the clear.
+    cli("state", "delete", "--dag-id", dag.dag_id, "--run-id", first.run_id, "--task-id", "job", "--yes")
+    ours = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, retries=0, dag=ours)
+    again = clear_and_rerun(ours, first, dag_changed=True)
+    assert again.state == "success"
+    assert len(job_system.jobs) == 2, "the clear after success ran a new job"
+    assert again.xcom("job")["job_id"] == "job-2"
