@@ -208,3 +208,42 @@ def test_deleting_the_task_state_takes_the_ledger_copy_with_it(job_system, reque
     again = clear_and_rerun(dag, run, keep_task_state=False)
     assert again.state == "success"
     assert len(job_system.jobs) == 2, "nothing was left to reattach to"
+
+
+def test_sweep_deletes_only_the_state_of_task_instances_that_succeeded(job_system, request, capsys):
+    """A person's "mark success" runs no listener in a worker: the sweep finds that state and deletes it."""
+    dag = make_dag(request)
+    for task_id in ("marked", "failed"):
+        ToyJobOperator(
+            task_id=task_id, base_url=job_system.url, spec={}, crash_in_poll_on_tries=(1,), retries=0, dag=dag
+        )
+    run = run_dag(dag)
+    assert run.state == "failed"
+    mark_success(dag.dag_id, run.run_id, "marked")  # what the UI's "mark success" writes
+
+    capsys.readouterr()
+    cli("state", "sweep", "--dag-id", dag.dag_id)
+    dry = capsys.readouterr().out
+    assert "Would delete the state of 1 succeeded task instance(s)" in dry
+    assert "/ marked" in dry
+    assert "/ failed" not in dry
+    assert "Nothing deleted (a dry run)" in dry
+    assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)} == {"marked", "failed"}
+
+    cli("state", "sweep", "--dag-id", dag.dag_id, "--yes")
+    assert "Deleted" in capsys.readouterr().out
+    left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert {r["task_id"] for r in left} == {"failed"}, "the failed task instance keeps its state for a clear"
+
+
+def mark_success(dag_id: str, run_id: str, task_id: str) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+            .values(state="success")
+        )
