@@ -15,9 +15,9 @@ from datetime import timedelta
 
 import pytest
 
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_3_PLUS, AIRFLOW_V_3_4_PLUS
 from airflow.providers.resumable.state import get_state_store
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import make_dag
 from tests.support.toy_operators import ToyBatchOperator, read_parts
 
@@ -220,3 +220,59 @@ def test_a_task_that_succeeded_under_upstreams_mixin_submits_afresh_once_its_bar
     assert again.state == "success"
     assert len(job_system.jobs) == 2, "the clear after success ran a new job"
     assert again.xcom("job")["job_id"] == "job-2"
+
+
+# ---- 2. a late failure of a try that succeeded (Airflow 2.11's zombie callback) ---------------------
+
+
+def fail_late_and_retry(dag, previous, task_id: str):
+    """
+    What a late zombie callback does on Airflow 2.11: fail a try that already succeeded, with a retry
+    left and ``max_tries`` as it was (no clear: the same life), then the scheduler runs that retry.
+    """
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    from airflow.providers.resumable.compat.airflow import map_task_instance_models
+    from airflow.providers.resumable.testing.runner import _drive, collect
+
+    map_task_instance_models()
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag.dag_id,
+                TaskInstance.run_id == previous.run_id,
+                TaskInstance.task_id == task_id,
+            )
+        ).one()
+        ti.state = TaskInstanceState.UP_FOR_RETRY
+        session.commit()
+        dr = session.scalars(select(DagRun).where(DagRun.dag_id == dag.dag_id, DagRun.run_id == previous.run_id)).one()
+        _drive(dag, dr, session)
+    return collect(dag.dag_id, previous.run_id)
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_4_PLUS, reason="3.4 numbers each try as a row of its own; the report is 2.11's")
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="issue 22, not fixed yet: state is dropped (Variables) or marked finished (native) at the success, so "
+    "an extra try of the same life starts a second job",
+)
+def test_a_late_failure_of_a_try_that_succeeded_does_not_start_a_second_job(job_system, request):
+    from tests.support.toy_operators import ToyJobOperator
+
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, retries=1, retry_delay=timedelta(0), dag=dag)
+    first = run_dag(dag)
+    assert first.state == "success"
+    assert len(job_system.jobs) == 1
+
+    extra = fail_late_and_retry(dag, first, "job")
+    assert extra.ti("job").try_number == 2, "the extra try ran"
+    assert extra.ti("job").max_tries == first.ti("job").max_tries, "no clear: the same life"
+    assert len(job_system.jobs) == 1, "the extra try of the life that succeeded started no second job"
+    assert extra.state == "success"
