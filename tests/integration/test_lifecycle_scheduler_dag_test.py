@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_3_PLUS, AIRFLOW_V_3_4_PLUS
+from airflow.providers.resumable.compat.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS, AIRFLOW_V_3_4_PLUS
 from airflow.providers.resumable.state import get_state_store
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from tests.integration.harness import make_dag
@@ -276,3 +276,48 @@ def test_a_late_failure_of_a_try_that_succeeded_does_not_start_a_second_job(job_
     assert extra.ti("job").max_tries == first.ti("job").max_tries, "no clear: the same life"
     assert len(job_system.jobs) == 1, "the extra try of the life that succeeded started no second job"
     assert extra.state == "success"
+
+
+# ---- 3. a person's "mark success", which Airflow 3 records in the API server ----------------------------
+
+
+def mark_success_in_the_api_server(dag_id: str, run_id: str, task_id: str) -> None:
+    """What the API server does for the UI's "mark success": set the state, then call the listeners."""
+    from airflow.api_fastapi.core_api.services.public.task_instances import _emit_state_listener_hooks
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from airflow.utils.state import TaskInstanceState
+    from sqlalchemy import select
+
+    with create_session() as session:
+        ti = session.scalars(
+            select(TaskInstance).where(
+                TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id
+            )
+        ).one()
+        ti.state = TaskInstanceState.SUCCESS
+        session.commit()
+        _emit_state_listener_hooks([ti], TaskInstanceState.SUCCESS)
+
+
+@pytest.mark.skipif(not AIRFLOW_V_3_0_PLUS, reason="Airflow 2.11's webserver calls no listener for a mark")
+def test_a_mark_success_in_the_api_server_drops_the_state_so_a_clear_runs_a_new_job(job_system, request):
+    from airflow.utils.session import create_session
+
+    from airflow.providers.resumable.inventory import state as inventory
+    from tests.support.toy_operators import ToyJobOperator
+
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, crash_in_poll_on_tries=(1,), retries=0, dag=dag)
+    first = run_dag(dag)
+    assert first.state == "failed"
+    with create_session() as session:
+        assert inventory.read(session, inventory.Filters(dag_id=dag.dag_id)), "the failed try kept its record"
+
+    mark_success_in_the_api_server(dag.dag_id, first.run_id, "job")
+    with create_session() as session:
+        assert inventory.read(session, inventory.Filters(dag_id=dag.dag_id)) == [], "dropped at the mark"
+
+    again = clear_and_rerun(dag, first)
+    assert again.state == "success"
+    assert len(job_system.jobs) == 2, "a clear after a mark success starts the next life: a new job"

@@ -2,9 +2,8 @@
 State that outlived its task instance's success: what ``airflow resumable state sweep`` deletes.
 
 The listener finishes a task instance's state in the process where the success is recorded. A
-person's "mark success" is recorded elsewhere (the API server on Airflow 3, the webserver on 2.11,
-which calls no listener), and a worker can die between the success and the listener: then the state
-stays, and only ``max_tries`` tells a later clear that it belongs to an ended life. Deleting the
+person's "mark success" on Airflow 2.11 is recorded by the webserver, which calls no listener, and a
+worker can die between the success and the listener: then the state stays, and only ``max_tries`` tells a later clear that it belongs to an ended life. Deleting the
 state of a task instance that is in state ``success`` is always safe: its next try can only be a
 person's clear, which starts a new life that must not resume from it.
 """
