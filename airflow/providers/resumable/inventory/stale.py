@@ -3,9 +3,10 @@ State that outlived its task instance's success: what ``airflow resumable state 
 
 The listener finishes a task instance's state in the process where the success is recorded. A
 person's "mark success" on Airflow 2.11 is recorded by the webserver, which calls no listener, and a
-worker can die between the success and the listener: then the state stays, and only ``max_tries`` tells a later clear that it belongs to an ended life. Deleting the
-state of a task instance that is in state ``success`` is always safe: its next try can only be a
-person's clear, which starts a new life that must not resume from it.
+worker can die between the success and the listener: then the state stays, and only ``max_tries``
+tells a later clear that it belongs to an ended life. Deleting the state of a task instance that is
+in state ``success`` is always safe: its next try can only be a person's clear, which starts a new
+life that must not resume from it.
 """
 
 from __future__ import annotations
