@@ -206,6 +206,9 @@ class FinishedMarker(BaseModel):
     try_number: int = Field(ge=0)
     max_tries: int | None = None
     finished_at: str | None = None
+    #: ``dag_run.clear_number`` at the success (0.2.0+): with ``max_tries``, tells a try Airflow
+    #: started without a clear (a late failure of the successful try) from a person's clear.
+    clear_number: int | None = None
 
     @classmethod
     def parse(cls, raw: JsonValue, location: str) -> FinishedMarker | None:

@@ -42,7 +42,7 @@ from airflow.providers.resumable.state.codec import (
     located,
 )
 from airflow.providers.resumable.state.guard import GuardedStateStore, guard
-from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life
+from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life, extra_try_after_success
 from airflow.providers.resumable.state.selection import (
     AUTO,
     BUILTIN_BACKENDS,
@@ -441,6 +441,15 @@ class TaskTry:
         if self._marker is None:
             raw = self.store.get(FINISHED_KEY)
             self._marker = (FinishedMarker.parse(raw, located(self.store, FINISHED_KEY)),)
+            marker = self._marker[0]
+            if marker is not None and extra_try_after_success(marker, self.info):
+                log.warning(
+                    "This task instance succeeded at try %s and Airflow started try %s without a clear since (a late "
+                    "failure of that try, such as Airflow 2.11's zombie callback): resuming from its state, so "
+                    "what it ran is not started again",
+                    marker.try_number,
+                    self.info.try_number,
+                )
         return self._marker[0]
 
     def ended_life(
@@ -544,7 +553,7 @@ class TaskTry:
             return False
         self._fresh_checked = True
         marker = self.marker()
-        if marker is None:
+        if marker is None or extra_try_after_success(marker, self.info):
             return False
         kept = dict(getattr(self.store, "written_this_try", {}))
         self.store.clear()
