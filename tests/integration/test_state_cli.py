@@ -107,14 +107,18 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert len(job_system.jobs) == 2
 
     rows = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--run-id", run.run_id)
-    assert sorted((r["map_index"], r["key"]) for r in rows) == [(0, "toy_job"), (1, "toy_job")]
+    # Each mapped instance also keeps the fingerprint of its expanded arguments.
+    assert sorted((r["map_index"], r["key"]) for r in rows if r["key"] != "resumable_mapped_input") == [
+        (0, "toy_job"),
+        (1, "toy_job"),
+    ]
     one = cli_json(capsys, "state", "show", "--dag-id", dag.dag_id, "--task-id", "job", "--map-index", "1")
-    assert [r["map_index"] for r in one] == [1]
+    assert {r["map_index"] for r in one} == {1}
     assert "--map-index 1" in one[0]["delete_with"]
 
     delete_state(dag, run, "--map-index", "1", "--yes")
     left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
-    assert [r["map_index"] for r in left] == [0]
+    assert {r["map_index"] for r in left} == {0}
 
     rerun = clear_and_rerun(dag, run)
     assert rerun.state == "success"
@@ -331,3 +335,42 @@ def test_each_row_says_its_task_instances_state_and_the_listing_filters_by_it(jo
     assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)} <= {"job", "done"}
     hidden = [r for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id) if r["key"] == "resumable_finished"]
     assert hidden == []
+
+
+def test_sweep_deletes_only_the_state_of_task_instances_that_succeeded(job_system, request, capsys):
+    """A person's "mark success" runs no listener in a worker: the sweep finds that state and deletes it."""
+    dag = make_dag(request)
+    for task_id in ("marked", "failed"):
+        ToyJobOperator(
+            task_id=task_id, base_url=job_system.url, spec={}, crash_in_poll_on_tries=(1,), retries=0, dag=dag
+        )
+    run = run_dag(dag)
+    assert run.state == "failed"
+    mark_success(dag.dag_id, run.run_id, "marked")  # what the UI's "mark success" writes
+
+    capsys.readouterr()
+    cli("state", "sweep", "--dag-id", dag.dag_id)
+    dry = capsys.readouterr().out
+    assert "Would delete the state of 1 succeeded task instance(s)" in dry
+    assert "/ marked" in dry
+    assert "/ failed" not in dry
+    assert "Nothing deleted (a dry run)" in dry
+    assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)} == {"marked", "failed"}
+
+    cli("state", "sweep", "--dag-id", dag.dag_id, "--yes")
+    assert "Deleted" in capsys.readouterr().out
+    left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
+    assert {r["task_id"] for r in left} == {"failed"}, "the failed task instance keeps its state for a clear"
+
+
+def mark_success(dag_id: str, run_id: str, task_id: str) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+    from sqlalchemy import update
+
+    with create_session() as session:
+        session.execute(
+            update(TaskInstance)
+            .where(TaskInstance.dag_id == dag_id, TaskInstance.run_id == run_id, TaskInstance.task_id == task_id)
+            .values(state="success")
+        )

@@ -17,7 +17,7 @@ def test_one_group_with_state_and_watermark_commands():
     (group,) = definition.get_resumable_cli_commands()
     assert group.name == "resumable"
     state, watermark = group.subcommands
-    assert (state.name, _names(state.subcommands)) == ("state", ["list", "show", "delete"])
+    assert (state.name, _names(state.subcommands)) == ("state", ["list", "show", "delete", "sweep"])
     assert (watermark.name, _names(watermark.subcommands)) == ("watermark", ["list", "show", "reset"])
 
 

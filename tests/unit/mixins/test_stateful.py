@@ -355,3 +355,25 @@ def test_a_killed_walk_is_not_marked_finished_by_a_success_listener(memory_store
 class _KillableWalk(StatefulOperatorMixin, BaseOperator):
     def execute(self, context):
         return self.run_batches(context, lambda cursor, index: None, start={"n": 0}).batches_done
+
+
+class TestOverriddenStateStore:
+    """A subclass that picks its store by overriding ``state_store()``: the walk uses that store, or says why not."""
+
+    def test_an_override_calling_super_keeps_the_configured_store(self, memory_store):
+        class Wrapped(BatchOperator):
+            def state_store(self, context):
+                return super().state_store(context)
+
+        Wrapped(task_id="batches", items=list(range(4))).execute(make_context())
+        assert memory_store.get("stateful/checkpoint")["complete"] is True
+
+    def test_an_override_returning_a_foreign_store_is_refused_by_name(self, memory_store):
+        from airflow.providers.resumable.state import StateBackendConfigError
+
+        class Foreign(BatchOperator):
+            def state_store(self, context):
+                return EphemeralMemoryStore()
+
+        with pytest.raises(StateBackendConfigError, match=r"Foreign.state_store\(\) returned a EphemeralMemoryStore"):
+            Foreign(task_id="batches", items=list(range(4))).execute(make_context())

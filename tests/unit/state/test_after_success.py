@@ -154,3 +154,10 @@ def test_a_kill_belongs_to_the_try_it_interrupted():
     after_success.register_action(SCOPE, TryInfo(try_number=2, try_stamp="ti-2"), Action("commit", done))
     after_success.finish_after_success(SCOPE)
     assert done == ["commit"], "a later try of the same task instance is not the killed one"
+
+
+def test_dropping_a_marked_task_instance_that_kept_nothing_does_nothing():
+    from airflow.providers.resumable.state import after_success
+    from airflow.providers.resumable.state.base import TaskScope
+
+    assert after_success.drop_marked_success(TaskScope("no_such_dag_anywhere", "run", "task", -1)) == []

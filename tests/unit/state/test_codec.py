@@ -124,3 +124,34 @@ def test_located_sees_through_namespaces_to_the_backend():
     inner = InMemoryStateStore()
     assert located(inner, "k") == "key 'k' of the in-memory store InMemoryStateStore"
     assert located(NamespacedStateStore(inner, "ns"), "k") == "key 'ns/k' of the in-memory store InMemoryStateStore"
+
+
+class TestInputFingerprint:
+    """What a map index's state is kept for: its expanded arguments, serialised the same in every process."""
+
+    def test_insensitive_to_key_order_and_sensitive_to_values(self):
+        from airflow.providers.resumable.state.codec import input_fingerprint
+
+        assert input_fingerprint({"a": 1, "b": [1, 2]}) == input_fingerprint({"b": [1, 2], "a": 1})
+        assert input_fingerprint({"a": 1}) != input_fingerprint({"a": 2})
+        assert input_fingerprint({"spec": ("x", "y")}) == input_fingerprint({"spec": ["x", "y"]})
+
+    def test_datetimes_and_sets_have_a_stable_form(self):
+        from datetime import UTC, datetime
+
+        from airflow.providers.resumable.state.codec import input_fingerprint
+
+        when = datetime(2026, 1, 1, tzinfo=UTC)
+        assert input_fingerprint({"at": when, "ids": {3, 1, 2}}) == input_fingerprint({"at": when, "ids": {1, 2, 3}})
+
+    def test_an_object_known_only_by_its_repr_is_not_fingerprinted(self):
+        from airflow.providers.resumable.state.codec import input_fingerprint
+
+        assert input_fingerprint({"client": object()}) is None, "a repr with an address differs in every try"
+
+    def test_a_hand_edited_fingerprint_is_named_as_bad_state(self):
+        from airflow.providers.resumable.state.base import CorruptStateError
+        from airflow.providers.resumable.state.codec import MappedInput
+
+        with pytest.raises(CorruptStateError, match="mapped input fingerprint"):
+            MappedInput.parse({"kind": "resumable-mapped-input", "map_index": -1}, "somewhere")

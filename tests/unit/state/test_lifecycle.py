@@ -41,6 +41,11 @@ def test_foreign_to(case, stored, reason):
 
 
 MARKER = FinishedMarker(try_number=2, max_tries=2)
+#: NOW (try 3, max_tries 4, clear number 1) after a success at try 2 with the same max_tries and clears.
+SAME_LIFE = FinishedMarker(try_number=2, max_tries=4, clear_number=1)
+#: A clear that landed on the same max_tries (retries lowered) still moved the clear number.
+CLEARED_SAME_MAX = FinishedMarker(try_number=2, max_tries=4, clear_number=0)
+CLEARED_OTHER_MAX = FinishedMarker(try_number=2, max_tries=2, clear_number=1)
 
 FINISHED = [
     ("no marker", 1, None, False),
@@ -66,6 +71,11 @@ ENDED = [
     ("anything the marker covers", 2, MARKER, False, 4, True),
     ("complete work the marker covers", 1, MARKER, True, 4, True),
     ("work after the marker, same max_tries", 3, MARKER, True, 4, False),
+    # A marker that knows the clear number (0.2.0+): a try started after the success without a clear.
+    ("an extra try of the life that succeeded (no clear since)", 2, SAME_LIFE, False, 4, False),
+    ("complete work, an extra try of the life that succeeded", 2, SAME_LIFE, True, 4, False),
+    ("a clear after success: the clear number moved", 2, CLEARED_SAME_MAX, False, 4, True),
+    ("a clear after success: max_tries moved", 2, CLEARED_OTHER_MAX, False, 4, True),
 ]
 
 
@@ -115,3 +125,26 @@ def test_outlives_retention(case, retries, delay, timeout, retention, outlives):
     if outlives:
         assert f"{retries} retries" in reason
         assert str(retention) in reason
+
+
+EXTRA = [
+    # (case, marker, current, extra?)
+    ("no clear since the success", SAME_LIFE, NOW, True),
+    ("the clear number moved", CLEARED_SAME_MAX, NOW, False),
+    ("max_tries moved", CLEARED_OTHER_MAX, NOW, False),
+    ("a marker from before 0.2.0 (no clear number)", FinishedMarker(try_number=2, max_tries=4), NOW, False),
+    ("the try that succeeded itself", FinishedMarker(try_number=3, max_tries=4, clear_number=1), NOW, False),
+    ("the running try knows no clear number", SAME_LIFE, TryInfo(try_number=3, max_tries=4), False),
+    ("no marker", None, NOW, False),
+]
+
+
+@pytest.mark.parametrize(("case", "marker", "current", "extra"), EXTRA, ids=[row[0] for row in EXTRA])
+def test_extra_try_after_success(case, marker, current, extra):
+    from airflow.providers.resumable.state.lifecycle import extra_try_after_success
+
+    assert extra_try_after_success(marker, current) is extra
+
+
+def test_the_marker_keeps_the_clear_number():
+    assert NOW.marker("now").clear_number == 1

@@ -119,6 +119,17 @@ STATE_COMMANDS = (
         func=lazy_load_command(f"{_COMMANDS}.state_delete"),
         args=(*_FILTERS, ARG_YES),
     ),
+    ActionCommand(
+        name="sweep",
+        help="Delete the state of task instances that already succeeded (a dry run unless --yes)",
+        description=(
+            "List the state kept for task instances in state success (a person's mark success, or a worker that "
+            "died before the provider's listener finished it), narrowed by the filters; with --yes delete it."
+        ),
+        func=lazy_load_command("airflow.providers.resumable.cli.sweep_command.state_sweep"),
+        # No --key: a sweep deletes a task instance's state whole, never a part of it.
+        args=(*(arg for arg in _FILTERS if arg is not ARG_KEY), ARG_YES),
+    ),
 )
 
 

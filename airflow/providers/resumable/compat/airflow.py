@@ -78,6 +78,33 @@ def region_of(ti: Any) -> tuple[str | None, int | None]:
     )
 
 
+def mapped_kwargs(context: Any) -> Any:
+    """
+    The arguments ``expand()`` gave the running map index (a mapping), or None for a task that is not mapped.
+
+    Resolved again from the DAG's mapped operator, as the task runner did to build the task: the
+    expanded arguments only, not ``partial()``'s, which are the same for every index. Raises what
+    resolving raises; the caller decides what an unknown input means.
+    3.0+: ``MappedOperator._expand_mapped_kwargs(context)``. 2.11: it also takes a session and
+    ``include_xcom``.
+    """
+    ti = context.get("ti") or context.get("task_instance")
+    map_index = getattr(ti, "map_index", -1)
+    if not isinstance(map_index, int) or map_index < 0:
+        return None
+    dag = context.get("dag") or getattr(getattr(ti, "task", None), "dag", None)
+    mapped: Any = dag.task_dict.get(ti.task_id) if dag is not None else None
+    # Only a mapped operator (and the TaskFlow one) has it; 2.11's has no ``is_mapped`` to ask.
+    if not callable(getattr(mapped, "_expand_mapped_kwargs", None)):
+        return None
+    if AIRFLOW_V_3_0_PLUS:
+        return mapped._expand_mapped_kwargs(context)[0]
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return mapped._expand_mapped_kwargs(context, session, include_xcom=True)[0]
+
+
 def clear_discards_task_state() -> bool:
     """
     Whether a person's clear may discard the task's ``task_state_store``.

@@ -35,6 +35,7 @@ from airflow.providers.resumable.state.codec import (
     FINISHED_KEY,
     FINISHED_KIND,
     JOB_RECORD_KIND,
+    MAPPED_INPUT_KEY,
     WATERMARK_KIND,
     WINDOW_KIND,
     CheckpointEnvelope,
@@ -230,6 +231,8 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
         )
     if key.endswith("/__keys__"):
         return f"index of the keys written under {key.rsplit('/', 1)[0]!r}"
+    if key == MAPPED_INPUT_KEY:
+        return "fingerprint of this map index's expanded arguments: a try with other arguments starts afresh"
     return f"value {_short(value)}"
 
 

@@ -39,6 +39,7 @@ from airflow.providers.resumable.mixins.checkpoint_runner import (
     CheckpointSchemaError as CheckpointSchemaError,
 )
 from airflow.providers.resumable.mixins.class_checks import check_model, require_mixin_before_operator
+from airflow.providers.resumable.state.base import StateBackendConfigError
 from airflow.providers.resumable.state.lifecycle import outlives_retention
 from airflow.providers.resumable.state.selection import validate_backend
 from airflow.providers.resumable.state.task_try import TaskTry
@@ -173,7 +174,9 @@ class StatefulOperatorMixin:
 
     def task_try(self, context: Context) -> TaskTry:
         """The running try (built once per try): its scope, identity and guarded store."""
-        task_try = TaskTry.of(self, context, allow_secrets=self.__dict__.get("allow_secrets_in_state", False))
+        task_try = self._try_of_overridden_store(context) or TaskTry.of(
+            self, context, allow_secrets=self.__dict__.get("allow_secrets_in_state", False)
+        )
         if not task_try.durable and not self.__dict__.get("_said_not_durable"):
             self.__dict__["_said_not_durable"] = True
             self.log.info(
@@ -181,6 +184,30 @@ class StatefulOperatorMixin:
                 "last only as long as this call"
             )
         return task_try
+
+    def _try_of_overridden_store(self, context: Context) -> TaskTry | None:
+        """
+        The try whose store an overriding ``state_store()`` returns, or None without an override.
+
+        A subclass picks its backend per operator with ``return get_state_store(context, "variable")``:
+        the checkpoints live there and that store is finished after success, like the configured one.
+        """
+        if type(self).state_store is StatefulOperatorMixin.state_store or self.__dict__.get("_picking_store"):
+            return None
+        # An override that calls super().state_store() comes back here: the configured try then.
+        self.__dict__["_picking_store"] = True
+        try:
+            picked = self.state_store(context)
+        finally:
+            self.__dict__["_picking_store"] = False
+        found = TaskTry.owning(self, picked)
+        if found is None:
+            raise StateBackendConfigError(
+                f"{type(self).__name__}.state_store() returned a {type(picked).__name__} that is not a store of "
+                "this try, so its lifecycle is unknown; return get_state_store(context, backend) or "
+                "super().state_store(context) from it, or set [resumable] state_backend to a store class."
+            )
+        return found
 
     def on_kill(self) -> None:
         """

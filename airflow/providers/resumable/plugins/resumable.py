@@ -36,8 +36,13 @@ class _SuccessListener:
     @hookimpl
     def on_task_instance_success(self, previous_state: Any, task_instance: Any) -> None:
         scope = _scope_of(task_instance)
-        if scope is not None:
-            after_success.finish_after_success(scope)
+        if scope is None:
+            return
+        if previous_state is None and not after_success.has_pending(scope):
+            # Airflow 3's API server, for a person's "mark success" (a worker passes RUNNING).
+            after_success.drop_marked_success(scope)
+            return
+        after_success.finish_after_success(scope)
 
     @hookimpl
     def on_task_instance_failed(self, previous_state: Any, task_instance: Any) -> None:

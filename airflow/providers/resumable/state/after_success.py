@@ -168,3 +168,68 @@ def finish_after_success(scope: TaskScope) -> list[str]:
         log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, said)
         done.append(said)
     return done
+
+
+def has_pending(scope: TaskScope) -> bool:
+    """Whether a try of ``scope`` running in this process registered anything to finish."""
+    with _lock:
+        return scope in _pending
+
+
+def drop_marked_success(scope: TaskScope) -> list[str]:
+    """
+    A person marked ``scope`` success outside any try of it: drop its state through the metadata DB.
+
+    Airflow 3's API server calls the success listeners for a "mark success" (no try ran to it, so
+    nothing is registered); without this the state would stay until a clear relied on ``max_tries``.
+    What a worker's listener does after a success, done where the mark is recorded: the Variable and
+    the ledger are deleted, and the native store's rows too (there is no task here to write the
+    finished marker through; an empty store starts the next life afresh just the same). Airflow 2.11
+    calls no listener for a mark; ``airflow resumable state sweep`` covers it. Nothing here raises.
+    """
+    from airflow.utils.session import create_session
+
+    from airflow.providers.resumable.compat.airflow import (
+        OrmVariables,
+        delete_task_state_rows,
+        loop_region,
+        task_state_rows,
+    )
+    from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
+
+    done: list[str] = []
+    try:
+        variables = OrmVariables()
+        for prefix in (VARIABLE_PREFIX, LEDGER_PREFIX):
+            key = variable_key(scope, prefix)
+            if variables.get(key) is not None:
+                variables.delete(key)
+                done.append(f"Variable {key!r} deleted")
+        with create_session() as session:
+            rows = task_state_rows(session, dag_id=scope.dag_id, run_id=scope.run_id, task_id=scope.task_id)
+            mine = [row for row in rows if row.map_index == scope.map_index]
+            # Named as the CLI names them: a mapped expansion's region is no Task Loop region.
+            regions = {row: loop_region(row.region_id, row.region_index, row.map_index) for row in mine}
+            for region in set(regions.values()):
+                keys = sorted(row.key for row in mine if regions[row] == region)
+                deleted = delete_task_state_rows(
+                    session,
+                    dag_id=scope.dag_id,
+                    run_id=scope.run_id,
+                    task_id=scope.task_id,
+                    map_index=scope.map_index,
+                    region_id=region[0],
+                    region_index=region[1],
+                    keys=keys,
+                )
+                done.append(f"{deleted} task_state_store row(s) deleted")
+    except Exception:
+        log.exception(
+            "%s was marked success, but its resumable state could not be dropped; delete it with `%s`",
+            scope,
+            state_command("delete", scope),
+        )
+        return done
+    for said in done:
+        log.info("Resumable state of %s.%s after a person marked it success: %s", scope.dag_id, scope.task_id, said)
+    return done

@@ -16,6 +16,8 @@ backend's document (:class:`VariableDocument`). The watermark document and windo
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -238,6 +240,9 @@ class FinishedMarker(BaseModel):
     try_number: int = Field(ge=0)
     max_tries: int | None = None
     finished_at: str | None = None
+    #: ``dag_run.clear_number`` at the success (0.2.0+): with ``max_tries``, tells a try Airflow
+    #: started without a clear (a late failure of the successful try) from a person's clear.
+    clear_number: int | None = None
 
     @classmethod
     def parse(cls, raw: JsonValue, location: str) -> FinishedMarker | None:
@@ -249,6 +254,62 @@ class FinishedMarker(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
+
+
+# ---- the mapped input -------------------------------------------------------------------------------
+
+#: The key of a mapped task instance's input fingerprint, written by the first try that uses the store.
+MAPPED_INPUT_KEY = "resumable_mapped_input"
+
+
+class MappedInput(BaseModel):
+    """``resumable_mapped_input``: which expanded arguments the state of this map index was kept for."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    kind: Literal["resumable-mapped-input"] = "resumable-mapped-input"
+    map_index: int = Field(ge=0)
+    fingerprint: str = Field(min_length=1)
+
+    @classmethod
+    def parse(cls, raw: JsonValue, location: str) -> MappedInput | None:
+        if raw is None:
+            return None
+        advice = "Delete the key; the next try then keeps the state for the input it runs with."
+        return decode(cls, raw, location, what="mapped input fingerprint", advice=advice)
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+def _stable(value: Any) -> Any:
+    """A JSON form of ``value`` that is the same in every process, or TypeError (no guess from a repr)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, (set, frozenset)):
+        return sorted(json.dumps(item, sort_keys=True, default=_stable) for item in value)
+    if isinstance(value, (tuple, list)) or type(value).__name__ in ("LazyXComSequence", "LazySelectSequence"):
+        return list(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    raise TypeError(f"{type(value).__name__} has no stable serialised form")
+
+
+def input_fingerprint(kwargs: Any) -> str | None:
+    """
+    A stable hash of a map index's expanded arguments, or None when one has no stable serialised form.
+
+    JSON types, datetimes, pydantic models, sets and bytes serialise stably; anything else (an
+    object whose only text is a repr with an address) would differ in every try, and a false
+    mismatch would throw away a valid checkpoint, so such an input is not fingerprinted at all.
+    """
+    try:
+        canonical = json.dumps(kwargs, sort_keys=True, separators=(",", ":"), default=_stable)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
 # ---- the Variable backend's document ----------------------------------------------------------------

@@ -40,6 +40,7 @@ __all__ = [
     "FinishedMarker",
     "TryInfo",
     "ended_life",
+    "extra_try_after_success",
     "finished_before",
     "foreign_to",
     "outlives_retention",
@@ -84,7 +85,12 @@ class TryInfo:
 
     def marker(self, finished_at: str) -> FinishedMarker:
         """The finished marker that says this try ended its life with a success."""
-        return FinishedMarker(try_number=self.try_number or 0, max_tries=self.max_tries, finished_at=finished_at)
+        return FinishedMarker(
+            try_number=self.try_number or 0,
+            max_tries=self.max_tries,
+            finished_at=finished_at,
+            clear_number=self.clear_number,
+        )
 
 
 def foreign_to(stored: TryInfo, current: TryInfo) -> str | None:
@@ -130,6 +136,27 @@ def finished_before(written_at_try: int | None, marker: FinishedMarker | None) -
     return written_at_try is None or written_at_try <= marker.try_number
 
 
+def extra_try_after_success(marker: FinishedMarker | None, current: TryInfo) -> bool:
+    """
+    Whether ``current`` is a try Airflow started after the success ``marker`` records, without a clear.
+
+    Airflow 2.11's late zombie callback can fail a try that already succeeded and start a retry: the
+    same life, so its state must be resumed from (the job returned, not submitted again). A person's
+    clear moves ``dag_run.clear_number`` (on Airflow 3 always; on 2.11 when the DAG run had finished)
+    and usually ``max_tries``; only with both unchanged is the try an extra one. A marker without a
+    clear number (written before 0.2.0) never says so.
+    """
+    return (
+        marker is not None
+        and marker.clear_number is not None
+        and marker.max_tries is not None
+        and current.clear_number == marker.clear_number
+        and current.max_tries == marker.max_tries
+        and current.try_number is not None
+        and current.try_number > marker.try_number
+    )
+
+
 def ended_life(
     *,
     written_at_try: int | None,
@@ -146,7 +173,7 @@ def ended_life(
     after it succeeded and the listener could not finish it. Unfinished work keeps its life through
     a clear, because a clear after a failure resumes.
     """
-    if finished_before(written_at_try, marker):
+    if finished_before(written_at_try, marker) and not extra_try_after_success(marker, current):
         assert marker is not None
         return f"it was written at try {written_at_try} of a run of this task that succeeded (try {marker.try_number})"
     if (

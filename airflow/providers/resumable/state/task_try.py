@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import dag_run_key, region_of, try_stamp
+from airflow.providers.resumable.compat.airflow import dag_run_key, mapped_kwargs, region_of, try_stamp
 from airflow.providers.resumable.state import after_success
 from airflow.providers.resumable.state.backends import (
     LEDGER_PREFIX,
@@ -34,9 +34,16 @@ from airflow.providers.resumable.state.base import (
     TaskScope,
     backend_name,
 )
-from airflow.providers.resumable.state.codec import FINISHED_KEY, FinishedMarker, located
+from airflow.providers.resumable.state.codec import (
+    FINISHED_KEY,
+    MAPPED_INPUT_KEY,
+    FinishedMarker,
+    MappedInput,
+    input_fingerprint,
+    located,
+)
 from airflow.providers.resumable.state.guard import GuardedStateStore, guard
-from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life
+from airflow.providers.resumable.state.lifecycle import TryInfo, ended_life, extra_try_after_success
 from airflow.providers.resumable.state.selection import (
     AUTO,
     BUILTIN_BACKENDS,
@@ -55,6 +62,8 @@ log = logging.getLogger(__name__)
 
 #: Where :meth:`TaskTry.of` keeps the try of an operator (or a TaskFlow handle) between calls.
 _CACHE_ATTRIBUTE = "_resumable_try"
+#: Where it keeps the tries of backends picked per call (``get_state_store(context, "variable")``).
+_PICKED_ATTRIBUTE = "_resumable_picked_tries"
 
 
 # ---- reading the context ----------------------------------------------------------------------------
@@ -135,6 +144,41 @@ def try_info_of(context: Any) -> TryInfo:
     )
 
 
+def mapped_input_fingerprint(context: Any, scope: TaskScope) -> str | None:
+    """
+    The fingerprint of the arguments ``expand()`` gave this map index (None: not mapped, or not knowable).
+
+    What it covers, and why an input without a stable form is left unchecked: ``codec.input_fingerprint``.
+    """
+    if scope.map_index < 0:
+        return None
+    try:
+        kwargs = mapped_kwargs(context)
+    except Exception as err:
+        log.warning(
+            "Could not resolve the expanded arguments of map index %s of %s.%s (%s: %s), so its state is not "
+            "checked against them: a changed mapped list may resume another item's state",
+            scope.map_index,
+            scope.dag_id,
+            scope.task_id,
+            type(err).__name__,
+            err,
+        )
+        return None
+    if kwargs is None:
+        return None
+    fingerprint = input_fingerprint(kwargs)
+    if fingerprint is None:
+        log.info(
+            "The expanded arguments of map index %s of %s.%s have no stable serialised form, so its state is not "
+            "checked against them",
+            scope.map_index,
+            scope.dag_id,
+            scope.task_id,
+        )
+    return fingerprint
+
+
 # ---- the backend ------------------------------------------------------------------------------------
 
 
@@ -187,14 +231,12 @@ def get_state_store(context: Mapping[str, Any] | None, backend: str | None = Non
     task = None
     with contextlib.suppress(Exception):
         task = context.get("task") if context is not None else None
-    if backend is not None and validate_backend(backend) != validate_backend():
-        # Another backend than the configured one: a try of its own, not cached on the task.
-        task_try = TaskTry.from_context(context, owner=ti.task_id, kind="get_state_store", backend=backend)
-    else:
-        task_try = TaskTry.of(task if task is not None else ti, context)
+    # Another backend than the configured one is a try of its own, kept on the task beside the
+    # configured one, so every call in this try returns the same store, finished after success.
+    task_try = TaskTry.of(task if task is not None else ti, context, backend=backend)
     if isinstance(task_try.store, GuardedStateStore) and not task_try._fresh_checked:
         # Checked at the first call, not here: building the store must not reach the backend.
-        task_try.store.before_first_use = task_try.start_fresh_after_success
+        task_try.store.before_first_use = task_try.first_use_of_raw_store
     return task_try.store
 
 
@@ -259,6 +301,10 @@ class TaskTry:
     _fresh_checked: bool = field(default=False, repr=False)
     #: Checkpoint writers of this try's walks (``mixins/checkpoint_writer.py``), while they run.
     _writers: list[Any] = field(default_factory=list, repr=False)
+    #: The fingerprint of this map index's expanded arguments (None: not mapped, or not knowable).
+    input_fingerprint: str | None = field(default=None, repr=False)
+    #: The stores (by id) whose mapped input this try has checked.
+    _input_checked: set[int] = field(default_factory=set, repr=False)
 
     @classmethod
     def from_context(
@@ -302,6 +348,8 @@ class TaskTry:
             tags["region_index"] = str(scope.region_index)
         found = cls(scope, info, store, name, durable, owner, tags, accessors, ephemeral, allow_secrets)
         if durable and scope is not None:
+            found.input_fingerprint = mapped_input_fingerprint(context, scope)
+            found._check_input_at_first_use(store)
             # Dropped or marked finished by the provider's listener once Airflow has recorded the
             # task instance's success; never inside execute, which can still fail after it returns.
             after_success.register_store(scope, info, store)
@@ -314,12 +362,24 @@ class TaskTry:
         return cached[1] if cached is not None else None
 
     @classmethod
-    def of(cls, holder: Any, context: Any, *, allow_secrets: bool = False, ephemeral: bool = False) -> TaskTry:
+    def of(
+        cls,
+        holder: Any,
+        context: Any,
+        *,
+        allow_secrets: bool = False,
+        ephemeral: bool = False,
+        backend: str | None = None,
+    ) -> TaskTry:
         """
         The try ``holder`` (an operator) runs with ``context``, built on first use and kept for that context.
 
         A retry, or the try that resumes after a deferral, brings a new context and so a new try.
+        ``backend`` other than the configured one (a store picked per operator) is a try of its own,
+        kept beside the configured one: its store is guarded and finished after success alike.
         """
+        if backend is not None and validate_backend(backend) != validate_backend():
+            return cls._picked(holder, context, validate_backend(backend), allow_secrets)
         cached = holder.__dict__.get(_CACHE_ATTRIBUTE)
         if cached is not None and cached[0] is context and cached[1].ephemeral is ephemeral:
             return cached[1]
@@ -338,6 +398,34 @@ class TaskTry:
         # The context is kept with it so that its id cannot be reused by the next try's context.
         holder.__dict__[_CACHE_ATTRIBUTE] = (context, found)
         return found
+
+    @classmethod
+    def _picked(cls, holder: Any, context: Any, backend: str, allow_secrets: bool) -> TaskTry:
+        picked: dict[str, tuple[Any, TaskTry]] = holder.__dict__.setdefault(_PICKED_ATTRIBUTE, {})
+        cached = picked.get(backend)
+        if cached is not None and cached[0] is context:
+            return cached[1]
+        owner = str(getattr(holder, "task_id", type(holder).__name__))
+        found = cls.from_context(
+            context, owner=owner, kind=type(holder).__name__, allow_secrets=allow_secrets, backend=backend
+        )
+        picked[backend] = (context, found)
+        return found
+
+    @classmethod
+    def owning(cls, holder: Any, store: Any) -> TaskTry | None:
+        """
+        The try of ``holder`` whose store ``store`` is (or a namespaced view of it), if one is.
+
+        What lets a mixin keep its state where an overridden ``state_store()`` says, with that
+        store's lifecycle, instead of ignoring the override.
+        """
+        inner = store.inner if isinstance(store, NamespacedStateStore) else store
+        tries = [cached[1] for cached in holder.__dict__.get(_PICKED_ATTRIBUTE, {}).values()]
+        configured = holder.__dict__.get(_CACHE_ATTRIBUTE)
+        if configured is not None:
+            tries.append(configured[1])
+        return next((task_try for task_try in tries if task_try.store is inner), None)
 
     # ---- what the layers below ask of it -------------------------------------------------------------
 
@@ -365,6 +453,15 @@ class TaskTry:
         if self._marker is None:
             raw = self.store.get(FINISHED_KEY)
             self._marker = (FinishedMarker.parse(raw, located(self.store, FINISHED_KEY)),)
+            marker = self._marker[0]
+            if marker is not None and extra_try_after_success(marker, self.info):
+                log.warning(
+                    "This task instance succeeded at try %s and Airflow started try %s without a clear since (a late "
+                    "failure of that try, such as Airflow 2.11's zombie callback): resuming from its state, so "
+                    "what it ran is not started again",
+                    marker.try_number,
+                    self.info.try_number,
+                )
         return self._marker[0]
 
     def ended_life(
@@ -400,6 +497,7 @@ class TaskTry:
                 scope=self.scope,
                 try_id=self.info.try_id,
             )
+            self._check_input_at_first_use(self._ledger)
             after_success.register_store(self.scope, self.info, self._ledger)
         return self._ledger
 
@@ -414,6 +512,52 @@ class TaskTry:
         self.flush_writers(flush_timeout)
         if self.scope is not None:
             after_success.note_killed(self.scope, self.info)
+
+    def _check_input_at_first_use(self, store: StateStore) -> None:
+        if self.input_fingerprint is not None and isinstance(store, GuardedStateStore):
+            # At the first call, not here: building the store must not reach the backend.
+            store.before_first_use = lambda: self.check_mapped_input(store)
+
+    def check_mapped_input(self, store: StateStore) -> bool:
+        """
+        Clear ``store`` when it was kept for other expanded arguments than this map index runs with.
+
+        A mapped list that changed between a failed run and a person's clear (an item inserted)
+        moves items to other map indexes; state is keyed by map index, so without this index *i*
+        would resume item *j*'s checkpoint or reattach to its job. State without a fingerprint
+        (written before 0.2.0) is kept. Once per store and try; True when it cleared.
+        """
+        if self.input_fingerprint is None or self.scope is None or id(store) in self._input_checked:
+            return False
+        self._input_checked.add(id(store))
+        wanted = MappedInput(map_index=self.scope.map_index, fingerprint=self.input_fingerprint)
+        stored = MappedInput.parse(store.get(MAPPED_INPUT_KEY), located(store, MAPPED_INPUT_KEY))
+        if stored == wanted:
+            return False
+        cleared = stored is not None
+        if cleared:
+            kept = dict(getattr(store, "written_this_try", {}))
+            store.clear()
+            for key, value in kept.items():
+                store.set(key, value)
+            if store is self.store:
+                self._marker = None
+                self._namespaces.clear()
+            log.warning(
+                "Map index %s of %s.%s runs with other expanded arguments than its stored state was kept for "
+                "(the mapped list changed since): starting afresh, that state cleared (%s)",
+                self.scope.map_index,
+                self.scope.dag_id,
+                self.scope.task_id,
+                located(store, MAPPED_INPUT_KEY),
+            )
+        store.set(MAPPED_INPUT_KEY, wanted.dump())
+        return cleared
+
+    def first_use_of_raw_store(self) -> None:
+        """What the first call of ``get_state_store``'s store checks: an ended life, then the mapped input."""
+        self.start_fresh_after_success()
+        self.check_mapped_input(self.store)
 
     def adopt_writer(self, writer: Any) -> None:
         """A walk of this try writes in the background through ``writer`` (flushed on kill, stopped at the end)."""
@@ -455,7 +599,7 @@ class TaskTry:
             return False
         self._fresh_checked = True
         marker = self.marker()
-        if marker is None:
+        if marker is None or extra_try_after_success(marker, self.info):
             return False
         kept = dict(getattr(self.store, "written_this_try", {}))
         self.store.clear()
