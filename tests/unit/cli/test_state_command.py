@@ -200,7 +200,8 @@ def test_bookkeeping_keys_are_hidden_unless_asked(monkeypatch, capsys):
     assert [row["key"] for row in json.loads(capsys.readouterr().out)] == ["job"]
     state_command.state_list(args(output="plain"))
     assert capsys.readouterr().out.splitlines()[-1] == (
-        "(2 bookkeeping key(s) hidden: namespace indexes and finished markers; --all lists them)"
+        "(2 bookkeeping key(s) hidden: namespace indexes, finished markers, mapped-input fingerprints; "
+        "--all lists them)"
     )
     state_command.state_list(args(output="json", all_keys=True))
     keys = [row["key"] for row in json.loads(capsys.readouterr().out)]

@@ -147,7 +147,10 @@ def state_list(args: Namespace) -> None:
         return
     _print(rows, args.output)
     if hidden and args.output in ("table", "plain"):
-        print(f"({hidden} bookkeeping key(s) hidden: namespace indexes and finished markers; --all lists them)")
+        print(
+            f"({hidden} bookkeeping key(s) hidden: namespace indexes, finished markers, mapped-input "
+            "fingerprints; --all lists them)"
+        )
 
 
 def state_show(args: Namespace) -> None:

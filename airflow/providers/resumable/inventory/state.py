@@ -125,12 +125,14 @@ class TaskState:
 
 def is_internal(key: str) -> bool:
     """
-    A key this provider keeps for its own bookkeeping: a namespace's index, the finished marker.
+    A key this provider keeps for its own bookkeeping: a namespace's index, the finished marker, a
+    mapped task instance's input fingerprint.
 
     ``state list`` hides them unless asked (``--all``): the task instance's state column says what
-    the finished marker says, and an index only lists the keys beside it.
+    the finished marker says, an index only lists the keys beside it, and the fingerprint only tells
+    a re-expanded map index apart.
     """
-    return key == FINISHED_KEY or key.endswith(f"/{NAMESPACE_INDEX}")
+    return key in (FINISHED_KEY, MAPPED_INPUT_KEY) or key.endswith(f"/{NAMESPACE_INDEX}")
 
 
 def delete_command(scope: TaskScope, key: str | None = None) -> str:
