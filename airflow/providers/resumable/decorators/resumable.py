@@ -134,9 +134,10 @@ class _ResumableDecoratedOperator(python_decorated_operator()):  # type: ignore[
 
     def execute(self, context: Any) -> Any:
         task_try = TaskTry.of(self, context, allow_secrets=self.allow_secrets_in_state)
-        # Before the function reads anything: a raw key it kept (get_state_store) from a life that
-        # succeeded is gone after a person's clear, as the handle's own state is.
-        task_try.start_fresh_after_success()
+        # At the store's first call, before the function reads anything through it: a raw key it kept
+        # (get_state_store) from a life that succeeded is gone after a person's clear, as the handle's
+        # own state is. Not now: a function that never touches its state reads nothing.
+        task_try.start_fresh_at_first_use()
         if not task_try.durable:
             self.log.info("No task instance in the context: loops and jobs last only as long as this call")
         handle = ResumableHandle(

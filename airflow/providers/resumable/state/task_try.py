@@ -234,9 +234,7 @@ def get_state_store(context: Mapping[str, Any] | None, backend: str | None = Non
     # Another backend than the configured one is a try of its own, kept on the task beside the
     # configured one, so every call in this try returns the same store, finished after success.
     task_try = TaskTry.of(task if task is not None else ti, context, backend=backend)
-    if isinstance(task_try.store, GuardedStateStore) and not task_try._fresh_checked:
-        # Checked at the first call, not here: building the store must not reach the backend.
-        task_try.store.before_first_use = task_try.first_use_of_raw_store
+    task_try.start_fresh_at_first_use()
     return task_try.store
 
 
@@ -553,6 +551,15 @@ class TaskTry:
             )
         store.set(MAPPED_INPUT_KEY, wanted.dump())
         return cleared
+
+    def start_fresh_at_first_use(self) -> None:
+        """
+        Run :meth:`first_use_of_raw_store` at the store's first call, not now.
+
+        Building the store must not reach the backend: a task that never touches its state reads nothing.
+        """
+        if isinstance(self.store, GuardedStateStore) and not self._fresh_checked:
+            self.store.before_first_use = self.first_use_of_raw_store
 
     def first_use_of_raw_store(self) -> None:
         """What the first call of ``get_state_store``'s store checks: an ended life, then the mapped input."""
