@@ -277,3 +277,25 @@ def test_the_budget_walk_counts_from_when_a_checkpoint_was_taken_not_when_it_lan
     assert walk.record_write(0.02) is None  # ... and a write that lands later does not restart it
     assert walk.should_checkpoint(40, 0.45) is False
     assert walk.should_checkpoint(45, 0.51) is True
+
+
+def test_a_stalled_write_holds_the_walk_one_checkpoint_ahead_of_durable_state(memory_store):
+    """A store that stalls must not let the walk run on: what a hard kill redoes stays bounded."""
+    finished: list[int] = []
+    walk, checkpoints = background_walk(finished)
+    seen_when_first_landed: list[int] = []
+    gate = threading.Event()
+    original = checkpoints.write
+
+    def stalled_first_write(checkpoint, *, batches_done, complete):
+        if not seen_when_first_landed and not complete:
+            assert gate.wait(5)
+            seen_when_first_landed.append(len(finished))
+        original(checkpoint, batches_done=batches_done, complete=complete)
+
+    checkpoints.write = stalled_first_write
+    threading.Timer(0.3, gate.set).start()
+    walk_batches(walk, process_until(100, finished), start=Cursor(n=0))
+    # The first checkpoint (after batch 0) stalled for 0.3 s while batches take ~1 ms: the walk took
+    # the next checkpoint after batch 1 and waited there, instead of running on through all 100.
+    assert seen_when_first_landed == [2]

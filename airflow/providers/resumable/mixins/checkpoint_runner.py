@@ -316,6 +316,11 @@ class CheckpointWalk(Generic[C]):
         if self.writer is None:
             return False
         assert self.cursor is not None
+        if self.writer.busy:
+            # The previous checkpoint is still being written (a store that stalls): wait for it, as a
+            # synchronous write would have, so the walk never runs more than one checkpoint ahead of
+            # durable state and a hard kill still redoes at most two intervals of batches.
+            self.writer.flush()
         # A copy: the walk's code may change its cursor object in place once the batch after it runs.
         self.writer.submit(_snapshot(self.cursor), self.index)
         self._last_save = self.clock()

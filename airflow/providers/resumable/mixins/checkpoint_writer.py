@@ -5,7 +5,9 @@ The batch after a checkpoint does not need that checkpoint to be durable; only t
 checkpoints matters. So the walk hands each checkpoint to a :class:`CheckpointWriter` and goes on:
 
 * at most one write is in flight; a checkpoint handed over while one is in flight waits, and a
-  newer one replaces it (coalescing: only the newest cursor is worth writing);
+  newer one replaces it (coalescing: only the newest cursor is worth writing). The walk itself waits
+  for a write still in flight before it hands over the next checkpoint, so a store that stalls cannot
+  let it run more than one checkpoint ahead of durable state;
 * writes land in the order they were taken, and a checkpoint is only ever taken after the batches it
   covers are durable, so a stored checkpoint is never ahead of the data;
 * a failed write is kept and raised in the walk at its next step (``raise_if_failed``), so the try
