@@ -130,14 +130,9 @@ def test_the_backend_this_leg_is_meant_to_exercise(request):
         assert resumable_variables(dag.dag_id) == []
 
 
-def test_checkpoints_are_written_where_airflow_lets_a_thread_write(request):
-    """
-    Airflow 2: on a writer thread (a session per thread). Airflow 3's dag.test(): synchronously, as its
-    in-process comms are not safe for two threads (the deployment suite covers the real supervisor).
-    """
+def where_written() -> type:
+    """A ``SleepyBatchOperator`` recording the threads its checkpoints were written on (a fresh set per test)."""
     import threading
-
-    from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
 
     class WhereWritten(SleepyBatchOperator):
         threads: set[str] = set()
@@ -145,6 +140,18 @@ def test_checkpoints_are_written_where_airflow_lets_a_thread_write(request):
         def save_checkpoint(self, context, checkpoint, *, batches_done=None):
             WhereWritten.threads.add(threading.current_thread().name)
             super().save_checkpoint(context, checkpoint, batches_done=batches_done)
+
+    return WhereWritten
+
+
+def test_checkpoints_are_written_where_airflow_lets_a_thread_write(request):
+    """
+    Airflow 2: on a writer thread (a session per thread). Airflow 3's dag.test(): synchronously, as its
+    in-process comms are not safe for two threads (the deployment suite covers the real supervisor).
+    """
+    from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+
+    WhereWritten = where_written()
 
     dag = make_dag(request)
     WhereWritten(task_id="walk", batches=60, batch_seconds=0.01, checkpoint_every=5, dag=dag)
@@ -158,14 +165,7 @@ def test_checkpoints_are_written_where_airflow_lets_a_thread_write(request):
 
 
 def test_background_checkpoints_false_keeps_every_write_on_the_walk(request):
-    import threading
-
-    class WhereWritten(SleepyBatchOperator):
-        threads: set[str] = set()
-
-        def save_checkpoint(self, context, checkpoint, *, batches_done=None):
-            WhereWritten.threads.add(threading.current_thread().name)
-            super().save_checkpoint(context, checkpoint, batches_done=batches_done)
+    WhereWritten = where_written()
 
     dag = make_dag(request)
     WhereWritten(
