@@ -231,7 +231,9 @@ class Suite:
     def leg_environment(self) -> dict[str, str]:
         # Airflow 2.11 fails a SIGKILLed task through zombie callbacks that run late (deployment.py);
         # a retry must not start before they have run, or one of them fails the retry.
-        return {"DEPLOY_RETRIES": "2", "DEPLOY_RETRY_DELAY": "1" if self.airflow3 else "60"}
+        # DEPLOY_LEG_RETRY_DELAY overrides it, to watch 2.11's late callbacks meet a short delay.
+        delay = os.environ.get("DEPLOY_LEG_RETRY_DELAY") or ("1" if self.airflow3 else "60")
+        return {"DEPLOY_RETRIES": "2", "DEPLOY_RETRY_DELAY": delay}
 
     def start_backing(self) -> dict[str, str]:
         phase = time.monotonic()

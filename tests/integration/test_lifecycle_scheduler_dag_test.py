@@ -256,12 +256,9 @@ def fail_late_and_retry(dag, previous, task_id: str):
 
 
 @pytest.mark.skipif(AIRFLOW_V_3_4_PLUS, reason="3.4 numbers each try as a row of its own; the report is 2.11's")
-@pytest.mark.xfail(
-    not NATIVE,
-    strict=True,
-    raises=AssertionError,
-    reason="issue 22, not fixed on Variables yet: the Variable is deleted at the success, so the extra try of the "
-    "same life finds nothing and starts a second job",
+@pytest.mark.skipif(
+    AIRFLOW_V_3_0_PLUS and not NATIVE,
+    reason="Airflow 3 fails no try after its recorded success, so Variables are deleted at the success there",
 )
 def test_a_late_failure_of_a_try_that_succeeded_does_not_start_a_second_job(job_system, request):
     from tests.support.toy_operators import ToyJobOperator
@@ -282,6 +279,32 @@ def test_a_late_failure_of_a_try_that_succeeded_does_not_start_a_second_job(job_
     again = clear_and_rerun(dag, extra)
     assert again.state == "success"
     assert len(job_system.jobs) == 2, "a person's clear still starts the next life: a new job"
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="only Airflow 2 can fail a try after its success, so only it keeps")
+def test_airflow_2_keeps_a_succeeded_variable_for_its_retention_and_a_later_success_deletes_it(
+    job_system, request, monkeypatch
+):
+    import time
+
+    from tests.support.toy_operators import ToyJobOperator
+
+    monkeypatch.setenv("AIRFLOW__RESUMABLE__FINISHED_STATE_RETENTION", "1")
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, retries=1, retry_delay=timedelta(0), dag=dag)
+    first = run_dag(dag)
+    assert first.state == "success"
+    assert resumable_variables(dag.dag_id) == [], "no state of a running life is left"
+    kept = resumable_variables(dag.dag_id, include_finished=True)
+    assert len(kept) == 1, "the succeeded task instance's Variable is kept, marked finished"
+
+    time.sleep(1.5)  # past the 1 s retention
+    second = run_dag(dag)
+    assert second.state == "success"
+    assert second.run_id != first.run_id
+    now_kept = resumable_variables(dag.dag_id, include_finished=True)
+    assert kept[0] not in now_kept, "the next success of the DAG deleted the expired one"
+    assert len(now_kept) == 1, "and kept its own"
 
 
 # ---- 3. a person's "mark success", which Airflow 3 records in the API server ----------------------------

@@ -20,7 +20,7 @@ import pytest
 
 from airflow.providers.resumable.state.base import state_cli_program
 from airflow.providers.resumable.testing import resumable_variables
-from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
+from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import clear_and_rerun, make_dag, run_dag
 from tests.support.toy_operators import ToyBatchOperator, ToyJobOperator
 
@@ -361,6 +361,31 @@ def test_sweep_deletes_only_the_state_of_task_instances_that_succeeded(job_syste
     assert "Deleted" in capsys.readouterr().out
     left = cli_json(capsys, "state", "list", "--dag-id", dag.dag_id)
     assert {r["task_id"] for r in left} == {"failed"}, "the failed task instance keeps its state for a clear"
+
+
+@pytest.mark.skipif(AIRFLOW_V_3_0_PLUS, reason="only Airflow 2 keeps a succeeded task instance's Variable")
+def test_sweep_keeps_a_finished_variable_until_airflow_2_can_no_longer_fail_its_try(
+    job_system, request, capsys, monkeypatch
+):
+    import time
+
+    dag = make_dag(request)
+    ToyJobOperator(task_id="job", base_url=job_system.url, spec={}, retries=0, dag=dag)
+    assert run_dag(dag).state == "success"
+
+    capsys.readouterr()
+    cli("state", "sweep", "--dag-id", dag.dag_id, "--yes")
+    out = capsys.readouterr().out
+    assert "Kept resumable." in out
+    assert "Airflow 2 can still fail the try that succeeded" in out
+    assert "Deleted" not in out
+    assert {r["task_id"] for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")} == {"job"}
+
+    monkeypatch.setenv("AIRFLOW__RESUMABLE__FINISHED_STATE_RETENTION", "1")
+    time.sleep(1.5)  # past the 1 s retention
+    cli("state", "sweep", "--dag-id", dag.dag_id, "--yes")
+    assert "Deleted" in capsys.readouterr().out
+    assert cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all") == []
 
 
 def mark_success(dag_id: str, run_id: str, task_id: str) -> None:

@@ -87,6 +87,20 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "4194304",
                         "default": "1048576",
                     },
+                    "finished_state_retention": {
+                        "description": (
+                            "Airflow 2 only: how many seconds a succeeded task instance's state Variable is kept, marked\n"
+                            "finished, before it is deleted. Airflow 2.11 can fail a try after its success (a late zombie\n"
+                            "callback) and run a retry in the same life; that retry finds the job in the kept Variable\n"
+                            "instead of submitting another. Expired Variables are deleted at a later success of the same\n"
+                            "DAG, or by ``airflow resumable state sweep``. 0 deletes the Variable at the success. Airflow 3\n"
+                            "fails no try after its success and ignores this setting.\n"
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "integer",
+                        "example": "3600",
+                        "default": "86400",
+                    },
                 },
             }
         },

@@ -25,3 +25,16 @@ def test_state_of_a_task_instance_the_db_does_not_know_is_not_picked():
 
     with create_session() as session:
         assert stale.succeeded(session, [TaskState("variable", SCOPE, "resumable.x", {"k": 1})]) == []
+
+
+def test_a_finished_state_is_kept_for_the_retention_and_may_go_after_it():
+    from datetime import UTC, datetime, timedelta
+
+    marker = {"resumable_finished": {"try_number": 2, "finished_at": "2026-12-05T03:00:00+00:00"}}
+    finished = TaskState("variable", SCOPE, "resumable.x", marker)
+    day = timedelta(days=1)
+    assert stale.kept_until(finished, datetime(2026, 12, 5, 4, tzinfo=UTC), day) == datetime(2026, 12, 6, 3, tzinfo=UTC)
+    assert stale.kept_until(finished, datetime(2026, 12, 6, 3, 1, tzinfo=UTC), day) is None, "its time is up"
+    assert stale.kept_until(finished, datetime(2026, 12, 5, 4, tzinfo=UTC), None) is None, "Airflow 3 keeps nothing"
+    left = TaskState("variable", SCOPE, "resumable.x", {"toy_job": {"kind": "resumable-job"}})
+    assert stale.kept_until(left, datetime(2026, 12, 5, 4, tzinfo=UTC), day) is None, "no marker: left behind"

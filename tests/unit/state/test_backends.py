@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,10 +10,12 @@ from airflow.providers.resumable.state import (
     InMemoryStateStore,
     NamespacedStateStore,
     NativeTaskStateStore,
+    StateBackendConfigError,
     StateStore,
     StateStoreError,
     TaskScope,
     VariableStateStore,
+    finished_variables,
     variable_key,
 )
 from airflow.providers.resumable.state.backends import legacy_variable_key
@@ -347,12 +350,79 @@ class TestVariableLife:
         assert document["values"] == {"checkpoint": {"batches_done": 0}}, "the old keys are gone"
         assert document["life"]["try_stamp"] == reader.try_stamp
 
-    def test_finish_deletes_the_variable(self):
+    def test_finish_deletes_the_variable_where_no_try_can_fail_after_its_success(self, monkeypatch):
+        monkeypatch.setattr(finished_variables, "late_failure_after_success", lambda: False)
         access = DictVariables()
         store = VariableStateStore(SCOPE, access=access, info=info(1, "ti-1"))
         store.set("k", 1)
-        assert "deleted" in store.finish(FinishedMarker(try_number=1))
+        assert "deleted" in store.finish(FinishedMarker(try_number=1, finished_at="2026-12-05T03:00:00+00:00"))
         assert store.key not in access.rows
+
+    def test_finish_keeps_the_variable_marked_finished_where_airflow_can_fail_a_try_after_its_success(
+        self, monkeypatch
+    ):
+        monkeypatch.setattr(finished_variables, "late_failure_after_success", lambda: True)
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access, info=info(1, "ti-1"))
+        store.set("job", {"external_id": "job-1"})
+        said = store.finish(FinishedMarker(try_number=1, finished_at="2026-12-05T03:00:00+00:00"))
+        assert "kept until 2026-12-06T03:00:00+00:00" in said, "a day by default"
+        value, description = access.rows[store.key]
+        values = json.loads(value)["values"]
+        assert values["job"] == {"external_id": "job-1"}, "the retry of a late failure finds the job"
+        assert values[FINISHED_KEY]["try_number"] == 1
+        assert finished_variables.kept_until(description) == datetime(2026, 12, 6, 3, tzinfo=UTC)
+
+        # A person's clear: the next life's first write takes the Variable back from the sweep.
+        VariableStateStore(SCOPE, access=access, info=info(2, "ti-2", clear_number=1)).set("job", {"seq": 2})
+        assert finished_variables.kept_until(access.rows[store.key][1]) is None
+
+    def test_a_retention_of_zero_deletes_at_the_success(self, monkeypatch):
+        monkeypatch.setattr(finished_variables, "late_failure_after_success", lambda: True)
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__FINISHED_STATE_RETENTION", "0")
+        access = DictVariables()
+        store = VariableStateStore(SCOPE, access=access, info=info(1, "ti-1"))
+        store.set("k", 1)
+        assert "deleted" in store.finish(FinishedMarker(try_number=1, finished_at="2026-12-05T03:00:00+00:00"))
+        assert store.key not in access.rows
+
+    def test_a_retention_that_is_no_number_is_named(self, monkeypatch):
+        monkeypatch.setattr(finished_variables, "late_failure_after_success", lambda: True)
+        monkeypatch.setenv("AIRFLOW__RESUMABLE__FINISHED_STATE_RETENTION", "1d")
+        with pytest.raises(StateBackendConfigError, match=r"^\[resumable\] finished_state_retention must be .*'1d'"):
+            finished_variables.retention()
+
+
+class TestKeptUntil:
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            (None, None),
+            ("Retry state of d.t in run r (airflow-provider-resumable); finished once it succeeds.", None),
+            (
+                "... deleted after resumable-finished-until=2026-12-06T03:00:00+00:00",
+                datetime(2026, 12, 6, 3, tzinfo=UTC),
+            ),
+            ("... resumable-finished-until=2026-12-06T03:00:00", datetime(2026, 12, 6, 3, tzinfo=UTC)),
+            ("... resumable-finished-until=tomorrow", None),
+        ],
+        ids=["none", "live", "kept", "naive-is-utc", "unreadable"],
+    )
+    def test_the_description_says_until_when_a_variable_is_kept(self, text, expected):
+        assert finished_variables.kept_until(text) == expected
+
+    @pytest.mark.parametrize(
+        ("finished_at", "keep", "expected"),
+        [
+            ("2026-12-05T03:00:00+00:00", timedelta(days=1), datetime(2026, 12, 6, 3, tzinfo=UTC)),
+            ("2026-12-05T03:00:00+00:00", None, None),
+            (None, timedelta(days=1), None),
+            ("not a time", timedelta(days=1), None),
+        ],
+        ids=["kept", "not-kept", "no-time", "unreadable"],
+    )
+    def test_a_finished_state_is_kept_for_the_retention(self, finished_at, keep, expected):
+        assert finished_variables.kept_until_finished(finished_at, keep) == expected
 
 
 class TestAsyncAccess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from airflow.providers.resumable.cli.state_command import _asked, _read
@@ -23,9 +24,21 @@ def state_sweep(args: Namespace) -> None:
     """
     from airflow.utils.session import create_session
 
+    from airflow.providers.resumable.state.finished_variables import retention
+
     vars(args).setdefault("key", None)  # the shared filters read it; a sweep takes no --key
     with create_session() as session:
         found = stale.succeeded(session, _read(args))
+    now, keep = datetime.now(tz=UTC), retention()
+    held = [(state, stale.kept_until(state, now, keep)) for state in found]
+    for state, until in held:
+        if until is not None:
+            print(
+                f"Kept {state.location} until {until.isoformat()}: Airflow 2 can still fail the try that "
+                "succeeded (a late zombie callback), and its retry must find the job "
+                "([resumable] finished_state_retention)."
+            )
+    found = [state for state, until in held if until is None]
     if not found:
         print(f"No state of a succeeded task instance for {_asked(args)}; nothing to sweep.")
         return

@@ -246,6 +246,44 @@ def variable_access() -> SdkVariables | OrmVariables:
     return SdkVariables() if AIRFLOW_V_3_0_PLUS else OrmVariables()
 
 
+def late_failure_after_success() -> bool:
+    """
+    Whether Airflow can fail a try after recording its success, and run a retry in the same life.
+
+    2.11: yes. A zombie callback for an earlier try that was killed can arrive after a later try
+    succeeded; it sets the task instance to up_for_retry with ``max_tries`` unchanged (seen in the
+    deployment suite). 3.0+: no. The scheduler purges only task instances that are still running,
+    and the API server refuses a heartbeat or state change from a try that is no longer running.
+    """
+    return not AIRFLOW_V_3_0_PLUS
+
+
+def finished_variables(session: Any, key_prefix: str, description_tag: str) -> list[tuple[str, str]]:
+    """2.11 (where Variables are kept after success): ``(key, description)`` of the Variables so tagged."""
+    from airflow.models import Variable
+    from sqlalchemy import select
+
+    query = select(Variable.key, Variable.description).where(
+        Variable.key.startswith(key_prefix, autoescape=True),
+        Variable.description.contains(description_tag, autoescape=True),
+    )
+    return [(row[0], row[1]) for row in session.execute(query)]
+
+
+def delete_variable_if_unchanged(session: Any, key: str, description: str) -> bool:
+    """
+    Delete Variable ``key`` only if its description is still ``description``; whether it was deleted.
+
+    One statement, so a Variable written again in between (a person cleared the task and its new
+    life wrote state, which replaces the description) is left alone.
+    """
+    from airflow.models import Variable
+    from sqlalchemy import delete
+
+    result = session.execute(delete(Variable).where(Variable.key == key, Variable.description == description))
+    return bool(result.rowcount)
+
+
 # ---- the metadata DB, for the CLI -------------------------------------------------------------------
 
 
@@ -676,7 +714,7 @@ def map_task_instance_models() -> None:
 
 def clear_task_instances(tis: list[Any], session: Any, dag: Any, *, dag_changed: bool) -> None:
     """
-    Airflow's ``clear_task_instances`` as the UI's "Clear" calls it, leaving the DAG run running.
+    Airflow's ``clear_task_instances`` as the UI's "Clear" calls it (the caller runs the DAG run).
 
     3.0+: with ``dag_changed`` the new DAG version is serialized first and the clear runs on it
     (``run_on_latest_version``). 2.11: always on ``dag``, which must be passed, or the clear looks the
@@ -690,7 +728,9 @@ def clear_task_instances(tis: list[Any], session: Any, dag: Any, *, dag_changed:
             serialize_dag(dag)
         clear(tis, session, dag_run_state=DagRunState.RUNNING, run_on_latest_version=dag_changed)
     else:
-        clear(tis, session, dag=dag, dag_run_state=DagRunState.RUNNING)  # type: ignore[call-arg]
+        # QUEUED, the default of the UI's Clear and of `airflow tasks clear` on 2.11: only then does a
+        # finished DAG run's clear_number move, which tells a person's clear from a late extra try.
+        clear(tis, session, dag=dag, dag_run_state=DagRunState.QUEUED)  # type: ignore[call-arg]
 
 
 def dag_for_run(dag: Any) -> Any:

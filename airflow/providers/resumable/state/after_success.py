@@ -22,7 +22,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from airflow.providers.resumable.state.base import state_command
+from airflow.providers.resumable.state.backends import VariableStateStore
+from airflow.providers.resumable.state.base import backend_name, state_command
 from airflow.providers.resumable.state.codec import utcnow_iso
 
 if TYPE_CHECKING:
@@ -167,7 +168,27 @@ def finish_after_success(scope: TaskScope) -> list[str]:
             continue
         log.info("Resumable state of %s.%s after success: %s", scope.dag_id, scope.task_id, said)
         done.append(said)
+    if any(backend_name(store) == VariableStateStore.name for store in pending.stores):
+        done.extend(_sweep_kept_variables(scope))
     return done
+
+
+def _sweep_kept_variables(scope: TaskScope) -> list[str]:
+    """Airflow 2: delete the Variables of ``scope``'s DAG kept after their success whose time is up."""
+    from datetime import UTC, datetime
+
+    from airflow.providers.resumable.state import finished_variables
+
+    try:
+        if finished_variables.retention() is None:
+            return []
+    except Exception:
+        log.exception("Cannot read [resumable] %s; no kept Variable is deleted", finished_variables.OPTION)
+        return []
+    swept = finished_variables.sweep_expired(scope.dag_id, datetime.now(tz=UTC))
+    for said in swept:
+        log.info("Kept state of DAG %s after its time: %s", scope.dag_id, said)
+    return swept
 
 
 def has_pending(scope: TaskScope) -> bool:

@@ -353,15 +353,17 @@ class VariableStateStore:
             self.access.delete(self._legacy_key)
             self._legacy_key = None
 
-    def _write(self, values: dict[str, JsonValue]) -> None:
+    def _write(self, values: dict[str, JsonValue], description: str | None = None) -> None:
         if not values:
             self.access.delete(self.key)
             return
         document = VariableDocument(scope=self._scope_dict(), life=self.info.as_dict(), values=values)
         what = "Job record ledger" if self.prefix == LEDGER_PREFIX else "Retry state"
-        description = (
+        # A write of a running try always replaces a finished Variable's description, so the sweep,
+        # which deletes only a Variable whose description is still the finished one, never takes it.
+        description = description or (
             f"{what} of {self.scope.dag_id}.{self.scope.task_id} in run {self.scope.run_id} "
-            "(airflow-provider-resumable); deleted once the task instance succeeds."
+            "(airflow-provider-resumable); finished once the task instance succeeds."
         )
         self.access.set(self.key, document.dump(), description)
 
@@ -395,6 +397,16 @@ class VariableStateStore:
         self._values = {}
 
     def finish(self, marker: FinishedMarker) -> str:
-        # Variables are global and would pile up: the state goes once the success is recorded.
-        self.clear()
-        return f"dropped (Variable {self.key!r} deleted)"
+        from airflow.providers.resumable.state import finished_variables
+        from airflow.providers.resumable.state.codec import FINISHED_KEY
+
+        until = finished_variables.kept_until_finished(marker.finished_at, finished_variables.retention())
+        if until is None:
+            # Variables are global and would pile up: the state goes once the success is recorded.
+            self.clear()
+            return f"dropped (Variable {self.key!r} deleted)"
+        # Airflow 2 can still fail this try and run a retry of the same life: it must find the job.
+        values = {**self._load(), FINISHED_KEY: marker.dump()}
+        self._drop_legacy_after(lambda: self._write(values, finished_variables.description(self.scope, until)))
+        self._values = values
+        return f"marked finished (Variable {self.key!r} kept until {until.isoformat()})"

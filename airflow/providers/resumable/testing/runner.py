@@ -250,11 +250,25 @@ def _drive(dag: Any, dr: Any, session: Any) -> None:
     )
 
 
-def resumable_variables(dag_id: str) -> list[str]:
-    """Names of the Variables the provider's Variable backend holds for ``dag_id`` (by their stored scope)."""
+def resumable_variables(dag_id: str, *, include_finished: bool = False) -> list[str]:
+    """
+    Names of the Variables the provider's Variable backend holds for ``dag_id`` (by their stored scope).
+
+    On Airflow 2 a succeeded task instance's Variable is kept for a while, marked finished (see
+    ``state/finished_variables.py``); nothing resumes from it, so it is listed only with
+    ``include_finished=True``.
+    """
+    from airflow.models import Variable
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     from airflow.providers.resumable.inventory import state as inventory
+    from airflow.providers.resumable.state.finished_variables import kept_until
 
     with create_session() as session:
-        return sorted(s.location for s in inventory.read_variables(session, inventory.Filters(dag_id=dag_id)))
+        names = sorted(s.location for s in inventory.read_variables(session, inventory.Filters(dag_id=dag_id)))
+        if include_finished or not names:
+            return names
+        rows = session.execute(select(Variable.key, Variable.description).where(Variable.key.in_(names)))
+        kept = {key for key, text in rows if kept_until(text) is not None}
+    return [name for name in names if name not in kept]
