@@ -125,6 +125,29 @@ def test_mapped_task_one_instance_deleted(job_system, request, capsys):
     assert len(job_system.jobs) == 3, "map index 0 reattached to its job; map index 1 submitted a new one"
 
 
+def test_deleting_one_key_of_a_namespace_takes_it_out_of_the_index_on_every_backend(request, capsys):
+    """What the store's own delete does: the index that listed the key no longer does."""
+    from airflow.providers.resumable.state import NamespacedStateStore, get_state_store
+    from airflow.providers.resumable.version_compat import BaseOperator
+
+    class TwoKeysThenFail(BaseOperator):
+        def execute(self, context):
+            store = NamespacedStateStore(get_state_store(context), "ns")
+            store.set("a", 1)
+            store.set("b", 2)
+            raise RuntimeError("fails after writing two keys")
+
+    dag = make_dag(request)
+    TwoKeysThenFail(task_id="job", dag=dag)
+    run = run_dag(dag)
+    assert run.state == "failed"
+
+    delete_state(dag, run, "--key", "ns/a", "--yes")
+    rows = {r["key"]: r for r in cli_json(capsys, "state", "list", "--dag-id", dag.dag_id, "--all")}
+    assert sorted(rows) == ["ns/__keys__", "ns/b"]
+    assert rows["ns/__keys__"]["value"] == ["b"], "the index no longer lists the deleted key"
+
+
 def test_deleting_the_last_key_of_a_namespace_takes_its_index_and_the_variable(request, tmp_path, capsys):
     """The checkpoint goes, and with it the index that listed it: on Variables, the Variable itself."""
     dag = make_dag(request)

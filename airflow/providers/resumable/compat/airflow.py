@@ -412,6 +412,32 @@ def task_state_rows(
     ]
 
 
+def _task_state_where(
+    model: Any, dag_id: str, run_id: str, task_id: str, map_index: int, region_id: str | None, region_index: int | None
+) -> list[Any] | None:
+    """
+    The WHERE clauses of one task instance's rows, named as :func:`task_state_rows` names it; None: no rows.
+
+    3.4+: the stored coordinates are ``(region_id, region_index)`` for a Task Loop iteration, else the
+    map index (in the sentinel region, or in a mapped task's expansion). 3.3: ``map_index``; a region
+    matches nothing there.
+    """
+    where = [model.dag_id == dag_id, model.run_id == run_id, model.task_id == task_id]
+    if AIRFLOW_V_3_4_PLUS:
+        from uuid import UUID
+
+        from airflow.models.task_coordinates import public_map_index_expression
+
+        if region_id is None:
+            # Outside a loop (see loop_region): the stored index is the map index, in the sentinel
+            # region or in the mapped task's own expansion.
+            return [*where, model.region_index == map_index, public_map_index_expression(model) == map_index]
+        return [*where, model.region_id == UUID(region_id), model.region_index == region_index]
+    if region_id is not None:
+        return None
+    return [*where, model.map_index == map_index]
+
+
 def delete_task_state_rows(
     session: Any,
     *,
@@ -424,35 +450,45 @@ def delete_task_state_rows(
     keys: list[str],
 ) -> int:
     """
-    Delete the rows ``keys`` of one task instance, named as :func:`task_state_rows` names it; returns how many.
+    Delete the rows ``keys`` of one task instance (see :func:`_task_state_where`); returns how many.
 
-    3.4+: the stored coordinates are ``(region_id, region_index)`` for a Task Loop iteration, else the
-    map index (in the sentinel region, or in a mapped task's expansion). 3.3: ``map_index``; a region
-    matches nothing there.
     Before 3.3: no table, nothing to delete.
     """
     model = task_state_store_model()
     if model is None or not keys:
         return 0
+    where = _task_state_where(model, dag_id, run_id, task_id, map_index, region_id, region_index)
+    if where is None:
+        return 0
     from sqlalchemy import delete
 
-    where = [model.dag_id == dag_id, model.run_id == run_id, model.task_id == task_id, model.key.in_(keys)]
-    if AIRFLOW_V_3_4_PLUS:
-        from uuid import UUID
+    return int(session.execute(delete(model).where(*where, model.key.in_(keys))).rowcount or 0)
 
-        from airflow.models.task_coordinates import public_map_index_expression
 
-        if region_id is None:
-            # Outside a loop (see loop_region): the stored index is the map index, in the sentinel
-            # region or in the mapped task's own expansion.
-            where += [model.region_index == map_index, public_map_index_expression(model) == map_index]
-        else:
-            where += [model.region_id == UUID(region_id), model.region_index == region_index]
-    elif region_id is not None:
+def rewrite_task_state_row(
+    session: Any,
+    *,
+    dag_id: str,
+    run_id: str,
+    task_id: str,
+    map_index: int,
+    region_id: str | None,
+    region_index: int | None,
+    key: str,
+    value: str,
+) -> int:
+    """Replace the stored text of one existing row (see :func:`_task_state_where`); how many rows changed."""
+    model = task_state_store_model()
+    if model is None:
         return 0
-    else:
-        where.append(model.map_index == map_index)
-    return int(session.execute(delete(model).where(*where)).rowcount or 0)
+    where = _task_state_where(model, dag_id, run_id, task_id, map_index, region_id, region_index)
+    if where is None:
+        return 0
+    from airflow.utils import timezone
+    from sqlalchemy import update
+
+    statement = update(model).where(*where, model.key == key).values(value=value, updated_at=timezone.utcnow())
+    return int(session.execute(statement).rowcount or 0)
 
 
 class AssetStateRow(NamedTuple):

@@ -14,7 +14,7 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import delete_task_state_rows, task_state_rows
+from airflow.providers.resumable.compat.airflow import delete_task_state_rows, rewrite_task_state_row, task_state_rows
 from airflow.providers.resumable.inventory.filters import Filters
 from airflow.providers.resumable.inventory.taskflow import describe_taskflow
 from airflow.providers.resumable.state.backends import (
@@ -453,21 +453,23 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
         scope = state.scope
         keys = [key] if key is not None else sorted(state.values)
         index = index_after_delete(_all_native_keys(session, scope), key) if key is not None else None
+        coordinates = {
+            "dag_id": scope.dag_id,
+            "run_id": scope.run_id,
+            "task_id": scope.task_id,
+            "map_index": scope.map_index,
+            "region_id": scope.region_id,
+            "region_index": scope.region_index,
+        }
+        rewritten = []
         if index is not None and not index[1]:
             keys.append(index[0])
-        # An index that still lists other keys keeps a stale entry for the deleted one: harmless, since
-        # the namespace's clear() deletes a missing key as a no-op (and the CLI writes no native rows).
-        delete_task_state_rows(
-            session,
-            dag_id=scope.dag_id,
-            run_id=scope.run_id,
-            task_id=scope.task_id,
-            map_index=scope.map_index,
-            region_id=scope.region_id,
-            region_index=scope.region_index,
-            keys=keys,
-        )
-        deleted = [f"{NATIVE} key {k!r}" for k in keys]
+        elif index is not None:
+            # The namespace's index no longer lists the deleted key, as the store's own delete leaves it.
+            rewrite_task_state_row(session, **coordinates, key=index[0], value=json.dumps(index[1]))
+            rewritten.append(f"{NATIVE} key {index[0]!r} now lists {index[1]!r}")
+        delete_task_state_rows(session, **coordinates, keys=keys)
+        deleted = [f"{NATIVE} key {k!r}" for k in keys] + rewritten
         # The ledger's copy would bring a deleted job record back on the next try.
         ledger = TaskState(LEDGER, state.scope, variable_key(state.scope, LEDGER_PREFIX))
         return deleted + _delete_variable_keys(session, ledger, key, missing_ok=True)
