@@ -453,7 +453,7 @@ def delete(session: Session, state: TaskState, key: str | None = None) -> list[s
         scope = state.scope
         keys = [key] if key is not None else sorted(state.values)
         index = index_after_delete(_all_native_keys(session, scope), key) if key is not None else None
-        coordinates = {
+        coordinates: dict[str, Any] = {
             "dag_id": scope.dag_id,
             "run_id": scope.run_id,
             "task_id": scope.task_id,
