@@ -484,10 +484,11 @@ def rewrite_task_state_row(
     where = _task_state_where(model, dag_id, run_id, task_id, map_index, region_id, region_index)
     if where is None:
         return 0
-    from airflow.utils import timezone
+    from datetime import UTC
+
     from sqlalchemy import update
 
-    statement = update(model).where(*where, model.key == key).values(value=value, updated_at=timezone.utcnow())
+    statement = update(model).where(*where, model.key == key).values(value=value, updated_at=datetime.now(tz=UTC))
     return int(session.execute(statement).rowcount or 0)
 
 
