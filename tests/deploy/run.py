@@ -230,7 +230,9 @@ class Suite:
 
     def leg_environment(self) -> dict[str, str]:
         # Airflow 2.11 fails a SIGKILLed task through zombie callbacks that run late (deployment.py);
-        # a retry must not start before they have run, or one of them fails the retry.
+        # a retry must not start before they have run, or one of them fails the retry. Since 0.2.0
+        # that costs tries, not jobs: with DEPLOY_LEG_RETRY_DELAY=1 the 14 kill scenarios started 7
+        # jobs for 7 lives, no duplicate, but two mid-poll scenarios used up their retries.
         # DEPLOY_LEG_RETRY_DELAY overrides it, to watch 2.11's late callbacks meet a short delay.
         delay = os.environ.get("DEPLOY_LEG_RETRY_DELAY") or ("1" if self.airflow3 else "60")
         return {"DEPLOY_RETRIES": "2", "DEPLOY_RETRY_DELAY": delay}
