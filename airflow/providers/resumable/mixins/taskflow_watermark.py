@@ -1,0 +1,104 @@
+"""
+``handle.watermark(...)`` and its shortcuts: the TaskFlow handle's watermarks.
+
+A part of :class:`~airflow.providers.resumable.mixins.taskflow.ResumableHandle`: each mark is a
+``watermark_runner.Watermark``, as ``WatermarkMixin`` keeps one for an operator; the window, the
+advance and the commit are the runner's, the rules ``watermarks/rules.py``'s.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.resumable.mixins.class_checks import check_model
+from airflow.providers.resumable.mixins.taskflow_loop import off_loop
+from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
+from airflow.providers.resumable.state.codec import TASKFLOW_NAMESPACE
+from airflow.providers.resumable.watermarks.rules import cursor_max
+from airflow.providers.resumable.watermarks.stores import WatermarkScope, get_watermark_store
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import timedelta
+
+    from pydantic import BaseModel
+
+    from airflow.providers.resumable.state.task_try import TaskTry
+    from airflow.providers.resumable.watermarks.rules import Window
+
+
+class HandleWatermarks:
+    """The handle's watermark calls; ``ResumableHandle`` provides the try, the task, the log and the cache."""
+
+    task_try: TaskTry
+    task: Any
+    log: Any
+    _watermarks: dict[str | None, Watermark]
+
+    def watermark(
+        self,
+        name: str | None = None,
+        *,
+        model: type[BaseModel] | None = None,
+        on_overlap: str = "max",
+        merge: Callable[[Any, Any], Any] | None = None,
+        asset: Any = None,
+    ) -> Watermark:
+        """
+        The watermark ``name`` of this task (``load``, ``window``, ``advance``), as ``WatermarkMixin`` keeps one.
+
+        The first call of a try fixes its settings; a name tells several marks of one task apart.
+        """
+        found = self._watermarks.get(name)
+        if found is not None:
+            return found
+        check_model(f"task {self.task_try.owner!r} (watermark {name!r})", "model", model)
+        if model is not None and on_overlap == "max" and merge is None:
+            raise TypeError(
+                f"watermark {name!r} has model {model.__name__} and on_overlap='max', but no merge(committed, ours) "
+                "to combine two marks; pass merge=..., or on_overlap='fail'"
+            )
+        task_try = self.task_try
+        scope = task_try.scope
+        region = scope.region_index if scope is not None and scope.region_id else None
+        dag_id = scope.dag_id if scope is not None else "-"
+        mark_scope = WatermarkScope(dag_id, task_try.owner, task_try.map_index, name, region)
+        settings = WatermarkSettings(
+            model=model,
+            on_overlap=on_overlap,
+            merge=merge or cursor_max,
+            namespace=TASKFLOW_NAMESPACE,
+            window_key="watermark_window" if name is None else f"watermark_window.{name}",
+        )
+        store = get_watermark_store(task_try, mark_scope, task=self.task, asset=asset)
+        found = self._watermarks[name] = Watermark(task_try, store, mark_scope, settings, self.log)
+        return found
+
+    def load_watermark(self, *, initial_value: Any = None, name: str | None = None) -> Any:
+        """The mark this run starts from (see ``WatermarkMixin.load_watermark``)."""
+        return self.watermark(name).load(initial_value=initial_value)
+
+    def watermark_window(
+        self, *, initial_value: Any = None, lag: timedelta | float | None = None, name: str | None = None
+    ) -> Window:
+        """The window this run reads, the same on every retry (see ``WatermarkMixin.watermark_window``)."""
+        return self.watermark(name).window(initial_value=initial_value, lag=lag)
+
+    def advance_watermark(self, value: Any, *, name: str | None = None) -> None:
+        """Stage ``value``; committed once Airflow has recorded this task instance's success."""
+        self.watermark(name).advance(value)
+
+    async def aload_watermark(self, *, initial_value: Any = None, name: str | None = None) -> Any:
+        mark = await off_loop(self.watermark, name)
+        return await off_loop(functools.partial(mark.load, initial_value=initial_value))
+
+    async def awatermark_window(
+        self, *, initial_value: Any = None, lag: timedelta | float | None = None, name: str | None = None
+    ) -> Window:
+        mark = await off_loop(self.watermark, name)
+        return await off_loop(functools.partial(mark.window, initial_value=initial_value, lag=lag))
+
+    async def aadvance_watermark(self, value: Any, *, name: str | None = None) -> None:
+        mark = await off_loop(self.watermark, name)
+        await off_loop(mark.advance, value)
