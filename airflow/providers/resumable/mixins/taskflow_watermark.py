@@ -19,7 +19,7 @@ from airflow.providers.resumable.watermarks.rules import cursor_max
 from airflow.providers.resumable.watermarks.stores import WatermarkScope, get_watermark_store
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
 
     from pydantic import BaseModel
@@ -80,10 +80,37 @@ class HandleWatermarks:
         return self.watermark(name).load(initial_value=initial_value)
 
     def watermark_window(
-        self, *, initial_value: Any = None, lag: timedelta | float | None = None, name: str | None = None
+        self,
+        *,
+        initial_value: Any = None,
+        lag: timedelta | float | None = None,
+        read_boundary: bool = False,
+        name: str | None = None,
     ) -> Window:
-        """The window this run reads, the same on every retry (see ``WatermarkMixin.watermark_window``)."""
-        return self.watermark(name).window(initial_value=initial_value, lag=lag)
+        """
+        The window this run reads, the same on every retry (see ``WatermarkMixin.watermark_window``).
+
+        With ``read_boundary=True``, ``window.since`` is one unit below the mark (a second, or 1), so
+        a strict (``>``) source also returns records written late *at* the mark: read from
+        ``window.since`` and pass what you read through :meth:`watermark_records`.
+        """
+        return self.watermark(name).window(initial_value=initial_value, lag=lag, read_boundary=read_boundary)
+
+    def watermark_records(
+        self,
+        records: list[Any],
+        *,
+        cursor_field: str | Callable[[Any], Any],
+        primary_key: str | Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> list[Any]:
+        """
+        ``records`` without the record versions already delivered, by this run or an earlier one
+        (see ``WatermarkMixin.watermark_records``): a version is the record's ``primary_key`` with its
+        ``cursor_field`` value, the whole record without a key. What passes is committed with the
+        mark by :meth:`advance_watermark`. Needs ``watermark_window(read_boundary=True)``.
+        """
+        return self.watermark(name).records(records, cursor_field=cursor_field, primary_key=primary_key)
 
     def advance_watermark(self, value: Any, *, name: str | None = None) -> None:
         """Stage ``value``; committed once Airflow has recorded this task instance's success."""
@@ -94,10 +121,30 @@ class HandleWatermarks:
         return await off_loop(functools.partial(mark.load, initial_value=initial_value))
 
     async def awatermark_window(
-        self, *, initial_value: Any = None, lag: timedelta | float | None = None, name: str | None = None
+        self,
+        *,
+        initial_value: Any = None,
+        lag: timedelta | float | None = None,
+        read_boundary: bool = False,
+        name: str | None = None,
     ) -> Window:
         mark = await off_loop(self.watermark, name)
-        return await off_loop(functools.partial(mark.window, initial_value=initial_value, lag=lag))
+        window = functools.partial(mark.window, initial_value=initial_value, lag=lag, read_boundary=read_boundary)
+        return await off_loop(window)
+
+    async def awatermark_records(
+        self,
+        records: list[Any],
+        *,
+        cursor_field: str | Callable[[Any], Any],
+        primary_key: str | Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> list[Any]:
+        # Off the loop: the first call of a try may plan the window, which reads the store.
+        mark = await off_loop(self.watermark, name)
+        return await off_loop(
+            functools.partial(mark.records, records, cursor_field=cursor_field, primary_key=primary_key)
+        )
 
     async def aadvance_watermark(self, value: Any, *, name: str | None = None) -> None:
         mark = await off_loop(self.watermark, name)
