@@ -31,7 +31,10 @@ from airflow.providers.resumable.mixins.checkpoint_runner import (
 )
 from airflow.providers.resumable.mixins.class_checks import check_model
 from airflow.providers.resumable.mixins.taskflow_job import HandleJobs
-from airflow.providers.resumable.mixins.taskflow_loop import CheckpointedLoop, LoopItemsChangedError, off_loop
+from airflow.providers.resumable.mixins.taskflow_loop import CheckpointedLoop, off_loop
+
+# The loop's error lived here until the handle was split; it stays importable from here.
+from airflow.providers.resumable.mixins.taskflow_loop import LoopItemsChangedError as LoopItemsChangedError
 from airflow.providers.resumable.mixins.taskflow_watermark import HandleWatermarks
 from airflow.providers.resumable.state.codec import TASKFLOW_NAMESPACE
 
@@ -46,17 +49,6 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 C = TypeVar("C")
-
-#: The loop and its error lived here until the handle was split; they stay importable from here.
-__all__ = [
-    "HANDLE_ARGUMENT",
-    "CheckpointedLoop",
-    "LoopItemsChangedError",
-    "ResumableHandle",
-    "get_resumable_handle",
-    "reset_current_handle",
-    "set_current_handle",
-]
 
 #: The argument name the decorator fills with the handle, as Airflow fills ``ti`` or ``params``.
 HANDLE_ARGUMENT = "resumable"
