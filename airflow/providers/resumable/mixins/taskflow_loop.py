@@ -2,26 +2,30 @@
 ``handle.iterate(items)``: the TaskFlow handle's checkpointed loop, with ``for`` or ``async for``.
 
 The loop steps ``checkpoint_runner.CheckpointWalk`` as ``run_batches`` does; it keeps no rule of its
-own. :func:`off_loop` is how every part of the handle keeps a blocking store call off an event loop.
+own. :func:`off_loop` and :func:`off_loop_form` are how every part of the handle keeps a blocking
+store call off an event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 from collections.abc import AsyncIterable
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, ParamSpec, TypeVar
 
 from airflow.providers.resumable.state.base import StateStoreError
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 
     from airflow.providers.resumable.mixins.checkpoint_policies import CheckpointPolicy
     from airflow.providers.resumable.mixins.checkpoint_runner import CheckpointWalk
     from airflow.providers.resumable.mixins.taskflow import ResumableHandle
 
 T = TypeVar("T")
+S = TypeVar("S")
+P = ParamSpec("P")
 
 
 class LoopItemsChangedError(StateStoreError):
@@ -31,6 +35,20 @@ class LoopItemsChangedError(StateStoreError):
 async def off_loop(func: Callable[..., T], *args: Any) -> T:
     """Run a blocking store call in a worker thread, so the event loop keeps serving other tasks."""
     return await asyncio.to_thread(func, *args)
+
+
+def off_loop_form(method: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], Coroutine[Any, Any, T]]:
+    """
+    The ``async`` form of a handle method: awaited, the method runs in a worker thread. It keeps the
+    method's signature, so the sync and async forms of a call cannot drift apart.
+    """
+
+    @functools.wraps(method)
+    async def run(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
+        return await off_loop(functools.partial(method, self, *args, **kwargs))
+
+    run.__doc__ = f"``{method.__name__}`` for ``async def`` functions: its store calls run in a worker thread."
+    return run
 
 
 class CheckpointedLoop(Generic[T]):

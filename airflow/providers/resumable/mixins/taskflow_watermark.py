@@ -8,11 +8,10 @@ advance and the commit are the runner's, the rules ``watermarks/rules.py``'s.
 
 from __future__ import annotations
 
-import functools
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.mixins.class_checks import check_model
-from airflow.providers.resumable.mixins.taskflow_loop import off_loop
+from airflow.providers.resumable.mixins.taskflow_loop import off_loop_form
 from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
 from airflow.providers.resumable.state.codec import TASKFLOW_NAMESPACE
 from airflow.providers.resumable.watermarks.rules import cursor_max
@@ -116,36 +115,9 @@ class HandleWatermarks:
         """Stage ``value``; committed once Airflow has recorded this task instance's success."""
         self.watermark(name).advance(value)
 
-    async def aload_watermark(self, *, initial_value: Any = None, name: str | None = None) -> Any:
-        mark = await off_loop(self.watermark, name)
-        return await off_loop(functools.partial(mark.load, initial_value=initial_value))
-
-    async def awatermark_window(
-        self,
-        *,
-        initial_value: Any = None,
-        lag: timedelta | float | None = None,
-        read_boundary: bool = False,
-        name: str | None = None,
-    ) -> Window:
-        mark = await off_loop(self.watermark, name)
-        window = functools.partial(mark.window, initial_value=initial_value, lag=lag, read_boundary=read_boundary)
-        return await off_loop(window)
-
-    async def awatermark_records(
-        self,
-        records: list[Any],
-        *,
-        cursor_field: str | Callable[[Any], Any],
-        primary_key: str | Sequence[str] | None = None,
-        name: str | None = None,
-    ) -> list[Any]:
-        # Off the loop: the first call of a try may plan the window, which reads the store.
-        mark = await off_loop(self.watermark, name)
-        return await off_loop(
-            functools.partial(mark.records, records, cursor_field=cursor_field, primary_key=primary_key)
-        )
-
-    async def aadvance_watermark(self, value: Any, *, name: str | None = None) -> None:
-        mark = await off_loop(self.watermark, name)
-        await off_loop(mark.advance, value)
+    # The async forms: the same call in a worker thread (the first call of a try reads the store),
+    # with the sync form's signature, so the two cannot drift apart.
+    aload_watermark = off_loop_form(load_watermark)
+    awatermark_window = off_loop_form(watermark_window)
+    awatermark_records = off_loop_form(watermark_records)
+    aadvance_watermark = off_loop_form(advance_watermark)

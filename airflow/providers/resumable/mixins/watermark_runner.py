@@ -202,13 +202,13 @@ class Watermark:
         ``read_boundary`` it asks from just below the mark (see ``watermarks/cursors.py``) and
         :meth:`fresh` drops the records at the mark that an earlier run delivered.
         """
-        if self._window is not None:
-            return self._window
         if not isinstance(read_boundary, bool):
             raise WatermarkArgumentError(
                 f"read_boundary must be True or False, got {read_boundary!r}; True reads from just below the mark "
                 "and drops, with watermark_records(), the records an earlier run delivered there"
             )
+        if self._window is not None:
+            return self._window
         store = self.store
         state = self.task_try.namespaced(self.settings.namespace)
         window, ended = self._kept_window()
