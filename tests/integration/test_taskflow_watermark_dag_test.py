@@ -170,3 +170,38 @@ def test_a_bad_boundary_argument_fails_the_task_at_once_naming_it(newsletter, tm
         "WatermarkArgumentError: primary_key must be a field name or a list of field names, got {'id': 1}: "
         "the field(s) that identify a record"
     )
+
+
+@pytest.fixture
+def strict_newsletter(monkeypatch):
+    yield from serve(monkeypatch, items=60)
+
+
+def test_the_taskflow_incremental_example_writes_each_change_once(strict_newsletter, monkeypatch, tmp_path):
+    """``example_dags/example_resumable_taskflow_incremental.py`` as shipped, on a strict API (its DAG id is fixed,
+    so its mark lives for the whole leg: one variant only)."""
+    from tests.integration.test_example_dags import EXAMPLES, load
+
+    newsletter = strict_newsletter
+    monkeypatch.setenv("RESUMABLE_DEMO_OUTPUT", str(tmp_path))
+    monkeypatch.setenv("AIRFLOW_CONN_NEWSLETTER_API", newsletter.url)
+    name = "example_resumable_taskflow_incremental"
+    dag = load(EXAMPLES / f"{name}.py").get_dag(name)
+
+    def written(run) -> list[tuple[int, str]]:
+        path = run.xcom("changed_issues")["path"]
+        return [(r["id"], r["updated_at"]) for r in map(json.loads, open(path).read().splitlines())]
+
+    first = run_dag(dag)
+    late = newsletter.add_items(3, late=True)  # at the mark the first run commits
+    newsletter.touch([7])
+    second = run_dag(dag)
+    third = run_dag(dag)
+    assert [r.state for r in (first, second, third)] == ["success"] * 3
+    assert [i for i, _ in written(first)] == list(range(60)), "three pages of 25 or fewer"
+    assert [i for i, _ in written(second)] == [*late, 7]
+    assert written(third) == []
+    versions = written(first) + written(second)
+    assert len(versions) == len(set(versions)) == 64, "every version once: 63 items and item 7's update"
+    assert second.xcom("changed_issues")["since"] == "2026-01-01T00:58:59Z", "one second below the mark"
+    assert read_mark(dag.dag_id, "changed_issues")["value"] == "2026-01-01T01:00:00Z"
