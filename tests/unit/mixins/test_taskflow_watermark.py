@@ -136,3 +136,11 @@ def test_bad_boundary_arguments_get_one_error_on_both_routes(memory_store, mark,
 
     with pytest.raises(WatermarkArgumentError, match=message):
         both()
+
+
+@pytest.mark.parametrize("name", [5, "", "  "])
+def test_a_mark_name_that_is_not_a_name_fails_at_once(memory_store, mark, name):
+    from airflow.providers.resumable.mixins.watermark_runner import WatermarkArgumentError
+
+    with pytest.raises(WatermarkArgumentError, match=rf"watermark name must be a non-empty string .*, got {name!r}"):
+        handle().watermark_window(initial_value=0, read_boundary=True, name=name)

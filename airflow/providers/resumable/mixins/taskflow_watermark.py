@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.resumable.mixins.class_checks import check_model
 from airflow.providers.resumable.mixins.taskflow_loop import off_loop_form
-from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
+from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkArgumentError, WatermarkSettings
 from airflow.providers.resumable.state.codec import TASKFLOW_NAMESPACE
 from airflow.providers.resumable.watermarks.rules import cursor_max
 from airflow.providers.resumable.watermarks.stores import WatermarkScope, get_watermark_store
@@ -52,6 +52,12 @@ class HandleWatermarks:
         found = self._watermarks.get(name)
         if found is not None:
             return found
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            # Part of the stored key: a number or an empty name would keep a mark no one can find by name.
+            raise WatermarkArgumentError(
+                f"watermark name must be a non-empty string such as 'orders' (or None for the task's one mark), "
+                f"got {name!r}"
+            )
         check_model(f"task {self.task_try.owner!r} (watermark {name!r})", "model", model)
         if model is not None and on_overlap == "max" and merge is None:
             raise TypeError(
