@@ -113,16 +113,30 @@ def test_late_writers_at_the_mark_are_delivered_once_on_strict_and_inclusive_api
     assert mark["version"] == 3, "the quiet run wrote no version"
 
 
-def test_a_cleared_old_run_never_moves_the_mark_back(newsletter, tmp_path, request):
-    """A batch reader (at most 4 records a run) took the mark to 00:09; its first run is cleared and re-run."""
+#: What three runs of at most 4 records deliver, and the mark they leave, by (read_boundary, inclusive API).
+BATCHES = {
+    # 0-3, then 3 dropped at the boundary and 4-6, then 6 dropped and 7-9: on either API.
+    (True, False): ([[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]], "2026-01-01T00:09:00Z"),
+    (True, True): ([[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]], "2026-01-01T00:09:00Z"),
+    (False, False): ([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], "2026-01-01T00:11:00Z"),
+    # Without the boundary an inclusive API delivers the mark's record again (3, 6): what it fixes.
+    (False, True): ([[0, 1, 2, 3], [3, 4, 5, 6], [6, 7, 8, 9]], "2026-01-01T00:09:00Z"),
+}
+
+
+@pytest.mark.parametrize("read_boundary", [True, False], ids=["boundary", "plain"])
+def test_a_cleared_old_run_never_moves_the_mark_back(newsletter, tmp_path, request, read_boundary):
+    """A batch reader (at most 4 records a run) took the mark up over three runs; its first run is cleared and re-run."""
     out = tmp_path / "delivered.jsonl"
+    runs, top = BATCHES[read_boundary, newsletter.since_inclusive]
     dag = make_dag(request)
 
     @task.resumable(**outlets(dag))
     def extract(resumable):
         ti = get_current_context()["ti"]
-        window = resumable.watermark_window(initial_value=START, read_boundary=True)
-        new = resumable.watermark_records(fetch(newsletter.url, window.since, limit=4), cursor_field="updated_at")
+        window = resumable.watermark_window(initial_value=START, read_boundary=read_boundary)
+        rows = fetch(newsletter.url, window.since, limit=4)
+        new = resumable.watermark_records(rows, cursor_field="updated_at") if read_boundary else rows
         note(out, run_id=ti.run_id, **{"try": ti.try_number}, records=[[r["id"], r["updated_at"]] for r in new])
         if new:
             resumable.advance_watermark(new[-1]["updated_at"])
@@ -132,17 +146,16 @@ def test_a_cleared_old_run_never_moves_the_mark_back(newsletter, tmp_path, reque
         extract()
     first, second, third = run_dag(dag), run_dag(dag), run_dag(dag)
     assert [r.state for r in (first, second, third)] == ["success"] * 3
-    # 0-3, then 3 dropped at the boundary and 4-6, then 6 dropped and 7-9.
-    assert [[i for i, _ in delivered(out, r)] for r in (first, second, third)] == [[0, 1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    assert [[i for i, _ in delivered(out, r)] for r in (first, second, third)] == runs
     before = read_mark(dag.dag_id)
-    assert (before["value"], before["version"]) == ("2026-01-01T00:09:00Z", 3)
+    assert (before["value"], before["version"]) == (top, 3)
 
     again = clear_and_rerun(dag, first)
     assert again.state == "success"
     assert again.xcom("extract")["since"] == START, "it re-read its own window"
     assert [i for i, _ in delivered(out, again)] == [0, 1, 2, 3]
     mark = read_mark(dag.dag_id)
-    assert mark["value"] == "2026-01-01T00:09:00Z", "the re-read staged 00:03: the mark never moves back"
+    assert mark["value"] == top, "the re-read staged 00:03: the mark never moves back"
     assert (mark["version"], mark["commits"][-1]["run_id"]) == (3, third.run_id), "not the newest commit"
 
 
