@@ -77,7 +77,7 @@ def test_a_primary_key_is_one_name_or_several(given, expected):
     assert normalize_key(given) == expected
 
 
-@pytest.mark.parametrize("bad", [[], [""], [1], ""])
+@pytest.mark.parametrize("bad", [[], [""], [1], "", 5, {"id"}, {"id": 1}])
 def test_a_primary_key_that_names_nothing_is_refused(bad):
     with pytest.raises(ValueError, match="primary_key must be a field name or a list of field names"):
         normalize_key(bad)

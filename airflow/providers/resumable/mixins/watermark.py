@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
@@ -13,7 +11,7 @@ from airflow.providers.resumable.mixins.stateful import StatefulOperatorMixin
 # WatermarkCommit lived here until 0.2.0; the window and the advance are in watermark_runner.py now.
 from airflow.providers.resumable.mixins.watermark_runner import Watermark, WatermarkSettings
 from airflow.providers.resumable.mixins.watermark_runner import WatermarkCommit as WatermarkCommit
-from airflow.providers.resumable.watermarks.rules import OVERLAP_RULES, Window, cursor_max, normalize_key
+from airflow.providers.resumable.watermarks.rules import OVERLAP_RULES, Window, cursor_max
 from airflow.providers.resumable.watermarks.stores import (
     WatermarkScope,
     WatermarkStore,
@@ -27,17 +25,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from airflow.providers.resumable.compat.version_compat import Context
-
-
-def _field_of(record: Any, name: str) -> Any:
-    return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
-
-
-def _field(record: Any, *, name: str) -> Any:
-    value = _field_of(record, name)
-    if value is None:
-        raise ValueError(f"record has no {name!r} (cursor_field), so the run cannot say how far it read: {record!r}")
-    return value
 
 
 class WatermarkMixin(StatefulOperatorMixin):
@@ -195,9 +182,7 @@ class WatermarkMixin(StatefulOperatorMixin):
         with the mark by :meth:`advance_watermark`. Needs ``watermark_window(read_boundary=True)``;
         without it nothing is dropped.
         """
-        names = normalize_key(primary_key)
-        cursor = cursor_field if callable(cursor_field) else functools.partial(_field, name=cursor_field)
-        return self.watermark(context).fresh(records, cursor=cursor, primary_key=names, get=_field_of)
+        return self.watermark(context).records(records, cursor_field=cursor_field, primary_key=primary_key)
 
     # ---- typed access -------------------------------------------------------------------------------
 

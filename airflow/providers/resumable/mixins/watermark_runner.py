@@ -1,20 +1,26 @@
 """
-A watermark on one try: the window this run reads, and the staged advance committed after success.
+A watermark on one try: the window this run reads, the records it delivers, and the staged advance
+committed after success.
 
-``WatermarkMixin`` (``watermark.py``) and the TaskFlow handle (``taskflow.py``) both run on this
-module; it takes a :class:`~airflow.providers.resumable.state.task_try.TaskTry`, the mark's store
-and scope, and :class:`WatermarkSettings`, and never imports either of them. The rules themselves
-(planning a window, a commit, an overlap) are pure, in ``watermarks/rules.py``.
+``WatermarkMixin`` (``watermark.py``) and the TaskFlow handle (``taskflow_watermark.py``) both run on
+this module; it takes a :class:`~airflow.providers.resumable.state.task_try.TaskTry`, the mark's
+store and scope, and :class:`WatermarkSettings`, and never imports either of them. Both hand their
+users' arguments to :meth:`Watermark.window` and :meth:`Watermark.records` as they got them, so one
+check names a bad one. The rules themselves (planning a window, a commit, an overlap, the boundary)
+are pure, in ``watermarks/rules.py``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from airflow.providers.resumable.compat.version_compat import AirflowFailException
 from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import utcnow_iso
 from airflow.providers.resumable.watermarks.rules import (
@@ -24,6 +30,7 @@ from airflow.providers.resumable.watermarks.rules import (
     WatermarkDocument,
     Window,
     cursor_max,
+    normalize_key,
     plan_commit,
     plan_window,
     record_key,
@@ -31,11 +38,59 @@ from airflow.providers.resumable.watermarks.rules import (
 from airflow.providers.resumable.watermarks.stores import watermark_command
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
     from datetime import timedelta
 
     from airflow.providers.resumable.state.task_try import TaskTry
     from airflow.providers.resumable.watermarks.stores import WatermarkScope, WatermarkStore
+
+
+class WatermarkArgumentError(AirflowFailException, ValueError):
+    """
+    A watermark call got an argument no retry can fix (``primary_key=5``, ``read_boundary="yes"``):
+    the task fails at once, naming the argument, its value and what it takes.
+    """
+
+
+def field_of(record: Any, name: str) -> Any:
+    """A record's field: a key of a mapping, an attribute of anything else; None when it has none."""
+    return record.get(name) if isinstance(record, Mapping) else getattr(record, name, None)
+
+
+def _cursor_field(record: Any, *, name: str) -> Any:
+    value = field_of(record, name)
+    if value is None:
+        raise ValueError(f"record has no {name!r} (cursor_field), so the run cannot say how far it read: {record!r}")
+    return value
+
+
+def record_reader(cursor_field: Any, primary_key: Any, records: Any) -> tuple[Callable[[Any], Any], tuple[str, ...]]:
+    """
+    ``watermark_records``' arguments checked, as (cursor of a record, key field names); the first bad
+    one is refused by name, before a record is read or anything is kept.
+    """
+    if isinstance(records, str | bytes | Mapping) or not hasattr(records, "__iter__"):
+        raise WatermarkArgumentError(
+            f"records must be a list of the records this run read (dicts or objects), got {type(records).__name__} "
+            f"{records!r:.80}; pass the list itself"
+        )
+    if callable(cursor_field):
+        cursor: Callable[[Any], Any] = cursor_field
+    elif isinstance(cursor_field, str) and cursor_field.strip():
+        cursor = functools.partial(_cursor_field, name=cursor_field)
+    else:
+        raise WatermarkArgumentError(
+            f"cursor_field must be the name of the records' cursor field (such as 'updated_at') or a function "
+            f"returning a record's cursor value, got {cursor_field!r}"
+        )
+    try:
+        names = normalize_key(primary_key)
+    except ValueError as err:
+        raise WatermarkArgumentError(
+            f"{err}: the field(s) that identify a record (such as 'id' or ['tenant', 'id']), or None to identify "
+            "it by its whole content"
+        ) from None
+    return cursor, names
 
 
 @dataclass
@@ -147,6 +202,11 @@ class Watermark:
         ``read_boundary`` it asks from just below the mark (see ``watermarks/cursors.py``) and
         :meth:`fresh` drops the records at the mark that an earlier run delivered.
         """
+        if not isinstance(read_boundary, bool):
+            raise WatermarkArgumentError(
+                f"read_boundary must be True or False, got {read_boundary!r}; True reads from just below the mark "
+                "and drops, with watermark_records(), the records an earlier run delivered there"
+            )
         if self._window is not None:
             return self._window
         store = self.store
@@ -244,6 +304,26 @@ class Watermark:
         """
         seen = self.boundary_filter()
         return [r for r in records if seen.admit(record_key(r, primary_key, get), cursor(r))]
+
+    def records(
+        self,
+        records: list[Any],
+        *,
+        cursor_field: str | Callable[[Any], Any],
+        primary_key: str | Sequence[str] | None = None,
+    ) -> list[Any]:
+        """
+        ``watermark_records`` of ``WatermarkMixin`` and of the TaskFlow handle: the arguments checked,
+        then :meth:`fresh` with fields read from mappings or attributes.
+        """
+        cursor, names = record_reader(cursor_field, primary_key, records)
+        if not self.window().read_boundary and self._filter is None:
+            # Said once a try: without the boundary window the call only remembers, it drops nothing.
+            self.log.warning(
+                "watermark_records() drops nothing on this run: its window was planned without read_boundary=True "
+                "(call watermark_window(read_boundary=True) first, on the run's first try)"
+            )
+        return self.fresh(list(records), cursor=cursor, primary_key=names, get=field_of)
 
     def advance(self, value: Any, *, boundary: dict[str, Any] | None = None) -> None:
         """

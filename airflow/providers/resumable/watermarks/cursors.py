@@ -164,7 +164,12 @@ def normalize_key(primary_key: str | Sequence[str] | None, what: str = "primary_
     """``"id"`` or ``["tenant", "id"]`` as a tuple of names; anything else is refused by name."""
     if primary_key is None:
         return ()
-    names = (primary_key,) if isinstance(primary_key, str) else tuple(primary_key)
+    if isinstance(primary_key, str):
+        names: tuple[Any, ...] = (primary_key,)
+    elif isinstance(primary_key, list | tuple):
+        names = tuple(primary_key)
+    else:
+        names = ()  # a number, a set, a mapping: not a field name nor an ordered list of them
     if not names or not all(isinstance(n, str) and n.strip() for n in names):
         raise ValueError(f"{what} must be a field name or a list of field names, got {primary_key!r}")
     return names
