@@ -212,3 +212,47 @@ def test_tries_failed_for_a_missing_heartbeat_are_read_from_the_audit_log(tmp_pa
     assert suite.heartbeat_timeouts("deploy_a", 0) == {3}
     suite.leg = "3.4"  # mapped instances are keyed by region there: the dag's rows count
     assert suite.heartbeat_timeouts("deploy_a", -1) == {2, 3}
+
+
+def test_a_try_pushed_back_into_its_retry_period_did_not_run(tmp_path):
+    _attempt(tmp_path, "deploy_toy_worker_lost", 1, "Submitted job job-5\n")
+    _attempt(tmp_path, "deploy_toy_worker_lost", 2, "INFO - Task is not able to be run\n")
+    _attempt(tmp_path, "deploy_toy_worker_lost", 3, "Reattaching to job job-5 (RUNNING)\n")
+    suite = _suite(tmp_path)
+    assert not suite.ran("deploy_toy_worker_lost", -1, 2)
+    assert suite.ran("deploy_toy_worker_lost", -1, 3)
+    assert suite.first_attempt_after("deploy_toy_worker_lost", -1, 1) == 3
+
+
+def test_tries_after_a_success_of_the_same_life_are_read_from_their_own_log_line(tmp_path):
+    _attempt(tmp_path, "deploy_emr_worker_lost", 2, "Reattaching to job j\nMarking task as SUCCESS.\n")
+    _attempt(
+        tmp_path,
+        "deploy_emr_worker_lost",
+        3,
+        "This task instance succeeded at try 2 and Airflow started try 3 without a clear since (a late ...)\n",
+    )
+    assert _suite(tmp_path).after_success("deploy_emr_worker_lost", -1, 3) == [3]
+    assert _suite(tmp_path).after_success("deploy_emr_worker_lost", -1, 2) == []
+
+
+def test_a_success_failed_late_after_its_run_finished_is_the_environment_on_2_11_only(tmp_path):
+    from tests.deploy.run import Outcome
+    from tests.deploy.scenarios import by_dag_id
+
+    scenario = by_dag_id()["deploy_toy_before_submit"]
+    _attempt(tmp_path, scenario.dag_id, 2, "Submitted job job-15\nMarking task as SUCCESS. dag_id=...\n")
+    (tmp_path / "scheduler.log").write_text(
+        _zombie(scenario.dag_id, None) + "\n" + _zombie(scenario.dag_id, None) + "\n"
+    )
+    suite = _suite(tmp_path)
+    suite.airflow3 = False
+    out = Outcome("2.11", scenario.dag_id, scenario.family, scenario.moment, scenario.variant, scenario.instances)
+    out.state, out.tries = "up_for_retry", 2
+    assert suite.succeeded_then_failed_late(scenario, out, "success")
+    assert not suite.succeeded_then_failed_late(scenario, out, "failed"), "the run did not succeed"
+    suite.airflow3 = True
+    assert not suite.succeeded_then_failed_late(scenario, out, "success"), "Airflow 3 fails no try after success"
+    suite.airflow3 = False
+    out.tries = 1
+    assert not suite.succeeded_then_failed_late(scenario, out, "success"), "its last try did not succeed"
