@@ -150,3 +150,26 @@ def http_status(exc: BaseException) -> int | None:
             return response_status
         current = current.__cause__ or current.__context__
     return None
+
+
+def sql_statements_operator() -> type:
+    """
+    The official ``DatabricksSQLStatementsOperator``, which the SQL drop-in extends.
+
+    7.16.1 and 7.23.0 (tested) have it; 7.0.0 (the Airflow 2.11 leg) does not, so the drop-in cannot
+    exist there: an ``ImportError`` that names the installed version and the fix.
+    """
+    import importlib.metadata
+
+    from airflow.providers.databricks.operators import databricks as official
+
+    operator = getattr(official, "DatabricksSQLStatementsOperator", None)
+    if operator is None:
+        installed = importlib.metadata.version("apache-airflow-providers-databricks")
+        raise ImportError(
+            "ResumableDatabricksSQLStatementsOperator extends the official DatabricksSQLStatementsOperator, "
+            f"which apache-airflow-providers-databricks {installed} does not have. Upgrade that provider "
+            "(7.16.1 and 7.23.0 are tested) to use it.",
+            name="DatabricksSQLStatementsOperator",
+        )
+    return cast("type", operator)
