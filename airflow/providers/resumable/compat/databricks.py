@@ -167,9 +167,9 @@ def sql_statements_operator() -> type:
     if operator is None:
         installed = importlib.metadata.version("apache-airflow-providers-databricks")
         raise ImportError(
-            "ResumableDatabricksSQLStatementsOperator extends the official DatabricksSQLStatementsOperator, "
-            f"which apache-airflow-providers-databricks {installed} does not have. Upgrade that provider "
-            "(7.16.1 and 7.23.0 are tested) to use it.",
+            "ResumableDatabricksSQLStatementsOperator extends the official DatabricksSQLStatementsOperator, and "
+            f"apache-airflow-providers-databricks {installed} does not have it. Upgrade that provider (7.23.0 "
+            "is tested) to use it.",
             name="DatabricksSQLStatementsOperator",
         )
     return cast("type", operator)
