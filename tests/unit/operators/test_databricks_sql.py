@@ -43,7 +43,8 @@ def lost_first_try(fake, memory_store, **kwargs):
     with pytest.raises(Exception, match="Connection aborted|RemoteDisconnected|failed"):
         statement_op(**kwargs).execute(make_context(FakeTI(try_number=1)))
     record = memory_store.get("databricks_statement_id")
-    assert record["token"] and "external_id" not in {k for k, v in record.items() if v is not None}
+    assert record["token"]
+    assert record.get("external_id") is None
     return record
 
 
@@ -93,7 +94,14 @@ class TestOnePost:
             statement_op().execute(make_context(FakeTI(try_number=2)))
         message = str(raised.value)
         assert message.startswith("Not running the SQL statement again")
-        for part in ("'wh-1'", INSERT, record["token"], record["intent_at"], "idempotent_statement=True", "state delete"):
+        for part in (
+            "'wh-1'",
+            INSERT,
+            record["token"],
+            record["intent_at"],
+            "idempotent_statement=True",
+            "state delete",
+        ):
             assert part in message
         assert len(databricks_workspace.statements) == 1
 
@@ -156,4 +164,3 @@ class TestReattach:
         with pytest.raises(AirflowException, match="failed"):
             statement_op(deferrable=True).execute_complete(make_context(), event)
         assert memory_store.get("databricks_statement_id") == {"kind": "resumable-job"}
-

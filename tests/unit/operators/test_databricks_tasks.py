@@ -156,7 +156,9 @@ class TestKillAndCompletion:
         ephemeral_store.set("databricks_run_id", {"kind": "resumable-job"})
         run_state = json.dumps({"life_cycle_state": "TERMINATED", "result_state": "SUCCESS", "state_message": ""})
         ti = FakeTI()
-        notebook(deferrable=True).execute_complete(make_context(ti), {"run_id": 7, "run_state": run_state, "errors": []})
+        notebook(deferrable=True).execute_complete(
+            make_context(ti), {"run_id": 7, "run_state": run_state, "errors": []}
+        )
         assert ephemeral_store.get("databricks_run_id") is not None, "kept until Airflow records the success"
         listener.on_task_instance_success(previous_state=None, task_instance=ti)
         assert ephemeral_store.get("databricks_run_id") is None

@@ -29,10 +29,14 @@ from airflow.providers.resumable.mixins.resumable_job import (
 )
 
 with requires_extra("databricks", __name__):
-    # First: on a provider without the official operator, this is the error to see.
-    DatabricksSQLStatementsOperator = sql_statements_operator()
-
     from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+    if TYPE_CHECKING:
+        from airflow.providers.databricks.operators.databricks import DatabricksSQLStatementsOperator
+    else:
+        # On a provider without the official operator (7.0.0), this is the error to see.
+        DatabricksSQLStatementsOperator = sql_statements_operator()
+
     from airflow.providers.databricks.operators.databricks import XCOM_STATEMENT_ID_KEY
 
 if TYPE_CHECKING:
@@ -55,7 +59,7 @@ def _refused(exc: BaseException) -> bool:
     return status is not None and 400 <= status < 500 and status != 408
 
 
-class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLStatementsOperator):  # type: ignore[misc,valid-type]
+class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLStatementsOperator):
     """
     ``DatabricksSQLStatementsOperator`` that runs its statement once per task instance, however often it retries.
 
@@ -224,9 +228,9 @@ class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLS
         if not self.wait_for_termination:
             return
         if self.deferrable:
-            self._handle_deferrable_execution(defer_method_name="execute_complete")  # type: ignore[attr-defined]
+            self._handle_deferrable_execution(defer_method_name="execute_complete")  # type: ignore[misc]
         else:
-            self._handle_execution()  # type: ignore[attr-defined]
+            self._handle_execution()  # type: ignore[misc]
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> None:
         self.statement_id = str(external_id)
