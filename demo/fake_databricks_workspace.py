@@ -70,8 +70,7 @@ class FakeDatabricksWorkspace(FakeDatabricks):
     # ---- test controls ----------------------------------------------------------------------------
 
     def plan_statement_outcomes(self, *outcomes: str) -> None:
-        unknown = [o for o in outcomes if o not in ("SUCCEEDED", "FAILED")]
-        if unknown:
+        if unknown := [o for o in outcomes if o not in ("SUCCEEDED", "FAILED")]:
             raise ValueError(f"statement outcomes must be SUCCEEDED or FAILED, got {unknown}")
         with self._lock:
             self.statement_outcomes.extend(outcomes)

@@ -18,15 +18,9 @@ from airflow.providers.resumable.operators.databricks_tasks import (
 )
 from airflow.providers.resumable.testing import clear_and_rerun, resumable_variables, run_dag
 from tests.integration.harness import make_dag, run_failing_first_try
+from tests.support.databricks import FAST
 
 pytestmark = pytest.mark.integration
-
-FAST = {
-    "databricks_conn_id": "databricks_fake",
-    "polling_period_seconds": 0,
-    "databricks_retry_limit": 2,
-    "databricks_retry_delay": 0,
-}
 
 
 def notebook_task(dag, cls=ResumableDatabricksNotebookOperator, retries=2, **kwargs):

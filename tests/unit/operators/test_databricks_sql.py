@@ -10,27 +10,18 @@ import pytest
 from airflow.providers.resumable.mixins import JobNotFoundError, ResumableJobConflictError
 from airflow.providers.resumable.version_compat import AirflowException
 from tests.support.context import FakeTI, make_context
+from tests.support.databricks import FAST, sql_module_or_skip
 
-sql = pytest.importorskip(
-    "airflow.providers.resumable.operators.databricks_sql",
-    reason="the official DatabricksSQLStatementsOperator is not in this Databricks provider (7.0.0)",
-    exc_type=ImportError,
-)
+sql = sql_module_or_skip()
 Ours = sql.ResumableDatabricksSQLStatementsOperator
 
-FAST = {
-    "databricks_conn_id": "databricks_fake",
-    "polling_period_seconds": 0,
-    "databricks_retry_limit": 3,
-    "databricks_retry_delay": 0,
-}
 INSERT = "INSERT INTO audit SELECT * FROM staged"
 
 
 def statement_op(**kwargs):
     kwargs.setdefault("statement", INSERT)
     kwargs.setdefault("warehouse_id", "wh-1")
-    return Ours(task_id="sql", **FAST, **kwargs)
+    return Ours(task_id="sql", **(FAST | {"databricks_retry_limit": 3}), **kwargs)
 
 
 def posts(fake):

@@ -13,14 +13,8 @@ from airflow.providers.resumable.operators.databricks_tasks import (
 )
 from airflow.providers.resumable.version_compat import AirflowException
 from tests.support.context import FakeTI, make_context
+from tests.support.databricks import FAST
 from tests.support.job_run import while_polling
-
-FAST = {
-    "databricks_conn_id": "databricks_fake",
-    "polling_period_seconds": 0,
-    "databricks_retry_limit": 2,
-    "databricks_retry_delay": 0,
-}
 
 
 def notebook(**kwargs):
