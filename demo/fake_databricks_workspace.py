@@ -125,13 +125,8 @@ class FakeDatabricksWorkspace(FakeDatabricks):
         return self._describe(run) | {"tasks": [self._describe_task(t) for t in tasks]}
 
     def _advance(self, run: Run) -> None:
-        """One ``runs/get`` step, as the parent's ``_get`` moves a run."""
-        if run.life_cycle_state in ("PENDING", "RUNNING", "TERMINATING"):
-            run.polls += 1
-            if run.life_cycle_state == "TERMINATING" or run.polls > self.pending_polls + self.running_polls:
-                run.life_cycle_state = "TERMINATED"
-            elif run.polls > self.pending_polls:
-                run.life_cycle_state = "RUNNING"
+        """One ``runs/get`` step: the parent class's ``runs/get`` moves a run (its answer is not a task run's)."""
+        super()._get({"run_id": run.run_id})
 
     def _settle(self, parent: Run) -> None:
         """A parent run follows its tasks: running while one runs, ended with the first bad result."""
