@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.databricks import http_status, sql_statements_operator
+from airflow.providers.resumable.compat.databricks import http_status, sends_query_tags, sql_statements_operator
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import (
@@ -40,8 +40,6 @@ with requires_extra("databricks", __name__):
     from airflow.providers.databricks.operators.databricks import XCOM_STATEMENT_ID_KEY
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     from airflow.providers.resumable.compat.version_compat import Context
     from airflow.providers.resumable.state.base import JsonValue
 
@@ -75,7 +73,6 @@ class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLS
     external_id_key = "databricks_statement_id"
     #: The official on_kill cancels the statement whatever the cause of the kill.
     base_on_kill_cancels = True
-    template_fields: Sequence[str] = tuple(DatabricksSQLStatementsOperator.template_fields)
 
     if TYPE_CHECKING:
         statement: str
@@ -129,12 +126,14 @@ class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLS
             self._post(context)
             return self.statement_id
         # No idempotency token exists for statements: the hook must not repeat a POST whose answer
-        # it did not hear, and the token goes into a query tag for a person to search for.
+        # it did not hear, and the token goes into a query tag for a person to search for. The official
+        # execute() reads self._hook, a cached_property: the one-shot hook stands in for it meanwhile.
         hooks = self.__dict__
         kept_hook = hooks.pop("_hook", None)
         hooks["_hook"] = self._get_one_shot_hook()
-        tags = getattr(self, "query_tags", None)
-        if isinstance(tags, dict):
+        tagged = sends_query_tags(self)
+        tags = dict(self.query_tags) if tagged else {}
+        if tagged:
             self.query_tags = {**tags, TOKEN_QUERY_TAG: self.idempotency_token}
         try:
             self._post(context)
@@ -144,7 +143,7 @@ class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLS
                 self._drop_intent()
             raise
         finally:
-            if isinstance(tags, dict):
+            if tagged:
                 self.query_tags = tags
             hooks.pop("_hook", None)
             if kept_hook is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from airflow.providers.resumable.compat.databricks import cancel_task_run_as_official
 from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
@@ -130,12 +131,10 @@ class _ResumableDatabricksTask(ResumableJobMixin):
 
     def on_kill(self) -> None:
         if self._databricks_workflow_task_group is not None:
-            # Nothing of ours ran: the official on_kill (7.x: cancels this task's child run, never the
-            # shared workflow run) only when asked, as for a standalone run.
+            # Nothing of ours ran: the official on_kill (cancels this task's child run, never the shared
+            # workflow run) only when asked, as for a standalone run.
             if self.cancel_on_kill:
-                official_on_kill = getattr(DatabricksTaskBaseOperator, "on_kill", None)
-                if official_on_kill is not None:
-                    official_on_kill(self)
+                cancel_task_run_as_official(self)
             return
         super().on_kill()
 
