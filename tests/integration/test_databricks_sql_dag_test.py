@@ -63,14 +63,28 @@ def test_a_closed_statement_counts_as_succeeded(databricks_workspace, request):
 
 
 def test_lost_post_response_fails_loudly_instead_of_running_twice(databricks_workspace, request):
+    from airflow.providers.resumable.mixins import ResumableJobConflictError
+
+    raised = []
+
+    class Recording(Ours):
+        def execute(self, context):
+            try:
+                return super().execute(context)
+            except Exception as e:
+                raised.append(e)
+                raise
+
     databricks_workspace.drop_responses("sql/statements", 1)  # the statement runs; the answer is lost
     dag = make_dag(request)
-    statement_task(dag, retries=3)
+    statement_task(dag, cls=Recording, retries=3)
     run = run_dag(dag)
     assert run.state == "failed"
     assert run.ti("sql").try_number == 2, "the retry refused at once, without using the other retries"
     assert databricks_workspace.count("sql/statements") == 1, "posted once: the hook did not repeat it"
     assert len(databricks_workspace.statements) == 1
+    assert isinstance(raised[-1], ResumableJobConflictError)
+    assert str(raised[-1]).startswith("Not running the SQL statement again")
 
 
 def test_lost_post_response_posts_again_when_declared_idempotent(databricks_workspace, request):

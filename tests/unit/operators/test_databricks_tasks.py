@@ -108,6 +108,27 @@ class TestInAWorkflowGroup:
         assert memory_store.data == {}
         assert databricks_workspace.tasks_of(run_id)[0].life_cycle_state == "TERMINATED"
 
+    def test_in_a_real_workflow_group_the_job_spec_is_the_official_one(self):
+        """The group's launch task builds the job from each member: ours add nothing to it (no token)."""
+        from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
+        from airflow.providers.databricks.operators.databricks_workflow import DatabricksWorkflowTaskGroup
+
+        from airflow.providers.resumable.testing import dag_for_test
+
+        specs = {}
+        for cls in (DatabricksNotebookOperator, ResumableDatabricksNotebookOperator):
+            with dag_for_test(f"workflow_{cls.__name__}") as dag:
+                with DatabricksWorkflowTaskGroup(
+                    group_id="wf", databricks_conn_id="databricks_fake", job_clusters=[{"job_cluster_key": "c"}]
+                ):
+                    member = cls(task_id="nb", notebook_path="/x", source="WORKSPACE", job_cluster_key="c")
+            assert member._databricks_workflow_task_group is not None
+            launch = dag.task_dict["wf.launch"]
+            (task_json,) = launch.create_workflow_json()["tasks"]
+            specs[cls] = {k: v for k, v in task_json.items() if k not in ("task_key", "depends_on")}
+        assert specs[ResumableDatabricksNotebookOperator] == specs[DatabricksNotebookOperator]
+        assert "idempotency_token" not in json.dumps(specs[ResumableDatabricksNotebookOperator])
+
     @pytest.mark.parametrize("cancel_on_kill", [False, True])
     def test_a_kill_cancels_the_child_run_only_when_asked(self, databricks_workspace, cancel_on_kill):
         op = task(cancel_on_kill=cancel_on_kill)

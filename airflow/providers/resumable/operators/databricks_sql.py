@@ -195,9 +195,9 @@ class ResumableDatabricksSQLStatementsOperator(ResumableJobMixin, DatabricksSQLS
             f"{self.warehouse_id!r}, but its statement id was never stored, and the Statement Execution API "
             f"has no idempotency token to ask with. Statement: {self.statement[:200]!r}. Check the "
             f"warehouse's query history (query tag {TOKEN_QUERY_TAG}={self.idempotency_token}, where the "
-            "provider sends query tags). If it did not run, or running it twice is harmless, delete the "
-            "record (`airflow resumable state delete`) and clear the task, or set idempotent_statement=True."
-            f"{location}"
+            "provider sends query tags). If it ran, mark the task success. If it did not, or running it twice "
+            "is harmless, delete the record (`airflow resumable state delete`) and clear the task, or set "
+            f"idempotent_statement=True.{location}"
         )
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
