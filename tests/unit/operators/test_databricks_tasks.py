@@ -117,11 +117,13 @@ class TestInAWorkflowGroup:
 
         specs = {}
         for cls in (DatabricksNotebookOperator, ResumableDatabricksNotebookOperator):
-            with dag_for_test(f"workflow_{cls.__name__}") as dag:
-                with DatabricksWorkflowTaskGroup(
+            with (
+                dag_for_test(f"workflow_{cls.__name__}") as dag,
+                DatabricksWorkflowTaskGroup(
                     group_id="wf", databricks_conn_id="databricks_fake", job_clusters=[{"job_cluster_key": "c"}]
-                ):
-                    member = cls(task_id="nb", notebook_path="/x", source="WORKSPACE", job_cluster_key="c")
+                ),
+            ):
+                member = cls(task_id="nb", notebook_path="/x", source="WORKSPACE", job_cluster_key="c")
             assert member._databricks_workflow_task_group is not None
             launch = dag.task_dict["wf.launch"]
             (task_json,) = launch.create_workflow_json()["tasks"]
