@@ -82,6 +82,19 @@ def databricks(monkeypatch):
         yield server.fake
 
 
+@pytest.fixture
+def databricks_workspace(monkeypatch):
+    """The fake Jobs API with task runs and SQL statements (``demo/fake_databricks_workspace.py``), as ``databricks_fake``."""
+    import json
+
+    from demo.fake_databricks import FakeDatabricksServer
+    from demo.fake_databricks_workspace import FakeDatabricksWorkspace
+
+    with FakeDatabricksServer(FakeDatabricksWorkspace()) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_FAKE", json.dumps(server.connection()))
+        yield server.fake
+
+
 @pytest.fixture(autouse=True)
 def _no_try_outlives_its_test():
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -55,6 +56,29 @@ def test_databricks_example_survives_lost_responses(databricks, monkeypatch):
         "official_submit_run": 2,
     }
     assert run.ti("submit_notebook_run").try_number == 2
+
+
+def test_databricks_tasks_example_survives_a_lost_response_and_a_lost_worker(databricks_workspace, monkeypatch):
+    from airflow.providers.resumable.testing import fail_on_tries
+
+    monkeypatch.setenv("RESUMABLE_DATABRICKS_POLL_SECONDS", "0")
+    monkeypatch.setenv("AIRFLOW_CONN_DATABRICKS_DEFAULT", os.environ["AIRFLOW_CONN_DATABRICKS_FAKE"])
+    databricks_workspace.drop_responses("runs/submit", 3)  # the notebook's first try never hears back
+
+    dag = load(EXAMPLES / "example_resumable_databricks_tasks.py").get_dag("example_resumable_databricks_tasks")
+    has_sql = "load_sales" in dag.task_dict
+    with (
+        fail_on_tries(type(dag.task_dict["load_sales"]), "_handle_execution", tries={1})
+        if has_sql
+        else contextlib.nullcontext()
+    ):
+        run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("run_notebook").try_number == 2
+    assert len(databricks_workspace.runs) == 2, "one run per task, whatever was lost"
+    if has_sql:
+        assert run.ti("load_sales").try_number == 2
+        assert len(databricks_workspace.statements) == 1, "the retry followed the statement, it did not insert again"
 
 
 def test_incremental_example_reads_each_change_once_and_a_failed_run_keeps_the_mark(monkeypatch, tmp_path):

@@ -19,6 +19,12 @@ class Provider:
     swaps: dict[str, dict[str, str]]
     #: The docs page whose "What differs" section lists this provider's failing tests by name.
     docs_page: str
+    #: Further pages with a "What differs" section for this provider's tests (one page per operator family).
+    more_docs_pages: tuple[str, ...] = ()
+
+    @property
+    def docs_pages(self) -> tuple[str, ...]:
+        return (self.docs_page, *self.more_docs_pages)
 
     @property
     def swapped_names(self) -> frozenset[str]:
@@ -26,6 +32,15 @@ class Provider:
 
 
 _EMR = "airflow.providers.resumable.operators.emr"
+_DATABRICKS_TASKS_AND_SQL = {
+    "DatabricksNotebookOperator": (
+        "airflow.providers.resumable.operators.databricks_tasks:ResumableDatabricksNotebookOperator"
+    ),
+    "DatabricksTaskOperator": "airflow.providers.resumable.operators.databricks_tasks:ResumableDatabricksTaskOperator",
+    "DatabricksSQLStatementsOperator": (
+        "airflow.providers.resumable.operators.databricks_sql:ResumableDatabricksSQLStatementsOperator"
+    ),
+}
 
 PROVIDERS: tuple[Provider, ...] = (
     Provider(
@@ -40,9 +55,11 @@ PROVIDERS: tuple[Provider, ...] = (
                 "DatabricksRunNowOperator": (
                     "airflow.providers.resumable.operators.databricks:ResumableDatabricksRunNowOperator"
                 ),
+                **_DATABRICKS_TASKS_AND_SQL,
             }
         },
         docs_page="docs/operators/databricks.rst",
+        more_docs_pages=("docs/operators/databricks_tasks.rst", "docs/operators/databricks_sql.rst"),
     ),
     Provider(
         key="amazon",

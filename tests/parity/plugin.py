@@ -131,7 +131,13 @@ class ParityPlugin:
             os.environ[var] = dead_proxy
         os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
         for provider in self.providers:
-            self.documented[provider.key] = differences.load(self.repo / provider.docs_page, provider.docs_page)
+            documented: dict[str, differences.Documented] = {}
+            for page in provider.docs_pages:
+                for name, entry in differences.load(self.repo / page, page).items():
+                    if name in documented:
+                        raise ValueError(f"{page}: {name} is also listed in {documented[name].page}")
+                    documented[name] = entry
+            self.documented[provider.key] = documented
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self._dead is not None:

@@ -27,6 +27,8 @@ def get_provider_info() -> dict[str, Any]:
                     "/docs/state-backends.rst",
                     "/docs/operators/http.rst",
                     "/docs/operators/databricks.rst",
+                    "/docs/operators/databricks_tasks.rst",
+                    "/docs/operators/databricks_sql.rst",
                     "/docs/operators/emr.rst",
                 ],
                 "tags": ["software"],
@@ -38,6 +40,8 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": [
                     "airflow.providers.resumable.operators.http",
                     "airflow.providers.resumable.operators.databricks",
+                    "airflow.providers.resumable.operators.databricks_tasks",
+                    "airflow.providers.resumable.operators.databricks_sql",
                     "airflow.providers.resumable.operators.emr",
                 ],
             }

@@ -228,3 +228,14 @@ def _cycle() -> BaseException:
 )
 def test_http_status_reads_every_generation(error, expected):
     assert compat.http_status(error) == expected
+
+
+def test_the_sql_statements_operator_or_an_import_error_that_says_to_upgrade(monkeypatch):
+    from airflow.providers.databricks.operators import databricks as official
+
+    if hasattr(official, "DatabricksSQLStatementsOperator"):
+        assert compat.sql_statements_operator() is official.DatabricksSQLStatementsOperator
+        monkeypatch.delattr(official, "DatabricksSQLStatementsOperator")  # as on 7.0.0
+    installed = importlib.metadata.version("apache-airflow-providers-databricks")
+    with pytest.raises(ImportError, match=rf"apache-airflow-providers-databricks {installed} does not have it\. "):
+        compat.sql_statements_operator()

@@ -150,3 +150,49 @@ def http_status(exc: BaseException) -> int | None:
             return response_status
         current = current.__cause__ or current.__context__
     return None
+
+
+def sql_statements_operator() -> type:
+    """
+    The official ``DatabricksSQLStatementsOperator``, which the SQL drop-in extends.
+
+    7.16.1 and 7.23.0 (tested) have it; 7.0.0 (the Airflow 2.11 leg) does not, so the drop-in cannot
+    exist there: an ``ImportError`` that names the installed version and the fix.
+    """
+    import importlib.metadata
+
+    from airflow.providers.databricks.operators import databricks as official
+
+    operator = getattr(official, "DatabricksSQLStatementsOperator", None)
+    if operator is None:
+        installed = importlib.metadata.version("apache-airflow-providers-databricks")
+        raise ImportError(
+            "ResumableDatabricksSQLStatementsOperator extends the official DatabricksSQLStatementsOperator, and "
+            f"apache-airflow-providers-databricks {installed} does not have it. Upgrade that provider (7.16.1 "
+            "and 7.23.0 are tested) to use it.",
+            name="DatabricksSQLStatementsOperator",
+        )
+    return cast("type", operator)
+
+
+def cancel_task_run_as_official(op: Any) -> None:
+    """
+    What the official ``on_kill`` of a Notebook / Task operator does, where it has one.
+
+    7.23 (tested): ``DatabricksTaskBaseOperator.on_kill`` cancels the run, or in a workflow group only
+    the task's child run. 7.0.0 and 7.16.1 have no ``on_kill`` there: a kill cancels nothing.
+    """
+    from airflow.providers.databricks.operators.databricks import DatabricksTaskBaseOperator
+
+    on_kill = vars(DatabricksTaskBaseOperator).get("on_kill")
+    if on_kill is not None:
+        on_kill(op)
+
+
+def sends_query_tags(op: Any) -> bool:
+    """
+    Whether the official ``DatabricksSQLStatementsOperator`` ``op`` sends ``query_tags`` with its statement.
+
+    7.23 (tested): yes, the argument ``query_tags`` and Airflow's own tags. 7.16.1: no such argument.
+    """
+    return isinstance(getattr(op, "query_tags", None), dict)
