@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -69,7 +69,7 @@ def record_reader(cursor_field: Any, primary_key: Any, records: Any) -> tuple[Ca
     ``watermark_records``' arguments checked, as (cursor of a record, key field names); the first bad
     one is refused by name, before a record is read or anything is kept.
     """
-    if isinstance(records, str | bytes | Mapping) or not hasattr(records, "__iter__"):
+    if isinstance(records, str | bytes | Mapping) or not isinstance(records, Iterable):
         raise WatermarkArgumentError(
             f"records must be a list of the records this run read (dicts or objects), got {type(records).__name__} "
             f"{records!r:.80}; pass the list itself"
