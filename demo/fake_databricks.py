@@ -126,6 +126,20 @@ class FakeDatabricks:
         with self._lock:
             self.task_failures[task_key] = self.task_failures.get(task_key, 0) + times
 
+    def terminate(self, run_id: int) -> None:
+        """End a run now, as if it had been polled to its end (its scheduled tasks run)."""
+        with self._lock:
+            run = self.runs[run_id]
+            if run.life_cycle_state != "TERMINATED":
+                run.life_cycle_state = "TERMINATED"
+                self._settle(run)
+
+    def repair_ids(self, run_id: int) -> list[int]:
+        """The ids of the repairs of ``run_id``, oldest first."""
+        with self._lock:
+            run = self.runs[run_id]
+            return [r["id"] for r in run.tasks.repairs] if run.tasks else []
+
     def executed(self, run_id: int) -> list[str]:
         """The task keys that ran in ``run_id``, every attempt, in order."""
         with self._lock:
