@@ -183,3 +183,20 @@ def test_the_official_in_try_repair_composes(databricks, request):
     assert len(databricks.runs) == 1
     assert databricks.repair_ids(1001) == [9001, 9002]
     assert databricks.executed(1001) == [*ALL_TEN, "t9", "t9", "t10"]
+
+
+def test_a_successful_in_try_repair_is_returned_by_the_retry(databricks, request):
+    """
+    The official synchronous path raises the run's first error even after its in-try repair succeeded
+    (provider 7.0 to 7.23): the official operator's retry then starts a new run; ours finds the
+    repaired run succeeded and returns it.
+    """
+    databricks.fail_task_once("t9")
+    dag = make_dag(request)
+    ten_task_run(dag, databricks, "run_now", repair_run=True)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("run").try_number == 2
+    assert len(databricks.runs) == 1
+    assert databricks.repair_ids(1001) == [9001]
+    assert databricks.executed(1001) == [*ALL_TEN, "t9", "t10"]
