@@ -84,7 +84,7 @@ class Run:
 
 
 @dataclass
-class FakeDatabricks:
+class FakeDatabricks(tasks_api.TaskRunsMixin):
     """The service's state; ``FakeDatabricksServer`` puts it on a port."""
 
     #: ``runs/get`` answers a run spends in PENDING, then in RUNNING, before it terminates.
@@ -120,30 +120,6 @@ class FakeDatabricks:
             job_id = next(self._job_ids)
             self.jobs[job_id] = {"job_id": job_id, "settings": {"name": name, "tasks": list(tasks or [])}}
             return job_id
-
-    def fail_task_once(self, task_key: str, times: int = 1) -> None:
-        """Make the next ``times`` attempts of task ``task_key`` (in any run) fail; later ones succeed."""
-        with self._lock:
-            self.task_failures[task_key] = self.task_failures.get(task_key, 0) + times
-
-    def terminate(self, run_id: int) -> None:
-        """End a run now, as if it had been polled to its end (its scheduled tasks run)."""
-        with self._lock:
-            run = self.runs[run_id]
-            if run.life_cycle_state != "TERMINATED":
-                run.life_cycle_state = "TERMINATED"
-                self._settle(run)
-
-    def repair_ids(self, run_id: int) -> list[int]:
-        """The ids of the repairs of ``run_id``, oldest first."""
-        with self._lock:
-            run = self.runs[run_id]
-            return [r["id"] for r in run.tasks.repairs] if run.tasks else []
-
-    def executed(self, run_id: int) -> list[str]:
-        """The task keys that ran in ``run_id``, every attempt, in order."""
-        with self._lock:
-            return [key for rid, key in self.executions if rid == run_id]
 
     def drop_responses(self, endpoint: str, count: int = 1) -> None:
         """
@@ -210,7 +186,10 @@ class FakeDatabricks:
         if route is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
         with self._lock:
-            return route(params)
+            try:
+                return route(params)
+            except tasks_api.RepairRefused as e:
+                raise ApiError(400, e.error_code, e.message) from None
 
     def _create(self, job_id: int | None, run_name: str, params: dict[str, Any]) -> dict[str, Any]:
         token = params.get("idempotency_token")
@@ -223,10 +202,7 @@ class FakeDatabricks:
             if existing is not None:
                 return {"run_id": existing.run_id}
         specs = tasks_api.task_specs(params, self.jobs.get(job_id) if job_id is not None else None, run_name)
-        try:
-            run_tasks = tasks_api.new_run_tasks(specs, lambda: next(self._task_run_ids))
-        except tasks_api.RepairRefused as e:
-            raise ApiError(400, e.error_code, e.message) from None
+        run_tasks = tasks_api.new_run_tasks(specs, lambda: next(self._task_run_ids))
         result = self.result_states.popleft() if self.result_states else "SUCCESS"
         run = Run(next(self._run_ids), job_id, run_name, params, token, result, tasks=run_tasks, planned=result)
         run.original_task_run_ids = [t.run_id for t in run_tasks.tasks]
@@ -278,53 +254,6 @@ class FakeDatabricks:
             elif run.polls > self.pending_polls:
                 run.life_cycle_state = "RUNNING"
         return self._describe(run, history=str(params.get("include_history", "")).lower() == "true")
-
-    # ---- multi-task runs and repairs (the rules live in fake_databricks_tasks.py) -------------------
-
-    def _settle(self, run: Run) -> None:
-        """The run just terminated: its scheduled tasks run (or are cancelled), in dependency order."""
-        if run.tasks is None:
-            return
-        if run.cancelled:
-            tasks_api.cancel(run.tasks)
-            return
-
-        def outcome(task: tasks_api.TaskRun, is_last: bool) -> str:
-            if self.task_failures.get(task.task_key, 0) > 0:
-                self.task_failures[task.task_key] -= 1
-                return "FAILED"
-            # plan_results: the original attempt of a run ends as planned, through its last task.
-            if is_last and task.attempt_number == 0 and run.planned != "SUCCESS":
-                return run.planned
-            return tasks_api.SUCCESS
-
-        run.result_state = tasks_api.settle(run.tasks, outcome, lambda key: self.executions.append((run.run_id, key)))
-
-    def _repair(self, params: dict[str, Any]) -> dict[str, Any]:
-        run = self._run(params)
-        if run.tasks is None:
-            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Run {run.run_id} has no tasks to repair")
-        repair_id = self._last_repair_id + 1
-        try:
-            tasks_api.repair(
-                run.tasks,
-                params,
-                life_cycle_state=run.life_cycle_state,
-                repair_id=repair_id,
-                next_task_run_id=lambda: next(self._task_run_ids),
-            )
-        except tasks_api.RepairRefused as e:
-            raise ApiError(400, e.error_code, e.message) from None
-        self._last_repair_id = repair_id
-        run.life_cycle_state, run.polls, run.cancelled = "PENDING", 0, False
-        return {"repair_id": repair_id}
-
-    def _task_run(self, task_run_id: int) -> tuple[Run, tasks_api.TaskRun] | None:
-        for run in self.runs.values():
-            for task in run.tasks.tasks if run.tasks else []:
-                if task.run_id == task_run_id:
-                    return run, task
-        return None
 
     def _get_output(self, params: dict[str, Any]) -> dict[str, Any]:
         found = self._task_run(_int(params.get("run_id"), "run_id"))

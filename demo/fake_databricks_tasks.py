@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable, Iterable
 
 #: Result states a repair with ``rerun_all_failed_tasks`` re-runs: every one that is not a success.
@@ -224,3 +225,92 @@ def repair_history(run_tasks: RunTasks, original_start: int, original_task_run_i
     """``repair_history`` of ``runs/get?include_history=true``: the original run, then each repair."""
     original = {"type": "ORIGINAL", "start_time": original_start, "task_run_ids": original_task_run_ids}
     return [original, *run_tasks.repairs]
+
+
+class TaskRunsMixin:
+    """
+    ``FakeDatabricks``' side of tasks and repairs: the test controls and the ``jobs/runs/repair`` route.
+
+    A refusal is raised as :class:`RepairRefused`; ``FakeDatabricks.handle`` answers it with a 400.
+    """
+
+    if TYPE_CHECKING:
+        runs: dict[int, Any]
+        task_failures: dict[str, int]
+        executions: list[tuple[int, str]]
+        _task_run_ids: Any
+        _last_repair_id: int
+        _lock: threading.RLock
+
+        def _run(self, params: dict[str, Any]) -> Any: ...
+
+    # ---- test controls ------------------------------------------------------------------------------
+
+    def fail_task_once(self, task_key: str, times: int = 1) -> None:
+        """Make the next ``times`` attempts of task ``task_key`` (in any run) fail; later ones succeed."""
+        with self._lock:
+            self.task_failures[task_key] = self.task_failures.get(task_key, 0) + times
+
+    def terminate(self, run_id: int) -> None:
+        """End a run now, as if it had been polled to its end (its scheduled tasks run)."""
+        with self._lock:
+            run = self.runs[run_id]
+            if run.life_cycle_state != "TERMINATED":
+                run.life_cycle_state = "TERMINATED"
+                self._settle(run)
+
+    def repair_ids(self, run_id: int) -> list[int]:
+        """The ids of the repairs of ``run_id``, oldest first."""
+        with self._lock:
+            run = self.runs[run_id]
+            return [r["id"] for r in run.tasks.repairs] if run.tasks else []
+
+    def executed(self, run_id: int) -> list[str]:
+        """The task keys that ran in ``run_id``, every attempt, in order."""
+        with self._lock:
+            return [key for rid, key in self.executions if rid == run_id]
+
+    # ---- the service ----------------------------------------------------------------------------------
+
+    def _settle(self, run: Any) -> None:
+        """The run just terminated: its scheduled tasks run (or are cancelled), in dependency order."""
+        if run.tasks is None:
+            return
+        if run.cancelled:
+            cancel(run.tasks)
+            return
+
+        def outcome(task: TaskRun, is_last: bool) -> str:
+            if self.task_failures.get(task.task_key, 0) > 0:
+                self.task_failures[task.task_key] -= 1
+                return "FAILED"
+            # plan_results: the original attempt of a run ends as planned, through its last task.
+            if is_last and task.attempt_number == 0 and run.planned != SUCCESS:
+                return str(run.planned)
+            return SUCCESS
+
+        run.result_state = settle(run.tasks, outcome, lambda key: self.executions.append((run.run_id, key)))
+
+    def _repair(self, params: dict[str, Any]) -> dict[str, Any]:
+        run = self._run(params)
+        if run.tasks is None:
+            raise RepairRefused("INVALID_PARAMETER_VALUE", f"Run {run.run_id} has no tasks to repair")
+        # An id is spent only by a repair that starts, so the ids of a run's repairs increase by one.
+        repair_id = self._last_repair_id + 1
+        repair(
+            run.tasks,
+            params,
+            life_cycle_state=run.life_cycle_state,
+            repair_id=repair_id,
+            next_task_run_id=lambda: next(self._task_run_ids),
+        )
+        self._last_repair_id = repair_id
+        run.life_cycle_state, run.polls, run.cancelled = "PENDING", 0, False
+        return {"repair_id": repair_id}
+
+    def _task_run(self, task_run_id: int) -> tuple[Any, TaskRun] | None:
+        for run in self.runs.values():
+            for task in run.tasks.tasks if run.tasks else []:
+                if task.run_id == task_run_id:
+                    return run, task
+        return None

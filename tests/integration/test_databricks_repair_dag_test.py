@@ -75,12 +75,13 @@ def test_a_failure_at_task_9_is_repaired_and_only_task_9_and_its_dependant_run_a
     assert resumable_variables(run.dag_id) == []
 
 
-def test_a_lost_repair_response_is_found_in_the_same_try(databricks, request):
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_lost_repair_response_is_found_in_the_same_try(databricks, request, deferrable):
     """The hook repeats the POST whose answer was lost; Databricks refuses the repeat; the repair is found."""
     databricks.fail_task_once("t9")
     databricks.drop_responses("runs/repair", 2)  # neither of the hook's attempts hears back
     dag = make_dag(request)
-    ten_task_run(dag, databricks, "submit")
+    ten_task_run(dag, databricks, "submit", deferrable=deferrable)
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("run").try_number == 2
@@ -89,11 +90,12 @@ def test_a_lost_repair_response_is_found_in_the_same_try(databricks, request):
     assert databricks.executed(1001) == [*ALL_TEN, "t9", "t10"]
 
 
-def test_a_try_lost_after_asking_for_the_repair_reattaches_and_does_not_repair_again(databricks, request):
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_a_try_lost_after_asking_for_the_repair_reattaches_and_does_not_repair_again(databricks, request, deferrable):
     databricks.fail_task_once("t9")
     databricks.running_polls = 6  # the repaired run still runs when the next try looks
     dag = make_dag(request)
-    ten_task_run(dag, databricks, "run_now", retries=2)
+    ten_task_run(dag, databricks, "run_now", retries=2, deferrable=deferrable)
     with fail_on_tries(ResumableDatabricksRunNowOperator, "resume_failed_job", tries={2}, after=True) as fault:
         run = run_dag(dag)
     assert fault.fired == [2]
