@@ -262,3 +262,39 @@ def test_note_resume_is_kept_in_the_intent_and_handed_back(memory_store):
     go(system, 3)
     assert system.detail == {"latest_repair_id": 41}, "the repeat sees what the first attempt noted"
     assert stored(memory_store).resume_detail is None
+
+
+def test_a_succeeded_job_after_a_lost_resume_is_returned_and_the_resume_confirmed(memory_store):
+    system = Repairable()
+    with pytest.raises(RuntimeError):
+        go(system, 1)
+    system.lose_repair_response = True
+    with pytest.raises(ConnectionError):
+        go(system, 2)
+    system.jobs["job-1"] = "SUCCEEDED"  # the repair ran to its end before the retry looked
+    assert go(system, 3) is None
+    assert len(system.repairs) == 1
+    assert not stored(memory_store).resume_pending
+
+
+def test_a_clear_that_adopts_a_running_job_restarts_the_resume_count(memory_store):
+    system = Repairable()
+    system.fail_repairs = True
+    settings = ResumeSettings(max_job_resumes=1)
+    for try_number in (1, 2):
+        with pytest.raises(RuntimeError):
+            go(system, try_number, settings)
+    assert stored(memory_store).resumes == 1
+    system.jobs["job-1"] = "RUNNING"  # a person repaired it by hand, then cleared the task
+    task_try = TaskTry.from_context(make_context(FakeTI(try_number=3, max_tries=4)), owner="task", kind="Op")
+    job_settings = JobSettings(
+        key="job",
+        spec_change_policy=SpecChangePolicy.FAIL,
+        retry_stop=stop_after_attempt(1),
+        retry_wait=wait_none(),
+        fingerprint="fp",
+        resume=settings,
+    )
+    with pytest.raises(RuntimeError):
+        JobRun(system.calls(), task_try, job_settings, log).run()
+    assert stored(memory_store).resumes == 0, "the cleared life has spent none"

@@ -434,14 +434,16 @@ class JobRun(ResumeSteps):
         if action in (Action.REATTACH, Action.RETURN_RESULT):
             assert record is not None
             self.calls.use_token(record.token, False)
-            if record.resume_pending and action is Action.REATTACH:
-                # The job runs again, so the lost resume did start: confirm it (the id is unchanged).
+            if record.resume_pending:
+                # The job runs again (or succeeded), so the lost resume did start: confirm it.
                 record = self._confirm_resume(record, record.external_id)
             if decision.adopt or (record.legacy and record.try_number is None):
                 # Adopted into this life: a clear (or the finished marker) can now tell it apart. A bare
-                # id from airflow.sdk.ResumableJobMixin becomes one of our records here.
+                # id from airflow.sdk.ResumableJobMixin becomes one of our records here. A person's
+                # clear starts the life's resume count again.
                 record = self.record = record.model_copy(
                     update={"generation": info.max_tries, "try_number": info.try_number}
+                    | ({"resumes": 0} if decision.adopt else {})
                 )
                 self._save(record)
             if action is Action.REATTACH:
