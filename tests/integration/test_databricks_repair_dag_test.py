@@ -202,3 +202,18 @@ def test_a_successful_in_try_repair_is_returned_by_the_retry(databricks, request
     assert len(databricks.runs) == 1
     assert databricks.repair_ids(1001) == [9001]
     assert databricks.executed(1001) == [*ALL_TEN, "t9", "t10"]
+
+
+def test_a_repair_databricks_refuses_gets_a_new_run(databricks, request):
+    """Whether Databricks repairs a one-time run is not promised; a refusal (4xx) falls back to a new run."""
+    databricks.fail_task_once("t9")
+    databricks.fail_requests("runs/repair", 1, status=400)
+    dag = make_dag(request)
+    ten_task_run(dag, databricks, "submit")
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("run").try_number == 2
+    assert databricks.count("jobs/runs/repair") == 1
+    assert databricks.repair_ids(1001) == []
+    assert len(databricks.runs) == 2
+    assert run.xcom("run", "run_id") == 1002
