@@ -64,6 +64,8 @@ class Run:
     run_name: str
     payload: dict[str, Any]
     token: str | None
+    #: Until the run first terminates: the result it is planned to end with (``plan_results``, or set by
+    #: a test), which its last task's first attempt takes; then the result its tasks settled on.
     result_state: str
     life_cycle_state: str = "PENDING"
     polls: int = 0
@@ -71,8 +73,6 @@ class Run:
     start_time: int = field(default_factory=lambda: int(time.time() * 1000))
     #: The tasks, their latest attempts and the repairs (``fake_databricks_tasks``).
     tasks: tasks_api.RunTasks | None = None
-    #: The result the original attempt was planned to end with (``plan_results``): its last task's.
-    planned: str = "SUCCESS"
     original_task_run_ids: list[int] = field(default_factory=list)
 
     def state(self) -> dict[str, Any]:
@@ -204,7 +204,7 @@ class FakeDatabricks(tasks_api.TaskRunsMixin):
         specs = tasks_api.task_specs(params, self.jobs.get(job_id) if job_id is not None else None, run_name)
         run_tasks = tasks_api.new_run_tasks(specs, lambda: next(self._task_run_ids))
         result = self.result_states.popleft() if self.result_states else "SUCCESS"
-        run = Run(next(self._run_ids), job_id, run_name, params, token, result, tasks=run_tasks, planned=result)
+        run = Run(next(self._run_ids), job_id, run_name, params, token, result, tasks=run_tasks)
         run.original_task_run_ids = [t.run_id for t in run_tasks.tasks]
         self.runs[run.run_id] = run
         return {"run_id": run.run_id, "number_in_job": run.run_id}

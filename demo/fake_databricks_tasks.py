@@ -284,9 +284,10 @@ class TaskRunsMixin:
             if self.task_failures.get(task.task_key, 0) > 0:
                 self.task_failures[task.task_key] -= 1
                 return "FAILED"
-            # plan_results: the original attempt of a run ends as planned, through its last task.
-            if is_last and task.attempt_number == 0 and run.planned != SUCCESS:
-                return str(run.planned)
+            # plan_results (or a test that set result_state before the run ended): the original attempt
+            # of a run ends as planned, through its last task.
+            if is_last and task.attempt_number == 0 and run.result_state != SUCCESS:
+                return str(run.result_state)
             return SUCCESS
 
         run.result_state = settle(run.tasks, outcome, lambda key: self.executions.append((run.run_id, key)))

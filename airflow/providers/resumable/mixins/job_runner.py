@@ -10,6 +10,7 @@ the mixin. The decision itself is the pure table in ``decisions.py``; the I/O is
 2. ask the job's status (retried on transient errors with tenacity), or find a lost submission by
    its token;
 3. :func:`~.decide`, then act: reattach and poll, return the result, or write the intent and submit;
+   for a failed job, write a resume intent and resume it (``job_resume.py``);
 4. on a kill, cancel only when asked to.
 """
 
