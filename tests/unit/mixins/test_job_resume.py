@@ -94,8 +94,15 @@ class Repairable:
         )
 
 
-def go(system: Repairable, try_number: int, resume: ResumeSettings | None = None, fingerprint: str = "fp") -> Any:
-    task_try = TaskTry.from_context(make_context(FakeTI(try_number=try_number)), owner="task", kind="Op")
+def go(
+    system: Repairable,
+    try_number: int,
+    resume: ResumeSettings | None = None,
+    fingerprint: str = "fp",
+    max_tries: int = 2,
+) -> Any:
+    ti = FakeTI(try_number=try_number, max_tries=max_tries)
+    task_try = TaskTry.from_context(make_context(ti), owner="task", kind="Op")
     settings = JobSettings(
         key="job",
         spec_change_policy=SpecChangePolicy.FAIL,
@@ -112,6 +119,16 @@ def stored(store: Any) -> JobRecord:
     record = JobRecord.parse("job", store.get("job"))
     assert record is not None
     return record
+
+
+def lose_the_resume(system: Repairable) -> None:
+    """Try 1: the job fails. Try 2: resumes it, and the answer is lost (the try fails)."""
+    with pytest.raises(RuntimeError):
+        go(system, 1)
+    system.lose_repair_response = True
+    with pytest.raises(ConnectionError):
+        go(system, 2)
+    system.lose_repair_response = False
 
 
 def test_a_failed_job_is_resumed_under_a_resume_intent_and_polled_again(memory_store):
@@ -134,13 +151,8 @@ def test_a_failed_job_is_resumed_under_a_resume_intent_and_polled_again(memory_s
 def test_a_lost_resume_response_is_found_not_repeated(memory_store):
     system = Repairable()
     system.fail_repairs = True  # the repair ran and failed again before the retry looked
-    with pytest.raises(RuntimeError):
-        go(system, 1)
-    system.lose_repair_response = True
-    with pytest.raises(ConnectionError):
-        go(system, 2)
+    lose_the_resume(system)
     assert stored(memory_store).resume_pending
-    system.lose_repair_response = False
     system.jobs["job-1"] = "FAILED"
     system.fail_repairs = False
     # Found: the retry re-decides on the found resume (failed again) and spends a second resume.
@@ -152,13 +164,8 @@ def test_a_lost_resume_response_is_found_not_repeated(memory_store):
 
 def test_without_find_a_lost_resume_is_repeated_with_the_same_token(memory_store):
     system = Repairable(find=False)
-    with pytest.raises(RuntimeError):
-        go(system, 1)
-    system.lose_repair_response = True
-    with pytest.raises(ConnectionError):
-        go(system, 2)
+    lose_the_resume(system)
     first = system.repairs[0][1]
-    system.lose_repair_response = False
     system.jobs["job-1"] = "FAILED"
     go(system, 3)
     assert [token for _, token in system.repairs] == [first, first]
@@ -168,12 +175,7 @@ def test_without_find_a_lost_resume_is_repeated_with_the_same_token(memory_store
 
 def test_a_running_job_after_a_lost_resume_confirms_it(memory_store):
     system = Repairable()
-    with pytest.raises(RuntimeError):
-        go(system, 1)
-    system.lose_repair_response = True
-    with pytest.raises(ConnectionError):
-        go(system, 2)
-    system.lose_repair_response = False
+    lose_the_resume(system)
     go(system, 3)  # the job is REPAIRING (running): reattached
     assert len(system.repairs) == 1
     assert not stored(memory_store).resume_pending
@@ -251,13 +253,8 @@ def test_note_resume_is_kept_in_the_intent_and_handed_back(memory_store):
         return JobCalls(**{**base.__dict__, "resume": resume})
 
     system.calls = calls  # type: ignore[method-assign]
-    with pytest.raises(RuntimeError):
-        go(system, 1)
-    system.lose_repair_response = True
-    with pytest.raises(ConnectionError):
-        go(system, 2)
+    lose_the_resume(system)
     assert stored(memory_store).resume_detail == {"latest_repair_id": 41}
-    system.lose_repair_response = False
     system.jobs["job-1"] = "FAILED"
     go(system, 3)
     assert system.detail == {"latest_repair_id": 41}, "the repeat sees what the first attempt noted"
@@ -266,11 +263,7 @@ def test_note_resume_is_kept_in_the_intent_and_handed_back(memory_store):
 
 def test_a_succeeded_job_after_a_lost_resume_is_returned_and_the_resume_confirmed(memory_store):
     system = Repairable()
-    with pytest.raises(RuntimeError):
-        go(system, 1)
-    system.lose_repair_response = True
-    with pytest.raises(ConnectionError):
-        go(system, 2)
+    lose_the_resume(system)
     system.jobs["job-1"] = "SUCCEEDED"  # the repair ran to its end before the retry looked
     assert go(system, 3) is None
     assert len(system.repairs) == 1
@@ -286,15 +279,6 @@ def test_a_clear_that_adopts_a_running_job_restarts_the_resume_count(memory_stor
             go(system, try_number, settings)
     assert stored(memory_store).resumes == 1
     system.jobs["job-1"] = "RUNNING"  # a person repaired it by hand, then cleared the task
-    task_try = TaskTry.from_context(make_context(FakeTI(try_number=3, max_tries=4)), owner="task", kind="Op")
-    job_settings = JobSettings(
-        key="job",
-        spec_change_policy=SpecChangePolicy.FAIL,
-        retry_stop=stop_after_attempt(1),
-        retry_wait=wait_none(),
-        fingerprint="fp",
-        resume=settings,
-    )
     with pytest.raises(RuntimeError):
-        JobRun(system.calls(), task_try, job_settings, log).run()
+        go(system, 3, settings, max_tries=4)
     assert stored(memory_store).resumes == 0, "the cleared life has spent none"
