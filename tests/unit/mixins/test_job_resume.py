@@ -193,13 +193,19 @@ def test_a_declined_resume_submits_afresh_without_spending_a_resume(memory_store
     assert not record.resume_pending
 
 
-def test_the_cap_falls_back_to_a_fresh_submission_and_keeps_the_count(memory_store):
+def spend_the_only_resume() -> tuple[Repairable, ResumeSettings]:
+    """max_job_resumes=1: try 1 fails, try 2 resumes and the resumed job fails again."""
     system = Repairable()
     system.fail_repairs = True
     settings = ResumeSettings(max_job_resumes=1)
     for try_number in (1, 2):
         with pytest.raises(RuntimeError):
             go(system, try_number, settings)
+    return system, settings
+
+
+def test_the_cap_falls_back_to_a_fresh_submission_and_keeps_the_count(memory_store):
+    system, settings = spend_the_only_resume()
     assert len(system.repairs) == 1
     with pytest.raises(RuntimeError, match="job-2 failed"):
         go(system, 3, settings)
@@ -271,12 +277,7 @@ def test_a_succeeded_job_after_a_lost_resume_is_returned_and_the_resume_confirme
 
 
 def test_a_clear_that_adopts_a_running_job_restarts_the_resume_count(memory_store):
-    system = Repairable()
-    system.fail_repairs = True
-    settings = ResumeSettings(max_job_resumes=1)
-    for try_number in (1, 2):
-        with pytest.raises(RuntimeError):
-            go(system, try_number, settings)
+    system, settings = spend_the_only_resume()
     assert stored(memory_store).resumes == 1
     system.jobs["job-1"] = "RUNNING"  # a person repaired it by hand, then cleared the task
     with pytest.raises(RuntimeError):
