@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from demo import fake_databricks_tasks as tasks_api
+
 MAX_TOKEN_LENGTH = 64
 ACTIVE_STATES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING")
 RESULT_STATES = ("SUCCESS", "FAILED", "TIMEDOUT", "CANCELED")
@@ -62,11 +64,16 @@ class Run:
     run_name: str
     payload: dict[str, Any]
     token: str | None
+    #: Until the run first terminates: the result it is planned to end with (``plan_results``, or set by
+    #: a test), which its last task's first attempt takes; then the result its tasks settled on.
     result_state: str
     life_cycle_state: str = "PENDING"
     polls: int = 0
     cancelled: bool = False
     start_time: int = field(default_factory=lambda: int(time.time() * 1000))
+    #: The tasks, their latest attempts and the repairs (``fake_databricks_tasks``).
+    tasks: tasks_api.RunTasks | None = None
+    original_task_run_ids: list[int] = field(default_factory=list)
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"life_cycle_state": self.life_cycle_state, "state_message": ""}
@@ -77,7 +84,7 @@ class Run:
 
 
 @dataclass
-class FakeDatabricks:
+class FakeDatabricks(tasks_api.TaskRunsMixin):
     """The service's state; ``FakeDatabricksServer`` puts it on a port."""
 
     #: ``runs/get`` answers a run spends in PENDING, then in RUNNING, before it terminates.
@@ -95,16 +102,23 @@ class FakeDatabricks:
     drop: dict[str, int] = field(default_factory=dict)
     #: endpoint suffix -> [status, how many more requests to refuse with it].
     fail: dict[str, list[int]] = field(default_factory=dict)
+    #: task_key -> how many more attempts of that task fail (``fail_task_once``).
+    task_failures: dict[str, int] = field(default_factory=dict)
+    #: Every task attempt that ran: (run_id, task_key), in order.
+    executions: list[tuple[int, str]] = field(default_factory=list)
     _run_ids: Any = field(default_factory=lambda: itertools.count(1001))
     _job_ids: Any = field(default_factory=lambda: itertools.count(501))
+    _task_run_ids: Any = field(default_factory=lambda: itertools.count(5001))
+    _last_repair_id: int = 9000
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ---- test controls ----------------------------------------------------------------------------
 
-    def add_job(self, name: str) -> int:
+    def add_job(self, name: str, tasks: list[dict[str, Any]] | None = None) -> int:
+        """A job; ``tasks`` as in the Jobs API (``task_key``, ``depends_on``), one task by default."""
         with self._lock:
             job_id = next(self._job_ids)
-            self.jobs[job_id] = {"job_id": job_id, "settings": {"name": name, "tasks": []}}
+            self.jobs[job_id] = {"job_id": job_id, "settings": {"name": name, "tasks": list(tasks or [])}}
             return job_id
 
     def drop_responses(self, endpoint: str, count: int = 1) -> None:
@@ -142,7 +156,13 @@ class FakeDatabricks:
         with self._lock:
             return {
                 "runs": [
-                    {"run_id": r.run_id, "job_id": r.job_id, "run_name": r.run_name, "token": r.token} | r.state()
+                    {"run_id": r.run_id, "job_id": r.job_id, "run_name": r.run_name, "token": r.token}
+                    | r.state()
+                    | {
+                        "tasks": [t.describe(r.life_cycle_state) for t in r.tasks.tasks] if r.tasks else [],
+                        "repairs": list(r.tasks.repairs) if r.tasks else [],
+                        "executed": [key for rid, key in self.executions if rid == r.run_id],
+                    }
                     for r in self.runs.values()
                 ],
                 "requests": list(self.requests),
@@ -158,6 +178,7 @@ class FakeDatabricks:
             ("GET", "jobs/runs/get-output"): self._get_output,
             ("POST", "jobs/runs/cancel"): self._cancel,
             ("POST", "jobs/runs/cancel-all"): self._cancel_all,
+            ("POST", "jobs/runs/repair"): self._repair,
             ("GET", "jobs/get"): self._get_job,
             ("GET", "jobs/list"): self._list_jobs,
         }
@@ -165,7 +186,10 @@ class FakeDatabricks:
         if route is None:
             raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} /{endpoint}'")
         with self._lock:
-            return route(params)
+            try:
+                return route(params)
+            except tasks_api.RepairRefused as e:
+                raise ApiError(400, e.error_code, e.message) from None
 
     def _create(self, job_id: int | None, run_name: str, params: dict[str, Any]) -> dict[str, Any]:
         token = params.get("idempotency_token")
@@ -177,8 +201,11 @@ class FakeDatabricks:
             existing = next((r for r in self.runs.values() if r.token == token), None)
             if existing is not None:
                 return {"run_id": existing.run_id}
+        specs = tasks_api.task_specs(params, self.jobs.get(job_id) if job_id is not None else None, run_name)
+        run_tasks = tasks_api.new_run_tasks(specs, lambda: next(self._task_run_ids))
         result = self.result_states.popleft() if self.result_states else "SUCCESS"
-        run = Run(next(self._run_ids), job_id, run_name, params, token, result)
+        run = Run(next(self._run_ids), job_id, run_name, params, token, result, tasks=run_tasks)
+        run.original_task_run_ids = [t.run_id for t in run_tasks.tasks]
         self.runs[run.run_id] = run
         return {"run_id": run.run_id, "number_in_job": run.run_id}
 
@@ -202,8 +229,8 @@ class FakeDatabricks:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
         return run
 
-    def _describe(self, run: Run) -> dict[str, Any]:
-        return {
+    def _describe(self, run: Run, history: bool = False) -> dict[str, Any]:
+        described = {
             "run_id": run.run_id,
             "job_id": run.job_id,
             "run_name": run.run_name,
@@ -211,8 +238,11 @@ class FakeDatabricks:
             "start_time": run.start_time,
             "state": run.state(),
             "run_page_url": f"{self.base_url}/#job/{run.job_id or 0}/run/{run.run_id}",
-            "tasks": [],
+            "tasks": [t.describe(run.life_cycle_state) for t in run.tasks.tasks] if run.tasks else [],
         }
+        if history and run.tasks is not None:
+            described["repair_history"] = tasks_api.repair_history(run.tasks, run.start_time, run.original_task_run_ids)
+        return described
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
         run = self._run(params)
@@ -220,12 +250,26 @@ class FakeDatabricks:
             run.polls += 1
             if run.life_cycle_state == "TERMINATING" or run.polls > self.pending_polls + self.running_polls:
                 run.life_cycle_state = "TERMINATED"
+                self._settle(run)
             elif run.polls > self.pending_polls:
                 run.life_cycle_state = "RUNNING"
-        return self._describe(run)
+        return self._describe(run, history=str(params.get("include_history", "")).lower() == "true")
 
     def _get_output(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self._task_run(_int(params.get("run_id"), "run_id"))
+        if found is not None:
+            parent, task = found
+            task_output: dict[str, Any] = {"metadata": task.describe(parent.life_cycle_state)}
+            if task.result_state == "FAILED":
+                task_output["error"] = f"Injected failure of task {task.task_key}"
+            return task_output
         run = self._run(params)
+        if run.tasks is not None and len(run.tasks.tasks) > 1:
+            raise ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                "Retrieving the output of runs with multiple tasks is not supported; ask for each task run",
+            )
         output: dict[str, Any] = {"metadata": self._describe(run)}
         if run.life_cycle_state == "TERMINATED" and run.result_state == "FAILED":
             output["error"] = "Injected failure"
@@ -361,6 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
             for endpoint, (status, count) in plan.get("fail", {}).items():
                 fake.fail_requests(endpoint, int(count), int(status))
             fake.plan_results(*plan.get("result_states", []))
+            for task_key, times in plan.get("fail_tasks", {}).items():
+                fake.fail_task_once(task_key, int(times))
             self._send(200, {})
             return
         self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": path})
