@@ -112,8 +112,7 @@ def test_step_4_of_5_failed_adds_steps_4_and_5_only(aws, cluster, memory_store):
 def test_continue_keeps_the_later_step_that_completed(aws, cluster, memory_store):
     steps = step_list(5, "CONTINUE")
     op, job = failed_first_try(aws, cluster, memory_store, steps, 3)
-    op.get_job_status(job, ctx(2))  # the read that moves step 5 to its end, as EMR runs it
-    assert [s.state for s in aws.steps(cluster)] == [C, C, C, F, C]
+    assert [s.state for s in aws.steps(cluster)] == [C, C, C, F, C], "the try ended once step 5 had"
 
     resumed = resume(op, job)
     assert names(aws, cluster) == ["step_1", "step_2", "step_3", "step_4", "step_5", "step_4"]
@@ -199,3 +198,12 @@ def test_a_failed_set_still_running_a_step_is_active_not_failed(aws, cluster, me
         step.state = state
     status = op.get_job_status({"cluster_id": cluster, "step_ids": step_ids}, ctx(2))
     assert op.is_job_active(status)
+
+
+def test_a_waiter_that_gives_up_fails_at_once(aws, cluster, memory_store):
+    """Only a FAILED step makes the poll wait for the later ones; a step still running does not."""
+    aws.running_reads = 5
+    op = steps_op(cluster, steps=step_list(3, "CONTINUE"), waiter_max_attempts=1)
+    with pytest.raises(Exception, match="max attempts|Max attempts"):
+        op.execute(ctx(1))
+    assert aws.calls["DescribeStep"] == 1, "the later steps were not waited for"

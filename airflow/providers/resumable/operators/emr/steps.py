@@ -5,6 +5,7 @@ after a step failed, a retry adds that step and the ones that did not complete, 
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -378,16 +379,32 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
             )
         if not self.wait_for_completion:
             return
-        for step_id in job["step_ids"]:
-            wait(
-                waiter=self.hook.get_waiter("step_wait_for_terminal"),
-                waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts,
-                args={"ClusterId": job["cluster_id"], "StepId": step_id},
-                failure_message=f"EMR Steps failed: {step_id}",
-                status_message="EMR Step status is",
-                status_args=["Step.Status.State", "Step.Status.StateChangeReason"],
-            )
+        step_ids = list(job["step_ids"])
+        for position, step_id in enumerate(step_ids):
+            try:
+                self._wait_for_step(job["cluster_id"], step_id)
+            except AirflowException:
+                if self._retrying(self._step_states, {**job, "step_ids": [step_id]}) != ["FAILED"]:
+                    raise  # the waiter gave up, or the step was cancelled: nothing runs on because of it
+                # After a failure with ActionOnFailure CONTINUE the later steps still run. The try ends
+                # when they have, so its retry finds the set at rest and resumes it at once: while a
+                # step is live the set counts as running, and a retry would only fail again here.
+                for later in step_ids[position + 1 :]:
+                    with contextlib.suppress(AirflowException):
+                        self._wait_for_step(job["cluster_id"], later)
+                raise
+
+    def _wait_for_step(self, cluster_id: str, step_id: str) -> None:
+        """The official operator's wait for one step (its waiter and messages); raises if it did not complete."""
+        wait(
+            waiter=self.hook.get_waiter("step_wait_for_terminal"),
+            waiter_delay=self.waiter_delay,
+            waiter_max_attempts=self.waiter_max_attempts,
+            args={"ClusterId": cluster_id, "StepId": step_id},
+            failure_message=f"EMR Steps failed: {step_id}",
+            status_message="EMR Step status is",
+            status_args=["Step.Status.State", "Step.Status.StateChangeReason"],
+        )
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> Any:
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
