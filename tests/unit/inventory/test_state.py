@@ -39,6 +39,29 @@ FINISHED = {"kind": "resumable-finished", "try_number": 2, "max_tries": 5, "fini
             "back; the next try looks the job up by its token before submitting",
         ),
         ("job", {**JOB, "legacy": True, "token": None}, None, "job 1006 (bare id adopted from Airflow's"),
+        (
+            "job",
+            {
+                **JOB,
+                "version": 2,
+                "resumes": 1,
+                "resume_token": "rsm-res",
+                "resume_of": 1006,
+                "resume_intent_at": "2026-01-01T00:10:00+00:00",
+                "try_number": 2,
+            },
+            None,
+            "resume intent: a resume of failed job 1006 started at try 2 (2026-01-01T00:10:00+00:00) with resume "
+            "token rsm-res and no answer came back; if the job still looks failed, the next try looks the resume "
+            "up (find_resumed_job) before resuming again with the same token",
+        ),
+        (
+            "job",
+            {**JOB, "version": 2, "resumes": 2, "resumed_at": "2026-01-01T00:20:00+00:00"},
+            None,
+            "job 1006, submitted at try 1 (2026-01-01T00:00:01+00:00), token rsm-abc, generation 5; 2 resume(s) of "
+            "failed jobs spent in this life (last 2026-01-01T00:20:00+00:00)",
+        ),
         ("resumable_finished", FINISHED, None, "finished: try 2 succeeded at 2026-01-01T01:00:00; a clear starts"),
         (
             "stateful/checkpoint",

@@ -6,8 +6,11 @@ import pytest
 
 from airflow.providers.resumable.mixins.decisions import (
     Action,
+    AfterResumesPolicy,
     DecisionKind,
+    JobFailurePolicy,
     JobState,
+    ResumeSettings,
     SpecChangePolicy,
     decide,
     fingerprint_of,
@@ -292,3 +295,242 @@ KINDS = [
 @pytest.mark.parametrize(("case", "record", "state", "kwargs", "kind"), KINDS, ids=[k[0] for k in KINDS])
 def test_kind_names_why(case, record, state, kwargs, kind):
     assert run(record, state, **kwargs).kind is kind
+
+
+# ---- failed jobs: resume, resubmit or fail (issue 23) -----------------------------------------------
+
+
+def resumed(*, resumes=0, pending=False, generation=GEN, fingerprint=FP, seq=1):
+    """A record of job-1 with ``resumes`` spent; ``pending``: a resume intent without confirmation."""
+    record = rec(generation=generation, fingerprint=fingerprint, seq=seq)
+    update = {"resumes": resumes}
+    if pending:
+        update |= {"resume_token": "rsm-resume", "resume_of": "job-1", "resume_detail": {"latest_repair_id": 7}}
+    return record.model_copy(update=update)
+
+
+def on_failure(
+    record,
+    state=F,
+    *,
+    policy="resume",
+    cap=3,
+    after="resubmit",
+    can_resume=True,
+    can_find_resume=False,
+    looked_up_resume=False,
+    fp=FP,
+    finished=False,
+    generation=GEN,
+):
+    return decide(
+        record,
+        finished=finished,
+        generation=generation,
+        fingerprint=fp,
+        job_state=state,
+        can_find=False,
+        looked_up=False,
+        can_cancel=False,
+        fresh_token=FRESH,
+        resume=ResumeSettings(JobFailurePolicy.parse(policy), cap, AfterResumesPolicy.parse(after)),
+        can_resume=can_resume,
+        can_find_resume=can_find_resume,
+        looked_up_resume=looked_up_resume,
+    )
+
+
+# (case, record, live state, kwargs) -> (action, kind, resumes written with the next record)
+FAILURE_TABLE = [
+    ("failed, resumable, none spent", resumed(), F, {}, Action.RESUME, DecisionKind.FAILED_RESUME, 1),
+    ("failed, resumable, under the cap", resumed(resumes=2), F, {}, Action.RESUME, DecisionKind.FAILED_RESUME, 3),
+    ("failed, cap reached: resubmit", resumed(resumes=3), F, {}, Action.SUBMIT, DecisionKind.FAILED_RESUBMIT, 3),
+    (
+        "failed, cap reached: fail",
+        resumed(resumes=3),
+        F,
+        {"after": "fail"},
+        Action.FAIL,
+        DecisionKind.FAILED_STOP,
+        3,
+    ),
+    ("failed, cap 0", resumed(), F, {"cap": 0}, Action.SUBMIT, DecisionKind.FAILED_RESUBMIT, 0),
+    (
+        "failed, default policy, no resume_failed_job: as 0.1",
+        resumed(),
+        F,
+        {"can_resume": False},
+        Action.SUBMIT,
+        DecisionKind.FAILED_RESUBMIT,
+        0,
+    ),
+    ("failed, policy resubmit", resumed(), F, {"policy": "resubmit"}, Action.SUBMIT, DecisionKind.FAILED_RESUBMIT, 0),
+    ("failed, policy fail", resumed(), F, {"policy": "fail"}, Action.FAIL, DecisionKind.FAILED_STOP, 0),
+    (
+        "failed, policy fail, cleared by a person: submit afresh",
+        resumed(generation=OLD_GEN),
+        F,
+        {"policy": "fail"},
+        Action.SUBMIT,
+        DecisionKind.FAILED_RESUBMIT,
+        0,
+    ),
+    (
+        "failed, cap reached in an earlier life: a clear starts at 0",
+        resumed(resumes=3, generation=OLD_GEN),
+        F,
+        {},
+        Action.RESUME,
+        DecisionKind.FAILED_RESUME,
+        1,
+    ),
+    (
+        "failed, spec changed: never resume an older spec",
+        resumed(fingerprint=OLD_FP),
+        F,
+        {},
+        Action.SUBMIT,
+        DecisionKind.SPEC_CHANGED_SUBMIT,
+        0,
+    ),
+    (
+        "failed, spec changed, resumes carried in the life",
+        resumed(resumes=2, fingerprint=OLD_FP),
+        F,
+        {},
+        Action.SUBMIT,
+        DecisionKind.SPEC_CHANGED_SUBMIT,
+        2,
+    ),
+    (
+        "failed after a person's clear after success: fresh, count 0",
+        resumed(resumes=2),
+        F,
+        {"finished": True},
+        Action.SUBMIT,
+        DecisionKind.CLEARED_FRESH,
+        0,
+    ),
+    (
+        "gone: fresh submission keeps the count",
+        resumed(resumes=2),
+        N,
+        {},
+        Action.SUBMIT,
+        DecisionKind.NOT_FOUND_SUBMIT,
+        2,
+    ),
+    # A resume intent without confirmation: a try died, or lost the response, inside resume_failed_job.
+    (
+        "resume pending, job failed, find_resumed_job",
+        resumed(resumes=1, pending=True),
+        F,
+        {"can_find_resume": True},
+        Action.FIND_RESUME,
+        DecisionKind.FIND_RESUME,
+        1,
+    ),
+    (
+        "resume pending, find_resumed_job found nothing: same token",
+        resumed(resumes=1, pending=True),
+        F,
+        {"can_find_resume": True, "looked_up_resume": True},
+        Action.RESUME_SAME_TOKEN,
+        DecisionKind.RESUME_SAME_TOKEN,
+        1,
+    ),
+    (
+        "resume pending, no find_resumed_job: same token",
+        resumed(resumes=1, pending=True),
+        F,
+        {},
+        Action.RESUME_SAME_TOKEN,
+        DecisionKind.RESUME_SAME_TOKEN,
+        1,
+    ),
+    (
+        "resume pending at the cap is still resolved, not counted again",
+        resumed(resumes=3, pending=True),
+        F,
+        {},
+        Action.RESUME_SAME_TOKEN,
+        DecisionKind.RESUME_SAME_TOKEN,
+        3,
+    ),
+    (
+        "resume pending, job running again: the resume started, reattach",
+        resumed(resumes=1, pending=True),
+        A,
+        {"can_find_resume": True},
+        Action.REATTACH,
+        DecisionKind.REATTACH,
+        0,
+    ),
+    (
+        "resume pending, job succeeded: return it",
+        resumed(resumes=1, pending=True),
+        S,
+        {"can_find_resume": True},
+        Action.RETURN_RESULT,
+        DecisionKind.ALREADY_SUCCEEDED,
+        0,
+    ),
+    (
+        "resume pending, spec changed: resubmit, never resume",
+        resumed(resumes=1, pending=True, fingerprint=OLD_FP),
+        F,
+        {"can_find_resume": True},
+        Action.SUBMIT,
+        DecisionKind.SPEC_CHANGED_SUBMIT,
+        1,
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("record", "state", "kwargs", "action", "kind", "resumes"),
+    [row[1:] for row in FAILURE_TABLE],
+    ids=[row[0] for row in FAILURE_TABLE],
+)
+def test_failure_table(record, state, kwargs, action, kind, resumes):
+    decision = on_failure(record, state, **kwargs)
+    assert (decision.action, decision.kind) == (action, kind), decision.reason
+    assert decision.resumes == resumes
+    if action is Action.RESUME:
+        # A new resume gets a token of its own, and keeps the submission it resumes.
+        assert decision.token == FRESH
+        assert decision.seq == record.seq
+        assert decision.external_id == record.external_id
+    if action in (Action.FIND_RESUME, Action.RESUME_SAME_TOKEN):
+        assert decision.token == record.resume_token
+        assert decision.external_id == record.resume_of
+    if action is Action.SUBMIT:
+        assert decision.token == FRESH
+        assert decision.seq == record.seq + 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"policy": "fail"}, ["job-1", "on_job_failure='fail'", "clear the task"]),
+        (
+            {"after": "fail", "record": resumed(resumes=3)},
+            ["job-1", "3 resumes", "max_job_resumes=3", "on_job_failure_after_resumes='fail'", "clear the task"],
+        ),
+    ],
+)
+def test_a_failure_that_stops_says_what_a_person_can_do(kwargs, words):
+    record = kwargs.pop("record", resumed())
+    reason = on_failure(record, **kwargs).reason
+    for word in words:
+        assert word in reason
+
+
+@pytest.mark.parametrize(
+    ("parse", "argument"),
+    [(JobFailurePolicy.parse, "on_job_failure"), (AfterResumesPolicy.parse, "on_job_failure_after_resumes")],
+)
+@pytest.mark.parametrize("bad", ["", "RESUME", "repair", None])
+def test_failure_policies_reject_unknown_values_naming_the_argument(parse, argument, bad):
+    with pytest.raises(ValueError, match=rf"{argument} must be one of .*'resubmit'.* got {re.escape(repr(bad))}"):
+        parse(bad)

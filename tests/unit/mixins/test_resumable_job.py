@@ -42,6 +42,18 @@ class TestParseTimeValidation:
             ({"durable": "yes"}, "durable must be True or False, got 'yes'"),
             ({"cancel_on_kill": 1}, "cancel_on_kill must be True or False, got 1"),
             ({"spec_change_policy": "cancel"}, "spec_change_policy must be one of .* got 'cancel'"),
+            ({"on_job_failure": "repair"}, "on_job_failure must be one of 'resume', 'resubmit', 'fail', got 'repair'"),
+            (
+                {"on_job_failure": "resume"},
+                r"on_job_failure='resume' needs an operator that implements resume_failed_job, and ToyJobOperator "
+                r"does not; use on_job_failure='resubmit' or 'fail'",
+            ),
+            ({"max_job_resumes": -1}, "max_job_resumes must be an integer >= 0, got -1"),
+            ({"max_job_resumes": True}, "max_job_resumes must be an integer >= 0, got True"),
+            (
+                {"on_job_failure_after_resumes": "resume"},
+                "on_job_failure_after_resumes must be one of 'resubmit', 'fail', got 'resume'",
+            ),
         ],
     )
     def test_bad_arguments_name_the_value(self, job_system, kwargs, message):
@@ -53,6 +65,17 @@ class TestParseTimeValidation:
         op = ToyJobOperator(task_id="t", base_url="x", spec={}, default_args={"cancel_on_kill": True, "retries": 3})
         assert op.cancel_on_kill is True
         assert op.retries == 3
+
+    def test_the_default_failure_policy_resumes_only_where_the_operator_can(self, job_system):
+        class Resuming(ToyJobOperator):
+            def resume_failed_job(self, external_id, status, context):
+                return external_id
+
+        assert toy(job_system).on_job_failure == "resubmit", "no resume_failed_job: as 0.1"
+        assert toy(job_system, cls=Resuming).on_job_failure == "resume"
+        assert toy(job_system, cls=Resuming, on_job_failure="fail").on_job_failure == "fail"
+        op = toy(job_system, max_job_resumes=5, on_job_failure_after_resumes="fail")
+        assert (op.max_job_resumes, op.on_job_failure_after_resumes) == (5, "fail")
 
 
 class TestHappyPathAndRecord:

@@ -96,6 +96,22 @@ def test_a_bare_id_is_adopted_as_a_legacy_job_record():
         JobRecord.parse("job", {"kind": "resumable-job", "seq": 1})
 
 
+def test_a_job_record_of_0_1_reads_as_no_resume_yet_and_new_ones_are_version_2():
+    # What 0.1/0.2 wrote: version 1, no resume fields.
+    old = {"kind": "resumable-job", "version": 1, "seq": 2, "token": "rsm-abc", "external_id": 1001}
+    record = JobRecord.parse("job", old)
+    assert record is not None
+    assert (record.version, record.resumes, record.resume_pending, record.resume_detail) == (1, 0, False, None)
+    assert JobRecord(seq=1, token="rsm-abc").dump()["version"] == 2
+    pending = JobRecord.parse("job", {**old, "resume_token": "rsm-res", "resume_of": 1001, "resumes": 1})
+    assert pending is not None
+    assert pending.resume_pending
+    with pytest.raises(CorruptStateError, match="resumes"):
+        JobRecord.parse("job", {**old, "resumes": -1})
+    with pytest.raises(CorruptStateError, match="resume_token"):
+        JobRecord.parse("job", {**old, "resume_token": "has spaces"})
+
+
 def test_the_checkpoint_error_can_be_the_mixins_own():
     with pytest.raises(CheckpointSchemaError, match="not a checkpoint of this provider"):
         CheckpointEnvelope.parse({"kind": "checkpoint"}, WHERE, error=CheckpointSchemaError)

@@ -201,11 +201,20 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
                 f"intent: a submit started at try {tried} ({record.intent_at}) with token {record.token} and no "
                 "job id came back; the next try looks the job up by its token before submitting"
             )
+        elif record.resume_pending:
+            text = (
+                f"resume intent: a resume of failed job {record.resume_of} started at try {tried} "
+                f"({record.resume_intent_at}) with resume token {record.resume_token} and no answer came back; "
+                "if the job still looks failed, the next try looks the resume up (find_resumed_job) before "
+                "resuming again with the same token"
+            )
         else:
             text = (
                 f"job {record.external_id}, submitted at try {tried} ({record.submitted_at}), "
                 f"token {record.token}, generation {record.generation}"
             )
+        if record.resumes and not record.resume_pending:
+            text += f"; {record.resumes} resume(s) of failed jobs spent in this life (last {record.resumed_at})"
         if done is not None and isinstance(tried, int) and tried <= done:
             text += f"; its task instance succeeded at try {done}, so a clear submits a new job"
         return text

@@ -11,10 +11,16 @@ from airflow.providers.resumable.mixins.checkpoint_policies import (
     checkpoint_within_budget,
     make_checkpoint_policy,
 )
-from airflow.providers.resumable.mixins.decisions import SpecChangePolicy, fingerprint_of
+from airflow.providers.resumable.mixins.decisions import (
+    AfterResumesPolicy,
+    JobFailurePolicy,
+    SpecChangePolicy,
+    fingerprint_of,
+)
 from airflow.providers.resumable.mixins.resumable_job import (
     JobNotFoundError,
     ResumableJobConflictError,
+    ResumableJobFailedError,
     ResumableJobMixin,
     TransientJobError,
 )
@@ -28,12 +34,15 @@ from airflow.providers.resumable.mixins.watermark import WatermarkMixin
 
 __all__ = [
     "DEFAULT_CHECKPOINT_POLICY",
+    "AfterResumesPolicy",
     "BatchRun",
     "Checkpoint",
     "CheckpointPolicy",
     "CheckpointSchemaError",
+    "JobFailurePolicy",
     "JobNotFoundError",
     "ResumableJobConflictError",
+    "ResumableJobFailedError",
     "ResumableJobMixin",
     "SpecChangePolicy",
     "StatefulOperatorMixin",

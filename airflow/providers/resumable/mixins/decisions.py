@@ -52,6 +52,59 @@ class SpecChangePolicy(enum.StrEnum):
             raise ValueError(f"spec_change_policy must be one of {allowed}, got {value!r}") from None
 
 
+class JobFailurePolicy(enum.StrEnum):
+    """
+    ``on_job_failure``: what a retry does with a stored job that ended without success.
+
+    ``RESUME`` (default): restart only the failed parts of the job (``resume_failed_job``), up to
+    ``max_job_resumes`` times per life of the task instance; an operator without the hook resubmits.
+    ``RESUBMIT``: submit the job afresh (new seq, new token), as 0.1 did. ``FAIL``: fail the task without
+    using its retries, so a person looks at the job first; a person's clear then submits afresh.
+    """
+
+    RESUME = "resume"
+    RESUBMIT = "resubmit"
+    FAIL = "fail"
+
+    @classmethod
+    def parse(cls, value: str | JobFailurePolicy, argument: str = "on_job_failure") -> JobFailurePolicy:
+        return _parse_policy(cls, value, argument)
+
+
+class AfterResumesPolicy(enum.StrEnum):
+    """``on_job_failure_after_resumes``: what a failure does once ``max_job_resumes`` resumes were spent."""
+
+    RESUBMIT = "resubmit"
+    FAIL = "fail"
+
+    @classmethod
+    def parse(
+        cls, value: str | AfterResumesPolicy, argument: str = "on_job_failure_after_resumes"
+    ) -> AfterResumesPolicy:
+        return _parse_policy(cls, value, argument)
+
+
+def _parse_policy(cls: Any, value: Any, argument: str) -> Any:
+    try:
+        return cls(value)
+    except ValueError:
+        allowed = ", ".join(repr(p.value) for p in cls)
+        raise ValueError(f"{argument} must be one of {allowed}, got {value!r}") from None
+
+
+@dataclass(frozen=True)
+class ResumeSettings:
+    """What the operator configured for a failed job; the mixin validates it when the DAG is parsed."""
+
+    on_job_failure: JobFailurePolicy = JobFailurePolicy.RESUME
+    max_job_resumes: int = 3
+    after_resumes: AfterResumesPolicy = AfterResumesPolicy.RESUBMIT
+
+
+#: The defaults of ``on_job_failure``, ``max_job_resumes`` and ``on_job_failure_after_resumes``.
+DEFAULT_RESUME_SETTINGS = ResumeSettings()
+
+
 class Action(enum.Enum):
     """What the mixin does next, given the stored record and the live status."""
 
@@ -69,6 +122,12 @@ class Action(enum.Enum):
     """Cancel the stored (outdated) job, then write a new intent and submit."""
     FAIL = "fail"
     """Refuse to act; ``reason`` says what a person must do."""
+    RESUME = "resume"
+    """Write a resume intent (its own token) on the stored record, then ``resume_failed_job``."""
+    RESUME_SAME_TOKEN = "resume_same_token"
+    """An earlier try may have resumed: resume again with the stored resume token, no new intent."""
+    FIND_RESUME = "find_resume"
+    """An earlier try may have resumed: look the resume up (``find_resumed_job``) first."""
 
 
 class DecisionKind(enum.Enum):
@@ -104,6 +163,18 @@ class DecisionKind(enum.Enum):
     """The spec changed while the job runs: cancel it, then submit (``cancel_and_resubmit``)."""
     CONFLICT = "conflict"
     """The spec changed while the job runs and the policy says stop: a person decides."""
+    FAILED_RESUME = "failed_resume"
+    """The stored job ended without success: restart its failed parts (``resume_failed_job``)."""
+    RESUME_SAME_TOKEN = "resume_same_token"
+    """An earlier try may have resumed the job: resume again with its resume token."""
+    FIND_RESUME = "find_resume"
+    """Look up the resume an earlier try may have started; the shell then reports ``found_resume`` or decides again."""
+    FOUND_RESUME = "found_resume"
+    """Reported by the shell: ``find_resumed_job`` found the resume an earlier try started."""
+    RESUME_DECLINED = "resume_declined"
+    """Reported by the shell: ``resume_failed_job`` returned None (this job cannot be resumed): a fresh submission."""
+    FAILED_STOP = "failed_stop"
+    """The stored job ended without success and the policy says stop: the task fails without retries."""
     NOT_DURABLE = "not_durable"
     """Reported by the shell: no durable store (``durable=False``, or no task instance); every try submits."""
 
@@ -120,6 +191,8 @@ class Decision:
     external_id: Any = None
     #: The record came from an earlier generation but the job is adopted into this one (reattach).
     adopt: bool = False
+    #: Resumes spent in this life of the task instance, to write with the next intent.
+    resumes: int = 0
 
 
 def new_idempotency_token() -> str:
@@ -145,8 +218,72 @@ def _spec_changed(record: JobRecord, fingerprint: str | None) -> bool:
     return record.fingerprint is not None and fingerprint is not None and record.fingerprint != fingerprint
 
 
-def _fresh(token: str, seq: int, reason: str, kind: DecisionKind) -> Decision:
-    return Decision(Action.SUBMIT, reason, kind, seq=seq, token=token, external_id=None)
+def _fresh(token: str, seq: int, reason: str, kind: DecisionKind, resumes: int = 0) -> Decision:
+    return Decision(Action.SUBMIT, reason, kind, seq=seq, token=token, external_id=None, resumes=resumes)
+
+
+def _on_failure(
+    record: JobRecord,
+    *,
+    same_generation: bool,
+    settings: ResumeSettings,
+    can_resume: bool,
+    fresh_token: str,
+) -> Decision:
+    """A stored job that ended without success, its spec unchanged and no resume of it pending."""
+    job, next_seq = record.external_id, record.seq + 1
+    # Resumes count per life: a person's clear (a new generation) starts again at 0.
+    spent = record.resumes if same_generation else 0
+    policy = settings.on_job_failure
+    if policy is JobFailurePolicy.RESUME and not can_resume:
+        policy = JobFailurePolicy.RESUBMIT
+    if policy is JobFailurePolicy.FAIL and not same_generation:
+        # 'fail' hands the failure to a person; a person's clear is their answer: submit afresh.
+        policy = JobFailurePolicy.RESUBMIT
+    if policy is JobFailurePolicy.FAIL:
+        return Decision(
+            Action.FAIL,
+            f"job {job!r} ended without success and on_job_failure='fail'. Look at the job in the external "
+            "system and fix the cause, then clear the task (a clear submits the job afresh); or set "
+            "on_job_failure to 'resume' or 'resubmit' to let retries handle it.",
+            DecisionKind.FAILED_STOP,
+            external_id=job,
+            resumes=spent,
+        )
+    if policy is JobFailurePolicy.RESUME:
+        if spent < settings.max_job_resumes:
+            return Decision(
+                Action.RESUME,
+                f"job {job!r} ended without success; restarting its failed parts "
+                f"(resume {spent + 1} of at most {settings.max_job_resumes} in this life)",
+                DecisionKind.FAILED_RESUME,
+                seq=record.seq,
+                token=fresh_token,
+                external_id=job,
+                resumes=spent + 1,
+            )
+        if settings.after_resumes is AfterResumesPolicy.FAIL:
+            return Decision(
+                Action.FAIL,
+                f"job {job!r} ended without success after {spent} resumes in this life of the task "
+                f"(max_job_resumes={settings.max_job_resumes}) and on_job_failure_after_resumes='fail'. Look at "
+                "the job in the external system and fix the cause, then clear the task (a clear starts again "
+                "with 0 resumes); or raise max_job_resumes, or set on_job_failure_after_resumes='resubmit'.",
+                DecisionKind.FAILED_STOP,
+                external_id=job,
+                resumes=spent,
+            )
+        return _fresh(
+            fresh_token,
+            next_seq,
+            f"job {job!r} ended without success and its {spent} resumes in this life are spent "
+            f"(max_job_resumes={settings.max_job_resumes}); submitting afresh",
+            DecisionKind.FAILED_RESUBMIT,
+            resumes=spent,
+        )
+    return _fresh(
+        fresh_token, next_seq, f"job {job!r} ended without success", DecisionKind.FAILED_RESUBMIT, resumes=spent
+    )
 
 
 def decide(
@@ -161,6 +298,10 @@ def decide(
     can_cancel: bool,
     fresh_token: str,
     spec_change_policy: SpecChangePolicy = SpecChangePolicy.FAIL,
+    resume: ResumeSettings = DEFAULT_RESUME_SETTINGS,
+    can_resume: bool = False,
+    can_find_resume: bool = False,
+    looked_up_resume: bool = False,
 ) -> Decision:
     """
     Decide what this try does.
@@ -175,7 +316,11 @@ def decide(
     :param can_find: the operator implements ``find_job``.
     :param looked_up: ``find_job`` was already called on this try and found nothing.
     :param can_cancel: the operator implements ``cancel_job``.
-    :param fresh_token: the token to use if this try starts a new submission.
+    :param fresh_token: the token to use if this try starts a new submission or a new resume.
+    :param resume: ``on_job_failure``, ``max_job_resumes`` and ``on_job_failure_after_resumes``.
+    :param can_resume: the operator implements ``resume_failed_job``.
+    :param can_find_resume: the operator implements ``find_resumed_job``.
+    :param looked_up_resume: ``find_resumed_job`` was already called on this try and found nothing.
     """
     if record is None:
         return _fresh(fresh_token, 1, "no job recorded for this task instance", DecisionKind.SUBMIT)
@@ -208,14 +353,16 @@ def decide(
 
     same_generation = record.generation is None or generation is None or record.generation == generation
     state = job_state or JobState.NOT_FOUND
+    spent = record.resumes if same_generation else 0
 
     if _spec_changed(record, fingerprint):
         if state is not JobState.ACTIVE:
             return _fresh(
                 fresh_token,
                 next_seq,
-                f"the job spec changed since job {job!r} was submitted",
+                f"the job spec changed since job {job!r} was submitted; never resuming a job built from an older spec",
                 DecisionKind.SPEC_CHANGED_SUBMIT,
+                resumes=spent,
             )
         if spec_change_policy is SpecChangePolicy.RESUBMIT:
             return _fresh(
@@ -223,6 +370,7 @@ def decide(
                 next_seq,
                 f"the job spec changed; leaving job {job!r} running as configured",
                 DecisionKind.SPEC_CHANGED_SUBMIT,
+                resumes=spent,
             )
         if spec_change_policy is SpecChangePolicy.CANCEL_AND_RESUBMIT and can_cancel:
             return Decision(
@@ -232,6 +380,7 @@ def decide(
                 seq=next_seq,
                 token=fresh_token,
                 external_id=job,
+                resumes=spent,
             )
         why = (
             "spec_change_policy='fail'"
@@ -267,10 +416,35 @@ def decide(
             DecisionKind.CLEARED_FRESH,
         )
     if state is JobState.FAILED:
-        return _fresh(fresh_token, next_seq, f"job {job!r} ended without success", DecisionKind.FAILED_RESUBMIT)
+        if record.resume_pending:
+            # A try died, or lost the response, inside resume_failed_job: the resume may have started
+            # (and failed again). Find it before resuming again, as a lost submit is found by its token.
+            if can_find_resume and not looked_up_resume:
+                return Decision(
+                    Action.FIND_RESUME,
+                    "an earlier try may have resumed the job",
+                    DecisionKind.FIND_RESUME,
+                    seq=record.seq,
+                    token=record.resume_token,
+                    external_id=record.resume_of if record.resume_of is not None else job,
+                    resumes=record.resumes,
+                )
+            return Decision(
+                Action.RESUME_SAME_TOKEN,
+                "an earlier try may have resumed the job; resuming again with the same resume token",
+                DecisionKind.RESUME_SAME_TOKEN,
+                seq=record.seq,
+                token=record.resume_token,
+                external_id=record.resume_of if record.resume_of is not None else job,
+                resumes=record.resumes,
+            )
+        return _on_failure(
+            record, same_generation=same_generation, settings=resume, can_resume=can_resume, fresh_token=fresh_token
+        )
     return _fresh(
         fresh_token,
         next_seq,
         f"job {job!r} is not known to the external system any more",
         DecisionKind.NOT_FOUND_SUBMIT,
+        resumes=spent,
     )

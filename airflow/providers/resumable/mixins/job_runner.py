@@ -29,14 +29,17 @@ from tenacity import (
 
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
 from airflow.providers.resumable.mixins.decisions import (
+    DEFAULT_RESUME_SETTINGS,
     Action,
     Decision,
     DecisionKind,
     JobState,
+    ResumeSettings,
     SpecChangePolicy,
     decide,
     new_idempotency_token,
 )
+from airflow.providers.resumable.mixins.job_resume import DECLINED, ResumeSteps
 from airflow.providers.resumable.observability import emit_decision
 from airflow.providers.resumable.state.codec import JobRecord, located, utcnow_iso
 
@@ -72,6 +75,14 @@ class ResumableJobConflictError(AirflowFailException):
     """
 
 
+class ResumableJobFailedError(AirflowFailException):
+    """
+    The stored job failed and ``on_job_failure`` (or the resume cap) says a person looks first.
+
+    A retry would only meet the same failed job, so the task fails without using its retries.
+    """
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """Errors that a status call may simply retry: network trouble, throttling, server errors."""
     if isinstance(exc, TransientJobError | ConnectionError | TimeoutError):
@@ -93,8 +104,9 @@ class JobCalls:
     An operator's side of the contract, bound to the running try (the context is already in each).
 
     ``use_token(token, resubmitting)`` tells the operator which idempotency token this try works
-    with, before ``submit`` runs and before a reattach; ``find`` and ``cancel`` are None when the
-    operator does not implement them.
+    with, before ``submit`` (or ``resume``) runs and before a reattach; ``find``, ``cancel``,
+    ``resume`` and ``find_resume`` are None when the operator does not implement them.
+    ``use_resume_detail`` hands the operator what its earlier resume noted (``note_resume``).
     """
 
     submit: Callable[[], JsonValue]
@@ -107,6 +119,11 @@ class JobCalls:
     find: Callable[[str], JsonValue] | None = None
     cancel: Callable[[JsonValue], None] | None = None
     is_transient: Callable[[BaseException], bool] = is_transient_error
+    #: ``resume_failed_job(external_id, status)``: the id to poll next, or None (cannot resume this job).
+    resume: Callable[[JsonValue, Any], JsonValue] | None = None
+    #: ``find_resumed_job(external_id, resume_token)``: the id a lost resume returned, or None.
+    find_resume: Callable[[JsonValue, str], JsonValue] | None = None
+    use_resume_detail: Callable[[JsonValue], None] = lambda detail: None
 
 
 @contextlib.contextmanager
@@ -156,9 +173,11 @@ class JobSettings:
     retry_wait: wait_base
     #: The rendered spec's hash for this try (``job_fingerprint``), or None to skip the check.
     fingerprint: str | None = None
+    #: ``on_job_failure``, ``max_job_resumes``, ``on_job_failure_after_resumes``.
+    resume: ResumeSettings = DEFAULT_RESUME_SETTINGS
 
 
-class JobRun:
+class JobRun(ResumeSteps):
     """
     One try's run of one resumable job: what it read, what it decided, and the job it is waiting on.
 
@@ -177,6 +196,8 @@ class JobRun:
         self.record: JobRecord | None = None
         #: The job being polled right now, for a kill.
         self.running_external_id: JsonValue = None
+        #: The raw status this try's decision saw (handed to ``resume_failed_job``, as upstream's takes it).
+        self.last_status: Any = None
 
     @property
     def location(self) -> str:
@@ -202,7 +223,7 @@ class JobRun:
         key, tags = self.key, self.task_try.tags
         record = self.record = self._read()
         finished = record is not None and self.task_try.ended_life(record.try_number) is not None
-        looked_up = False
+        looked_up = looked_up_resume = False
         found_by_token: str | None = None
         while True:
             status = None if finished else self._observe(record)
@@ -217,7 +238,19 @@ class JobRun:
                 can_cancel=self.calls.cancel is not None,
                 fresh_token=new_idempotency_token(),
                 spec_change_policy=self.settings.spec_change_policy,
+                resume=self.settings.resume,
+                can_resume=self.calls.resume is not None,
+                can_find_resume=self.calls.find_resume is not None,
+                looked_up_resume=looked_up_resume,
             )
+            if decision.action is Action.FIND_RESUME:
+                assert record is not None
+                found_resume = self._find_resume(decision, record)
+                if found_resume is None:
+                    looked_up_resume = True
+                else:
+                    record = found_resume
+                continue
             if decision.action is not Action.FIND:
                 break
             assert record is not None
@@ -248,6 +281,7 @@ class JobRun:
             prior_status=status[1] if status else None,
             seq=decision.seq,
         )
+        self.last_status = status[1] if status else None
         return self._act(decision, record)
 
     def run_not_durable(self) -> Any:
@@ -362,6 +396,12 @@ class JobRun:
             )
         elif action in (Action.SUBMIT, Action.CANCEL_AND_SUBMIT):
             self.log.info("Submitting job (submission %s, token %s): %s", decision.seq, decision.token, decision.reason)
+        elif action is Action.RESUME:
+            self.log.info("Resuming job %s (%s), resume token %s: %s", job, raw_status, decision.token, decision.reason)
+        elif action is Action.RESUME_SAME_TOKEN:
+            self.log.warning(
+                "Resuming job %s again with resume token %s (%s): %s", job, decision.token, raw_status, decision.reason
+            )
         elif action is Action.FAIL:
             self.log.error("Not submitting: %s", decision.reason)
 
@@ -369,10 +409,34 @@ class JobRun:
         info = self.task_try.info
         action = decision.action
         if action is Action.FAIL:
+            if decision.kind is DecisionKind.FAILED_STOP:
+                raise ResumableJobFailedError(f"{decision.reason} The record is {self.location}.")
             raise ResumableJobConflictError(f"{decision.reason} The record is {self.location}.")
+        if action in (Action.RESUME, Action.RESUME_SAME_TOKEN):
+            assert record is not None
+            resumed = self._resume(decision, record)
+            if resumed is not DECLINED:
+                return resumed
+            # The hook declined (this job cannot be resumed): a fresh submission, resumes unspent.
+            record = self.record
+            assert record is not None
+            decision = Decision(
+                Action.SUBMIT,
+                f"resume_failed_job declined to resume job {decision.external_id!r}",
+                DecisionKind.RESUME_DECLINED,
+                seq=record.seq + 1,
+                token=new_idempotency_token(),
+                resumes=max(decision.resumes - 1, 0),
+            )
+            self.log.info("Submitting job (submission %s, token %s): %s", decision.seq, decision.token, decision.reason)
+            emit_decision(decision.kind.value, self.task_try.tags, external_id_key=self.key, seq=decision.seq)
+            action = decision.action
         if action in (Action.REATTACH, Action.RETURN_RESULT):
             assert record is not None
             self.calls.use_token(record.token, False)
+            if record.resume_pending and action is Action.REATTACH:
+                # The job runs again, so the lost resume did start: confirm it (the id is unchanged).
+                record = self._confirm_resume(record, record.external_id)
             if decision.adopt or (record.legacy and record.try_number is None):
                 # Adopted into this life: a clear (or the finished marker) can now tell it apart. A bare
                 # id from airflow.sdk.ResumableJobMixin becomes one of our records here.
@@ -401,6 +465,7 @@ class JobRun:
                 fingerprint=self.fingerprint,
                 try_number=info.try_number,
                 intent_at=utcnow_iso(),
+                resumes=decision.resumes,
             )
             # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
             self._save(intent)

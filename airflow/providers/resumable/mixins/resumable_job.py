@@ -7,7 +7,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.mixins.class_checks import require_mixin_before_operator
-from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
+from airflow.providers.resumable.mixins.decisions import (
+    AfterResumesPolicy,
+    JobFailurePolicy,
+    ResumeSettings,
+    SpecChangePolicy,
+)
 from airflow.providers.resumable.mixins.job_runner import (
     STATUS_RETRY_STOP,
     STATUS_RETRY_WAIT,
@@ -16,6 +21,7 @@ from airflow.providers.resumable.mixins.job_runner import (
     JobRun,
     JobSettings,
     ResumableJobConflictError,
+    ResumableJobFailedError,
     TransientJobError,
     is_transient_error,
     retry_transient,
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "JobNotFoundError",
     "ResumableJobConflictError",
+    "ResumableJobFailedError",
     "ResumableJobMixin",
     "TransientJobError",
     "is_transient_error",
@@ -92,6 +99,13 @@ class ResumableJobMixin(ABC):
             def job_fingerprint(self, context):
                 return fingerprint_of(self.spec)
 
+            def resume_failed_job(self, external_id, status, context):
+                # Restart only what failed; tag the restart so a lost response can be found.
+                return self.hook.repair(external_id, client_token=self.idempotency_token)
+
+            def find_resumed_job(self, external_id, idempotency_token, context):
+                return self.hook.find_repair(external_id, idempotency_token)  # None when absent
+
     :param durable: keep the job record in task state and resume from it (default). ``False`` submits
         on every try, like an operator without this mixin.
     :param cancel_on_kill: cancel the external job when the task is killed. Airflow delivers the same
@@ -99,6 +113,14 @@ class ResumableJobMixin(ABC):
         default ``False`` keeps the job running for the retry to reattach; see docs/mixins.rst.
     :param spec_change_policy: what to do when the stored job is still running but the job spec
         changed: ``fail`` (default), ``cancel_and_resubmit`` or ``resubmit``.
+    :param on_job_failure: what a retry does with a stored job that ended without success:
+        ``resume`` (default; restart its failed parts with ``resume_failed_job``, for an operator that
+        implements it; one that does not resubmits), ``resubmit`` (a fresh job, as 0.1 did) or ``fail``
+        (fail the task without retries, so a person looks at the job; a clear then submits afresh).
+    :param max_job_resumes: how many resumes one life of the task instance may spend (default 3); a
+        person's clear starts again at 0.
+    :param on_job_failure_after_resumes: what a failure does once they are spent: ``resubmit``
+        (default) or ``fail``.
     :param allow_secrets_in_state: store values that contain a secret Airflow's secrets masker knows
         (a connection password in a job id, say). Off by default: such a write fails the task
         (``SecretInStateError``), because state is readable in plain text; see docs/security.rst.
@@ -132,6 +154,9 @@ class ResumableJobMixin(ABC):
         cancel_on_kill: bool = False,
         spec_change_policy: str | SpecChangePolicy = SpecChangePolicy.FAIL,
         allow_secrets_in_state: bool = False,
+        on_job_failure: str | JobFailurePolicy | None = None,
+        max_job_resumes: int = 3,
+        on_job_failure_after_resumes: str | AfterResumesPolicy = AfterResumesPolicy.RESUBMIT,
         **kwargs: Any,
     ) -> None:
         if not isinstance(allow_secrets_in_state, bool):
@@ -141,6 +166,7 @@ class ResumableJobMixin(ABC):
         if not isinstance(cancel_on_kill, bool):
             raise TypeError(f"cancel_on_kill must be True or False, got {cancel_on_kill!r}")
         policy = SpecChangePolicy.parse(spec_change_policy)
+        resume = self._resume_settings(on_job_failure, max_job_resumes, on_job_failure_after_resumes)
         # A typo in [resumable] state_backend fails the DAG at parse time, naming the value.
         validate_backend()
         super().__init__(**kwargs)
@@ -148,7 +174,15 @@ class ResumableJobMixin(ABC):
         self.cancel_on_kill = cancel_on_kill
         self.spec_change_policy = policy
         self.allow_secrets_in_state = allow_secrets_in_state
+        self.on_job_failure = resume.on_job_failure
+        self.max_job_resumes = resume.max_job_resumes
+        self.on_job_failure_after_resumes = resume.after_resumes
+        #: The token of the submission (in ``submit_job``) or of the resume (in ``resume_failed_job``
+        #: and ``find_resumed_job``) this try works on, written into the record before the call.
         self.idempotency_token: str | None = None
+        #: In ``resume_failed_job`` / ``find_resumed_job``: what an earlier call of the hook for the same
+        #: resume noted with :meth:`note_resume` (None when nothing was noted).
+        self.resume_detail: JsonValue = None
         #: True while ``submit_job`` repeats a submission whose response was lost (same token): the job
         #: may already exist, so side effects such as "cancel the job's other runs" must be skipped.
         self.resubmitting: bool = False
@@ -216,6 +250,45 @@ class ResumableJobMixin(ABC):
         """Cancel the job. Used by ``cancel_on_kill`` and ``spec_change_policy='cancel_and_resubmit'``."""
         raise NotImplementedError
 
+    def resume_failed_job(self, external_id: JsonValue, status: str, context: Context) -> JsonValue:
+        """
+        Restart the failed parts of the job ``external_id`` (ended with ``status``); return the id to poll next.
+
+        Upstream's hook (apache/airflow PR #77015, Airflow 3.5), same name and arguments. Called on a
+        retry that finds the stored job failed, its spec unchanged, while ``on_job_failure='resume'``
+        and fewer than ``max_job_resumes`` resumes were spent in this life. The id returned is often
+        the same one (a repaired Databricks run). Return None when this job cannot be resumed: the
+        shell then submits afresh.
+
+        Before it runs, a resume intent with a fresh ``self.idempotency_token`` is stored, so tag the
+        resume with it where the system allows, or :meth:`note_resume` what tells this resume apart
+        (a repair id), before asking the system; a try that dies inside is followed by
+        ``find_resumed_job``, or by this hook again with the same token (``self.resubmitting`` is True,
+        ``self.resume_detail`` holds what was noted).
+        """
+        raise NotImplementedError
+
+    def find_resumed_job(self, external_id: JsonValue, idempotency_token: str, context: Context) -> JsonValue:
+        """
+        Return the id to poll of a resume of ``external_id`` that an earlier try started, or None.
+
+        Called only when a try died, or lost the response, inside ``resume_failed_job`` and the job
+        looks failed: ``idempotency_token`` is that resume's token, ``self.resume_detail`` what it noted.
+        None means no such resume: the hook is called again with the same token.
+        """
+        raise NotImplementedError
+
+    def note_resume(self, detail: JsonValue) -> None:
+        """
+        From ``resume_failed_job``: keep ``detail`` (JSON) in the resume intent before asking the system.
+
+        A later try's ``find_resumed_job`` reads it back as ``self.resume_detail``.
+        """
+        if self.job_run is None:
+            raise RuntimeError("note_resume() is for resume_failed_job, called by execute_resumable")
+        self.job_run.note_resume(detail)
+        self.resume_detail = detail
+
     def job_fingerprint(self, context: Context) -> str | None:
         """
         Return a hash of the rendered job spec (see ``fingerprint_of``), or None to skip the check.
@@ -247,7 +320,25 @@ class ResumableJobMixin(ABC):
             retry_stop=self.status_retry_stop,
             retry_wait=self.status_retry_wait,
             fingerprint=fingerprint,
+            resume=ResumeSettings(self.on_job_failure, self.max_job_resumes, self.on_job_failure_after_resumes),
         )
+
+    def _resume_settings(self, on_job_failure: Any, max_job_resumes: Any, after_resumes: Any) -> ResumeSettings:
+        """The failure policy, validated when the DAG is parsed (errors name the argument and the value)."""
+        can_resume = self._implements("resume_failed_job")
+        if on_job_failure is None:
+            # The default resumes where the operator can, and otherwise keeps 0.1's resubmission.
+            failure = JobFailurePolicy.RESUME if can_resume else JobFailurePolicy.RESUBMIT
+        else:
+            failure = JobFailurePolicy.parse(on_job_failure)
+            if failure is JobFailurePolicy.RESUME and not can_resume:
+                raise ValueError(
+                    f"on_job_failure='resume' needs an operator that implements resume_failed_job, and "
+                    f"{type(self).__name__} does not; use on_job_failure='resubmit' or 'fail', or implement it"
+                )
+        if isinstance(max_job_resumes, bool) or not isinstance(max_job_resumes, int) or max_job_resumes < 0:
+            raise ValueError(f"max_job_resumes must be an integer >= 0, got {max_job_resumes!r}")
+        return ResumeSettings(failure, max_job_resumes, AfterResumesPolicy.parse(after_resumes))
 
     def _calls(self, context: Context) -> JobCalls:
         """This operator's side of the contract, bound to ``context``, for the loop in ``job_runner``."""
@@ -256,7 +347,12 @@ class ResumableJobMixin(ABC):
             self.idempotency_token = token
             self.resubmitting = resubmitting
 
+        def use_resume_detail(detail: JsonValue) -> None:
+            self.resume_detail = detail
+
         implements_find, implements_cancel = self._implements("find_job"), self._implements("cancel_job")
+        implements_resume = self._implements("resume_failed_job")
+        implements_find_resume = self._implements("find_resumed_job")
         return JobCalls(
             submit=lambda: self.submit_job(context),
             status=lambda external_id: self.get_job_status(external_id, context),
@@ -268,6 +364,13 @@ class ResumableJobMixin(ABC):
             find=(lambda token: self.find_job(token, context)) if implements_find else None,
             cancel=(lambda external_id: self.cancel_job(external_id, context)) if implements_cancel else None,
             is_transient=self.is_transient_error,
+            resume=(lambda external_id, status: self.resume_failed_job(external_id, status, context))
+            if implements_resume
+            else None,
+            find_resume=(lambda external_id, token: self.find_resumed_job(external_id, token, context))
+            if implements_resume and implements_find_resume
+            else None,
+            use_resume_detail=use_resume_detail,
         )
 
     def _implements(self, name: str) -> bool:

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 M = TypeVar("M", bound=BaseModel)
 
 JOB_RECORD_KIND = "resumable-job"
+#: The version of the job record this provider writes (see :class:`JobRecord`).
+JOB_RECORD_VERSION = 2
 CHECKPOINT_KIND = "resumable-checkpoint"
 FINISHED_KIND = "resumable-finished"
 WATERMARK_KIND = "resumable-watermark"
@@ -145,7 +147,9 @@ class JobRecord(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     kind: Literal["resumable-job"] = "resumable-job"
-    version: int = Field(default=1, ge=1)
+    #: 1: 0.1/0.2 records; 2 (0.2.0, issue 23): the resume fields below. A version 1 record reads as
+    #: "no resume yet" (the defaults), so records written before an upgrade keep working.
+    version: int = Field(default=JOB_RECORD_VERSION, ge=1)
     seq: int = Field(ge=0)
     token: Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)] | None = None
     generation: int | None = Field(default=None, ge=0)
@@ -154,6 +158,19 @@ class JobRecord(BaseModel):
     external_id: JsonValue = None
     intent_at: str | None = None
     submitted_at: str | None = None
+    #: Resumes of a failed job (``resume_failed_job``) spent in the life of ``generation``; carried
+    #: over a fresh submission in the same life, so ``max_job_resumes`` caps the life, not the job.
+    resumes: int = Field(default=0, ge=0)
+    #: The pending-resume intent: written before ``resume_failed_job`` runs, cleared once it returned
+    #: the id to poll. Set means a try died, or lost the response, inside the resume.
+    resume_token: Annotated[str, StringConstraints(pattern=TOKEN_PATTERN)] | None = None
+    #: The id that pending resume restarts (the record's ``external_id`` at the time).
+    resume_of: JsonValue = None
+    #: What the hook noted for its resume before calling the external system (``note_resume``):
+    #: Databricks stores the ``latest_repair_id`` its repair was built on, to tell its repair from none.
+    resume_detail: JsonValue = None
+    resume_intent_at: str | None = None
+    resumed_at: str | None = None
     #: Set when the record was upgraded from a bare id stored by ``airflow.sdk.ResumableJobMixin``
     #: (or the official operators' ``durable=True``), which carries no token.
     legacy: bool = False
@@ -167,6 +184,11 @@ class JobRecord(BaseModel):
     @property
     def has_external_id(self) -> bool:
         return self.external_id is not None
+
+    @property
+    def resume_pending(self) -> bool:
+        """A resume intent was written and no id came back from ``resume_failed_job`` yet."""
+        return self.resume_token is not None
 
     @classmethod
     def parse(cls, key: str, raw: JsonValue, *, store: Any = None) -> JobRecord | None:
