@@ -207,3 +207,22 @@ def test_a_waiter_that_gives_up_fails_at_once(aws, cluster, memory_store):
     with pytest.raises(Exception, match="max attempts|Max attempts"):
         op.execute(ctx(1))
     assert aws.calls["DescribeStep"] == 1, "the later steps were not waited for"
+
+
+def test_a_terminated_cluster_named_by_job_flow_name_hands_over_to_a_live_one(aws, cluster, memory_store):
+    """The resume declines (None): the core then adds all steps, as a fresh submission, where the name points."""
+    import boto3
+
+    from tests.support.fake_aws import create_cluster
+
+    steps = step_list(5, "TERMINATE_CLUSTER")
+    by_name = {"job_flow_name": "resumable-it", "cluster_states": ["RUNNING", "WAITING"]}
+    op, job = failed_first_try(aws, None, memory_store, steps, 3, **by_name)
+    assert job["cluster_id"] == cluster
+    with pytest.raises(ResumableJobConflictError, match="is TERMINATED_WITH_ERRORS"):
+        resume(op, job)  # no live cluster carries the name yet
+
+    replacement = create_cluster(boto3.client("emr", region_name="us-east-1"))
+    assert resume(op, job) is None
+    assert aws.calls["AddJobFlowSteps"] == 1
+    assert op._cluster_id() == replacement, "where the fresh submission goes"

@@ -200,6 +200,8 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
         """
         assert self.idempotency_token is not None
         job, positions = self._resumable(external_id)
+        if not self._cluster_takes_steps(job, positions):
+            return None
         added = self._add_marked(context, job["cluster_id"], self.idempotency_token, positions)
         self.log.info(
             "Resumed steps %s of %d on %s as %s; steps %s had completed and are kept",
@@ -215,7 +217,7 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
         """The step set as a resume with ``idempotency_token`` left it, found by marker; None if absent."""
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
         positions = steps_to_resume(self._retrying(self._step_states, job))
-        since = intent_time(self)
+        since = intent_time(self, resume=True)
         added = self._settle(job["cluster_id"], idempotency_token, since, returned=None, positions=positions)
         if not added:
             return None
@@ -224,25 +226,57 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
     def _resumable(self, external_id: JsonValue) -> tuple[dict[str, Any], list[int]]:
         """The stored step set and the positions to add again; a clear error when it cannot be resumed."""
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
-        cluster_id, count = job["cluster_id"], len(job["step_ids"])
+        count = len(job["step_ids"])
         if count != len(self._rendered_steps()):
             raise ResumableJobConflictError(
                 f"The stored step set {job!r} has {count} steps and the task now has {len(self._rendered_steps())}; "
                 "refusing to resume steps of a different list. Set on_job_failure='resubmit' to add them all again."
             )
-        positions = steps_to_resume(self._retrying(self._step_states, job))
+        return job, steps_to_resume(self._retrying(self._step_states, job))
+
+    def _cluster_takes_steps(self, job: dict[str, Any], positions: list[int]) -> bool:
+        """
+        Whether the set's cluster is alive, so its failed steps can be added there again.
+
+        EMR adds steps only to a live cluster, and a step whose ActionOnFailure is TERMINATE_CLUSTER
+        shuts it down (unless termination protection kept it), with whatever the completed steps left
+        on its disks. When ``job_flow_name`` now names another live cluster the resume is declined (False):
+        the core then adds every step there, as a fresh submission. Otherwise nothing a retry does can
+        help, so the task fails, saying why.
+        """
+        cluster_id = job["cluster_id"]
         state = self._retrying(self._cluster_state, cluster_id)
-        if state not in CLUSTER_ALIVE:
-            # EMR adds steps only to a live cluster. A step whose ActionOnFailure is TERMINATE_CLUSTER
-            # shut it down (unless termination protection kept it), and with it whatever the completed
-            # steps left on its disks: nothing to resume there, and nothing a retry could change.
-            raise ResumableJobConflictError(
-                f"Cannot resume steps {positions} of {job['step_ids']}: cluster {cluster_id} is {state}, and EMR "
-                "adds steps only to a running or waiting cluster (a step with ActionOnFailure TERMINATE_CLUSTER "
-                "shuts it down). Give the task a live cluster and clear it: a new job_flow_id is a new spec, "
-                "so all steps are added there; with job_flow_name, set on_job_failure='resubmit'."
+        if state in CLUSTER_ALIVE:
+            return True
+        named = self._named_live_cluster()
+        if named is not None and named != cluster_id:
+            self.log.warning(
+                "Cluster %s of the failed steps is %s; job_flow_name %r now names cluster %s: all steps go there",
+                cluster_id,
+                state,
+                self.job_flow_name,
+                named,
             )
-        return job, positions
+            return False
+        raise ResumableJobConflictError(
+            f"Cannot resume steps {positions} of {job['step_ids']}: cluster {cluster_id} is {state}, and EMR adds "
+            "steps only to a running or waiting cluster (a step with ActionOnFailure TERMINATE_CLUSTER shuts it "
+            "down). Give the task a live cluster and clear it: a new job_flow_id (from the task that creates the "
+            "cluster) is a new spec, so all steps are added there, as is a live cluster named by job_flow_name."
+        )
+
+    def _named_live_cluster(self) -> str | None:
+        """
+        The live cluster ``job_flow_name`` names now, resolved as a fresh submission would resolve it;
+        None with ``job_flow_id``, or when the name names no single live cluster.
+        """
+        if self.job_flow_id or not self.job_flow_name:
+            return None
+        try:
+            cluster_id = self._retrying(self._cluster_id)
+        except AirflowException:  # no cluster of that name, or more than one
+            return None
+        return cluster_id if self._retrying(self._cluster_state, cluster_id) in CLUSTER_ALIVE else None
 
     def _cluster_state(self, cluster_id: str) -> str:
         with gone_if_not_found("ResourceNotFoundException", "InvalidRequestException"):
