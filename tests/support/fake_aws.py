@@ -48,6 +48,9 @@ class FakeAws:
     default_step_outcome: str = "COMPLETED"
     default_run_outcome: str = "SUCCESS"
     default_container_outcome: str = "COMPLETED"
+    #: Step names (without the resumable marker) whose first step added FAILS, whatever was scripted;
+    #: later steps of that name reach their scripted outcome (``make demo-emr``'s one failure per task).
+    fail_once: set[str] = field(default_factory=set)
     #: Status reads a new step / run stays RUNNING before reaching its outcome.
     running_reads: int = 0
     calls: dict[str, int] = field(default_factory=dict)
@@ -161,6 +164,10 @@ class FakeAws:
                 )
             added = originals[(ElasticMapReduceBackend, "add_job_flow_steps")](backend, job_flow_id, steps)
             for step, outcome in zip(added, fake._step_outcomes(len(added)), strict=True):
+                name = step.name.split(" [")[0]
+                if name in fake.fail_once:
+                    fake.fail_once.discard(name)
+                    outcome = "FAILED"
                 fake._mark(step, outcome, reached=lambda step=step: fake._after_step(cluster, step))
             return added
 

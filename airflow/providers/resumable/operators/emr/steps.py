@@ -423,9 +423,12 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
                 # After a failure with ActionOnFailure CONTINUE the later steps still run. The try ends
                 # when they have, so its retry finds the set at rest and resumes it at once: while a
                 # step is live the set counts as running, and a retry would only fail again here.
-                for later in step_ids[position + 1 :]:
-                    with contextlib.suppress(AirflowException):
-                        self._wait_for_step(job["cluster_id"], later)
+                later = step_ids[position + 1 :]
+                states = self._retrying(self._step_states, {**job, "step_ids": later}) if later else []
+                for step_id, state in zip(later, states, strict=True):
+                    if state in STEP_ACTIVE:
+                        with contextlib.suppress(AirflowException):
+                            self._wait_for_step(job["cluster_id"], step_id)
                 raise
 
     def _wait_for_step(self, cluster_id: str, step_id: str) -> None:
