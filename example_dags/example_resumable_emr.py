@@ -138,19 +138,18 @@ with DAG(
                 for i in range(1, 6)
             ]
 
-        pipeline_steps = ResumableEmrAddStepsOperator(
-            task_id="pipeline_steps",
-            job_flow_id=create_cluster.output,
-            steps=pipeline("resumable"),
-            wait_for_completion=True,
-            waiter_delay=WAITER_DELAY,
-        )
-        official_pipeline_steps = EmrAddStepsOperator(
-            task_id="official_pipeline_steps",
-            job_flow_id=create_cluster.output,
-            steps=pipeline("official"),
-            wait_for_completion=True,
-            waiter_delay=WAITER_DELAY,
+        pipeline_steps, official_pipeline_steps = (
+            operator(
+                task_id=task_id,
+                job_flow_id=create_cluster.output,
+                steps=pipeline(prefix),
+                wait_for_completion=True,
+                waiter_delay=WAITER_DELAY,
+            )
+            for task_id, operator, prefix in (
+                ("pipeline_steps", ResumableEmrAddStepsOperator, "resumable"),
+                ("official_pipeline_steps", EmrAddStepsOperator, "official"),
+            )
         )
         add_steps >> pipeline_steps >> official_pipeline_steps >> terminate_cluster
 
