@@ -44,6 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from demo import fake_databricks_tasks as tasks_api
+
 MAX_TOKEN_LENGTH = 64
 ACTIVE_STATES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING")
 RESULT_STATES = ("SUCCESS", "FAILED", "TIMEDOUT", "CANCELED")
@@ -67,6 +69,11 @@ class Run:
     polls: int = 0
     cancelled: bool = False
     start_time: int = field(default_factory=lambda: int(time.time() * 1000))
+    #: The tasks, their latest attempts and the repairs (``fake_databricks_tasks``).
+    tasks: tasks_api.RunTasks | None = None
+    #: The result the original attempt was planned to end with (``plan_results``): its last task's.
+    planned: str = "SUCCESS"
+    original_task_run_ids: list[int] = field(default_factory=list)
 
     def state(self) -> dict[str, Any]:
         state: dict[str, Any] = {"life_cycle_state": self.life_cycle_state, "state_message": ""}
@@ -95,17 +102,48 @@ class FakeDatabricks:
     drop: dict[str, int] = field(default_factory=dict)
     #: endpoint suffix -> [status, how many more requests to refuse with it].
     fail: dict[str, list[int]] = field(default_factory=dict)
+    #: task_key -> how many more attempts of that task fail (``fail_task_once``).
+    task_failures: dict[str, int] = field(default_factory=dict)
+    #: Every task attempt that ran: (run_id, task_key), in order.
+    executions: list[tuple[int, str]] = field(default_factory=list)
     _run_ids: Any = field(default_factory=lambda: itertools.count(1001))
     _job_ids: Any = field(default_factory=lambda: itertools.count(501))
+    _task_run_ids: Any = field(default_factory=lambda: itertools.count(5001))
+    _last_repair_id: int = 9000
     _lock: threading.RLock = field(default_factory=threading.RLock)
 
     # ---- test controls ----------------------------------------------------------------------------
 
-    def add_job(self, name: str) -> int:
+    def add_job(self, name: str, tasks: list[dict[str, Any]] | None = None) -> int:
+        """A job; ``tasks`` as in the Jobs API (``task_key``, ``depends_on``), one task by default."""
         with self._lock:
             job_id = next(self._job_ids)
-            self.jobs[job_id] = {"job_id": job_id, "settings": {"name": name, "tasks": []}}
+            self.jobs[job_id] = {"job_id": job_id, "settings": {"name": name, "tasks": list(tasks or [])}}
             return job_id
+
+    def fail_task_once(self, task_key: str, times: int = 1) -> None:
+        """Make the next ``times`` attempts of task ``task_key`` (in any run) fail; later ones succeed."""
+        with self._lock:
+            self.task_failures[task_key] = self.task_failures.get(task_key, 0) + times
+
+    def terminate(self, run_id: int) -> None:
+        """End a run now, as if it had been polled to its end (its scheduled tasks run)."""
+        with self._lock:
+            run = self.runs[run_id]
+            if run.life_cycle_state != "TERMINATED":
+                run.life_cycle_state = "TERMINATED"
+                self._settle(run)
+
+    def repair_ids(self, run_id: int) -> list[int]:
+        """The ids of the repairs of ``run_id``, oldest first."""
+        with self._lock:
+            run = self.runs[run_id]
+            return [r["id"] for r in run.tasks.repairs] if run.tasks else []
+
+    def executed(self, run_id: int) -> list[str]:
+        """The task keys that ran in ``run_id``, every attempt, in order."""
+        with self._lock:
+            return [key for rid, key in self.executions if rid == run_id]
 
     def drop_responses(self, endpoint: str, count: int = 1) -> None:
         """
@@ -142,7 +180,13 @@ class FakeDatabricks:
         with self._lock:
             return {
                 "runs": [
-                    {"run_id": r.run_id, "job_id": r.job_id, "run_name": r.run_name, "token": r.token} | r.state()
+                    {"run_id": r.run_id, "job_id": r.job_id, "run_name": r.run_name, "token": r.token}
+                    | r.state()
+                    | {
+                        "tasks": [t.describe(r.life_cycle_state) for t in r.tasks.tasks] if r.tasks else [],
+                        "repairs": list(r.tasks.repairs) if r.tasks else [],
+                        "executed": [key for rid, key in self.executions if rid == r.run_id],
+                    }
                     for r in self.runs.values()
                 ],
                 "requests": list(self.requests),
@@ -158,6 +202,7 @@ class FakeDatabricks:
             ("GET", "jobs/runs/get-output"): self._get_output,
             ("POST", "jobs/runs/cancel"): self._cancel,
             ("POST", "jobs/runs/cancel-all"): self._cancel_all,
+            ("POST", "jobs/runs/repair"): self._repair,
             ("GET", "jobs/get"): self._get_job,
             ("GET", "jobs/list"): self._list_jobs,
         }
@@ -177,8 +222,14 @@ class FakeDatabricks:
             existing = next((r for r in self.runs.values() if r.token == token), None)
             if existing is not None:
                 return {"run_id": existing.run_id}
+        specs = tasks_api.task_specs(params, self.jobs.get(job_id) if job_id is not None else None, run_name)
+        try:
+            run_tasks = tasks_api.new_run_tasks(specs, lambda: next(self._task_run_ids))
+        except tasks_api.RepairRefused as e:
+            raise ApiError(400, e.error_code, e.message) from None
         result = self.result_states.popleft() if self.result_states else "SUCCESS"
-        run = Run(next(self._run_ids), job_id, run_name, params, token, result)
+        run = Run(next(self._run_ids), job_id, run_name, params, token, result, tasks=run_tasks, planned=result)
+        run.original_task_run_ids = [t.run_id for t in run_tasks.tasks]
         self.runs[run.run_id] = run
         return {"run_id": run.run_id, "number_in_job": run.run_id}
 
@@ -202,8 +253,8 @@ class FakeDatabricks:
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
         return run
 
-    def _describe(self, run: Run) -> dict[str, Any]:
-        return {
+    def _describe(self, run: Run, history: bool = False) -> dict[str, Any]:
+        described = {
             "run_id": run.run_id,
             "job_id": run.job_id,
             "run_name": run.run_name,
@@ -211,8 +262,11 @@ class FakeDatabricks:
             "start_time": run.start_time,
             "state": run.state(),
             "run_page_url": f"{self.base_url}/#job/{run.job_id or 0}/run/{run.run_id}",
-            "tasks": [],
+            "tasks": [t.describe(run.life_cycle_state) for t in run.tasks.tasks] if run.tasks else [],
         }
+        if history and run.tasks is not None:
+            described["repair_history"] = tasks_api.repair_history(run.tasks, run.start_time, run.original_task_run_ids)
+        return described
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
         run = self._run(params)
@@ -220,12 +274,73 @@ class FakeDatabricks:
             run.polls += 1
             if run.life_cycle_state == "TERMINATING" or run.polls > self.pending_polls + self.running_polls:
                 run.life_cycle_state = "TERMINATED"
+                self._settle(run)
             elif run.polls > self.pending_polls:
                 run.life_cycle_state = "RUNNING"
-        return self._describe(run)
+        return self._describe(run, history=str(params.get("include_history", "")).lower() == "true")
+
+    # ---- multi-task runs and repairs (the rules live in fake_databricks_tasks.py) -------------------
+
+    def _settle(self, run: Run) -> None:
+        """The run just terminated: its scheduled tasks run (or are cancelled), in dependency order."""
+        if run.tasks is None:
+            return
+        if run.cancelled:
+            tasks_api.cancel(run.tasks)
+            return
+
+        def outcome(task: tasks_api.TaskRun, is_last: bool) -> str:
+            if self.task_failures.get(task.task_key, 0) > 0:
+                self.task_failures[task.task_key] -= 1
+                return "FAILED"
+            # plan_results: the original attempt of a run ends as planned, through its last task.
+            if is_last and task.attempt_number == 0 and run.planned != "SUCCESS":
+                return run.planned
+            return tasks_api.SUCCESS
+
+        run.result_state = tasks_api.settle(run.tasks, outcome, lambda key: self.executions.append((run.run_id, key)))
+
+    def _repair(self, params: dict[str, Any]) -> dict[str, Any]:
+        run = self._run(params)
+        if run.tasks is None:
+            raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Run {run.run_id} has no tasks to repair")
+        repair_id = self._last_repair_id + 1
+        try:
+            tasks_api.repair(
+                run.tasks,
+                params,
+                life_cycle_state=run.life_cycle_state,
+                repair_id=repair_id,
+                next_task_run_id=lambda: next(self._task_run_ids),
+            )
+        except tasks_api.RepairRefused as e:
+            raise ApiError(400, e.error_code, e.message) from None
+        self._last_repair_id = repair_id
+        run.life_cycle_state, run.polls, run.cancelled = "PENDING", 0, False
+        return {"repair_id": repair_id}
+
+    def _task_run(self, task_run_id: int) -> tuple[Run, tasks_api.TaskRun] | None:
+        for run in self.runs.values():
+            for task in run.tasks.tasks if run.tasks else []:
+                if task.run_id == task_run_id:
+                    return run, task
+        return None
 
     def _get_output(self, params: dict[str, Any]) -> dict[str, Any]:
+        found = self._task_run(_int(params.get("run_id"), "run_id"))
+        if found is not None:
+            parent, task = found
+            task_output: dict[str, Any] = {"metadata": task.describe(parent.life_cycle_state)}
+            if task.result_state == "FAILED":
+                task_output["error"] = f"Injected failure of task {task.task_key}"
+            return task_output
         run = self._run(params)
+        if run.tasks is not None and len(run.tasks.tasks) > 1:
+            raise ApiError(
+                400,
+                "INVALID_PARAMETER_VALUE",
+                "Retrieving the output of runs with multiple tasks is not supported; ask for each task run",
+            )
         output: dict[str, Any] = {"metadata": self._describe(run)}
         if run.life_cycle_state == "TERMINATED" and run.result_state == "FAILED":
             output["error"] = "Injected failure"
@@ -361,6 +476,8 @@ class _Handler(BaseHTTPRequestHandler):
             for endpoint, (status, count) in plan.get("fail", {}).items():
                 fake.fail_requests(endpoint, int(count), int(status))
             fake.plan_results(*plan.get("result_states", []))
+            for task_key, times in plan.get("fail_tasks", {}).items():
+                fake.fail_task_once(task_key, int(times))
             self._send(200, {})
             return
         self._send(404, {"error_code": "ENDPOINT_NOT_FOUND", "message": path})

@@ -98,9 +98,10 @@ def test_already_succeeded_is_not_resubmitted_and_pushes_the_xcoms(databricks, r
 
 
 def test_failed_run_gets_a_new_run_with_a_new_token(databricks, request):
+    # on_job_failure="resubmit": 0.1's behaviour (the default repairs; test_databricks_repair_dag_test.py).
     databricks.plan_results("FAILED", "SUCCESS")
     dag = make_dag(request)
-    submit_task(dag, retries=1)
+    submit_task(dag, retries=1, on_job_failure="resubmit")
     run = run_dag(dag)
     assert run.state == "success"
     assert run.ti("run").try_number == 2

@@ -87,6 +87,18 @@ class TestTheShellEmitsItsDecision:
                 toy(job_system, spec=failing).execute(ctx(try_number=try_number))
         assert decisions(stats) == ["submit", "failed_resubmit"]
 
+    def test_a_failed_job_is_resumed_where_the_operator_can(self, stats, job_system, memory_store):
+        class Resuming(ToyJobOperator):
+            def resume_failed_job(self, external_id, status, context):
+                job_system.set_state(external_id, "SUCCEEDED")  # its failed part ran again
+                return external_id
+
+        failing = {**SPEC, "outcome": "FAILED"}
+        with pytest.raises(Exception, match="ended FAILED"):
+            toy(job_system, cls=Resuming, spec=failing).execute(ctx(try_number=1))
+        toy(job_system, cls=Resuming, spec=failing).execute(ctx(try_number=2))
+        assert decisions(stats) == ["submit", "failed_resume"]
+
     def test_an_expired_job_is_submitted_again(self, stats, job_system, memory_store):
         toy(job_system).execute(ctx(try_number=1))
         job_system.expire("job-1")

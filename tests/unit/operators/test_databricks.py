@@ -307,3 +307,96 @@ class TestAgainstTheFake:
         assert databricks.count("jobs/run-now") == 1, "reattached, not run again"
         assert retry._merged_json["job_id"] == job_id, "what the repair path reads, without repair_run"
         assert not retry.repair_run
+
+
+class _Notes:
+    """Stands in for the try's job run: what ``resume_failed_job`` notes in the resume intent."""
+
+    def __init__(self) -> None:
+        self.notes: list[object] = []
+        self.task_try = type("NotDurable", (), {"durable": False})()
+
+    def note_resume(self, detail: object) -> None:
+        self.notes.append(detail)
+
+
+def history(*repair_ids):
+    return {
+        "run_id": 7,
+        "state": {"life_cycle_state": "TERMINATED", "result_state": "FAILED"},
+        "repair_history": [{"type": "ORIGINAL"}] + [{"type": "REPAIR", "id": i} for i in repair_ids],
+    }
+
+
+def resuming(op):
+    op.job_run = _Notes()
+    return op
+
+
+class TestRepair:
+    @pytest.mark.parametrize("status", ["SKIPPED:", "TERMINATED:SUCCESS", "TERMINATED:UPSTREAM_FAILED"])
+    def test_a_run_databricks_cannot_repair_is_submitted_afresh(self, requests_mock, status):
+        assert resuming(submit_op()).resume_failed_job(7, status, make_context()) is None
+        assert not requests_mock.request_history
+
+    @pytest.mark.parametrize("status", ["TERMINATED:FAILED", "TERMINATED:TIMEDOUT", "TERMINATED:CANCELED"])
+    def test_the_repair_is_built_on_the_noted_latest_repair_id(self, requests_mock, status):
+        requests_mock.get(api("runs/get"), json=history(11))
+        repair = requests_mock.post(api("runs/repair"), json={"repair_id": 12})
+        op = resuming(submit_op())
+        context = make_context()
+        assert op.resume_failed_job(7, status, context) == 7, "the same run is polled"
+        assert op.job_run.notes == [{"latest_repair_id": 11}], "noted before asking for the repair"
+        assert repair.last_request.json() == {"run_id": 7, "rerun_all_failed_tasks": True, "latest_repair_id": 11}
+        assert context["ti"].xcoms == {"repair_id": 12}
+
+    def test_a_repeated_repair_reuses_the_noted_id_so_databricks_refuses_a_second_one(self, requests_mock):
+        repair = requests_mock.post(api("runs/repair"), json={"repair_id": 12})
+        op = resuming(submit_op())
+        op.resubmitting, op.resume_detail = True, {"latest_repair_id": None}
+        op.resume_failed_job(7, "TERMINATED:FAILED", make_context())
+        assert repair.last_request.json() == {"run_id": 7, "rerun_all_failed_tasks": True}
+        assert op.job_run.notes == []
+
+    def test_a_refused_repair_with_no_repair_since_submits_afresh(self, requests_mock):
+        requests_mock.get(api("runs/get"), json=history())
+        requests_mock.post(api("runs/repair"), status_code=400, json={"error_code": "INVALID_PARAMETER_VALUE"})
+        assert resuming(submit_op()).resume_failed_job(7, "TERMINATED:FAILED", make_context()) is None
+
+    def test_a_refused_repeat_of_a_repair_that_went_through_is_found(self, requests_mock):
+        requests_mock.get(api("runs/get"), [{"json": history()}, {"json": history(12)}])
+        requests_mock.post(api("runs/repair"), status_code=400, json={"error_code": "INVALID_PARAMETER_VALUE"})
+        context = make_context()
+        assert resuming(submit_op()).resume_failed_job(7, "TERMINATED:FAILED", context) == 7
+        assert context["ti"].xcoms == {"repair_id": 12}
+
+    def test_a_server_error_with_no_repair_since_fails_the_try(self, requests_mock):
+        requests_mock.get(api("runs/get"), json=history())
+        requests_mock.post(api("runs/repair"), status_code=500, text="oops")
+        with pytest.raises(AirflowException):
+            resuming(submit_op()).resume_failed_job(7, "TERMINATED:FAILED", make_context())
+
+    def test_run_now_sends_its_job_parameters_and_cancel_previous_runs_submits_afresh(self, requests_mock):
+        requests_mock.get(api("runs/get"), json=history())
+        repair = requests_mock.post(api("runs/repair"), json={"repair_id": 1})
+        op = resuming(run_now_op(job_parameters={"day": "1"}))
+        assert op.resume_failed_job(7, "TERMINATED:FAILED", make_context()) == 7
+        assert repair.last_request.json()["job_parameters"] == {"day": "1"}
+        cancelling = resuming(run_now_op(cancel_previous_runs=True))
+        assert cancelling.resume_failed_job(7, "TERMINATED:FAILED", make_context()) is None
+
+    @pytest.mark.parametrize(
+        ("noted", "repairs", "found"),
+        [
+            (None, (11,), None),  # the earlier try never asked for a repair
+            ({"latest_repair_id": None}, (), None),
+            ({"latest_repair_id": None}, (11,), 7),
+            ({"latest_repair_id": 11}, (11,), None),
+            ({"latest_repair_id": 11}, (11, 12), 7),
+        ],
+    )
+    def test_find_resumed_job_reads_the_repair_history(self, requests_mock, noted, repairs, found):
+        requests_mock.get(api("runs/get"), json=history(*repairs))
+        op = resuming(submit_op())
+        op.resume_detail = noted
+        assert op.find_resumed_job(7, "rsm-token", make_context()) == found

@@ -222,6 +222,19 @@ def _fresh(token: str, seq: int, reason: str, kind: DecisionKind, resumes: int =
     return Decision(Action.SUBMIT, reason, kind, seq=seq, token=token, external_id=None, resumes=resumes)
 
 
+def _pending_resume(record: JobRecord, action: Action, kind: DecisionKind, reason: str) -> Decision:
+    """Resolve the resume intent ``record`` holds: with its token, on the job it resumed, not counted again."""
+    return Decision(
+        action,
+        reason,
+        kind,
+        seq=record.seq,
+        token=record.resume_token,
+        external_id=record.resume_of if record.resume_of is not None else record.external_id,
+        resumes=record.resumes,
+    )
+
+
 def _on_failure(
     record: JobRecord,
     *,
@@ -420,23 +433,14 @@ def decide(
             # A try died, or lost the response, inside resume_failed_job: the resume may have started
             # (and failed again). Find it before resuming again, as a lost submit is found by its token.
             if can_find_resume and not looked_up_resume:
-                return Decision(
-                    Action.FIND_RESUME,
-                    "an earlier try may have resumed the job",
-                    DecisionKind.FIND_RESUME,
-                    seq=record.seq,
-                    token=record.resume_token,
-                    external_id=record.resume_of if record.resume_of is not None else job,
-                    resumes=record.resumes,
+                return _pending_resume(
+                    record, Action.FIND_RESUME, DecisionKind.FIND_RESUME, "an earlier try may have resumed the job"
                 )
-            return Decision(
+            return _pending_resume(
+                record,
                 Action.RESUME_SAME_TOKEN,
-                "an earlier try may have resumed the job; resuming again with the same resume token",
                 DecisionKind.RESUME_SAME_TOKEN,
-                seq=record.seq,
-                token=record.resume_token,
-                external_id=record.resume_of if record.resume_of is not None else job,
-                resumes=record.resumes,
+                "an earlier try may have resumed the job; resuming again with the same resume token",
             )
         return _on_failure(
             record, same_generation=same_generation, settings=resume, can_resume=can_resume, fresh_token=fresh_token

@@ -43,6 +43,11 @@ if TYPE_CHECKING:
 #: Databricks refuses a longer ``idempotency_token``.
 MAX_TOKEN_LENGTH = 64
 _ACTIVE_LIFE_CYCLE_STATES = ("PENDING", "QUEUED", "RUNNING", "TERMINATING", "BLOCKED", "WAITING_FOR_RETRY")
+#: Databricks repairs a run that ended failed, timed out or cancelled, or with an internal error (the
+#: set upstream's proposal repairs too); a skipped run never started, so it has nothing to repair.
+_REPAIRABLE_RESULT_STATES = ("FAILED", "TIMEDOUT", "CANCELED")
+#: The XCom key of the repair a try started (or found), beside the official ``run_id`` and ``run_page_url``.
+XCOM_REPAIR_ID_KEY = "repair_id"
 
 
 def _normalised(payload: Any) -> dict[str, Any]:
@@ -161,6 +166,91 @@ class _ResumableDatabricksRun(ResumableJobMixin):
     def cancel_job(self, external_id: JsonValue, context: Context) -> None:
         self._hook.cancel_run(int(external_id))  # type: ignore[arg-type]
 
+    # ---- resume: repair the failed run ---------------------------------------------------------------
+
+    def resume_failed_job(self, external_id: JsonValue, status: str, context: Context) -> JsonValue:
+        """
+        Repair the failed run: ``jobs/runs/repair`` with ``rerun_all_failed_tasks``, through the official hook.
+
+        Only the tasks that did not succeed (a failed one and the dependants it kept from running) run
+        again, inside the same run: the run id, its page URL and the XComs stay; the repair id is
+        pushed as ``repair_id``. The ``latest_repair_id`` the repair is built on is noted in the
+        record first: Databricks refuses a second repair built on it, and ``find_resumed_job`` tells
+        this repair from none by it. None (submit a new run instead) for a run Databricks cannot repair.
+        """
+        run_id = int(external_id)  # type: ignore[arg-type]
+        life_cycle_state, _, result_state = (status or "").partition(":")
+        if not (
+            life_cycle_state == "INTERNAL_ERROR"
+            or (life_cycle_state == "TERMINATED" and result_state in _REPAIRABLE_RESULT_STATES)
+        ):
+            self.log.info("Run %s ended %s, which Databricks cannot repair: submitting a new run", run_id, status)
+            return None
+        extra = self._repair_settings(run_id, context)
+        if extra is None:
+            return None
+        noted = self.resume_detail if isinstance(self.resume_detail, dict) else None
+        if self.resubmitting and noted is not None and "latest_repair_id" in noted:
+            # Repeating a repair whose answer was lost: built on the same state, so Databricks refuses
+            # it if the first went through (a stale latest_repair_id) instead of repairing twice.
+            latest = noted["latest_repair_id"]
+        else:
+            latest = self._retrying(self._hook.get_latest_repair_id, run_id)
+            self.note_resume({"latest_repair_id": latest})
+        repair_json: dict[str, Any] = {"run_id": run_id, "rerun_all_failed_tasks": True, **extra}
+        if latest is not None:
+            repair_json["latest_repair_id"] = latest
+        try:
+            repair_id = self._hook.repair_run(repair_json)
+        except Exception as err:
+            # The hook retried a request whose response was lost, and Databricks refused the repeat:
+            # the first request may have repaired the run.
+            found = self._repair_since(run_id, latest)
+            if found is not None:
+                self.log.info("The repair request's answer was lost, but run %s was repaired: repair %s", run_id, found)
+                self._push_repair_id(context, found)
+                return run_id
+            status_code = http_status(err)
+            if status_code is not None and 400 <= status_code < 500 and status_code != 429:
+                self.log.warning("Databricks refused to repair run %s (%s): submitting a new run", run_id, err)
+                return None
+            raise
+        self.log.info(
+            "Repairing run %s (repair %s, on top of repair %s): only the tasks that did not succeed run again",
+            run_id,
+            repair_id,
+            latest,
+        )
+        self._push_repair_id(context, repair_id)
+        return run_id
+
+    def find_resumed_job(self, external_id: JsonValue, idempotency_token: str, context: Context) -> JsonValue:
+        """The run, if its repair history shows a repair newer than the one an earlier try noted; else None."""
+        noted = self.resume_detail
+        if not isinstance(noted, dict) or "latest_repair_id" not in noted:
+            return None  # the earlier try never got as far as asking for a repair
+        run_id = int(external_id)  # type: ignore[arg-type]
+        found = self._repair_since(run_id, noted["latest_repair_id"])
+        if found is None:
+            return None
+        self._push_repair_id(context, found)
+        return run_id
+
+    def _repair_since(self, run_id: int, latest: Any) -> int | None:
+        """The run's newest repair id when it is newer than ``latest`` (None: not repaired since)."""
+        newest = self._retrying(self._hook.get_latest_repair_id, run_id)
+        if newest is None or (latest is not None and newest <= latest):
+            return None
+        return int(newest)
+
+    def _repair_settings(self, run_id: int, context: Context) -> dict[str, Any] | None:
+        """What a repair of this operator's run sends beside the run id, or None to submit a new run instead."""
+        return {}
+
+    def _push_repair_id(self, context: Context, repair_id: int) -> None:
+        if self.do_xcom_push:
+            context["ti"].xcom_push(key=XCOM_REPAIR_ID_KEY, value=repair_id)
+
     def execute_complete(self, context: Any, event: Any = None) -> None:
         super().execute_complete(context, event)  # type: ignore[misc]  # the official completion
         # The official completion raises for a failed run and re-defers for a repair, so reaching
@@ -246,6 +336,22 @@ class ResumableDatabricksRunNowOperator(_ResumableDatabricksRun, DatabricksRunNo
             raise ValueError("cancel_previous_runs=True requires either job_id or job_name to be provided.")
         keep_run_now_payload(self, payload)
         return payload
+
+    def _repair_settings(self, run_id: int, context: Context) -> dict[str, Any] | None:
+        if self.cancel_previous_runs:
+            # cancel_previous_runs keeps only the newest run of the job going; reviving an old one would not.
+            self.log.info("cancel_previous_runs=True: not repairing run %s, submitting a new run", run_id)
+            return None
+        payload = self._run_now_payload(context)
+        reasons = getattr(self, "databricks_repair_reason_new_settings", None)
+        if reasons:
+            # As the official in-try repair: only for the configured reasons, with their new job settings.
+            run_state = self._hook.get_run_state(run_id)
+            if not official.is_repair_reason_match_exist(self, run_state):
+                self.log.info("Run %s failed for none of databricks_repair_reason_new_settings: a new run", run_id)
+                return None
+            official.update_job_for_repair(self, self._hook, payload["job_id"], run_state)
+        return {"job_parameters": payload["job_parameters"]} if "job_parameters" in payload else {}
 
     def _prepare_repair_payload(self, context: Context) -> None:
         # A reattaching try did not submit, so the payload the official execute() leaves in
