@@ -5,7 +5,8 @@ moto alone leaves EMR steps and EMR on EKS jobs RUNNING forever, finishes Server
 and ignores a repeated ``clientToken``; ``tests/support/fake_aws.py`` (the layer the integration
 tests use) makes steps and runs progress and honours the token, as AWS does. This process creates
 an EMR Serverless application and an EMR on EKS virtual cluster and writes their ids, with the
-server's URL, to ``--info-file`` as JSON; it serves until SIGTERM.
+server's URL, to ``--info-file`` as JSON; it serves until SIGTERM. ``--fail-once NAME`` makes the
+first step named NAME fail (EMR's ActionOnFailure then decides what happens to the steps after it).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--info-file", required=True)
     parser.add_argument("--running-reads", type=int, default=1, help="status reads a job stays RUNNING for")
+    parser.add_argument(
+        "--fail-once", action="append", default=[], help="a step name whose first step added fails (repeatable)"
+    )
     args = parser.parse_args()
 
     from moto.server import ThreadedMotoServer
@@ -32,7 +36,7 @@ def main() -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    with FakeAws(running_reads=args.running_reads).installed():
+    with FakeAws(running_reads=args.running_reads, fail_once=set(args.fail_once)).installed():
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         server.start()
         host, port = server.get_host_and_port()

@@ -11,6 +11,12 @@ Example DAG: one task per resumable EMR operator, each safe to retry without sta
 * ``terminate_cluster`` is the official ``EmrTerminateJobFlowOperator``: it runs whatever happened.
 * ``watcher`` fails the run if any task failed, which ``terminate_cluster`` would otherwise hide.
 
+With ``RESUMABLE_DEMO_COMPARE_OFFICIAL=1`` (``make demo-emr`` sets it) two more tasks add the same five
+steps (``ActionOnFailure`` ``CANCEL_AND_WAIT``) to the cluster, ``pipeline_steps`` with
+``ResumableEmrAddStepsOperator`` and ``official_pipeline_steps`` with the official
+``EmrAddStepsOperator``; the demo fails step 4 of each once. The official retry adds all five steps
+again; ours adds steps 4 and 5.
+
 Everything account-specific comes from Airflow Variables (``AIRFLOW_VAR_*`` in the environment work
 too), so the same file runs against AWS and against the moto server ``make demo-emr`` starts:
 
@@ -122,6 +128,30 @@ with DAG(
     )
 
     create_cluster >> add_steps >> terminate_cluster
+
+    if os.environ.get("RESUMABLE_DEMO_COMPARE_OFFICIAL"):
+        from airflow.providers.amazon.aws.operators.emr import EmrAddStepsOperator
+
+        def pipeline(prefix: str) -> list[dict]:
+            return [
+                {**SPARK_PI_STEP, "Name": f"{prefix}_step_{i}", "ActionOnFailure": "CANCEL_AND_WAIT"}
+                for i in range(1, 6)
+            ]
+
+        pipeline_steps, official_pipeline_steps = (
+            operator(
+                task_id=task_id,
+                job_flow_id=create_cluster.output,
+                steps=pipeline(prefix),
+                wait_for_completion=True,
+                waiter_delay=WAITER_DELAY,
+            )
+            for task_id, operator, prefix in (
+                ("pipeline_steps", ResumableEmrAddStepsOperator, "resumable"),
+                ("official_pipeline_steps", EmrAddStepsOperator, "official"),
+            )
+        )
+        add_steps >> pipeline_steps >> official_pipeline_steps >> terminate_cluster
 
     @task(trigger_rule="one_failed", retries=0)
     def watcher() -> None:

@@ -1,4 +1,7 @@
-"""Count what example_resumable_emr started on the moto server; exit 1 if anything was started twice."""
+"""
+Count what example_resumable_emr started on the moto server; exit 1 if anything was started twice,
+or if a retry after step 4 of 5 failed added other steps than 4 and 5 (``pipeline_steps``).
+"""
 
 from __future__ import annotations
 
@@ -27,13 +30,20 @@ def main(info_file: str) -> int:
 
     emr = client("emr")
     clusters = [c for c in emr.list_clusters()["Clusters"] if c["Name"] == "resumable-example"]
-    # Steps per marker (token, index): one set per submission, each step once.
+    # Steps per marker (token, index): one set per submission, each step once. The pipeline steps of
+    # the comparison (named <operator>_step_<n>) are counted apart.
     marked: dict[tuple[str, int], list[str]] = {}
+    pipeline: dict[str, list[tuple[str, str]]] = {"resumable": [], "official": []}
     for cluster in clusters:
-        for step in emr.list_steps(ClusterId=cluster["Id"])["Steps"]:
-            match = MARKER.search(step["Name"])
+        for step in reversed(list(paginate(emr, "list_steps", "Steps", ClusterId=cluster["Id"]))):
+            name, state = step["Name"], step["Status"]["State"]
+            base = MARKER.sub("", name)
+            if base.split("_step_")[0] in pipeline:
+                pipeline[base.split("_step_")[0]].append((base.split("_step_")[1], state))
+                continue
+            match = MARKER.search(name)
             if match:
-                marked.setdefault((match[1], int(match[2])), []).append(step["Status"]["State"])
+                marked.setdefault((match[1], int(match[2])), []).append(state)
     step_sets = sum(max(len(v) for k, v in marked.items() if k[0] == token) for token in {k[0] for k in marked})
     runs = client("emr-serverless").list_job_runs(applicationId=info["application_id"])["jobRuns"]
     eks = client("emr-containers").list_job_runs(virtualClusterId=info["virtual_cluster_id"])["jobRuns"]
@@ -65,6 +75,34 @@ def main(info_file: str) -> int:
         print(f"FAIL: not every job finished successfully: {unfinished}", file=sys.stderr)
         return 1
     print("OK: each retry found what its first try started; nothing was submitted twice")
+    if any(pipeline.values()):
+        return compare_pipelines(pipeline)
+    print("=" * 72)
+    return 0
+
+
+def paginate(client: Any, operation: str, key: str, **kwargs: Any) -> Any:
+    for page in client.get_paginator(operation).paginate(**kwargs):
+        yield from page[key]
+
+
+def compare_pipelines(pipeline: dict[str, list[tuple[str, str]]]) -> int:
+    """Step 4 of 5 failed once in each pipeline: how many steps did the retry run again?"""
+    print()
+    print("Step 4 of 5 failed once (ActionOnFailure CANCEL_AND_WAIT); steps added, in order:")
+    again = {}
+    for operator, steps in pipeline.items():
+        print(f"  {operator:>9}: " + ", ".join(f"{n}:{state.lower()}" for n, state in steps))
+        again[operator] = len(steps) - 5
+    print(
+        f"steps run again after one failure: official EmrAddStepsOperator {again['official']}, "
+        f"ResumableEmrAddStepsOperator {again['resumable']}"
+    )
+    finished = [state for operator in pipeline.values() for _, state in operator[-2:]]
+    if again != {"official": 5, "resumable": 2} or any(state != "COMPLETED" for state in finished):
+        print(f"FAIL: expected 5 official and 2 resumed steps run again, all finished: {pipeline}", file=sys.stderr)
+        return 1
+    print("OK: the retry resumed at the failed step; the completed steps 1-3 did not run again")
     print("=" * 72)
     return 0
 

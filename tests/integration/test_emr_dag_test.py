@@ -21,9 +21,9 @@ from airflow.providers.resumable.operators.emr import (
     ResumableEmrCreateJobFlowOperator,
     ResumableEmrServerlessStartJobOperator,
 )
-from airflow.providers.resumable.testing import clear_and_rerun, run_dag
+from airflow.providers.resumable.testing import clear_and_rerun, fail_on_tries, run_dag
 from tests.integration.harness import make_dag, run_failing_first_try
-from tests.support.emr import cluster_op, container_op, serverless_op, steps_op
+from tests.support.emr import cluster_op, container_op, failing_at, serverless_op, step_list, steps_op
 from tests.support.fake_aws import (
     REGION,
     FakeAws,
@@ -126,6 +126,113 @@ def test_steps_crash_before_the_state_write_is_found_by_marker(aws, cluster, req
     assert run.ti("steps").try_number == 2
     assert len(aws.steps(cluster)) == 1, "the retry found the steps by their marker instead of adding them again"
     assert run.xcom("steps") == [aws.steps(cluster)[0].id]
+
+
+# ------------------------------------------------------------------------- resuming a failed step set
+
+FIVE = step_list(5, "CANCEL_AND_WAIT")
+
+
+def five_steps_failing_at_4(aws, request, cluster_id, **kwargs):
+    """The DAG of one task adding ``FIVE``; its first AddJobFlowSteps fails at step 4 (index 3)."""
+    aws.step_outcomes = [failing_at(FIVE, 3)]
+    return steps_dag(request, cluster_id, steps=FIVE, **kwargs)
+
+
+def on_cluster(aws, cluster_id):
+    return [(s.name.split(" [")[0], s.state) for s in aws.steps(cluster_id)]
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_step_4_of_5_failed_retry_adds_steps_4_and_5_only(aws, cluster, request, deferrable):
+    from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS
+
+    dag = five_steps_failing_at_4(aws, request, cluster, deferrable=deferrable, waiter_max_attempts=5)
+    run = run_dag(dag)
+    assert run.state == "success"
+    if AIRFLOW_V_3_0_PLUS or not deferrable:
+        # Airflow 2.11's dag.test() runs the retry of a task that failed in execute_complete as try 1
+        # again; the steps on the cluster below show the failed try and the retry all the same.
+        assert run.ti("steps").try_number == 2
+    assert aws.calls["AddJobFlowSteps"] == 2
+    assert on_cluster(aws, cluster) == [
+        ("step_1", "COMPLETED"),
+        ("step_2", "COMPLETED"),
+        ("step_3", "COMPLETED"),
+        ("step_4", "FAILED"),
+        ("step_5", "CANCELLED"),
+        ("step_4", "COMPLETED"),
+        ("step_5", "COMPLETED"),
+    ]
+    ids = [s.id for s in aws.steps(cluster)]
+    assert run.xcom("steps") == ids[:3] + ids[5:], "one id per requested step: the completed three, the new two"
+
+
+def test_a_resume_lost_before_it_was_recorded_is_found_by_marker(aws, cluster, request):
+    """Try 2 resumes (adds steps 4-5) and dies before the record says so; try 3 finds them, adds nothing."""
+    dag = five_steps_failing_at_4(aws, request, cluster, retries=2)
+    with fail_on_tries(ResumableEmrAddStepsOperator, "resume_failed_job", tries={2}, after=True) as fault:
+        run = run_dag(dag)
+    assert fault.fired == [2]
+    assert run.state == "success"
+    assert run.ti("steps").try_number == 3
+    assert aws.calls["AddJobFlowSteps"] == 2, "found by the resume token's marker, not added again"
+    ids = [s.id for s in aws.steps(cluster)]
+    assert len(ids) == 7
+    assert run.xcom("steps") == ids[:3] + ids[5:]
+
+
+def test_a_lost_resume_response_is_found_in_the_same_try(aws, cluster, lossy, request, monkeypatch):
+    """The resume's AddJobFlowSteps reached EMR and its response was lost: looked up by marker, not sent again."""
+    real_resume = ResumableEmrAddStepsOperator.resume_failed_job
+
+    def losing_its_response(self, *args, **kwargs):
+        lossy.lose("ElasticMapReduce.AddJobFlowSteps")
+        return real_resume(self, *args, **kwargs)
+
+    monkeypatch.setattr(ResumableEmrAddStepsOperator, "resume_failed_job", losing_its_response)
+    dag = five_steps_failing_at_4(aws, request, cluster)
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("steps").try_number == 2
+    assert lossy.lost["ElasticMapReduce.AddJobFlowSteps"] == 1
+    assert lossy.forwarded["ElasticMapReduce.AddJobFlowSteps"] == 2, "the first set and the resume, each once"
+    ids = [s.id for s in aws.steps(cluster)]
+    assert len(ids) == 7
+    assert run.xcom("steps") == ids[:3] + ids[5:]
+
+
+def test_on_job_failure_resubmit_adds_all_five_again(aws, cluster, request):
+    dag = five_steps_failing_at_4(aws, request, cluster, on_job_failure="resubmit")
+    run = run_dag(dag)
+    assert run.state == "success"
+    assert run.ti("steps").try_number == 2
+    assert [name for name, _ in on_cluster(aws, cluster)] == [s["Name"] for s in FIVE] * 2
+    assert run.xcom("steps") == [s.id for s in aws.steps(cluster)][5:]
+
+
+def test_a_terminate_cluster_failure_fails_the_task_saying_why(aws, cluster, request, monkeypatch):
+    raised = []
+    real_resume = ResumableEmrAddStepsOperator.resume_failed_job
+
+    def recording(self, *args, **kwargs):
+        try:
+            return real_resume(self, *args, **kwargs)
+        except Exception as exc:
+            raised.append(exc)
+            raise
+
+    monkeypatch.setattr(ResumableEmrAddStepsOperator, "resume_failed_job", recording)
+    steps = step_list(5, "TERMINATE_CLUSTER")
+    aws.step_outcomes = [failing_at(steps, 3)]
+    dag = steps_dag(request, cluster, steps=steps, retries=2)
+    run = run_dag(dag)
+    assert run.state == "failed"
+    assert len(raised) == 1
+    assert f"cluster {cluster} is TERMINATED_WITH_ERRORS" in str(raised[0])
+    assert run.ti("steps").try_number == 2, "no retry after the diagnosis: none could add steps to that cluster"
+    assert aws.calls["AddJobFlowSteps"] == 1
+    assert aws.emr().clusters[cluster].state == "TERMINATED_WITH_ERRORS"
 
 
 # ---------------------------------------------------------------------------------------- serverless

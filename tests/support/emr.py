@@ -25,6 +25,28 @@ STEP = {
     "ActionOnFailure": "CONTINUE",
     "HadoopJarStep": {"Jar": "command-runner.jar", "Args": ["spark-example", "SparkPi", "10"]},
 }
+
+
+def step_list(count: int, action_on_failure: str = "CANCEL_AND_WAIT") -> list[dict[str, Any]]:
+    """``count`` steps named ``step_1`` .. ``step_<count>``, all with ``action_on_failure``."""
+    return [{**STEP, "Name": f"step_{i + 1}", "ActionOnFailure": action_on_failure} for i in range(count)]
+
+
+def failing_at(steps: list[dict[str, Any]], index: int) -> list[str]:
+    """
+    The state each of ``steps`` ends in when step ``index`` fails, as EMR decides by its ActionOnFailure.
+
+    The steps before it completed; after it, ``CONTINUE`` runs the next steps (they complete here),
+    ``CANCEL_AND_WAIT`` cancels the pending ones, and ``TERMINATE_CLUSTER`` / ``TERMINATE_JOB_FLOW``
+    cancel them as the cluster shuts down (``FakeAws`` terminates the cluster when the step fails).
+    A step without ActionOnFailure gets moto's default, TERMINATE_CLUSTER.
+    For ``FakeAws.step_outcomes``: ``aws.step_outcomes = [failing_at(steps, 3)]``.
+    """
+    action = steps[index].get("ActionOnFailure", "TERMINATE_CLUSTER")
+    after = "COMPLETED" if action == "CONTINUE" else "CANCELLED"
+    return ["COMPLETED"] * index + ["FAILED"] + [after] * (len(steps) - index - 1)
+
+
 #: EMR Serverless.
 DRIVER = {"sparkSubmit": {"entryPoint": "s3://bucket/job.py"}}
 #: EMR on EKS.

@@ -8,11 +8,15 @@ states and answers a repeated ``clientToken`` with the run it already started. T
 moto's in-process backend objects (``mock_aws`` and ``ThreadedMotoServer`` share them) so that:
 
 * ``StartJobRun`` (Serverless, on EKS) with a known ``clientToken`` returns the existing run;
-* a step / job run starts RUNNING and reaches the outcome a test scripted (default: success) on the
-  next status read (DescribeStep, ``ListSteps`` naming it in ``StepIds`` (what the official deferrable
+* a step / job run starts RUNNING and reaches the outcome a test scripted (default: success; for
+  steps, one outcome for the whole AddJobFlowSteps call or one per step) on the next status read (DescribeStep, ``ListSteps`` naming it in ``StepIds`` (what the official deferrable
   trigger's waiter and the operators' status check call), GetJobRun, DescribeJobRun), after
   ``running_reads`` reads that still see it RUNNING; a ``ListSteps`` of the whole cluster (the lookup
-  by marker) does not move it.
+  by marker) does not move it;
+* as on EMR, a step that FAILS with ActionOnFailure CANCEL_AND_WAIT or TERMINATE_CLUSTER cancels the
+  steps still pending on its cluster, TERMINATE_CLUSTER (or TERMINATE_JOB_FLOW) also shuts the
+  cluster down unless termination protection is on, and AddJobFlowSteps to a cluster that is not
+  alive is refused with a ValidationException (moto would add them and set the cluster RUNNING).
 
 Everything else is moto unchanged. Counts for assertions come straight from the backends.
 """
@@ -26,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
@@ -35,13 +39,18 @@ ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/emr-job"
 
 @dataclass
 class FakeAws:
-    #: Outcome of the next AddJobFlowSteps / StartJobRun calls, in order; then ``default_outcome``.
-    step_outcomes: list[str] = field(default_factory=list)
+    #: Outcome of the next AddJobFlowSteps / StartJobRun calls, in order; then ``default_outcome``. An
+    #: AddJobFlowSteps outcome is a state for all its steps or a list of one state per step
+    #: (``tests/support/emr.py``'s ``failing_at`` builds one as EMR's ActionOnFailure would).
+    step_outcomes: list[str | list[str]] = field(default_factory=list)
     run_outcomes: list[str] = field(default_factory=list)
     container_outcomes: list[str] = field(default_factory=list)
     default_step_outcome: str = "COMPLETED"
     default_run_outcome: str = "SUCCESS"
     default_container_outcome: str = "COMPLETED"
+    #: Step names (without the resumable marker) whose first step added FAILS, whatever was scripted;
+    #: later steps of that name reach their scripted outcome (``make demo-emr``'s one failure per task).
+    fail_once: set[str] = field(default_factory=set)
     #: Status reads a new step / run stays RUNNING before reaching its outcome.
     running_reads: int = 0
     calls: dict[str, int] = field(default_factory=dict)
@@ -89,9 +98,9 @@ class FakeAws:
     def _count(self, name: str) -> None:
         self.calls[name] = self.calls.get(name, 0) + 1
 
-    def _mark(self, obj: Any, outcome: str) -> None:
+    def _mark(self, obj: Any, outcome: str, reached: Callable[[], None] | None = None) -> None:
         obj.state = "RUNNING"
-        self._targets[id(obj)] = [obj, outcome, self.running_reads]
+        self._targets[id(obj)] = [obj, outcome, self.running_reads, reached]
 
     def _advance(self, obj: Any) -> None:
         entry = self._targets.get(id(obj))
@@ -102,6 +111,30 @@ class FakeAws:
             return
         obj.state = entry[1]
         del self._targets[id(obj)]
+        if entry[3] is not None:
+            entry[3]()
+
+    def _step_outcomes(self, count: int) -> list[str]:
+        outcome = self.step_outcomes.pop(0) if self.step_outcomes else self.default_step_outcome
+        outcomes = [outcome] * count if isinstance(outcome, str) else list(outcome)
+        if len(outcomes) != count:
+            raise AssertionError(f"the test scripted {len(outcomes)} step outcomes for {count} steps added")
+        return outcomes
+
+    def _after_step(self, cluster: Any, step: Any) -> None:
+        """
+        What EMR does when a step fails: unless its ActionOnFailure is CONTINUE, the steps still
+        pending on the cluster are cancelled, and TERMINATE_CLUSTER shuts an unprotected cluster down.
+        """
+        if step.state != "FAILED" or cluster is None or step.action_on_failure == "CONTINUE":
+            return
+        for later in cluster.steps[cluster.steps.index(step) + 1 :]:
+            if later.state in ("PENDING", "RUNNING"):
+                later.state = "CANCELLED"
+                self._targets.pop(id(later), None)
+        if step.action_on_failure in ("TERMINATE_CLUSTER", "TERMINATE_JOB_FLOW") and not cluster.termination_protected:
+            cluster.terminate()
+            cluster.state = "TERMINATED_WITH_ERRORS"  # what EMR reports after a failed step shut it down
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[FakeAws]:
@@ -121,11 +154,21 @@ class FakeAws:
         }
 
         def add_job_flow_steps(backend: Any, job_flow_id: str, steps: Any) -> Any:
+            from moto.emr.exceptions import ValidationException
+
             fake._count("AddJobFlowSteps")
+            cluster = backend.clusters.get(job_flow_id)
+            if cluster is not None and cluster.state not in ("STARTING", "BOOTSTRAPPING", "RUNNING", "WAITING"):
+                raise ValidationException(
+                    "A job flow that is shutting down, terminated, or finished may not be modified."
+                )
             added = originals[(ElasticMapReduceBackend, "add_job_flow_steps")](backend, job_flow_id, steps)
-            outcome = fake.step_outcomes.pop(0) if fake.step_outcomes else fake.default_step_outcome
-            for step in added:
-                fake._mark(step, outcome)
+            for step, outcome in zip(added, fake._step_outcomes(len(added)), strict=True):
+                name = step.name.split(" [")[0]
+                if name in fake.fail_once:
+                    fake.fail_once.discard(name)
+                    outcome = "FAILED"
+                fake._mark(step, outcome, reached=lambda step=step: fake._after_step(cluster, step))
             return added
 
         def describe_step(backend: Any, cluster_id: str, step_id: str) -> Any:

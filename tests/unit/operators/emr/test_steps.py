@@ -7,6 +7,7 @@ from botocore.exceptions import ClientError
 
 from airflow.providers.resumable.mixins import ResumableJobConflictError
 from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
+from airflow.providers.resumable.operators.emr._common import MARKER_RE
 from tests.support.emr import STEP, ctx, deferred, steps_op
 from tests.support.job_run import while_polling
 
@@ -55,14 +56,19 @@ class TestAddSteps:
         assert [s.id for s in aws.steps(cluster)] == result
         assert memory_store.get("emr_steps")["external_id"]["step_ids"] == result
 
-    def test_failed_steps_are_added_again_with_a_new_marker(self, aws, cluster, memory_store):
+    @pytest.mark.parametrize("on_job_failure", ["resume", "resubmit"])
+    def test_failed_steps_are_added_again_with_a_new_marker(self, aws, cluster, memory_store, on_job_failure):
+        """A resume marks the re-added step with the resume's token; a resubmission with a new submission's."""
         aws.step_outcomes = ["FAILED"]
         with pytest.raises(Exception, match="EMR Steps failed|Waiter"):
-            steps_op(cluster).execute(ctx(1))
+            steps_op(cluster, on_job_failure=on_job_failure).execute(ctx(1))
         first_token = memory_store.get("emr_steps")["token"]
-        steps_op(cluster).execute(ctx(2))
-        assert len(aws.steps(cluster)) == 2
-        assert memory_store.get("emr_steps")["token"] != first_token
+        result = steps_op(cluster, on_job_failure=on_job_failure).execute(ctx(2))
+        first, again = aws.steps(cluster)
+        assert result == [again.id]
+        assert MARKER_RE.search(first.name)["token"] == first_token
+        assert MARKER_RE.search(again.name)["token"] != first_token
+        assert (memory_store.get("emr_steps")["token"] != first_token) == (on_job_failure == "resubmit")
 
     def test_completed_steps_are_returned_not_added_again(self, aws, cluster, memory_store):
         first = steps_op(cluster).execute(ctx(1))

@@ -152,17 +152,19 @@ def literal(value: Any) -> Any:
     return ast.literal_eval(value) if isinstance(value, str) else value
 
 
-def intent_time(operator: ResumableJobMixin) -> datetime | None:
+def intent_time(operator: ResumableJobMixin, *, resume: bool = False) -> datetime | None:
     """
-    When the pending submission was announced: a lookup by token need not look further back.
+    When the pending submission (or, with ``resume``, the pending resume) was announced: a lookup by
+    token need not look further back.
 
     Read from the record this try's job run holds (the one it read, or the intent it just wrote),
     not from the store again.
     """
     record = operator.job_run.record if operator.job_run is not None else None
-    if record is None or record.intent_at is None:
+    at = None if record is None else (record.resume_intent_at if resume else None) or record.intent_at
+    if at is None:
         return None
-    return datetime.fromisoformat(record.intent_at) - LOOKUP_SLACK
+    return datetime.fromisoformat(at) - LOOKUP_SLACK
 
 
 def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) -> dict[str, Any]:
