@@ -12,8 +12,12 @@ comes from the environment (``AIRFLOW_CONN_DATABRICKS_DEFAULT``): ``make demo-da
 the local fake of the Jobs API (``demo/fake_databricks.py``) and injects lost responses; pointed at a
 real workspace (and with a real notebook and job) the DAG runs unchanged.
 
-With ``RESUMABLE_DEMO_COMPARE_OFFICIAL=1`` (the demo sets it) a fourth task runs the official
-``DatabricksSubmitRunOperator`` beside ours, so the demo can show what a lost response costs it.
+* ``repair_ten_task_run``: a one-time run of ten tasks (a setup task, then nine that depend on it); when
+  one of them fails, the retry repairs the run: only the failed task runs again, in the same run.
+
+With ``RESUMABLE_DEMO_COMPARE_OFFICIAL=1`` (the demo sets it) the official ``DatabricksSubmitRunOperator``
+runs beside ours twice: once to show what a lost response costs it, once with the same ten tasks, to
+show that its retry runs all ten again.
 """
 
 from __future__ import annotations
@@ -36,6 +40,23 @@ else:
 POLL_SECONDS = int(os.environ.get("RESUMABLE_DATABRICKS_POLL_SECONDS", "30"))
 CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 2}
 NOTEBOOK = {"notebook_path": "/Shared/resumable/etl", "base_parameters": {"day": "{{ ds }}"}}
+
+
+
+def ten_tasks(prefix: str) -> list[dict]:
+    """A setup task, then nine notebook tasks that depend on it (and not on each other)."""
+    setup = {"task_key": f"{prefix}_t1", "new_cluster": CLUSTER, "notebook_task": NOTEBOOK}
+    rest = [
+        {
+            "task_key": f"{prefix}_t{n}",
+            "depends_on": [{"task_key": f"{prefix}_t1"}],
+            "new_cluster": CLUSTER,
+            "notebook_task": NOTEBOOK,
+        }
+        for n in range(2, 11)
+    ]
+    return [setup, *rest]
+
 
 with DAG(
     dag_id="example_resumable_databricks",
@@ -63,7 +84,10 @@ with DAG(
         notebook_task=NOTEBOOK,
         deferrable=True,
     )
-    submit_notebook_run >> run_nightly_job >> submit_deferrable_run
+    repair_ten_task_run = ResumableDatabricksSubmitRunOperator(
+        task_id="repair_ten_task_run", run_name="repair_ten_task_run", tasks=ten_tasks("ours")
+    )
+    submit_notebook_run >> run_nightly_job >> submit_deferrable_run >> repair_ten_task_run
 
     if os.environ.get("RESUMABLE_DEMO_COMPARE_OFFICIAL"):
         from airflow.providers.databricks.operators.databricks import DatabricksSubmitRunOperator
@@ -71,4 +95,7 @@ with DAG(
         official_submit_run = DatabricksSubmitRunOperator(
             task_id="official_submit_run", new_cluster=CLUSTER, notebook_task=NOTEBOOK
         )
-        submit_deferrable_run >> official_submit_run
+        official_ten_task_run = DatabricksSubmitRunOperator(
+            task_id="official_ten_task_run", run_name="official_ten_task_run", tasks=ten_tasks("official")
+        )
+        repair_ten_task_run >> official_submit_run >> official_ten_task_run

@@ -1,4 +1,9 @@
-"""Count the runs the fake Databricks started per task of the demo DAG; fail if one of ours started two."""
+"""
+Count the runs the fake Databricks started per task of the demo DAG; fail if one of ours started two.
+
+Then the ten-task runs whose task 9 fails once: how many tasks each operator's retry ran again (ours
+repairs the run, the official operator submits a new one).
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,9 @@ import sys
 import urllib.request
 from collections import Counter
 
-OURS = ("submit_notebook_run", "resumable-demo-nightly", "submit_deferrable_run")
+OURS = ("submit_notebook_run", "resumable-demo-nightly", "submit_deferrable_run", "repair_ten_task_run")
 OFFICIAL = "official_submit_run"
+TEN_TASKS = {"repair_ten_task_run": "resumable (repairs)", "official_ten_task_run": "official DatabricksSubmitRunOperator"}
 
 
 def main(base_url: str) -> int:
@@ -35,6 +41,29 @@ def main(base_url: str) -> int:
     print(
         f"==> ours: one run per task despite {sum(requests[n] for n in OURS) - len(OURS)} repeated requests; "
         f"the official operator paid for {runs[OFFICIAL]} runs after one lost response"
+    )
+    return ten_tasks(state["runs"])
+
+
+def ten_tasks(runs: list[dict]) -> int:
+    """Tasks run again after task 9 failed once: the tasks executed beyond the ten of one clean run."""
+    print("==> ten-task runs, task 9 failing once:")
+    again = {}
+    for name, who in TEN_TASKS.items():
+        mine = [run for run in runs if run["run_name"] == name]
+        executed = sum(len(run["executed"]) for run in mine)
+        repairs = sum(len(run["repairs"]) for run in mine)
+        again[name] = executed - 10
+        print(f"  {name:<24} {len(mine)} run(s), {repairs} repair(s), {again[name]} task(s) run again  [{who}]")
+    if again["repair_ten_task_run"] != 1:
+        print(f"ERROR: ours ran {again['repair_ten_task_run']} tasks again, expected 1 (task 9)", file=sys.stderr)
+        return 1
+    if again["official_ten_task_run"] < 10:
+        print("ERROR: the official operator's retry did not run all ten tasks again", file=sys.stderr)
+        return 1
+    print(
+        f"==> after one task failure ours ran {again['repair_ten_task_run']} task again in the same run; "
+        f"the official operator ran {again['official_ten_task_run']}"
     )
     return 0
 
