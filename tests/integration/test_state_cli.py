@@ -244,7 +244,7 @@ def overwrite(dag, run, task_id: str, key: str, raw: str) -> None:
     if BACKEND == "task_state_store":
         from sqlalchemy import update
 
-        from airflow.providers.resumable.compat.airflow import task_state_store_model
+        from airflow.providers.resumable.compat.metadata_db import task_state_store_model
 
         model = task_state_store_model()
         with create_session() as session:

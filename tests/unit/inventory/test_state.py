@@ -104,7 +104,7 @@ def test_filters_admit_by_every_given_part():
 def _row(key, map_index=-1, region_id=None, region_index=None, expires=None):
     from datetime import UTC, datetime
 
-    from airflow.providers.resumable.compat.airflow import TaskStateRow
+    from airflow.providers.resumable.compat.metadata_db import TaskStateRow
 
     updated = datetime(2026, 12, 1, tzinfo=UTC)
     return TaskStateRow("d", "r", "t", map_index, region_id, region_index, key, '{"n": 1}', updated, expires)

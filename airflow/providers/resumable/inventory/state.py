@@ -14,7 +14,11 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import delete_task_state_rows, rewrite_task_state_row, task_state_rows
+from airflow.providers.resumable.compat.metadata_db import (
+    delete_task_state_rows,
+    rewrite_task_state_row,
+    task_state_rows,
+)
 from airflow.providers.resumable.inventory.filters import Filters
 from airflow.providers.resumable.inventory.taskflow import describe_taskflow
 from airflow.providers.resumable.state.backends import (

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.resumable.compat.airflow import asset_state_rows, write_asset_state_row
+from airflow.providers.resumable.compat.metadata_db import asset_state_rows, write_asset_state_row
 from airflow.providers.resumable.inventory.filters import Filters as WatermarkFilters  # noqa: TC001 - the CLI builds it
 from airflow.providers.resumable.state.base import CorruptStateError
 from airflow.providers.resumable.state.codec import WATERMARK_KIND, utcnow_iso

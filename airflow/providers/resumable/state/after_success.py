@@ -210,12 +210,8 @@ def drop_marked_success(scope: TaskScope) -> list[str]:
     """
     from airflow.utils.session import create_session
 
-    from airflow.providers.resumable.compat.airflow import (
-        OrmVariables,
-        delete_task_state_rows,
-        loop_region,
-        task_state_rows,
-    )
+    from airflow.providers.resumable.compat.airflow import OrmVariables, loop_region
+    from airflow.providers.resumable.compat.metadata_db import delete_task_state_rows, task_state_rows
     from airflow.providers.resumable.state.backends import LEDGER_PREFIX, VARIABLE_PREFIX, variable_key
 
     done: list[str] = []

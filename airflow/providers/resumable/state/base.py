@@ -8,7 +8,7 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from airflow.providers.resumable.compat.airflow import state_cli_program
+from airflow.providers.resumable.compat.metadata_db import state_cli_program
 from airflow.providers.resumable.compat.version_compat import AirflowFailException
 
 if TYPE_CHECKING:
