@@ -42,7 +42,6 @@ CLUSTER = {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "nu
 NOTEBOOK = {"notebook_path": "/Shared/resumable/etl", "base_parameters": {"day": "{{ ds }}"}}
 
 
-
 def ten_tasks(prefix: str) -> list[dict]:
     """A setup task, then nine notebook tasks that depend on it (and not on each other)."""
     setup = {"task_key": f"{prefix}_t1", "new_cluster": CLUSTER, "notebook_task": NOTEBOOK}

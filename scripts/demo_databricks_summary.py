@@ -14,7 +14,10 @@ from collections import Counter
 
 OURS = ("submit_notebook_run", "resumable-demo-nightly", "submit_deferrable_run", "repair_ten_task_run")
 OFFICIAL = "official_submit_run"
-TEN_TASKS = {"repair_ten_task_run": "resumable (repairs)", "official_ten_task_run": "official DatabricksSubmitRunOperator"}
+TEN_TASKS = {
+    "repair_ten_task_run": "resumable (repairs)",
+    "official_ten_task_run": "official DatabricksSubmitRunOperator",
+}
 
 
 def main(base_url: str) -> int:
