@@ -133,7 +133,22 @@ def _databricks(scenario: Scenario) -> None:
         # The scenario promises a new job after a person clears a failed one; since issue 23 the
         # default repairs the run instead, which needs scenarios (and an evaluation) of its own.
         common["on_job_failure"] = "resubmit"
-    if scenario.instances > 1:
+    if scenario.repairs_run:
+        # A multi-task run (each task after the one before) whose last task the fake fails once; the
+        # operator's default on_job_failure repairs it on the next try.
+        keys = scenario.task_keys
+        del common["new_cluster"]  # per task in a multi-task run
+        tasks = [
+            {
+                "task_key": key,
+                "new_cluster": cluster,
+                "notebook_task": {"notebook_path": f"/Shared/deploy/{key}"},
+                **({"depends_on": [{"task_key": keys[i - 1]}]} if i else {}),
+            }
+            for i, key in enumerate(keys)
+        ]
+        ResumableDatabricksSubmitRunOperator(tasks=tasks, **common)
+    elif scenario.instances > 1:
         tasks = [{"notebook_path": f"/Shared/deploy/part-{i}"} for i in range(scenario.instances)]
         ResumableDatabricksSubmitRunOperator.partial(**common).expand(notebook_task=tasks)
     else:

@@ -36,8 +36,12 @@ from tests.deploy.upstream import known_bug, last_error, scenarios_named
 #: The lines with which the mixins say what a try decided; a recovery logs exactly one.
 DECISION = re.compile(
     r"Reattaching to job|already succeeded|Submitting again with token|Submitting job \(submission|"
-    r"Found job .* submitted with token|Not submitting:|Resuming at batch|Starting at batch 0|The walk already finished"
+    r"Found job .* submitted with token|Not submitting:|Resuming at batch|Starting at batch 0|The walk already finished|"
+    r"Resuming job|Found the resume of job .* by an earlier try"
 )
+#: A found resume is polled next (or resumed once more): one recovery, whose log line comes with the
+#: decision that follows it, as a job found by its token comes with its reattach (docs/monitoring.rst).
+FOUND_RESUME = "Found the resume of job"
 TERMINAL = {"success", "failed"}
 #: How each job service spells a job that succeeded.
 SUCCEEDED = ("SUCCESS", "SUCCEEDED")
@@ -68,6 +72,9 @@ class Outcome:
     redo_pages: int | None = None
     redo_seconds: float | None = None
     decision_lines: str = ""
+    #: Repairs of the victim's runs (Databricks), and how many the scenario expects.
+    repairs: int | None = None
+    repairs_expected: int | None = None
     problems: list[str] = field(default_factory=list)
     #: An upstream bug (named with its Airflow version) whose traceback named this scenario: its
     #: problems are reported, not counted as a failure.
@@ -483,6 +490,9 @@ class Suite:
             attempt = out.tries
         if attempt is not None:
             problems.extend(self.judge_decision(s, out, attempt))
+        # A repair scenario's killed try recovered from the failed run: it decided to repair, once.
+        if s.repairing_decision is not None and kill is not None:
+            problems.extend(self.judge_decision(s, out, kill.try_number, want=s.repairing_decision))
         if s.walk:
             self.evaluate_walk(s, out, indexes, kill)
         else:
@@ -491,14 +501,18 @@ class Suite:
             out.blocked = self.blocked[s.dag_id]
         return out
 
-    def judge_decision(self, s: Scenario, out: Outcome, attempt: int) -> list[str]:
-        """Exactly one decision line in the recovering try's log, of the kind the scenario promises."""
+    def judge_decision(self, s: Scenario, out: Outcome, attempt: int, want: str | None = None) -> list[str]:
+        """
+        Exactly one decision line in the recovering try's log, of the kind the scenario promises
+        (``want``, by default ``Scenario.expected_decision``).
+        """
         text = self.logs(s.dag_id, s.victim, attempt)
-        found = [(m.group(0), _line_at(text, m.start())) for m in DECISION.finditer(text)]
-        out.decision_lines = f"try {attempt}: " + "; ".join(short for short, _ in found)
+        found = decisions(text)
+        lines = f"try {attempt}: " + "; ".join(short for short, _ in found)
+        out.decision_lines = "; ".join(sorted(filter(None, [out.decision_lines, lines])))
         if len(found) != 1:
             return [f"try {attempt} logged {len(found)} decision lines, expected 1: {[short for short, _ in found]}"]
-        want = s.expected_decision
+        want = want if want is not None else s.expected_decision
         if want is not None and not re.search(want, found[0][1]):
             return [f"try {attempt} decided {found[0][1].strip()!r}, expected a line matching {want!r}"]
         return []
@@ -511,6 +525,8 @@ class Suite:
         out.missing = sum(max(0, s.jobs_per_instance - len(ledger.get(f"{s.dag_id}/{i}", []))) for i in indexes)
         if out.duplicates or out.missing:
             out.problems.append(f"{out.jobs_started} jobs started, expected {out.jobs_expected}")
+        if s.family == "databricks":
+            out.problems.extend(judge_repairs(s, out, [ledger.get(f"{s.dag_id}/{i}", []) for i in indexes]))
         # A mark that nobody clears leaves the job as the mark left it (checked below).
         marked_for_good = action == "mark_failed" and not s.clear_on
         for i in indexes:
@@ -588,6 +604,45 @@ class Suite:
         return ids
 
 
+def decisions(text: str) -> list[tuple[str, str]]:
+    """
+    The decision lines of one try's log: (what matched, the whole line), in order. A found resume
+    and the decision that follows it (reattach, or return the result) are one recovery: one entry,
+    the found line followed by the next.
+    """
+    found = [(m.group(0), _line_at(text, m.start())) for m in DECISION.finditer(text)]
+    merged: list[tuple[str, str]] = []
+    for short, line in found:
+        follows_found = merged and merged[-1][0].startswith(FOUND_RESUME) and "\n" not in merged[-1][1]
+        if follows_found and short.startswith(("Reattaching to job", "already succeeded")):
+            merged[-1] = (f"{merged[-1][0]} + {short}", f"{merged[-1][1]}\n{line}")
+            continue
+        merged.append((short, line))
+    return merged
+
+
+def judge_repairs(s: Scenario, out: Outcome, jobs_per_instance: list[list[dict[str, Any]]]) -> list[str]:
+    """
+    Databricks: each run repaired exactly as often as the scenario expects (a repair whose answer was
+    lost is found, not repeated), and in a repair scenario's run only the failed task ran again.
+    """
+    problems: list[str] = []
+    runs = [run for jobs in jobs_per_instance for run in jobs]
+    out.repairs = sum(len(run.get("repairs", [])) for run in runs)
+    out.repairs_expected = len(runs) * s.expected_repairs
+    for run in runs:
+        if len(run.get("repairs", [])) != s.expected_repairs:
+            problems.append(
+                f"run {run['id']} was repaired {len(run.get('repairs', []))} times, expected {s.expected_repairs}"
+            )
+        want = s.expected_executed
+        if want is not None and run.get("executed") != want:
+            problems.append(
+                f"run {run['id']} ran tasks {run.get('executed')}, expected {want} (only the failed one again)"
+            )
+    return problems
+
+
 def _line_at(text: str, position: int) -> str:
     """The whole log line around ``position``."""
     start = text.rfind("\n", 0, position) + 1
@@ -603,15 +658,17 @@ def _cell(value: Any) -> str:
 
 
 def table(outcomes: list[Outcome]) -> str:
-    head = ["scenario", "state/tries", "jobs", "dup", "missing", "redo pages", "redo s", "verdict"]
+    head = ["scenario", "state/tries", "jobs", "repairs", "dup", "missing", "redo pages", "redo s", "verdict"]
     rows = [head]
     for o in outcomes:
         jobs = "-" if o.jobs_started is None else f"{o.jobs_started}/{o.jobs_expected}"
+        repairs = "-" if o.repairs is None else f"{o.repairs}/{o.repairs_expected}"
         rows.append(
             [
                 o.scenario.removeprefix("deploy_"),
                 f"{o.state}/{o.tries}",
                 jobs,
+                repairs,
                 _cell(o.duplicates),
                 _cell(o.missing),
                 _cell(o.redo_pages),
@@ -625,6 +682,7 @@ def table(outcomes: list[Outcome]) -> str:
             f"total ({len(outcomes)})",
             "",
             f"{sum(o.jobs_started or 0 for o in jobs)}/{sum(o.jobs_expected or 0 for o in jobs)}",
+            "",
             str(sum(o.duplicates or 0 for o in outcomes)),
             str(sum(o.missing or 0 for o in outcomes)),
             "",

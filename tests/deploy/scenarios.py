@@ -49,6 +49,19 @@ JOB_MOMENTS = {
     "clear_after_job_failed": ("", 0, "none"),
     "mapped": ("poll", 2, "kill"),
 }
+#: Databricks only (the family whose operators repair a failed run): a multi-task run whose last task
+#: fails once (``REPAIR_TASKS``, ``Scenario.failing_task``) fails try 1; try 2 decides to repair it
+#: (``jobs/runs/repair``) and is SIGKILLed: ``repair_accepted`` inside the repair request, the repair
+#: done and its answer unsent; ``repaired_mid_poll`` at its third status read of the repaired run. Try 3
+#: must poll that repair, not repeat it.
+REPAIR_MOMENTS = {
+    "repair_accepted": ("repair", 1, "kill"),
+    "repaired_mid_poll": ("repaired_poll", 3, "kill"),
+}
+#: The tasks of a repair scenario's run, in order: each depends on the one before; the last fails once.
+REPAIR_TASKS = ("extract", "transform", "load")
+#: What the try that repairs logs (the run's status after try 1 failed on it).
+REPAIR_DECISION = r"Resuming job \d+ \(TERMINATED:FAILED\)"
 #: Moment -> the DAG run state at which a person clears the task (the REST API's clearTaskInstances
 #: with the UI's default body on Airflow 3, so 3.4 discards the task's state; the CLI on 2.11).
 CLEAR_ON = {"clear_after_success": "success", "clear_after_mark": "failed", "clear_after_job_failed": "failed"}
@@ -60,6 +73,10 @@ JOB_PROMISES = {
     "clear_after_mark": (1, r"Reattaching to job"),
     # A new token, and the try knew why: the recorded job failed (on 3.4 read from the ledger).
     "clear_after_job_failed": (2, r"Submitting job \(submission 2, token rsm-\w+\): job .* ended without success"),
+    # The killed try's repair is polled, never repeated: the run is still running after it (the
+    # fake runs a repaired run on its status reads), or, had it ended, the repair is found first.
+    "repair_accepted": (1, r"Reattaching to job|Found the resume of job"),
+    "repaired_mid_poll": (1, r"Reattaching to job"),
 }
 #: Walks: pages (HTTP) or batches fetched; the kill comes well after the first time-based checkpoint
 #: could have been written, so the redo measures the policy, not the start-up.
@@ -107,7 +124,39 @@ class Scenario:
 
     @property
     def fault(self) -> tuple[str, int, str]:
-        return (WALK_MOMENTS if self.walk else JOB_MOMENTS)[self.moment]
+        if self.walk:
+            return WALK_MOMENTS[self.moment]
+        return REPAIR_MOMENTS[self.moment] if self.repairs_run else JOB_MOMENTS[self.moment]
+
+    @property
+    def repairs_run(self) -> bool:
+        """A repair scenario: its run fails once and a later try repairs it (``REPAIR_MOMENTS``)."""
+        return self.moment in REPAIR_MOMENTS
+
+    @property
+    def task_keys(self) -> list[str]:
+        """The Databricks task keys of a repair scenario's run (unique per scenario: the fake fails by key)."""
+        return [f"{self.moment}_{task}" for task in REPAIR_TASKS] if self.repairs_run else []
+
+    @property
+    def failing_task(self) -> str | None:
+        """The task key whose first attempt the fake fails (``fail_task_once``)."""
+        return self.task_keys[-1] if self.repairs_run else None
+
+    @property
+    def expected_repairs(self) -> int:
+        """Repairs of each run: one for a repair scenario (never repeated), none elsewhere."""
+        return 1 if self.repairs_run else 0
+
+    @property
+    def expected_executed(self) -> list[str] | None:
+        """Task attempts of the victim's run, in order: every task once, then only the failed one again."""
+        return [*self.task_keys, self.task_keys[-1]] if self.repairs_run else None
+
+    @property
+    def repairing_decision(self) -> str | None:
+        """A regex the repairing try's (the killed one's) one decision line must match."""
+        return REPAIR_DECISION if self.repairs_run else None
 
     @property
     def victim(self) -> int:
@@ -125,7 +174,12 @@ class Scenario:
 
     @property
     def expected_tries(self) -> int:
-        """Tries of the victim: one more after a kill or a clear; one after a mark (no retry) or no fault."""
+        """
+        Tries of the victim: one more after a kill or a clear; one after a mark (no retry) or no fault;
+        a repair scenario's failed try, its killed repairing try and the try that recovers.
+        """
+        if self.repairs_run:
+            return 3
         return 2 if self.fault[2] in ("kill", "kill_worker") or self.clear_on else 1
 
     @property
@@ -160,6 +214,8 @@ class Scenario:
     @property
     def retries(self) -> int | None:
         """The DAG's retries when the scenario needs its own (None: the leg's)."""
+        if self.repairs_run:
+            return 3  # two are needed (the job's failure, the kill): one spare, as the kill scenarios have
         return 0 if self.moment == "clear_after_job_failed" else None
 
     @property
@@ -170,6 +226,7 @@ class Scenario:
 
 def all_scenarios() -> list[Scenario]:
     scenarios = [Scenario(f, m) for f in JOB_FAMILIES for m in JOB_MOMENTS]
+    scenarios.extend(Scenario("databricks", m) for m in REPAIR_MOMENTS)
     for family in WALK_FAMILIES:
         for moment in WALK_MOMENTS:
             if moment == "mid_walk":

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from demo.fake_databricks import FakeDatabricks, FakeDatabricksServer
 from demo.newsletter_service import NewsletterService
-from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, WALK_PAGES, scenario_of
+from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, WALK_PAGES, all_scenarios, scenario_of
 from tests.support.fake_aws import FakeAws
 from tests.support.fake_jobs import FakeJobServer, FakeJobSystem
 
@@ -208,18 +208,37 @@ class Databricks(FakeDatabricks):
         answer = super().handle(method, endpoint, params)
         if endpoint == "jobs/runs/submit":
             self.plan.event(str(params.get("run_name")), "submit")
+        elif endpoint == "jobs/runs/repair":
+            # The repair is done (its tasks scheduled, its id spent) and the answer not yet sent.
+            run = self.runs.get(int(params["run_id"]))
+            if run is not None:
+                self.plan.event(run.run_name, "repair")
         elif endpoint == "jobs/runs/get":
             run = self.runs.get(int(params["run_id"]))
             if run is not None:
                 self.plan.event(run.run_name, "poll")
+                if run.tasks is not None and run.tasks.repairs:
+                    self.plan.event(run.run_name, "repaired_poll")
         return answer
+
+    def fail_tasks(self, scenarios: list[Scenario]) -> None:
+        """The first attempt of each repair scenario's failing task fails (its keys are the scenario's own)."""
+        for scenario in scenarios:
+            if scenario.failing_task is not None:
+                self.fail_task_once(scenario.failing_task)
 
     def ledger(self) -> dict[str, list[dict[str, Any]]]:
         jobs: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for run in self.runs.values():
             state = run.state()
             jobs[run.run_name].append(
-                {"id": run.run_id, "token": run.token, "state": state.get("result_state", state["life_cycle_state"])}
+                {
+                    "id": run.run_id,
+                    "token": run.token,
+                    "state": state.get("result_state", state["life_cycle_state"]),
+                    "repairs": [r["id"] for r in run.tasks.repairs] if run.tasks else [],
+                    "executed": self.executed(run.run_id),
+                }
             )
         return jobs
 
@@ -411,6 +430,7 @@ class Services:
         self.toy.plan = faults
         self.databricks = Databricks(pending_polls=1, running_polls=10)
         self.databricks.plan = faults
+        self.databricks.fail_tasks(all_scenarios())
         self.newsletter = Newsletter(items=WALK_PAGES * PAGE_SIZE, page_size=PAGE_SIZE, latency=PAGE_LATENCY)
         self.newsletter.plan = faults
         self.control = Control(faults)
