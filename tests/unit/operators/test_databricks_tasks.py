@@ -43,6 +43,15 @@ class TestParseTime:
         with pytest.raises(TypeError, match="cancel_on_kill must be True or False, got 'yes'"):
             task(cancel_on_kill="yes")
 
+    def test_a_failed_run_is_resubmitted_never_repaired(self):
+        """A one-task run has nothing a repair would skip: see docs/operators/databricks_tasks.rst."""
+        from airflow.providers.resumable.mixins.decisions import JobFailurePolicy
+
+        assert notebook().on_job_failure is JobFailurePolicy.RESUBMIT
+        assert task(on_job_failure="fail").on_job_failure is JobFailurePolicy.FAIL
+        with pytest.raises(ValueError, match="on_job_failure='resume' needs an operator that implements"):
+            task(on_job_failure="resume")
+
     def test_the_official_template_fields_are_kept(self):
         from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
 
