@@ -229,6 +229,11 @@ class FakeDatabricks(tasks_api.TaskRunsMixin):
             raise ApiError(404, "RESOURCE_DOES_NOT_EXIST", f"Run {run_id} does not exist.")
         return run
 
+    def _task_run_of(self, params: dict[str, Any]) -> tuple[Run, tasks_api.TaskRun] | None:
+        """The run and task of a request that names a task run's id; None for a run's id or an unknown one."""
+        run_id = _int(params.get("run_id"), "run_id")
+        return None if run_id in self.runs else self._task_run(run_id)
+
     def _describe(self, run: Run, history: bool = False) -> dict[str, Any]:
         described = {
             "run_id": run.run_id,
@@ -245,7 +250,18 @@ class FakeDatabricks(tasks_api.TaskRunsMixin):
         return described
 
     def _get(self, params: dict[str, Any]) -> dict[str, Any]:
+        task_run = self._task_run_of(params)
+        if task_run is not None:
+            # A task run answers by its own id; polling it moves its run as polling the run would.
+            parent, task = task_run
+            self._advance(parent)
+            return self._describe_task_run(parent, task, self.base_url)
         run = self._run(params)
+        self._advance(run)
+        return self._describe(run, history=str(params.get("include_history", "")).lower() == "true")
+
+    def _advance(self, run: Run) -> None:
+        """One ``runs/get`` step of ``run``: PENDING, RUNNING, then TERMINATED (its tasks settle)."""
         if run.life_cycle_state in ("PENDING", "RUNNING", "TERMINATING"):
             run.polls += 1
             if run.life_cycle_state == "TERMINATING" or run.polls > self.pending_polls + self.running_polls:
@@ -253,10 +269,9 @@ class FakeDatabricks(tasks_api.TaskRunsMixin):
                 self._settle(run)
             elif run.polls > self.pending_polls:
                 run.life_cycle_state = "RUNNING"
-        return self._describe(run, history=str(params.get("include_history", "")).lower() == "true")
 
     def _get_output(self, params: dict[str, Any]) -> dict[str, Any]:
-        found = self._task_run(_int(params.get("run_id"), "run_id"))
+        found = self._task_run_of(params)
         if found is not None:
             parent, task = found
             task_output: dict[str, Any] = {"metadata": task.describe(parent.life_cycle_state)}
@@ -276,7 +291,12 @@ class FakeDatabricks(tasks_api.TaskRunsMixin):
         return output
 
     def _cancel(self, params: dict[str, Any]) -> dict[str, Any]:
+        task_run = self._task_run_of(params)
+        if task_run is not None:
+            self._cancel_task_run(*task_run)
+            return {}
         run = self._run(params)
+        # Its tasks that have not run end CANCELED when it terminates (``_settle``).
         if run.life_cycle_state in ACTIVE_STATES:
             run.cancelled = True
             run.life_cycle_state = "TERMINATING"

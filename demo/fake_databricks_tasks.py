@@ -17,6 +17,10 @@ them without touching this). What the real service promises, and this enforces:
 * ``runs/get`` lists the latest attempt of each task (its own task-run id, ``attempt_number``, state);
   with ``include_history=true`` it adds ``repair_history``: the original run, then one entry per
   repair, oldest first (``DatabricksHook.get_latest_repair_id`` reads the last one);
+* a task run has its own run id: ``runs/get`` of it answers the task run (its state, its own
+  ``tasks`` entry) with its parent's ``job_id`` and ``run_name``, and moves the parent one step as a
+  ``runs/get`` of the parent does; ``runs/cancel`` of it cancels that task only (what depends on it
+  ends ``UPSTREAM_FAILED``), ``runs/cancel`` of the parent cancels every task that has not run;
 * ``runs/get-output`` answers for a task run, and refuses the parent of a multi-task run.
 
 Faults: ``FakeDatabricks.fail_task_once(task_key)`` makes that task's next attempt fail (the one
@@ -265,6 +269,12 @@ class TaskRunsMixin:
             run = self.runs[run_id]
             return [r["id"] for r in run.tasks.repairs] if run.tasks else []
 
+    def tasks_of(self, run_id: int) -> list[TaskRun]:
+        """The latest attempt of each task of ``run_id``, in the order of its ``tasks``."""
+        with self._lock:
+            run = self.runs[run_id]
+            return list(run.tasks.tasks) if run.tasks else []
+
     def executed(self, run_id: int) -> list[str]:
         """The task keys that ran in ``run_id``, every attempt, in order."""
         with self._lock:
@@ -308,6 +318,28 @@ class TaskRunsMixin:
         self._last_repair_id = repair_id
         run.life_cycle_state, run.polls, run.cancelled = "PENDING", 0, False
         return {"repair_id": repair_id}
+
+    def _describe_task_run(self, parent: Any, task: TaskRun, base_url: str) -> dict[str, Any]:
+        """``runs/get`` of a task run: the task run itself, under its parent's job and name."""
+        described = task.describe(parent.life_cycle_state)
+        return described | {
+            "job_id": parent.job_id,
+            "run_name": parent.run_name,
+            "run_page_url": f"{base_url}/#job/{parent.job_id or 0}/run/{task.run_id}",
+            # The official operators read a failed task run's error through its own ``tasks`` entry
+            # (``extract_failed_task_errors``), as the service lists it.
+            "tasks": [described],
+        }
+
+    def _cancel_task_run(self, parent: Any, task: TaskRun) -> None:
+        """Cancel one task run that has not run; once none is left to run, the parent ends."""
+        if parent.tasks is None or task.task_key not in parent.tasks.scheduled or task.result_state is not None:
+            return
+        task.result_state = "CANCELED"
+        parent.tasks.scheduled.discard(task.task_key)
+        # What depends on it stays scheduled: when the run settles, it ends UPSTREAM_FAILED.
+        if not parent.tasks.scheduled and parent.life_cycle_state != "TERMINATED":
+            parent.life_cycle_state = "TERMINATING"
 
     def _task_run(self, task_run_id: int) -> tuple[Any, TaskRun] | None:
         for run in self.runs.values():

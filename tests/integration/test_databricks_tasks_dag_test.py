@@ -87,15 +87,22 @@ def test_succeeded_then_failed_later_is_not_run_again(databricks_workspace, requ
     assert run.xcom("task", "run_id") == 1001
 
 
-def test_failed_run_gets_a_new_run(databricks_workspace, request):
+@pytest.mark.parametrize("build", [notebook_task, task_task], ids=["notebook", "task"])
+def test_failed_run_gets_a_new_run_not_a_repair(databricks_workspace, request, build):
+    """The run failed; the retry submits a new one (a one-task run has nothing a repair would skip)."""
     databricks_workspace.plan_results("FAILED", "SUCCESS")
     dag = make_dag(request)
-    notebook_task(dag, retries=1)
+    op = build(dag, retries=1)
     run = run_dag(dag)
     assert run.state == "success"
-    assert len(databricks_workspace.runs) == 2
+    assert run.ti(op.task_id).try_number == 2
+    assert [r.state()["result_state"] for r in databricks_workspace.runs.values()] == ["FAILED", "SUCCESS"]
     assert len({r.token for r in databricks_workspace.runs.values()}) == 2
-    assert run.xcom("nb", "run_id") == 1002
+    assert databricks_workspace.count("jobs/runs/repair") == 0
+    assert (
+        databricks_workspace.executed(1001) == databricks_workspace.executed(1002) == [op._get_run_json()["run_name"]]
+    )
+    assert run.xcom(op.task_id, "run_id") == 1002
 
 
 def test_cleared_by_hand_after_success_runs_again(databricks_workspace, request):

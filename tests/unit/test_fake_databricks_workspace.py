@@ -29,35 +29,76 @@ def statements(api, method, path="", body=None):
 
 
 class TestTaskRuns:
+    """The base's task runs (``demo/fake_databricks_tasks.py``), as the Notebook and Task drop-ins call them."""
+
     def test_a_single_task_submit_has_one_task_run_keyed_by_its_run_name(self, api):
         run_id = jobs(api, "POST", "runs/submit", run_name="k1", notebook_task={"notebook_path": "/x"}).json()["run_id"]
-        tasks = jobs(api, "GET", "runs/get", run_id=run_id).json()["tasks"]
-        assert [(t["task_key"], t["run_id"]) for t in tasks] == [("k1", 2001)]
+        (task,) = jobs(api, "GET", "runs/get", run_id=run_id).json()["tasks"]
+        assert task["task_key"] == "k1"
+        assert task["run_id"] != run_id, "a task run has its own id"
+        assert [t.run_id for t in api.fake.tasks_of(run_id)] == [task["run_id"]]
         assert list(api.fake.runs) == [run_id], "task runs are not counted as runs"
 
     def test_a_task_run_answers_by_its_own_id_and_its_parent_follows(self, api):
         api.fake.plan_results("FAILED")
-        run_id = jobs(api, "POST", "runs/submit", run_name="r", tasks=[{"task_key": "a"}]).json()["run_id"]
-        seen = [jobs(api, "GET", "runs/get", run_id=2001).json()["state"] for _ in range(4)]
-        assert [s["life_cycle_state"] for s in seen] == ["PENDING", "RUNNING", "RUNNING", "TERMINATED"]
-        assert seen[-1]["result_state"] == "FAILED"
+        run_id = jobs(api, "POST", "runs/submit", run_name="r", tasks=[{"task_key": "load"}]).json()["run_id"]
+        (task_run_id,) = [t.run_id for t in api.fake.tasks_of(run_id)]
+        seen = [jobs(api, "GET", "runs/get", run_id=task_run_id).json() for _ in range(4)]
+        assert [s["state"]["life_cycle_state"] for s in seen] == ["PENDING", "RUNNING", "RUNNING", "TERMINATED"]
+        last = seen[-1]
+        assert (last["run_id"], last["task_key"], last["state"]["result_state"]) == (task_run_id, "load", "FAILED")
+        assert (last["job_id"], last["run_name"]) == (None, "r"), "its parent's job and name"
+        assert [t["run_id"] for t in last["tasks"]] == [task_run_id], "its own entry, where errors are read"
         parent = jobs(api, "GET", "runs/get", run_id=run_id).json()
         assert parent["state"]["life_cycle_state"] == "TERMINATED"
         assert parent["state"]["result_state"] == "FAILED"
-        assert jobs(api, "GET", "runs/get-output", run_id=2001).json()["error"] == "Injected failure"
+        assert "load" in jobs(api, "GET", "runs/get-output", run_id=task_run_id).json()["error"]
+
+    def test_an_unknown_run_id_is_404(self, api):
+        response = jobs(api, "GET", "runs/get", run_id=424242)
+        assert response.status_code == 404
+        assert response.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
 
     def test_the_same_token_returns_the_same_run_and_no_new_task_runs(self, api):
         body = {"run_name": "k", "notebook_task": {"notebook_path": "/x"}, "idempotency_token": "tok"}
         first = jobs(api, "POST", "runs/submit", **body).json()["run_id"]
         assert jobs(api, "POST", "runs/submit", **body).json()["run_id"] == first
-        assert len(api.fake.task_runs) == 1
+        assert [len(api.fake.tasks_of(run_id)) for run_id in api.fake.runs] == [1]
 
     def test_cancelling_the_parent_cancels_its_tasks(self, api):
         run_id = jobs(api, "POST", "runs/submit", run_name="k", tasks=[{"task_key": "a"}, {"task_key": "b"}]).json()
         jobs(api, "POST", "runs/cancel", run_id=run_id["run_id"])
         state = jobs(api, "GET", "runs/get", run_id=run_id["run_id"]).json()["state"]
         assert state["result_state"] == "CANCELED"
-        assert all(t.cancelled for t in api.fake.task_runs.values())
+        assert [t.result_state for t in api.fake.tasks_of(run_id["run_id"])] == ["CANCELED", "CANCELED"]
+        assert api.fake.executed(run_id["run_id"]) == []
+
+    def test_cancelling_a_task_run_cancels_that_task_only(self, api):
+        run_id = jobs(api, "POST", "runs/submit", run_name="k", tasks=[{"task_key": "a"}, {"task_key": "b"}]).json()
+        run_id = run_id["run_id"]
+        a, _ = api.fake.tasks_of(run_id)
+        assert jobs(api, "POST", "runs/cancel", run_id=a.run_id).status_code == 200
+        assert jobs(api, "GET", "runs/get", run_id=a.run_id).json()["state"]["result_state"] == "CANCELED"
+        api.fake.terminate(run_id)
+        assert {t.task_key: t.result_state for t in api.fake.tasks_of(run_id)} == {"a": "CANCELED", "b": "SUCCESS"}
+        assert api.fake.executed(run_id) == ["b"]
+        assert jobs(api, "GET", "runs/get", run_id=run_id).json()["state"]["result_state"] == "CANCELED"
+
+    def test_a_failed_single_task_run_is_repaired_in_place(self, api):
+        """The repair the RunNow / SubmitRun drop-ins ask for, on the runs/submit shape the Notebook drop-in sends."""
+        api.fake.fail_task_once("k")
+        run_id = jobs(api, "POST", "runs/submit", run_name="k", notebook_task={"notebook_path": "/x"}).json()["run_id"]
+        refused = jobs(api, "POST", "runs/repair", run_id=run_id, rerun_all_failed_tasks=True)
+        assert refused.status_code == 400, "only a run that is not in progress"
+        api.fake.terminate(run_id)
+        (failed,) = api.fake.tasks_of(run_id)
+        failed_id = failed.run_id
+        assert jobs(api, "POST", "runs/repair", run_id=run_id, rerun_all_failed_tasks=True).status_code == 200
+        api.fake.terminate(run_id)
+        (task,) = jobs(api, "GET", "runs/get", run_id=run_id).json()["tasks"]
+        assert (task["attempt_number"], task["state"]["result_state"]) == (1, "SUCCESS")
+        assert task["run_id"] != failed_id, "the repair's attempt has its own task run id"
+        assert api.fake.executed(run_id) == ["k", "k"]
 
 
 class TestStatements:

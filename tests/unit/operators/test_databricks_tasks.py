@@ -43,6 +43,15 @@ class TestParseTime:
         with pytest.raises(TypeError, match="cancel_on_kill must be True or False, got 'yes'"):
             task(cancel_on_kill="yes")
 
+    def test_a_failed_run_is_resubmitted_never_repaired(self):
+        """A one-task run has nothing a repair would skip: see docs/operators/databricks_tasks.rst."""
+        from airflow.providers.resumable.mixins.decisions import JobFailurePolicy
+
+        assert notebook().on_job_failure is JobFailurePolicy.RESUBMIT
+        assert task(on_job_failure="fail").on_job_failure is JobFailurePolicy.FAIL
+        with pytest.raises(ValueError, match="on_job_failure='resume' needs an operator that implements"):
+            task(on_job_failure="resume")
+
     def test_the_official_template_fields_are_kept(self):
         from airflow.providers.databricks.operators.databricks import DatabricksNotebookOperator
 
@@ -106,7 +115,7 @@ class TestInAWorkflowGroup:
             op.execute(make_context())
         assert databricks_workspace.count("jobs/runs/submit") == 1, "only the launch task's"
         assert memory_store.data == {}
-        assert databricks_workspace.tasks_of(run_id)[0].life_cycle_state == "TERMINATED"
+        assert databricks_workspace.tasks_of(run_id)[0].result_state == "SUCCESS"
 
     def test_in_a_real_workflow_group_the_job_spec_is_the_official_one(self):
         """The group's launch task builds the job from each member: ours add nothing to it (no token)."""
@@ -142,7 +151,7 @@ class TestInAWorkflowGroup:
         (child,) = databricks_workspace.tasks_of(run_id)
         cancels = databricks_workspace.count("jobs/runs/cancel")
         assert cancels == (1 if cancel_on_kill and _official_cancels_on_kill() else 0)
-        assert child.cancelled is bool(cancels)
+        assert (child.result_state == "CANCELED") is bool(cancels)
 
 
 def _official_cancels_on_kill() -> bool:
