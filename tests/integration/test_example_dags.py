@@ -42,6 +42,8 @@ def test_databricks_example_survives_lost_responses(databricks, monkeypatch):
     databricks.drop_responses("runs/submit@submit_notebook_run", 3)
     databricks.drop_responses("jobs/run-now", 1)
     databricks.drop_responses("runs/submit@official_submit_run", 1)
+    databricks.fail_task_once("ours_t9")
+    databricks.fail_task_once("official_t9")
 
     dag = load(EXAMPLES / "example_resumable_databricks.py").get_dag("example_resumable_databricks")
     run = run_dag(dag)
@@ -53,9 +55,17 @@ def test_databricks_example_survives_lost_responses(databricks, monkeypatch):
         "submit_notebook_run": 1,
         "resumable-demo-nightly": 1,
         "submit_deferrable_run": 1,
+        "repair_ten_task_run": 1,
         "official_submit_run": 2,
+        "official_ten_task_run": 2,
     }
     assert run.ti("submit_notebook_run").try_number == 2
+    # Task 9 failed once in each ten-task run: ours repaired its run, the official operator ran a new one.
+    executed = {
+        name: sum(len(databricks.executed(r.run_id)) for r in databricks.runs.values() if r.run_name == name)
+        for name in ("repair_ten_task_run", "official_ten_task_run")
+    }
+    assert executed == {"repair_ten_task_run": 11, "official_ten_task_run": 20}
 
 
 def test_databricks_tasks_example_survives_a_lost_response_and_a_lost_worker(databricks_workspace, monkeypatch):
