@@ -60,26 +60,28 @@ def description(scope: TaskScope, until: datetime) -> str:
     )
 
 
+def _utc_time(text: str) -> datetime | None:
+    """An ISO time as this provider writes it; a time without a zone is UTC; None when unreadable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
 def kept_until(text: str | None) -> datetime | None:
     """The time a kept Variable's description says it is kept until; None for any other description."""
     if not text or UNTIL_TAG not in text:
         return None
-    try:
-        until = datetime.fromisoformat(text.rsplit(UNTIL_TAG, 1)[1].strip())
-    except ValueError:
-        return None
-    return until if until.tzinfo is not None else until.replace(tzinfo=UTC)
+    return _utc_time(text.rsplit(UNTIL_TAG, 1)[1].strip())
 
 
 def kept_until_finished(finished_at: str | None, keep: timedelta | None) -> datetime | None:
     """Until when a state finished at ``finished_at`` is kept; None once nothing keeps it."""
     if keep is None or not finished_at:
         return None
-    try:
-        finished = datetime.fromisoformat(finished_at)
-    except ValueError:
-        return None
-    return (finished if finished.tzinfo is not None else finished.replace(tzinfo=UTC)) + keep
+    finished = _utc_time(finished_at)
+    return finished + keep if finished is not None else None
 
 
 def sweep_expired(dag_id: str, now: datetime) -> list[str]:
