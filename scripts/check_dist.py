@@ -26,9 +26,15 @@ SDIST_TOP_LEVEL = {
     "provider.yaml",
 } | LEGAL
 PACKAGE_SUFFIXES = (".py", "py.typed")
+# The UI tab's page, script and style: served by the API server from the installed package, so they
+# must ship (no CDN at run time), and nothing else of that kind may.
+UI_ASSETS = PACKAGE + "plugins/ui_assets/"
+UI_ASSET_FILES = {UI_ASSETS + name for name in ("tab.html", "tab.js", "tab.css")}
 
 
 def package_file_ok(path: str) -> bool:
+    if path in UI_ASSET_FILES:
+        return True
     return path.startswith(PACKAGE) and path.endswith(PACKAGE_SUFFIXES) and "__pycache__" not in path
 
 
@@ -64,6 +70,7 @@ def check_wheel(path: Path) -> list[str]:
         for n in names
         if not (package_file_ok(n) or n.startswith(dist_info + "/"))
     ]
+    problems += [f"{path.name}: no {name} (the UI tab needs it)" for name in sorted(UI_ASSET_FILES - set(names))]
     problems += [
         f"{path.name}: no {dist_info}/licenses/{name}"
         for name in sorted(LEGAL)

@@ -2,8 +2,8 @@
 The house rules, checked on the source: tests mirror the package, and no module imports upward.
 
 The floors (docs/contributing/architecture.rst): ``compat`` at the bottom, then the leaf modules at
-the top of the package, ``state``, ``watermarks`` and ``plugins``, ``mixins`` and ``inventory``,
-``operators`` and ``cli``, and ``testing`` on top. A module may import its own package and anything
+the top of the package, ``state``, ``watermarks``, ``mixins`` and ``inventory``, ``operators``,
+``cli`` and ``plugins`` (Airflow's entry points: the listener and the UI tab), and ``testing`` on top. A module may import its own package and anything
 on a lower floor.
 """
 
@@ -26,12 +26,12 @@ FLOORS = {
     "get_provider_info": 1,
     "state": 2,
     "watermarks": 3,
-    "plugins": 3,
     "mixins": 4,
     "inventory": 4,
     "operators": 5,
     "decorators": 5,
     "cli": 5,
+    "plugins": 5,
     "testing": 6,
 }
 

@@ -105,6 +105,17 @@ def get_provider_info() -> dict[str, Any]:
                         "example": "3600",
                         "default": "86400",
                     },
+                    "ui_enabled": {
+                        "description": (
+                            "Airflow 3.1+: serve the Resumable tab of a task instance from the API server (routes under\n"
+                            "/resumable, each behind Airflow's auth manager). False leaves the API server without them;\n"
+                            "the CLI says the same.\n"
+                        ),
+                        "version_added": "0.2.0",
+                        "type": "boolean",
+                        "example": "False",
+                        "default": "True",
+                    },
                 },
             }
         },

@@ -223,3 +223,32 @@ def test_the_delete_prompt_names_the_key_its_task_instance_and_where_it_lives(mo
     assert "task_state_store task_state_store" not in out
     assert f"  key 'job' of nightly_etl / {LONG_RUN} / copy, in a task_state_store row" in out
     assert "  key 'job' of d / r / t [2], in Variable 'resumable.d.r.t.2.abc'" in out
+
+
+JOB_RECORD = {
+    "kind": "resumable-job",
+    "seq": 1,
+    "token": "rsm-abc",
+    "generation": 3,
+    "try_number": 1,
+    "external_id": 1006,
+    "submitted_at": "2026-01-01T00:00:01+00:00",
+}
+
+
+def test_list_and_show_say_what_a_clear_does_in_the_ui_tabs_words(monkeypatch, capsys):
+    from airflow.providers.resumable.inventory.view import on_clear
+
+    state = _failed_state(job=JOB_RECORD)
+    sentence = on_clear(state).sentence
+    assert sentence.startswith("A clear reattaches to job 1006 if it is still running")
+    monkeypatch.setattr(state_command, "_read", lambda args: [state])
+    state_command.state_show(args())
+    assert f"  on clear: {sentence}" in capsys.readouterr().out.splitlines()
+    state_command.state_list(args(output="json"))
+    assert [row["on_clear"] for row in json.loads(capsys.readouterr().out)] == [sentence]
+    state_command.state_list(args(output="table"))
+    assert capsys.readouterr().out.splitlines()[-2:] == [
+        "What a clear does now:",
+        f"  nightly_etl / {LONG_RUN} / copy: {sentence}",
+    ]

@@ -130,8 +130,28 @@ def _confirm(args: Namespace, question: str, refusal: str) -> None:
         sys.exit(refusal)
 
 
+def _on_clear(states: list[inventory.TaskState]) -> dict[Any, str]:
+    """The sentence the UI tab shows too: what a person's clear of each task instance does now."""
+    from airflow.providers.resumable.compat.airflow import clear_discards_task_state
+    from airflow.providers.resumable.inventory.view import clear_outcomes
+
+    outcomes = clear_outcomes(states, native_discards=clear_discards_task_state())
+    return {scope: outcome.sentence for scope, outcome in outcomes.items()}
+
+
+def _scope_line(scope: Any) -> str:
+    mapped = f" [{scope.map_index}]" if scope.map_index >= 0 else ""
+    region = f" region {scope.region_id} [{scope.region_index}]" if scope.region_id is not None else ""
+    return f"{scope.dag_id} / {scope.run_id} / {scope.task_id}{mapped}{region}"
+
+
 def state_list(args: Namespace) -> None:
-    rows = _rows(_read(args), args.key)
+    states = _read(args)
+    sentences = _on_clear(states)
+    rows = _rows(states, args.key)
+    if args.output not in ("table", "plain"):
+        # Scripts get the sentence per row, beside the meaning.
+        rows = [{**row, "on_clear": sentences.get(state.scope)} for state in states for row in state.entries(args.key)]
     hidden = 0
     if not getattr(args, "all_keys", False) and args.key is None:
         # Bookkeeping keys are listed when asked for by name or with --all.
@@ -151,6 +171,11 @@ def state_list(args: Namespace) -> None:
             f"({hidden} bookkeeping key(s) hidden: namespace indexes, finished markers, mapped-input "
             "fingerprints; --all lists them)"
         )
+    if args.output == "table" and sentences:
+        # Not in ``plain``: its lines are one per key, for scripts that cut columns.
+        print("What a clear does now:")
+        for scope, sentence in sentences.items():
+            print(f"  {_scope_line(scope)}: {sentence}")
 
 
 def state_show(args: Namespace) -> None:
@@ -160,15 +185,14 @@ def state_show(args: Namespace) -> None:
     if args.output not in ("table", "plain"):
         _print(_rows(states, args.key), args.output)
         return
+    sentences = _on_clear(states)
     for state in states:
-        scope = state.scope
-        region = f" region {scope.region_id} [{scope.region_index}]" if scope.region_id is not None else ""
         print(
-            f"{scope.dag_id} / {scope.run_id} / {scope.task_id}"
-            f"{f' [{scope.map_index}]' if scope.map_index >= 0 else ''}{region}  ({state.backend}: {state.location}"
+            f"{_scope_line(state.scope)}  ({state.backend}: {state.location}"
             f"{', ' + state.updated_at if state.updated_at else ''})"
             f"{f'  task instance: {state.ti_state}' if state.ti_state else ''}"
         )
+        print(f"  on clear: {sentences[state.scope]}")
         if state.problem:
             print(f"  unreadable: {state.problem}")
         for row in state.entries(args.key):

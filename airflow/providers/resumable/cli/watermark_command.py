@@ -101,9 +101,11 @@ def watermark_reset(args: Namespace) -> None:
     value = _parse_value(args.to) if args.to is not None else None
     if value is None and args.to is not None:
         sys.exit("--to null would erase the mark's value; reset without --to to delete the watermark instead.")
-    _refuse_copies(marks)
-    if value is not None:
-        _refuse_kind_change(marks, value)
+    from airflow.providers.resumable.inventory.watermarks import reset_refusal
+
+    refusal = reset_refusal(marks, value)
+    if refusal is not None:
+        sys.exit(refusal)
     action = (
         f"set to {json.dumps(value)}" if value is not None else "delete (the next run starts from its initial value)"
     )
@@ -118,31 +120,3 @@ def watermark_reset(args: Namespace) -> None:
     with create_session() as session:
         for mark in marks:
             print(watermark_inventory.reset(session, mark, value))
-
-
-def _refuse_copies(marks: list[StoredWatermark]) -> None:
-    """One watermark kept in two places (a task whose backend changed): never reset both silently."""
-    by_scope: dict[Any, list[StoredWatermark]] = {}
-    for mark in marks:
-        by_scope.setdefault(mark.scope, []).append(mark)
-    for scope, copies in by_scope.items():
-        if len(copies) < 2:
-            continue
-        live = next((m for m in copies if m.live), copies[0])
-        places = "; ".join(f"{m.backend} {m.location} = {json.dumps(m.document.get('value'))}" for m in copies)
-        sys.exit(
-            f"The watermark of task {scope.task_id!r} in DAG {scope.dag_id!r} is kept in {len(copies)} places "
-            f"(its backend changed): {places}. The newest commit is in {live.backend}, which the task carries over; "
-            "nothing reset. Pass --backend asset_state_store or --backend variable to reset one of them (without "
-            "--to, the stale one is deleted)."
-        )
-
-
-def _refuse_kind_change(marks: list[StoredWatermark], value: Any) -> None:
-    from airflow.providers.resumable.watermarks.rules import WatermarkValueError, check_reset_value
-
-    for mark in marks:
-        try:
-            check_reset_value(mark.document.get("value"), value)
-        except WatermarkValueError as err:
-            sys.exit(f"Refusing to reset {mark.backend} {mark.location}: {err}")

@@ -218,3 +218,36 @@ def reset(session: Session, mark: StoredWatermark, value: Any = None) -> str:
         variable.set_val(json.dumps(document, indent=2, sort_keys=True))
         session.merge(variable)
     return f"Set {mark.backend} {mark.location} to {json.dumps(value)} (version {document['version']})"
+
+
+def reset_refusal(marks: list[StoredWatermark], value: Any) -> str | None:
+    """
+    Why resetting ``marks`` to ``value`` (None: delete) must not happen, or None: the CLI and the UI tab refuse alike.
+
+    One watermark kept in two places (a task whose backend changed) is never reset in both silently, and
+    a reset never changes the mark's type (a number to a timestamp), which would break the next run.
+    """
+    from airflow.providers.resumable.watermarks.rules import WatermarkValueError, check_reset_value
+
+    by_scope: dict[Any, list[StoredWatermark]] = {}
+    for mark in marks:
+        by_scope.setdefault(mark.scope, []).append(mark)
+    for scope, copies in by_scope.items():
+        if len(copies) < 2:
+            continue
+        live = next((m for m in copies if m.live), copies[0])
+        places = "; ".join(f"{m.backend} {m.location} = {json.dumps(m.document.get('value'))}" for m in copies)
+        return (
+            f"The watermark of task {scope.task_id!r} in DAG {scope.dag_id!r} is kept in {len(copies)} places "
+            f"(its backend changed): {places}. The newest commit is in {live.backend}, which the task carries over; "
+            "nothing reset. Pass --backend asset_state_store or --backend variable to reset one of them (without "
+            "--to, the stale one is deleted)."
+        )
+    if value is None:
+        return None
+    for mark in marks:
+        try:
+            check_reset_value(mark.document.get("value"), value)
+        except WatermarkValueError as err:
+            return f"Refusing to reset {mark.backend} {mark.location}: {err}"
+    return None

@@ -1,6 +1,8 @@
 """
 The provider's Airflow plugin: a listener that wires Airflow's task hooks to ``state/after_success.py``.
 
+In Airflow 3.1+'s API server it also serves the task instance's Resumable tab (``plugins/ui.py``).
+
 Registered through the ``airflow.plugins`` entry point, which Airflow loads in every process (the
 scheduler, the API server, and the task runner) on 2.11 and 3.x alike; provider-declared plugins are
 only loaded eagerly when ``[core] lazy_discover_providers`` is off.
@@ -55,6 +57,25 @@ class _SuccessListener:
 listener = _SuccessListener()
 
 
+def _ui() -> tuple[list[Any], list[Any]]:
+    """
+    The Resumable tab (``plugins/ui.py``): built only inside the API server of Airflow 3.1+, and only while
+    ``[resumable] ui_enabled`` is on; every other process (scheduler, workers, tasks) skips FastAPI.
+    """
+    from airflow.providers.resumable.compat import api_server
+
+    if not (api_server.ui_tab_supported() and api_server.running_on_api_server()):
+        return [], []
+    from airflow.configuration import conf
+
+    if not conf.getboolean("resumable", "ui_enabled", fallback=True):
+        return [], []
+    from airflow.providers.resumable.plugins import ui
+
+    return ui.fastapi_apps(), ui.external_views()
+
+
 class ResumableProviderPlugin(AirflowPlugin):
     name = "resumable"
     listeners = [listener]
+    fastapi_apps, external_views = _ui()
