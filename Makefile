@@ -62,7 +62,7 @@ EXCLUDE_NEWER_DOCS := 2026-11-21T00:00:00Z
 .PHONY: help ensure-uv venv venv-3.4 venv-3.3 venv-3.2 venv-2.11 venv-docs venv-deploy lock lint docs check-dist test \
         test-3.4 test-3.4-variable test-3.3 test-3.3-variable test-3.2 test-2.11 \
         test-parity test-parity-3.4 test-parity-3.2 test-parity-2.11 \
-        test-deploy test-deploy-3.4 test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr bench clean
+        test-deploy test-deploy-3.4 test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr demo-ui bench clean
 
 help:
 	@echo "Targets:"
@@ -91,6 +91,8 @@ help:
 	@echo "                     failed task repaired (1 task again, the official retry 10) (fake Jobs API)"
 	@echo "  demo-emr           scripts/demo_emr.sh: the EMR example DAG on a local moto server; each first try"
 	@echo "                     dies after submitting, each retry finds its job instead of starting another"
+	@echo "  demo-ui            scripts/demo_ui.sh: Airflow's API server on the demo's home (127.0.0.1:8080, admin/admin),"
+	@echo "                     to open the Resumable tab of the demo's task instances (runs the demo first if needed)"
 	@echo "  bench              benchmarks/run.py: checkpoint costs and policies (real task supervisor) -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
@@ -269,6 +271,10 @@ demo: venv-3.3
 
 demo-databricks: venv-3.3
 	@scripts/demo_databricks.sh
+
+# The API server on the demo's home, to open the Resumable tab (Airflow 3.1+) of the demo's task instances.
+demo-ui: venv-3.3
+	@scripts/demo_ui.sh
 
 demo-emr: venv-3.3
 	@scripts/demo_emr.sh

@@ -9,7 +9,8 @@
 #      fourth reads them again (demo/incremental_story.py, one process through the testing helper).
 #   4. example_dags/example_resumable_taskflow.py: a @task.resumable function converting 1,000 files
 #      crashes at file 517 and its retry resumes there; a plain @task beside it starts over at file 0.
-# Each prints where every try started and checks the output for lost or duplicated records.
+# Each prints where every try started and checks the output for lost or duplicated records; at the
+# end, the URL of the Resumable tab (Airflow 3.1+) of each task instance the demo left state for.
 # Normally invoked via `make demo` (which builds .venv).
 #
 #   VENV=.venv-2.11 scripts/demo.sh    # the same demo on Airflow 2.11 (Variable state backend)
@@ -65,3 +66,6 @@ run_dag example_stateful_batches
 dags_test "$venv" "$home" example_resumable_taskflow \
   "^[0-9]{4}-.*(Simulated worker crash|Saved the checkpoint|Resuming at batch|Starting at batch|Finished after batch)"
 "$venv/bin/python" "$root/scripts/demo_taskflow_summary.py" "$output"
+
+# ---- 5. where the UI shows it -----------------------------------------------------------------------
+"$venv/bin/python" "$root/scripts/demo_ui_links.py" "${DEMO_UI_PORT:-8080}"

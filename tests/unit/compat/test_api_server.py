@@ -43,3 +43,11 @@ def test_values_under_sensitive_names_are_masked():
     shown = redact({"password": "hunter2", "offset": 700})
     assert shown["offset"] == 700
     assert shown["password"] != "hunter2"
+
+
+def test_links_to_the_tab_only_where_there_is_one(monkeypatch):
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com")
+    expected = "https://airflow.example.com" if api_server.ui_tab_supported() else None
+    assert api_server.tab_base_url() == expected
+    monkeypatch.setenv("AIRFLOW__RESUMABLE__UI_ENABLED", "False")
+    assert api_server.tab_base_url() is None

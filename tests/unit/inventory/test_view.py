@@ -48,7 +48,11 @@ def state(values, ti_state="failed", backend=NATIVE, **kwargs):
             "failed",
             False,
             "reattach",
-            ["reattaches to job 1006 if it is still running", "submits a new job if it succeeded"],
+            [
+                "reattaches to job 1006 if it is still running (no new job)",
+                "submits a new job if it succeeded",
+                "if it failed repairs only its failed parts",
+            ],
         ),
         ({"job": JOB}, "running", False, "reattach", ["A clear stops the running try, then reattaches to job 1006"]),
         (
@@ -66,6 +70,13 @@ def state(values, ti_state="failed", backend=NATIVE, **kwargs):
             ["succeeded at try 2", "submits a new job"],
         ),
         ({"stateful/checkpoint": CHECKPOINT}, "failed", False, "resume_walk", ["resumes CopyCursor after batch 7"]),
+        (
+            {"w": WINDOW, "resumable_finished": FINISHED},
+            "success",
+            False,
+            "start_afresh",
+            ["runs it from the start, rereading the watermark window it read then (from 40) without moving"],
+        ),
         (
             {"stateful/checkpoint": CHECKPOINT},
             "failed",
@@ -194,3 +205,24 @@ def test_nothing_stored():
     assert data["entries"] == []
     assert data["delete_confirm"] is None
     assert data["clear"]["action"] == "nothing"
+
+
+@pytest.mark.parametrize(
+    ("base_url", "scope", "url"),
+    [
+        (
+            "",
+            TaskScope("etl", "scheduled__2026-01-01T00:00:00+00:00", "export", -1),
+            "http://localhost:8080/dags/etl/runs/scheduled__2026-01-01T00%3A00%3A00%2B00%3A00/tasks/export/plugin/resumable",
+        ),
+        (
+            "https://airflow.example.com/team-a/",
+            TaskScope("etl", "manual__1", "copy", 3),
+            "https://airflow.example.com/team-a/dags/etl/runs/manual__1/tasks/copy/mapped/3/plugin/resumable",
+        ),
+    ],
+)
+def test_the_tab_url_is_the_ui_route_of_the_task_instance(base_url, scope, url):
+    from airflow.providers.resumable.inventory.view import tab_url
+
+    assert tab_url(base_url, scope) == url

@@ -186,6 +186,10 @@ def state_show(args: Namespace) -> None:
         _print(_rows(states, args.key), args.output)
         return
     sentences = _on_clear(states)
+    from airflow.providers.resumable.compat.api_server import tab_base_url
+    from airflow.providers.resumable.inventory.view import tab_url
+
+    base_url = tab_base_url()
     for state in states:
         print(
             f"{_scope_line(state.scope)}  ({state.backend}: {state.location}"
@@ -193,6 +197,8 @@ def state_show(args: Namespace) -> None:
             f"{f'  task instance: {state.ti_state}' if state.ti_state else ''}"
         )
         print(f"  on clear: {sentences[state.scope]}")
+        if base_url is not None:
+            print(f"  in Airflow's UI: {tab_url(base_url, state.scope)}")
         if state.problem:
             print(f"  unreadable: {state.problem}")
         for row in state.entries(args.key):

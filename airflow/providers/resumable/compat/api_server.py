@@ -37,6 +37,15 @@ def running_on_api_server(argv: list[str] | None = None) -> bool:
     return len(args) > 1 and args[1] == "api-server"
 
 
+def tab_base_url() -> str | None:
+    """``[api] base_url`` for links to the tab, or None when this Airflow (or the setting) has no tab."""
+    from airflow.configuration import conf
+
+    if not ui_tab_supported() or not conf.getboolean("resumable", "ui_enabled", fallback=True):
+        return None
+    return conf.get("api", "base_url", fallback="") or ""
+
+
 def base_url_path(path: str) -> str:
     """``path`` under ``[api] base_url``'s path, as the UI is served behind a prefix."""
     from urllib.parse import urlparse

@@ -124,10 +124,9 @@ def _job_clause(record: JobRecord) -> tuple[str, str]:
             f"{record.resume_token}) before resuming it again with that token"
         )
     return "reattach", (
-        f"reattaches to job {record.external_id} if it is still running (no new job); submits a new job if it "
-        "succeeded or is gone; if it failed, resumes only its failed parts where the operator can (a Databricks "
-        "repair, the failed EMR steps; resume 1 of max_job_resumes, a clear starts the count again), else "
-        "submits a new job"
+        f"reattaches to job {record.external_id} if it is still running (no new job), submits a new job if it "
+        "succeeded or is gone, and if it failed repairs only its failed parts where the operator can (else "
+        "submits a new job)"
     )
 
 
@@ -183,6 +182,12 @@ def on_clear(state: TaskState | None, *, discards_on_clear: bool = False) -> Cle
         if walks:
             things.append("walks from the first batch")
         what = " and ".join(things) or "runs it from the start"
+        window = next((v for v in values.values() if _kind(v) == WINDOW_KIND), None)
+        if isinstance(window, dict):
+            what += (
+                f", rereading the watermark window it read then (from {window.get('since')!r}) without moving the "
+                "mark back"
+            )
         return ClearOutcome(
             "start_afresh",
             f"A clear{running} starts afresh: this task instance succeeded at try {marker.try_number}, so it {what}.",
@@ -224,6 +229,22 @@ def clear_outcomes(states: list[TaskState], *, native_discards: bool) -> dict[An
 
 
 # ---------------------------------------------------------------------------------------------- the tab
+
+
+def tab_url(base_url: str, scope: Any) -> str:
+    """
+    Where Airflow's UI shows the Resumable tab of the task instance ``scope`` names.
+
+    ``base_url`` is ``[api] base_url`` (``http://localhost:8080`` when unset); the UI's routes take the
+    run id percent-encoded, and a mapped task instance under ``mapped/<index>``.
+    """
+    from urllib.parse import quote
+
+    root = (base_url or "http://localhost:8080").rstrip("/")
+    parts = ["dags", scope.dag_id, "runs", scope.run_id, "tasks", scope.task_id]
+    if scope.map_index >= 0:
+        parts += ["mapped", str(scope.map_index)]
+    return root + "/" + "/".join(quote(str(part), safe="") for part in parts) + "/plugin/resumable"
 
 
 def _job_view(key: str, record: JobRecord, raw: JsonValue, redact: Callable[[Any], Any]) -> dict[str, Any]:
