@@ -171,7 +171,7 @@ def test_the_view_has_its_fixed_shape_and_masks_values():
     data, _ = _view([state({"job": record, "stateful/checkpoint": CHECKPOINT})])
     assert set(data) == {
         "dag_id", "run_id", "task_id", "map_index", "ti_state", "backend", "location", "clear", "job",
-        "checkpoints", "watermarks", "entries", "can_edit", "delete_confirm",
+        "checkpoints", "watermarks", "entries", "can_edit", "delete_confirm", "region_index", "regions",
     }  # fmt: skip
     assert data["job"]["external_id"] == "***"
     assert data["job"]["history"] == [{"try_number": 1, "decision": "submit", "at": "t1", "external_id": "***"}]
@@ -226,3 +226,20 @@ def test_the_tab_url_is_the_ui_route_of_the_task_instance(base_url, scope, url):
     from airflow.providers.resumable.inventory.view import tab_url
 
     assert tab_url(base_url, scope) == url
+
+
+def test_task_loop_iterations_are_shown_apart():
+    first = TaskState(NATIVE, TaskScope("etl", "manual__1", "export", -1, "r-1", 0), NATIVE, {"job": JOB})
+    second = TaskState(
+        NATIVE, TaskScope("etl", "manual__1", "export", -1, "r-1", 1), NATIVE, {"stateful/checkpoint": CHECKPOINT}
+    )
+    data, _ = _view([first, second])
+    assert data["region_index"] == 0
+    assert [e["key"] for e in data["entries"]] == ["job"], "iteration 1's keys are not mixed in"
+    assert [(r["region_index"], r["clear"].split(" ", 3)[2]) for r in data["regions"]] == [
+        (0, "reattaches"),
+        (1, "resumes"),
+    ]
+    data, _ = _view([first, second], region_index=1)
+    assert data["checkpoints"][0]["batches_done"] == 7
+    assert data["job"] is None

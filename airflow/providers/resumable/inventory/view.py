@@ -350,10 +350,34 @@ def task_instance_view(
     discards_on_clear: bool,
     redact: Callable[[Any], Any],
     can_edit: bool,
+    region_index: int | None = None,
 ) -> dict[str, Any]:
-    """The tab's JSON for one task instance; every stored value passes through ``redact`` first."""
+    """
+    The tab's JSON for one task instance; every stored value passes through ``redact`` first.
+
+    Airflow 3.4's Task Loop iterations share one task instance and keep their state apart, by region:
+    the view shows one of them (``region_index``, else the task instance's own state, else the first
+    iteration) and lists every iteration with its own sentence, never mixing their keys.
+    """
     from airflow.providers.resumable.inventory.state import is_internal
 
+    by_region: dict[int | None, list[TaskState]] = {}
+    for each in states:
+        by_region.setdefault(each.scope.region_index if each.scope.region_id is not None else None, []).append(each)
+    regions = [
+        {
+            "region_id": group[0].scope.region_id,
+            "region_index": index,
+            "clear": redact(on_clear(_merged(group), discards_on_clear=discards_on_clear).sentence),
+        }
+        for index, group in sorted(by_region.items(), key=lambda item: -1 if item[0] is None else item[0])
+        if index is not None
+    ]
+    iterations = sorted(index for index in by_region if index is not None)
+    shown = (
+        region_index if region_index in by_region else (None if None in by_region or not iterations else iterations[0])
+    )
+    states = by_region.get(shown, [])
     state = _merged(states)
     values = state.values if state is not None else {}
     job = _job(values)
@@ -388,7 +412,13 @@ def task_instance_view(
         "watermarks": [_watermark_view(mark, window, redact, run_id) for mark in marks],
         "entries": entries,
         "can_edit": can_edit,
-        "delete_confirm": redact(delete_confirmation(state)),
+        "delete_confirm": redact(
+            delete_confirmation(state)
+            if shown is not None or not regions
+            else f"{delete_confirmation(state)} The {len(regions)} Task Loop iteration(s) lose their state too."
+        ),
+        "region_index": shown,
+        "regions": regions,
     }
 
 

@@ -97,7 +97,9 @@ def _marks(session: Any, dag_id: str, task_id: str, map_index: int, name: str | 
     return watermark_inventory.read(session, filters)
 
 
-def _view(dag_id: str, run_id: str, task_id: str, map_index: int, user: Any) -> dict[str, Any]:
+def _view(
+    dag_id: str, run_id: str, task_id: str, map_index: int, user: Any, region_index: int | None = None
+) -> dict[str, Any]:
     with _session() as session:
         states = _states(session, dag_id, run_id, task_id, map_index)
         ti_state = _ti_state(session, dag_id, run_id, task_id, map_index)
@@ -114,6 +116,7 @@ def _view(dag_id: str, run_id: str, task_id: str, map_index: int, user: Any) -> 
             discards_on_clear=clear_discards_task_state() and backend in (inventory.NATIVE, inventory.LEDGER),
             redact=compat.display_redactor(),
             can_edit=compat.may_edit(user, dag_id),
+            region_index=region_index,
         )
 
 
@@ -141,9 +144,14 @@ def create_app() -> FastAPI:
 
     @app.get(state_path, dependencies=read)
     def get_state(
-        dag_id: str, run_id: str, task_id: str, user: UserDep, map_index: str | None = Query(None)
+        dag_id: str,
+        run_id: str,
+        task_id: str,
+        user: UserDep,
+        map_index: str | None = Query(None),
+        region_index: int | None = Query(None),
     ) -> dict[str, Any]:
-        return _view(dag_id, run_id, task_id, _map_index(map_index), user)
+        return _view(dag_id, run_id, task_id, _map_index(map_index), user, region_index)
 
     @app.delete(state_path, dependencies=edit)
     def delete_state(
@@ -152,12 +160,16 @@ def create_app() -> FastAPI:
         task_id: str,
         request: Annotated[DeleteRequest, Body()],
         map_index: str | None = Query(None),
+        region_index: int | None = Query(None),
     ) -> dict[str, Any]:
         if not request.confirm:
             raise HTTPException(400, "Nothing deleted: the request was not confirmed ({'confirm': true}).")
         index = _map_index(map_index)
         with _session() as session:
             states = _states(session, dag_id, run_id, task_id, index)
+            if region_index is not None:
+                # One Task Loop iteration (Airflow 3.4): the others keep their state.
+                states = [s for s in states if s.scope.region_id is not None and s.scope.region_index == region_index]
             if not states:
                 raise HTTPException(404, "Nothing deleted: this task instance has no state of this provider.")
             deleted: list[str] = []

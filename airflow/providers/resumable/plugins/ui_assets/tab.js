@@ -9,10 +9,13 @@
     runId: params.get("run_id") || "",
     taskId: params.get("task_id") || "",
     mapIndex: /^-?\d+$/.test(params.get("map_index") || "") ? params.get("map_index") : "-1",
+    // A Task Loop iteration (Airflow 3.4), once the state says which one is shown.
+    regionIndex: /^\d+$/.test(params.get("region_index") || "") ? params.get("region_index") : null,
   };
   const enc = encodeURIComponent;
   const statePath = () =>
-    `api/dags/${enc(ti.dagId)}/dagRuns/${enc(ti.runId)}/taskInstances/${enc(ti.taskId)}/state?map_index=${enc(ti.mapIndex)}`;
+    `api/dags/${enc(ti.dagId)}/dagRuns/${enc(ti.runId)}/taskInstances/${enc(ti.taskId)}/state?map_index=${enc(ti.mapIndex)}` +
+    (ti.regionIndex === null ? "" : `&region_index=${enc(ti.regionIndex)}`);
   const resetPath = () => `api/dags/${enc(ti.dagId)}/watermarks/${enc(ti.taskId)}/reset?map_index=${enc(ti.mapIndex)}`;
 
   const DECISIONS = {
@@ -261,6 +264,20 @@
       ),
       el("section", { class: "clear", testid: "clear" }, el("strong", {}, "What a clear does now"), el("span", { testid: "clear-sentence" }, data.clear.sentence)),
     );
+    ti.regionIndex = data.region_index === null || data.region_index === undefined ? null : String(data.region_index);
+    if (data.regions && data.regions.length) {
+      const list = el("section", { testid: "regions" }, el("h2", {}, "Task Loop iterations (each keeps its own state)"));
+      for (const region of data.regions) {
+        const here = String(region.region_index) === ti.regionIndex;
+        const pick = el("button", here ? { "aria-current": "true", testid: "region" } : { testid: "region" }, `Iteration ${region.region_index}${here ? " (shown)" : ""}`);
+        pick.addEventListener("click", () => {
+          ti.regionIndex = String(region.region_index);
+          load();
+        });
+        list.append(el("div", { class: "row" }, pick, el("span", {}, region.clear)));
+      }
+      app.append(list);
+    }
     const empty = !data.job && !data.checkpoints.length && !data.entries.length;
     if (empty) app.append(el("section", { testid: "empty" }, "No state of airflow-provider-resumable is stored for this task instance."));
     if (data.job) app.append(jobSection(data.job));
