@@ -150,7 +150,8 @@ class JobDecisionEntry(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    try_number: int = Field(ge=0)
+    #: The try that decided (None only where Airflow gave the try no number, as for ``JobRecord``).
+    try_number: int | None = Field(default=None, ge=0)
     decision: str = Field(min_length=1)
     at: str
     #: The job the decision concerned; for a submission, the job it submitted (None until
