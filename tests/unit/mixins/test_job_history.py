@@ -8,13 +8,14 @@ from typing import Any
 import pytest
 from tenacity import stop_after_attempt, wait_none
 
-from airflow.providers.resumable.mixins.decisions import SpecChangePolicy
+from airflow.providers.resumable.mixins.decisions import JobFailurePolicy, ResumeSettings, SpecChangePolicy
 from airflow.providers.resumable.mixins.job_history import with_decision, with_submitted
 from airflow.providers.resumable.mixins.job_runner import (
     JobCalls,
     JobRun,
     JobSettings,
     ResumableJobConflictError,
+    ResumableJobFailedError,
 )
 from airflow.providers.resumable.state.codec import FINISHED_KEY, JOB_HISTORY_LIMIT, FinishedMarker, JobRecord
 from airflow.providers.resumable.state.task_try import TaskTry
@@ -78,7 +79,15 @@ class Jobs:
         )
 
 
-def go(jobs: Jobs, try_number: int, *, max_tries: int = 3, fingerprint: str = "fp", resume: bool = True) -> Any:
+def go(
+    jobs: Jobs,
+    try_number: int,
+    *,
+    max_tries: int = 3,
+    fingerprint: str = "fp",
+    resume: bool = True,
+    on_failure: ResumeSettings | None = None,
+) -> Any:
     ti = FakeTI(try_number=try_number, max_tries=max_tries)
     task_try = TaskTry.from_context(make_context(ti), owner="task", kind="Op")
     settings = JobSettings(
@@ -87,6 +96,7 @@ def go(jobs: Jobs, try_number: int, *, max_tries: int = 3, fingerprint: str = "f
         retry_stop=stop_after_attempt(1),
         retry_wait=wait_none(),
         fingerprint=fingerprint,
+        resume=on_failure or ResumeSettings(),
     )
     return JobRun(jobs.calls(resume=resume), task_try, settings, log).run()
 
@@ -196,6 +206,37 @@ def test_a_refusal_is_recorded_before_the_task_fails(memory_store):
         go(jobs, 2, fingerprint="v2")
     assert history(memory_store)[-1] == (2, "conflict", "job-1")
     assert stored(memory_store).fingerprint == "v1", "nothing but the entry changed"
+
+
+def test_a_failed_job_left_to_a_person_is_recorded_too(memory_store):
+    jobs = Jobs()
+    jobs.finish_as = "FAILED"
+    with pytest.raises(RuntimeError):
+        go(jobs, 1)
+    with pytest.raises(ResumableJobFailedError):
+        go(jobs, 2, on_failure=ResumeSettings(on_job_failure=JobFailurePolicy.FAIL))
+    assert history(memory_store) == [(1, "submit", "job-1"), (2, "failed_stop", "job-1")]
+
+
+def test_a_declined_resume_shows_the_resume_and_the_fresh_job(memory_store):
+    jobs = Jobs()
+    jobs.finish_as = "FAILED"
+    with pytest.raises(RuntimeError):
+        go(jobs, 1)
+    jobs.finish_as = "SUCCEEDED"
+    calls = jobs.calls
+
+    def declining(*, resume: bool = True) -> JobCalls:
+        bound = calls(resume=resume)
+        return JobCalls(**{**bound.__dict__, "resume": lambda job, status: None})
+
+    jobs.calls = declining  # type: ignore[method-assign]
+    assert go(jobs, 2) == {"job": "job-2"}
+    assert history(memory_store) == [
+        (1, "submit", "job-1"),
+        (2, "failed_resume", "job-1"),
+        (2, "resume_declined", "job-2"),
+    ]
 
 
 def test_a_failing_job_url_never_fails_the_task(memory_store, caplog):
