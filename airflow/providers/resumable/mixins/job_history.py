@@ -4,7 +4,8 @@ What each try decided about its job, told to a person and kept for a UI: the log
 Split from ``job_runner.py`` for size; :class:`HistorySteps` is a base of ``JobRun``. Every entry rides
 on a write the runner makes anyway (the intent, the id, the resume intent, the found job), except
 for a reattach, a returned result and a refusal, which write the record once for it: the try that
-only polls a job would otherwise leave no trace of itself in the record.
+only polls a job would otherwise leave no trace of itself in the record. A resend with the stored
+token writes its intent for the same reason (the token was stored already).
 """
 
 from __future__ import annotations
