@@ -44,7 +44,9 @@ def try_number(context) -> int:
 
 
 def test_failure_mid_poll_reattaches_to_the_one_run(databricks, request):
-    databricks.fail_requests("runs/get", 2)  # outlasts the hook's retries: the first try fails
+    # Two for the run page looked up once the run id is known (job_url: it gives up without failing
+    # the try), then two that outlast the poll's retries: the first try fails mid-poll.
+    databricks.fail_requests("runs/get", 4)
     dag = make_dag(request)
     submit_task(dag)
     run = run_dag(dag)
@@ -144,7 +146,7 @@ def test_cleared_by_hand_after_success_runs_again(databricks, request):
 )
 def test_changed_spec_is_not_reattached(databricks, request, policy, state, runs, first_run_cancelled):
     databricks.running_polls = 50  # still running when the retry looks
-    databricks.fail_requests("runs/get", 2)
+    databricks.fail_requests("runs/get", 4)  # the run page lookup's two, then the poll's: try 1 fails
     dag = make_dag(request)
     # The submitted spec renders differently on each try, as after a deploy that changed the DAG.
     submit_task(

@@ -16,7 +16,7 @@ from airflow.providers.resumable.operators.databricks import (
     ResumableDatabricksRunNowOperator,
     ResumableDatabricksSubmitRunOperator,
 )
-from airflow.providers.resumable.testing import fail_on_tries, resumable_variables, run_dag
+from airflow.providers.resumable.testing import fail_on_tries, in_memory_state_backend, resumable_variables, run_dag
 from tests.integration.harness import make_dag
 
 pytestmark = pytest.mark.integration
@@ -73,6 +73,21 @@ def test_a_failure_at_task_9_is_repaired_and_only_task_9_and_its_dependant_run_a
     assert run.xcom("run", "run_page_url").endswith("/run/1001")
     assert run.xcom("run", "repair_id") == 9001
     assert resumable_variables(run.dag_id) == []
+
+
+def test_the_record_shows_the_submission_and_the_repair_with_the_run_page(databricks, request):
+    databricks.fail_task_once("t9")
+    dag = make_dag(request)
+    ten_task_run(dag, databricks, "submit")
+    with in_memory_state_backend() as store:
+        run = run_dag(dag)
+    assert run.state == "success"
+    record = store.get("databricks_run_id")
+    assert [(e["try_number"], e["decision"], e["external_id"]) for e in record["history"]] == [
+        (1, "submit", 1001),
+        (2, "failed_resume", 1001),
+    ]
+    assert record["url"] == run.xcom("run", "run_page_url"), "the page the official operator pushes"
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])

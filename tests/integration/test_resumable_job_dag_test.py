@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import pytest
 
-from airflow.providers.resumable.testing import clear_and_rerun, dag_for_test, run_dag
+from airflow.providers.resumable.testing import clear_and_rerun, dag_for_test, in_memory_state_backend, run_dag
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_3_PLUS
 from tests.integration.harness import make_dag, run_failing_first_try
 from tests.support.toy_operators import (
@@ -114,6 +114,30 @@ def test_cleared_by_hand_after_success_runs_again(job_system, request):
     assert second.ti("job").max_tries != first.ti("job").max_tries
     assert len(job_system.jobs) == 2, "a person's clear is a deliberate re-run"
     assert second.xcom("job")["job_id"] == "job-2"
+
+
+def test_the_record_keeps_what_each_try_decided_across_a_retry_and_a_clear(job_system, request):
+    """What a UI shows for the task instance: which try submitted which job, what each later try did."""
+
+    class LinkedToyJobOperator(ToyJobOperator):
+        def job_url(self, external_id, context):
+            return f"{self.base_url}/jobs/{external_id}"
+
+    dag = make_dag(request)
+    job_task(dag, job_system, cls=LinkedToyJobOperator, crash_in_poll_on_tries=(1,))
+    # One store the test can read after the runs, whatever backend this leg selects.
+    with in_memory_state_backend() as store:
+        first = run_dag(dag)
+        assert first.state == "success"
+        retried = [(e["try_number"], e["decision"], e["external_id"]) for e in store.get("toy_job")["history"]]
+        assert retried == [(1, "submit", "job-1"), (2, "reattach", "job-1")]
+        second = clear_and_rerun(dag, first)
+        assert second.state == "success"
+        record = store.get("toy_job")
+    history = [(e["try_number"], e["decision"], e["external_id"]) for e in record["history"]]
+    assert history == [*retried, (second.ti("job").try_number, "cleared_fresh", "job-2")]
+    assert record["url"] == f"{job_system.url}/jobs/job-2", "the link of the job the record holds now"
+    assert all(entry["at"].endswith("+00:00") for entry in record["history"])
 
 
 def test_upstream_style_operator_runs_unchanged(job_system, request):

@@ -62,6 +62,19 @@ FINISHED = {"kind": "resumable-finished", "try_number": 2, "max_tries": 5, "fini
             "job 1006, submitted at try 1 (2026-01-01T00:00:01+00:00), token rsm-abc, generation 5; 2 resume(s) of "
             "failed jobs spent in this life (last 2026-01-01T00:20:00+00:00)",
         ),
+        (
+            "job",
+            {
+                **JOB,
+                "history": [
+                    {"try_number": 1, "decision": "submit", "at": "2026-01-01T00:00:00+00:00", "external_id": 1006},
+                    {"try_number": 2, "decision": "reattach", "at": "2026-01-01T00:30:00+00:00", "external_id": 1006},
+                ],
+            },
+            None,
+            "job 1006, submitted at try 1 (2026-01-01T00:00:01+00:00), token rsm-abc, generation 5; last decision: "
+            "reattach at try 2 (2026-01-01T00:30:00+00:00)",
+        ),
         ("resumable_finished", FINISHED, None, "finished: try 2 succeeded at 2026-01-01T01:00:00; a clear starts"),
         (
             "stateful/checkpoint",

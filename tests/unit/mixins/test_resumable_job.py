@@ -122,8 +122,10 @@ class TestRetries:
         result = toy(job_system, cls=CountingPoll).execute(ctx(try_number=2))
         assert result["job_id"] == "job-1"
         assert len(job_system.jobs) == 1
-        # The record, then the finished marker (which tells a retry from a clear after success); no write.
-        assert memory_store.calls == [("get", "toy_job"), ("get", "resumable_finished")]
+        # The record, then the finished marker (which tells a retry from a clear after success); one write:
+        # this try's entry in the record's history, so a UI shows that it reattached.
+        assert memory_store.calls == [("get", "toy_job"), ("get", "resumable_finished"), ("set", "toy_job")]
+        assert [entry["decision"] for entry in memory_store.get("toy_job")["history"]] == ["submit", "reattach"]
         assert job_system.status_calls - status_before == 1
 
     def test_lost_submit_response_gives_one_job(self, job_system, memory_store):

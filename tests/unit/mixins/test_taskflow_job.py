@@ -60,3 +60,15 @@ def test_an_async_job_takes_async_callables(memory_store):
 
     calls["poll"] = poll
     assert asyncio.run(handle().ajob(**calls, result=lambda job: {"id": job})) == {"id": "job-1"}
+
+
+def test_a_job_keeps_each_tries_decision_as_an_operator_does(memory_store):
+    jobs = Jobs()
+    jobs.lose_next_response = True
+    with pytest.raises(ConnectionResetError):
+        handle().job(**jobs.calls())
+    handle(FakeTI(try_number=2)).job(**jobs.calls())
+    handle(FakeTI(try_number=3)).job(**jobs.calls())
+    history = [(e["try_number"], e["decision"], e["external_id"]) for e in memory_store.get("job")["history"]]
+    assert history == [(1, "submit", None), (2, "resubmit_same_token", "job-1"), (3, "already_succeeded", "job-1")]
+    assert memory_store.get("job")["url"] is None, "a function's job has no console link"

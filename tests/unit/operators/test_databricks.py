@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from unittest import mock
 
 import pytest
 import requests
@@ -16,6 +17,7 @@ from airflow.providers.resumable.operators.databricks import (
 )
 from airflow.providers.resumable.version_compat import AirflowException
 from tests.support.context import FakeTI, make_context
+from tests.support.emr import task_deferred
 from tests.support.job_run import while_polling
 
 HOST = "https://adb-1.test"
@@ -31,9 +33,12 @@ NOTEBOOK = {"notebook_path": "/Shared/etl"}
 
 @pytest.fixture(autouse=True)
 def mocked_connection(monkeypatch):
+    # A password shaped like a personal access token: the secrets masker keeps it for the rest of the
+    # process, and a common word ("token") would then refuse any stored value containing it, such as
+    # the decision "resubmit_same_token" in a later test's job record history.
     monkeypatch.setenv(
         "AIRFLOW_CONN_DATABRICKS_MOCK",
-        json.dumps({"conn_type": "databricks", "host": "adb-1.test", "password": "token"}),
+        json.dumps({"conn_type": "databricks", "host": "adb-1.test", "password": "dapi0123456789abcdef"}),
     )
 
 
@@ -286,6 +291,26 @@ class TestAgainstTheFake:
         self.op().execute(make_context())
         assert sorted(memory_store.data) == ["databricks_run_id"]
         assert memory_store.get("databricks_run_id")["kind"] == "resumable-job"
+
+    @pytest.mark.parametrize("deferrable", [False, True])
+    def test_the_record_keeps_the_run_page_fetched_once_per_try(self, databricks, memory_store, deferrable):
+        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+        fetch = DatabricksHook.get_run_page_url
+        with mock.patch.object(DatabricksHook, "get_run_page_url", autospec=True, side_effect=fetch) as spy:
+            ti = FakeTI()
+            op = self.op(deferrable=deferrable)
+            if deferrable:
+                with pytest.raises(task_deferred()):
+                    op.execute(make_context(ti))
+            else:
+                op.execute(make_context(ti))
+        record = memory_store.get("databricks_run_id")
+        run_id = record["external_id"]
+        assert record["url"] == ti.xcoms["run_page_url"]
+        assert record["url"].endswith(f"/run/{run_id}")
+        assert [entry["decision"] for entry in record["history"]] == ["submit"]
+        assert spy.call_count == 1, "the link the record keeps is the one the official code pushes"
 
     def test_not_durable_submits_each_try_with_its_own_token(self, databricks, memory_store):
         for try_number in (1, 2):

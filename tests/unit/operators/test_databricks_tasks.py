@@ -93,6 +93,18 @@ class TestSubmit:
         assert ti.xcoms["run_id"] == run_id
         assert ti.xcoms["run_page_url"].endswith(f"/run/{run_id}")
 
+    def test_the_record_keeps_the_run_page_the_official_launch_fetched(self, databricks_workspace, memory_store):
+        from airflow.providers.databricks.hooks.databricks import DatabricksHook
+
+        fetch = DatabricksHook.get_run_page_url
+        with mock.patch.object(DatabricksHook, "get_run_page_url", autospec=True, side_effect=fetch) as spy:
+            ti = FakeTI()
+            notebook().execute(make_context(ti))
+        record = memory_store.get("databricks_run_id")
+        assert record["url"] == ti.xcoms["run_page_url"]
+        assert record["url"].endswith(f"/run/{record['external_id']}")
+        assert spy.call_count == 1, "job_url reused what _launch_job fetched"
+
     def test_not_durable_submits_each_try_with_its_own_token(self, databricks_workspace, memory_store):
         for try_number in (1, 2):
             notebook(durable=False).execute(make_context(FakeTI(try_number=try_number)))

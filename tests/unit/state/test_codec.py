@@ -12,6 +12,7 @@ from airflow.providers.resumable.state.base import CorruptStateError, Namespaced
 from airflow.providers.resumable.state.codec import (
     CheckpointEnvelope,
     FinishedMarker,
+    JobDecisionEntry,
     JobRecord,
     VariableDocument,
     located,
@@ -110,6 +111,28 @@ def test_a_job_record_of_0_1_reads_as_no_resume_yet_and_new_ones_are_version_2()
         JobRecord.parse("job", {**old, "resumes": -1})
     with pytest.raises(CorruptStateError, match="resume_token"):
         JobRecord.parse("job", {**old, "resume_token": "has spaces"})
+
+
+def test_a_record_without_history_or_url_reads_as_none_yet_and_one_with_them_round_trips():
+    # What 0.1 and 0.2 before the history wrote: neither field; still version 2.
+    old = {"kind": "resumable-job", "version": 2, "seq": 1, "token": "rsm-abc", "external_id": 1001}
+    record = JobRecord.parse("job", old)
+    assert record is not None
+    assert (record.history, record.url) == ([], None)
+    entry = {"try_number": 2, "decision": "reattach", "at": "2026-12-05T06:00:00+00:00", "external_id": 1001}
+    stored = {**old, "history": [entry], "url": "https://adb-1.test/#job/0/run/1001"}
+    again = JobRecord.parse("job", json.loads(json.dumps(JobRecord.parse("job", stored).dump())))
+    assert again is not None
+    assert again.history == [JobDecisionEntry(**entry)]
+    assert again.url == "https://adb-1.test/#job/0/run/1001"
+    assert again.dump() == {**JobRecord.parse("job", old).dump(), "history": [entry], "url": stored["url"]}
+    # A reader from before these fields ignores them, as this one ignores what a newer one adds.
+    assert JobRecord.model_config["extra"] == "ignore"
+    # A decision this provider does not know (a newer writer's) still reads; a broken entry is named.
+    newer = {**entry, "decision": "some_future_kind", "why": "ignored"}
+    assert JobRecord.parse("job", {**old, "history": [newer]}).history[0].decision == "some_future_kind"
+    with pytest.raises(CorruptStateError, match=r"history\.0\.try_number"):
+        JobRecord.parse("job", {**old, "history": [{**entry, "try_number": -1}]})
 
 
 def test_the_checkpoint_error_can_be_the_mixins_own():

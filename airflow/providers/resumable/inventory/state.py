@@ -217,6 +217,10 @@ def describe(key: str, value: JsonValue, finished: JsonValue = None) -> str:
                 f"job {record.external_id}, submitted at try {tried} ({record.submitted_at}), "
                 f"token {record.token}, generation {record.generation}"
             )
+        if record.history:
+            # Before the clauses below: a listing ends with what the next try will do.
+            last = record.history[-1]
+            text += f"; last decision: {last.decision} at try {last.try_number} ({last.at})"
         if record.resumes and not record.resume_pending:
             text += f"; {record.resumes} resume(s) of failed jobs spent in this life (last {record.resumed_at})"
         if done is not None and isinstance(tried, int) and tried <= done:

@@ -41,6 +41,8 @@ class ResumeSteps:
         def _save(self, record: JobRecord) -> None: ...
         def _poll(self, external_id: JsonValue) -> None: ...
         def retrying(self, func: Callable[..., Any], *args: Any) -> Any: ...
+        def _decided(self, record: JobRecord, kind: DecisionKind, external_id: JsonValue) -> JobRecord: ...
+        def _linked(self, before: JobRecord, after: JobRecord) -> JobRecord: ...
 
     def note_resume(self, detail: JsonValue) -> None:
         """
@@ -69,7 +71,7 @@ class ResumeSteps:
                 record.resume_token,
             )
             return None
-        confirmed = self._confirm_resume(record, found)
+        confirmed = self._confirm_resume(record, found, DecisionKind.FOUND_RESUME)
         self.log.info(
             "Found the resume of job %s started with resume token %s by an earlier try: polling %s",
             decision.external_id,
@@ -85,17 +87,24 @@ class ResumeSteps:
         )
         return confirmed
 
-    def _confirm_resume(self, record: JobRecord, external_id: JsonValue) -> JobRecord:
+    @staticmethod
+    def _resume_confirmed(external_id: JsonValue) -> dict[str, Any]:
+        """What confirming a pending resume changes in the record: the id to poll, no intent."""
+        return {
+            "external_id": external_id,
+            "resume_token": None,
+            "resume_of": None,
+            "resume_detail": None,
+            "resumed_at": utcnow_iso(),
+        }
+
+    def _confirm_resume(
+        self, record: JobRecord, external_id: JsonValue, found: DecisionKind | None = None
+    ) -> JobRecord:
         """The resume returned ``external_id``: the pending intent becomes the job to poll."""
-        self.record = record.model_copy(
-            update={
-                "external_id": external_id,
-                "resume_token": None,
-                "resume_of": None,
-                "resume_detail": None,
-                "resumed_at": utcnow_iso(),
-            }
-        )
+        confirmed = self._linked(record, record.model_copy(update=self._resume_confirmed(external_id)))
+        # A resume found by its token is a decision of this try (the history shows it), written here.
+        self.record = self._decided(confirmed, found, external_id) if found is not None else confirmed
         self._save(self.record)
         return self.record
 
@@ -123,6 +132,7 @@ class ResumeSteps:
             )
         else:
             intent = record.model_copy(update={"try_number": info.try_number})
+        intent = self._decided(intent, decision.kind, decision.external_id)
         # The write-ahead step of a resume: from here on, a crash leaves a resume token to find it by.
         self._save(intent)
         self.record = intent

@@ -10,7 +10,8 @@ the mixin. The decision itself is the pure table in ``decisions.py``; the I/O is
 2. ask the job's status (retried on transient errors with tenacity), or find a lost submission by
    its token;
 3. :func:`~.decide`, then act: reattach and poll, return the result, or write the intent and submit;
-   for a failed job, write a resume intent and resume it (``job_resume.py``);
+   for a failed job, write a resume intent and resume it (``job_resume.py``); what the try decided
+   is logged and appended to the record's history, with the job's console link (``job_history.py``);
 4. on a kill, cancel only when asked to.
 """
 
@@ -40,6 +41,7 @@ from airflow.providers.resumable.mixins.decisions import (
     decide,
     new_idempotency_token,
 )
+from airflow.providers.resumable.mixins.job_history import HistorySteps, with_submitted
 from airflow.providers.resumable.mixins.job_resume import DECLINED, ResumeSteps
 from airflow.providers.resumable.observability import emit_decision
 from airflow.providers.resumable.state.codec import JobRecord, located, utcnow_iso
@@ -125,6 +127,8 @@ class JobCalls:
     #: ``find_resumed_job(external_id, resume_token)``: the id a lost resume returned, or None.
     find_resume: Callable[[JsonValue, str], JsonValue] | None = None
     use_resume_detail: Callable[[JsonValue], None] = lambda detail: None
+    #: ``job_url(external_id)``: the job's page in its system's console, or None.
+    job_url: Callable[[JsonValue], str | None] = lambda external_id: None
 
 
 @contextlib.contextmanager
@@ -178,7 +182,7 @@ class JobSettings:
     resume: ResumeSettings = DEFAULT_RESUME_SETTINGS
 
 
-class JobRun(ResumeSteps):
+class JobRun(ResumeSteps, HistorySteps):
     """
     One try's run of one resumable job: what it read, what it decided, and the job it is waiting on.
 
@@ -266,8 +270,10 @@ class JobRun(ResumeSteps):
                 )
                 looked_up = True
                 continue
-            record = self.record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
+            found_record = record.model_copy(update={"external_id": found, "submitted_at": utcnow_iso()})
+            record = self._decided(self._linked(record, found_record), DecisionKind.FOUND_BY_TOKEN, found)
             self._save(record)
+            self.record = record
             found_by_token = f"Found job {found} submitted with token {record.token} by an earlier try"
             emit_decision(
                 DecisionKind.FOUND_BY_TOKEN.value, tags, external_id_key=key, external_id=found, seq=record.seq
@@ -361,55 +367,12 @@ class JobRun(ResumeSteps):
             return JobState.SUCCEEDED, raw
         return JobState.FAILED, raw
 
-    def _log_decision(
-        self, decision: Decision, record: JobRecord | None, raw_status: Any, found_by_token: str | None = None
-    ) -> None:
-        """
-        The try's one decision line (docs/monitoring.rst): a person reading the log sees one recovery.
-
-        A job found by its token and then reattached to, or returned, is one recovery: one line.
-        """
-        if found_by_token is not None:
-            if decision.action is Action.REATTACH:
-                self.log.info("%s; reattaching to it (%s)", found_by_token, raw_status)
-                return
-            if decision.action is Action.RETURN_RESULT:
-                self.log.info("%s; it ended %s: returning its result", found_by_token, raw_status)
-                return
-            # It is found and then left (it failed, or a spec changed): what comes next is a decision of its own.
-            self.log.info(found_by_token)
-        origin = ""
-        if record is not None:
-            origin = (
-                f", submitted at try {record.try_number} with token {record.token}"
-                if not record.legacy
-                else ", recorded by airflow.sdk.ResumableJobMixin"
-            )
-        job = record.external_id if record is not None else None
-        action = decision.action
-        if action is Action.REATTACH:
-            self.log.info("Reattaching to job %s (%s)%s", job, raw_status, origin)
-        elif action is Action.RETURN_RESULT:
-            self.log.info("Job %s already succeeded (%s)%s; returning its result", job, raw_status, origin)
-        elif action is Action.RESUBMIT_SAME_TOKEN:
-            self.log.warning(
-                "Submitting again with token %s (submission %s): %s", decision.token, decision.seq, decision.reason
-            )
-        elif action in (Action.SUBMIT, Action.CANCEL_AND_SUBMIT):
-            self.log.info("Submitting job (submission %s, token %s): %s", decision.seq, decision.token, decision.reason)
-        elif action is Action.RESUME:
-            self.log.info("Resuming job %s (%s), resume token %s: %s", job, raw_status, decision.token, decision.reason)
-        elif action is Action.RESUME_SAME_TOKEN:
-            self.log.warning(
-                "Resuming job %s again with resume token %s (%s): %s", job, decision.token, raw_status, decision.reason
-            )
-        elif action is Action.FAIL:
-            self.log.error("Not submitting: %s", decision.reason)
-
     def _act(self, decision: Decision, record: JobRecord | None) -> Any:
         info = self.task_try.info
         action = decision.action
         if action is Action.FAIL:
+            assert record is not None
+            self._note_refusal(decision, record)
             if decision.kind is DecisionKind.FAILED_STOP:
                 raise ResumableJobFailedError(f"{decision.reason} The record is {self.location}.")
             raise ResumableJobConflictError(f"{decision.reason} The record is {self.location}.")
@@ -435,18 +398,20 @@ class JobRun(ResumeSteps):
         if action in (Action.REATTACH, Action.RETURN_RESULT):
             assert record is not None
             self.calls.use_token(record.token, False)
+            update: dict[str, Any] = {}
             if record.resume_pending:
                 # The job runs again (or succeeded), so the lost resume did start: confirm it.
-                record = self._confirm_resume(record, record.external_id)
+                update |= self._resume_confirmed(record.external_id)
             if decision.adopt or (record.legacy and record.try_number is None):
                 # Adopted into this life: a clear (or the finished marker) can now tell it apart. A bare
                 # id from airflow.sdk.ResumableJobMixin becomes one of our records here. A person's
                 # clear starts the life's resume count again.
-                record = self.record = record.model_copy(
-                    update={"generation": info.max_tries, "try_number": info.try_number}
-                    | ({"resumes": 0} if decision.adopt else {})
-                )
-                self._save(record)
+                update |= {"generation": info.max_tries, "try_number": info.try_number}
+                update |= {"resumes": 0} if decision.adopt else {}
+            # One write, before polling or returning, for all of it: this try's entry among them.
+            record = self._linked(record, record.model_copy(update=update))
+            record = self.record = self._decided(record, decision.kind, record.external_id)
+            self._save(record)
             if action is Action.REATTACH:
                 self._poll(record.external_id)
             return self.calls.result(record.external_id)
@@ -458,7 +423,8 @@ class JobRun(ResumeSteps):
 
         if action is Action.RESUBMIT_SAME_TOKEN:
             assert record is not None
-            intent = record.model_copy(update={"try_number": info.try_number})
+            # Written although the token is stored already: the entry says this try sent it again.
+            intent = self._decided(record.model_copy(update={"try_number": info.try_number}), decision.kind, None)
         else:
             assert decision.seq is not None
             intent = JobRecord(
@@ -469,9 +435,12 @@ class JobRun(ResumeSteps):
                 try_number=info.try_number,
                 intent_at=utcnow_iso(),
                 resumes=decision.resumes,
+                # The task instance's history goes on over a fresh submission (after a failure, a clear).
+                history=record.history if record is not None else [],
             )
-            # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
-            self._save(intent)
+            intent = self._decided(intent, decision.kind, None)
+        # The write-ahead step: from here on, a crash anywhere leaves a token to find the job by.
+        self._save(intent)
         self.record = intent
 
         self.calls.use_token(intent.token, action is Action.RESUBMIT_SAME_TOKEN)
@@ -481,7 +450,8 @@ class JobRun(ResumeSteps):
                 "submit_job returned no id; the record keeps token %s so a retry can resolve it", intent.token
             )
         else:
-            self.record = intent.model_copy(update={"external_id": external_id, "submitted_at": utcnow_iso()})
+            submitted = intent.model_copy(update={"external_id": external_id, "submitted_at": utcnow_iso()})
+            self.record = self._linked(intent, with_submitted(submitted, info.try_number, external_id))
             self._save(self.record)
             self.log.info("Submitted job %s with token %s", external_id, intent.token)
         self._poll(external_id)

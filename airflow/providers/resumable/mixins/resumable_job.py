@@ -106,6 +106,13 @@ class ResumableJobMixin(ABC):
             def find_resumed_job(self, external_id, idempotency_token, context):
                 return self.hook.find_repair(external_id, idempotency_token)  # None when absent
 
+            def job_url(self, external_id, context):
+                return f"https://console.example.com/jobs/{external_id}"  # shown beside the job
+
+    Each try's decision (submit, reattach, already_succeeded, failed_resume ...) is kept in the job
+    record's ``history`` (the last 20), with the job's console link from ``job_url`` as ``url``, for a
+    person (``airflow resumable state``) or a UI; see docs/mixins.rst.
+
     :param durable: keep the job record in task state and resume from it (default). ``False`` submits
         on every try, like an operator without this mixin.
     :param cancel_on_kill: cancel the external job when the task is killed. Airflow delivers the same
@@ -289,6 +296,17 @@ class ResumableJobMixin(ABC):
         self.job_run.note_resume(detail)
         self.resume_detail = detail
 
+    def job_url(self, external_id: JsonValue, context: Context) -> str | None:
+        """
+        Return the job's page in its system's console (a Databricks run page, the AWS console), or None.
+
+        Called when the job's id becomes known (submitted, found by its token, resumed under another
+        id, or reattached to without a stored link), and stored in the record as ``url``. Build it
+        from the id where the system allows; an exception is logged and no link is stored, never
+        failing the task.
+        """
+        return None
+
     def job_fingerprint(self, context: Context) -> str | None:
         """
         Return a hash of the rendered job spec (see ``fingerprint_of``), or None to skip the check.
@@ -371,6 +389,7 @@ class ResumableJobMixin(ABC):
             if implements_resume and implements_find_resume
             else None,
             use_resume_detail=use_resume_detail,
+            job_url=lambda external_id: self.job_url(external_id, context),
         )
 
     def _implements(self, name: str) -> bool:

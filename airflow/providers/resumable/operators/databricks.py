@@ -50,6 +50,29 @@ _REPAIRABLE_RESULT_STATES = ("FAILED", "TIMEDOUT", "CANCELED")
 XCOM_REPAIR_ID_KEY = "repair_id"
 
 
+class RememberedPageUrls:
+    """
+    The operator's ``DatabricksHook``, with the run page URL of each run fetched once.
+
+    The official code fetches it with a ``runs/get`` after submitting (``_launch_job``) and again when
+    it starts polling; ``job_url`` needs it when the run id is known, which is between the two. Handed
+    to the official code in place of the hook, so the three share one call.
+    """
+
+    def __init__(self, hook: Any, urls: dict[int, str]) -> None:
+        self.resumable_hook = hook
+        self.resumable_urls = urls
+
+    def get_run_page_url(self, run_id: int) -> str:
+        url = self.resumable_urls.get(int(run_id))
+        if url is None:
+            url = self.resumable_urls[int(run_id)] = self.resumable_hook.get_run_page_url(run_id)
+        return url
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.resumable_hook, name)
+
+
 def _normalised(payload: Any) -> dict[str, Any]:
     """The official JSON normalisation (numbers and booleans to strings), as a fresh dict."""
     return dict(cast("dict[str, Any]", official.normalise_json_content(payload)))
@@ -91,6 +114,8 @@ class _ResumableDatabricksRun(ResumableJobMixin):
         if isinstance(self.json, dict):
             _check_token(self.json.get("idempotency_token"))
         self._run_xcoms_pushed = False
+        #: Run page URLs by run id, fetched once (see ``RememberedPageUrls``).
+        self._run_page_urls: dict[int, str] = {}
 
     # ---- the spec and the payload -------------------------------------------------------------------
 
@@ -147,11 +172,12 @@ class _ResumableDatabricksRun(ResumableJobMixin):
     def poll_until_complete(self, external_id: JsonValue, context: Context) -> None:
         self.run_id = int(external_id)  # type: ignore[arg-type]
         self._prepare_repair_payload(context)
+        hook = RememberedPageUrls(self._hook, self._run_page_urls)
         if self.deferrable:
             # Pushes the XComs, then defers on this run (or completes at once if it already ended).
-            official._handle_deferrable_databricks_operator_execution(self, self._hook, self.log, context)
+            official._handle_deferrable_databricks_operator_execution(self, hook, self.log, context)
         else:
-            official._handle_databricks_operator_execution(self, self._hook, self.log, context)
+            official._handle_databricks_operator_execution(self, hook, self.log, context)
         self._run_xcoms_pushed = True
 
     def get_job_result(self, external_id: JsonValue, context: Context) -> None:
@@ -160,8 +186,12 @@ class _ResumableDatabricksRun(ResumableJobMixin):
         if not self._run_xcoms_pushed and self.do_xcom_push:
             ti = context["ti"]
             ti.xcom_push(key=official.XCOM_RUN_ID_KEY, value=self.run_id)
-            ti.xcom_push(key=official.XCOM_RUN_PAGE_URL_KEY, value=self._hook.get_run_page_url(self.run_id))
+            ti.xcom_push(key=official.XCOM_RUN_PAGE_URL_KEY, value=self.job_url(self.run_id, context))
         return None
+
+    def job_url(self, external_id: JsonValue, context: Context) -> str | None:
+        """The run's page in the workspace (``run_page_url``), as the official operators push it."""
+        return RememberedPageUrls(self._hook, self._run_page_urls).get_run_page_url(int(external_id))  # type: ignore[arg-type]
 
     def cancel_job(self, external_id: JsonValue, context: Context) -> None:
         self._hook.cancel_run(int(external_id))  # type: ignore[arg-type]

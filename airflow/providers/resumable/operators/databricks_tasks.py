@@ -22,7 +22,7 @@ from airflow.providers.resumable.compat.version_compat import apply_defaults
 from airflow.providers.resumable.extras import requires_extra
 from airflow.providers.resumable.mixins.decisions import fingerprint_of
 from airflow.providers.resumable.mixins.resumable_job import ResumableJobMixin
-from airflow.providers.resumable.operators.databricks import _ResumableDatabricksRun
+from airflow.providers.resumable.operators.databricks import RememberedPageUrls, _ResumableDatabricksRun
 
 with requires_extra("databricks", __name__):
     from airflow.providers.databricks.operators import databricks as official
@@ -50,6 +50,7 @@ class _ResumableDatabricksTask(ResumableJobMixin):
     is_job_active = _ResumableDatabricksRun.is_job_active
     is_job_succeeded = _ResumableDatabricksRun.is_job_succeeded
     cancel_job = _ResumableDatabricksRun.cancel_job
+    job_url = _ResumableDatabricksRun.job_url
 
     if TYPE_CHECKING:
         # Provided by the official operator classes this mixin is combined with.
@@ -68,6 +69,8 @@ class _ResumableDatabricksTask(ResumableJobMixin):
         self._run_xcoms_pushed = False
         #: The token ``_get_run_json`` adds, set only while ``submit_job`` runs.
         self._submit_token: str | None = None
+        #: Run page URLs by run id, fetched once (see ``RememberedPageUrls``).
+        self._run_page_urls: dict[int, str] = {}
 
     # ---- standalone or inside a workflow -----------------------------------------------------------
 
@@ -97,10 +100,14 @@ class _ResumableDatabricksTask(ResumableJobMixin):
 
     def submit_job(self, context: Context) -> int | None:
         self._submit_token = self.idempotency_token
+        hook = self._hook
+        # The official _launch_job fetches the run's page URL right after submitting: job_url reuses it.
+        self.__dict__["_hook"] = RememberedPageUrls(hook, self._run_page_urls)
         try:
             run_id = self._launch_job(context=context)
         finally:
             self._submit_token = None
+            self.__dict__["_hook"] = hook
         self._run_xcoms_pushed = True
         return run_id
 
@@ -121,7 +128,7 @@ class _ResumableDatabricksTask(ResumableJobMixin):
             return
         ti = context["ti"]
         ti.xcom_push(key=official.XCOM_RUN_ID_KEY, value=self.databricks_run_id)
-        ti.xcom_push(key=official.XCOM_RUN_PAGE_URL_KEY, value=self._hook.get_run_page_url(self.databricks_run_id))
+        ti.xcom_push(key=official.XCOM_RUN_PAGE_URL_KEY, value=self.job_url(self.databricks_run_id, context))
         self._run_xcoms_pushed = True
 
     def execute_complete(self, context: Any, event: Any = None) -> None:

@@ -135,6 +135,30 @@ _JOB_ADVICE = (
 )
 
 
+#: How many decisions a job record keeps: enough for every try of a task instance with many retries and
+#: a few clears, small enough that a record stays a few kilobytes in a Variable or a state row.
+JOB_HISTORY_LIMIT = 20
+
+
+class JobDecisionEntry(BaseModel):
+    """
+    What one try decided about its task instance's job (``JobRecord.history``), for a person or a UI.
+
+    ``decision`` is a ``DecisionKind`` value (``submit``, ``reattach``, ``found_by_token`` ...), kept as a
+    string so a record written by a newer provider with a kind this one does not know still reads.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    #: The try that decided (None only where Airflow gave the try no number, as for ``JobRecord``).
+    try_number: int | None = Field(default=None, ge=0)
+    decision: str = Field(min_length=1)
+    at: str
+    #: The job the decision concerned; for a submission, the job it submitted (None until
+    #: ``submit_job`` returned, and when it never did).
+    external_id: JsonValue = None
+
+
 class JobRecord(BaseModel):
     """
     Write-ahead record of one external job submission.
@@ -174,6 +198,12 @@ class JobRecord(BaseModel):
     #: Set when the record was upgraded from a bare id stored by ``airflow.sdk.ResumableJobMixin``
     #: (or the official operators' ``durable=True``), which carries no token.
     legacy: bool = False
+    #: What each try decided about this task instance's job, oldest first, the last
+    #: ``JOB_HISTORY_LIMIT`` kept (0.2.0, still version 2: a record without it reads as no history, and
+    #: an older reader ignores it). Carried over a fresh submission, so it spans failures and clears.
+    history: list[JobDecisionEntry] = Field(default_factory=list)
+    #: The job's page in its system's console (``job_url``), when the operator can name one.
+    url: str | None = None
 
     @model_validator(mode="after")
     def _ours_have_a_token(self) -> JobRecord:

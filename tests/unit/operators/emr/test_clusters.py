@@ -28,6 +28,12 @@ class TestCreateJobFlow:
         }
         assert tags == {"team": "data", CLUSTER_TOKEN_TAG: stored["token"]}
 
+    def test_the_record_links_the_cluster_page_as_the_official_link_does(self, aws, memory_store):
+        cluster_id = cluster_op().execute(ctx())
+        assert memory_store.get("emr_cluster")["url"] == (
+            f"https://console.aws.amazon.com/emr/home?region={REGION}#/clusterDetails/{cluster_id}"
+        )
+
     def test_crash_before_the_state_write_reuses_the_tagged_cluster(self, aws, memory_store, id_write_lost):
         with id_write_lost(), pytest.raises(ConnectionError):
             cluster_op().execute(ctx(1))

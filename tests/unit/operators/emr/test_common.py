@@ -105,3 +105,22 @@ class TestSubmitUnrepeated:
 )
 def test_transient_aws_errors(exc, transient):
     assert is_transient_aws_error(exc) is transient
+
+
+@pytest.mark.parametrize(
+    ("partition", "external_id", "url"),
+    [
+        ("aws", {"cluster_id": "j-1"}, "https://console.aws.amazon.com/emr/home?region=eu-west-1#/clusterDetails/j-1"),
+        ("aws-cn", {"cluster_id": "j-1"}, "https://console.amazonaws.cn/emr/home?region=eu-west-1#/clusterDetails/j-1"),
+        ("aws-unknown", {"cluster_id": "j-1"}, None),
+        ("aws", {"step_ids": ["s-1"]}, None),
+        ("aws", "j-1", None),
+    ],
+)
+def test_cluster_console_url_is_the_official_link_built_without_a_call(partition, external_id, url):
+    from types import SimpleNamespace
+
+    from airflow.providers.resumable.operators.emr._common import cluster_console_url
+
+    hook = SimpleNamespace(conn_partition=partition, conn_region_name="eu-west-1")
+    assert cluster_console_url(hook, external_id) == url

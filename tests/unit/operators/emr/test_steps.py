@@ -9,6 +9,7 @@ from airflow.providers.resumable.mixins import ResumableJobConflictError
 from airflow.providers.resumable.operators.emr import ResumableEmrAddStepsOperator
 from airflow.providers.resumable.operators.emr._common import MARKER_RE
 from tests.support.emr import STEP, ctx, deferred, steps_op
+from tests.support.fake_aws import REGION
 from tests.support.job_run import while_polling
 
 
@@ -33,6 +34,18 @@ class TestAddSteps:
         token = stored["token"]
         assert step_names(aws, cluster) == [f"calculate_pi [{token}:0/2]", f"second [{token}:1/2]"]
         assert context["ti"].pushed["job_flow_id"] == cluster
+
+    def test_the_record_links_the_cluster_page_and_keeps_each_tries_decision(self, aws, cluster, memory_store):
+        aws.running_reads = 1
+        with pytest.raises(Exception, match="max attempts|Max attempts"):
+            steps_op(cluster, waiter_max_attempts=1).execute(ctx(1))
+        steps_op(cluster).execute(ctx(2))
+        stored = memory_store.get("emr_steps")
+        assert stored["url"] == f"https://console.aws.amazon.com/emr/home?region={REGION}#/clusterDetails/{cluster}"
+        assert [(e["try_number"], e["decision"]) for e in stored["history"]] == [
+            (1, "submit"),
+            (2, "already_succeeded"),
+        ]
 
     def test_failure_mid_poll_reattaches_without_adding_steps(self, aws, cluster, memory_store):
         aws.running_reads = 1  # the first try's only poll sees RUNNING, then its waiter gives up

@@ -176,6 +176,24 @@ def require_dict_id(external_id: JsonValue, keys: tuple[str, ...], what: str) ->
     return external_id
 
 
+def cluster_console_url(hook: Any, external_id: JsonValue) -> str | None:
+    """
+    The AWS console page of the EMR cluster ``external_id`` names, shaped as the official ``EmrClusterLink``.
+
+    Built from the hook's region and partition, as the official operators build their link: no AWS call.
+    """
+    from airflow.providers.amazon.aws.links.base_aws import BaseAwsLink
+    from airflow.providers.amazon.aws.links.emr import EmrClusterLink
+
+    cluster_id = external_id.get("cluster_id") if isinstance(external_id, dict) else None
+    domain = BaseAwsLink.get_aws_domain(hook.conn_partition)
+    if not cluster_id or domain is None:
+        return None
+    return EmrClusterLink.format_str.format(
+        aws_domain=domain, region_name=hook.conn_region_name, job_flow_id=cluster_id
+    )
+
+
 #: botocore's retry settings for a call that must not be sent twice: one attempt, no retry.
 SINGLE_ATTEMPT = {"total_max_attempts": 1, "mode": "standard"}
 

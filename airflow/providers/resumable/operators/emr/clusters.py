@@ -16,6 +16,7 @@ from airflow.providers.resumable.operators.emr._common import (
     LOOKUP_SLACK,
     ResumableEmrJob,
     attributes,
+    cluster_console_url,
     gone_if_not_found,
     intent_time,
     literal,
@@ -151,6 +152,10 @@ class ResumableEmrCreateJobFlowOperator(ResumableEmrJob, EmrCreateJobFlowOperato
                     f"failed: {exc!r}. Terminate them by hand, then clear the task."
                 ) from exc
         return keep
+
+    def job_url(self, external_id: JsonValue, context: Context) -> str | None:
+        """The cluster's page in the AWS console (the official ``EmrClusterLink``)."""
+        return cluster_console_url(self.hook, external_id)
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = require_dict_id(external_id, ("cluster_id",), "EMR cluster")

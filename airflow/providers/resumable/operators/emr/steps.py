@@ -25,6 +25,7 @@ from airflow.providers.resumable.operators.emr._common import (
     STEP_NAME_MAX,
     ResumableEmrJob,
     attributes,
+    cluster_console_url,
     gone_if_not_found,
     intent_time,
     literal,
@@ -349,6 +350,10 @@ class ResumableEmrAddStepsOperator(ResumableEmrJob, EmrAddStepsOperator):
                     f"cancelling {extra} failed: {exc!r}. Cancel them by hand, then clear the task."
                 ) from exc
         return keep
+
+    def job_url(self, external_id: JsonValue, context: Context) -> str | None:
+        """The page of the cluster running the steps, which lists them (the official ``EmrClusterLink``)."""
+        return cluster_console_url(self.hook, external_id)
 
     def get_job_status(self, external_id: JsonValue, context: Context) -> str:
         job = require_dict_id(external_id, ("cluster_id", "step_ids"), "EMR steps")
