@@ -208,8 +208,12 @@ class Scenario:
 
     @property
     def holds_job(self) -> bool:
-        """The service keeps the victim's job running until the marked try is gone and a later try started."""
-        return self.moment == "clear_after_mark"
+        """
+        The service keeps the victim's job running until the marked try is gone (and, for a clear after
+        the mark, a later try started): a mark that reaches a loaded worker late must still find the job
+        running, as it would a long job, or the scenario would judge the machine's speed, not the kill.
+        """
+        return self.moment in ("clear_after_mark", "mark_failed")
 
     @property
     def retries(self) -> int | None:

@@ -113,6 +113,8 @@ class Faults:
         For a ``clear_after_mark`` scenario: until the marked try's process is gone (3.4's supervisor
         lets a marked task run on for ``killed_task_cleanup_time``) and a later try (the person's
         clear) has started, so that the next try always finds the job running, as a long job would be.
+        For a ``mark_failed`` scenario: until the marked try's process is gone, so the mark, however late
+        a loaded API server and heartbeat deliver it, finds the job still running.
         """
         scenario = scenario_of(name)
         if scenario is None or not scenario.holds_job or _map_index(name) != scenario.victim:
@@ -120,7 +122,12 @@ class Faults:
         with self._lock:
             kill = self.kills.get(name)
             tries = [r["try"] for r in self.registrations[name]]
-        if kill is None or not any(t > kill.try_number for t in tries):
+        if kill is None:
+            return True
+        if scenario.moment == "mark_failed":
+            # Marked for good: no later try comes; only until the marked try has stopped.
+            return any(_alive(pid) for pid in kill.pids)
+        if not any(t > kill.try_number for t in tries):
             return True
         return any(_alive(pid) for pid in kill.pids)
 

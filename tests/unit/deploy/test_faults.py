@@ -115,4 +115,20 @@ def test_a_marked_job_is_held_until_the_marked_try_is_gone_and_a_later_try_start
     first.kill()
     first.wait()
     assert not faults.holding(name), "the marked try is gone and the cleared try started: let the job end"
-    assert not faults.holding(f"{Scenario('toy', 'mark_failed').dag_id}/-1"), "only clear_after_mark holds"
+    assert not faults.holding(f"{Scenario('toy', 'clear_after_success').dag_id}/-1"), "no mark, no hold"
+
+
+def test_a_job_marked_for_good_is_held_only_until_the_marked_try_is_gone(sleeper):
+    # Under load the mark can reach the worker after the job would have ended on its own: held, the
+    # job is still running when the kill lands, so the scenario judges the kill, not the machine.
+    faults = Faults(mark_failed=lambda s, i: None)
+    name = f"{Scenario('toy', 'mark_failed').dag_id}/-1"
+    marked = sleeper()
+    faults.register(name, 1, marked.pid, 1)
+    assert faults.holding(name)
+    faults.event(name, "poll")
+    faults.event(name, "poll")
+    assert faults.holding(name), "marked; the try has not stopped yet"
+    marked.kill()
+    marked.wait()
+    assert not faults.holding(name), "the marked try is gone and no later try comes: let the job go"
