@@ -53,11 +53,13 @@ def main(argv: list[str] | None = None) -> int:
                 page.goto(harness.tab_path(s.dag_id, s.run_id, s.task_id, s.map_index))
                 tab = harness.tab_frame(page)
                 try:
+                    # Airflow draws the iframe as soon as the plugin lists its view: quick, or never.
+                    page.locator(harness.TAB_IFRAME).wait_for(timeout=20_000)
                     # Drawn once the tab's script has rendered the state (or said it has none).
                     tab.locator('[data-testid="clear-sentence"], [data-testid="empty"]').first.wait_for()
                 except Exception as err:
                     missing.append(name)
-                    print(f"WARNING: {name}: the tab did not render ({type(err).__name__}); saved as is", file=sys.stderr)
+                    print(f"WARNING: {name}: no tab drawn ({type(err).__name__}); saved as is", file=sys.stderr)
                 path = args.out / file_name
                 page.screenshot(path=str(path), full_page=True)
                 print(f"==> {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")

@@ -53,6 +53,8 @@ AUTH_MANAGER = "tests.ui.auth_manager.OutsiderAuthManager"
 COOKIE = "_token"
 #: The Resumable tab's route segment (the plugin's external view ``url_route``).
 TAB_ROUTE = "resumable"
+#: The tab's iframe on Airflow's task-instance page: its ``src`` is the view's href, the plugin's tab page.
+TAB_IFRAME = f'iframe[src*="/{TAB_ROUTE}/tab"]'
 
 
 def airflow_version() -> tuple[int, int]:
@@ -240,4 +242,4 @@ def logged_in_context(browser: Any, server: ApiServer, user: str | None, **kwarg
 
 def tab_frame(page: Any) -> Any:
     """The Resumable tab's iframe on an Airflow task-instance page (its ``src`` is the plugin's ``/resumable/tab``)."""
-    return page.frame_locator(f'iframe[src*="/{TAB_ROUTE}/tab"]')
+    return page.frame_locator(TAB_IFRAME)
