@@ -39,9 +39,12 @@ FAILED_MID_WALK = "failed_mid_walk"
 INCREMENTAL_WINDOW = "incremental_window"
 DELETE_ME = "delete_me"
 RESET_ME = "reset_me"
+#: A mapped task (two map indexes) whose walks both failed part way: the tab's route for a mapped
+#: task instance (``.../tasks/T/mapped/M/plugin/resumable``); the scenario is map index 1.
+MAPPED_WALK = "mapped_walk"
 #: A DAG of no interest to the provider: the only one the test auth manager lets ``outsider`` see.
 UNRELATED = "unrelated"
-SCENARIOS = (RUNNING_JOB, SUCCEEDED, FAILED_MID_WALK, INCREMENTAL_WINDOW, DELETE_ME, RESET_ME, UNRELATED)
+SCENARIOS = (RUNNING_JOB, SUCCEEDED, FAILED_MID_WALK, INCREMENTAL_WINDOW, DELETE_ME, RESET_ME, MAPPED_WALK, UNRELATED)
 #: DAG id prefix; ``UNRELATED_DAG_ID`` is what tests/ui/auth_manager.py lets ``outsider`` read.
 PREFIX = "ui_"
 UNRELATED_DAG_ID = PREFIX + UNRELATED
@@ -129,6 +132,21 @@ def walk_dag(name: str, out_dir: str) -> Any:
         retry_delay=timedelta(0),
         dag=dag,
     )
+    return dag
+
+
+def mapped_walk_dag(name: str, out_dir: str) -> Any:
+    dag = dag_for_test(PREFIX + name)
+    ToyBatchOperator.partial(
+        task_id="copy",
+        total=WALK_TOTAL,
+        batch_size=WALK_BATCH,
+        fail_on={1: WALK_DIES_AT},
+        checkpoint_every=1,
+        retries=0,
+        retry_delay=timedelta(0),
+        dag=dag,
+    ).expand(out_dir=[os.path.join(out_dir, "0"), os.path.join(out_dir, "1")])
     return dag
 
 
@@ -249,6 +267,29 @@ def _failed_mid_walk(name: str, out_dir: str) -> Scenario:
     )
 
 
+def _mapped_walk(out_dir: str) -> Scenario:
+    """Both map indexes die at the same batch on their only try; the scenario is map index 1."""
+    dag = mapped_walk_dag(MAPPED_WALK, out_dir)
+    run = run_dag(dag)
+    assert run.state == "failed", run
+    rows = [r for r in stored_state(dag.dag_id, run.run_id) if r["map_index"] == 1]
+    checkpoints = [
+        r["value"] for r in rows if isinstance(r["value"], dict) and r["value"].get("kind") == codec.CHECKPOINT_KIND
+    ]
+    assert len(checkpoints) == 1, rows
+    assert checkpoints[0]["batches_done"] == WALK_DIES_AT, checkpoints
+    ti = run.ti("copy", 1)
+    return Scenario(
+        name=MAPPED_WALK,
+        dag_id=run.dag_id,
+        run_id=run.run_id,
+        task_id="copy",
+        map_index=1,
+        ti_state=ti.state,
+        facts={"run_state": run.state, "try_number": ti.try_number, "batches_done": WALK_DIES_AT},
+    )
+
+
 def _incremental_window(name: str) -> Scenario:
     """Run 1 commits the mark 2 (items a, b); run 2 plans the window from 2, reads c, d and fails writing."""
     SOURCE.clear()
@@ -303,6 +344,7 @@ def seed(out_dir: str | None = None) -> Iterator[Seeded]:
             _failed_mid_walk(DELETE_ME, os.path.join(out, DELETE_ME)),
             _incremental_window(INCREMENTAL_WINDOW),
             _incremental_window(RESET_ME),
+            _mapped_walk(os.path.join(out, MAPPED_WALK)),
         ]
         unrelated = run_dag(unrelated_dag())
         assert unrelated.state == "success", unrelated

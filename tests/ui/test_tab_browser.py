@@ -19,6 +19,7 @@ from tests.ui.seed import (
     DELETE_ME,
     FAILED_MID_WALK,
     INCREMENTAL_WINDOW,
+    MAPPED_WALK,
     RESET_ME,
     RUNNING_JOB,
     SUCCEEDED,
@@ -61,6 +62,17 @@ def test_a_logged_in_user_sees_airflows_task_instance_page(ui_page, scenarios):
     assert "login" not in page.url
 
 
+def test_airflow_shows_a_mapped_task_instance_on_its_own_route(ui_page, scenarios):
+    s = scenarios[MAPPED_WALK]
+    page = ui_page("admin")
+    path = harness.ti_path(s.dag_id, s.run_id, s.task_id, s.map_index)
+    assert path.endswith(f"/tasks/{s.task_id}/mapped/{s.map_index}")
+    response = page.goto(path)
+    assert response is not None
+    assert response.ok, response.status
+    expect(page.get_by_text("ToyBatchOperator").first).to_be_visible()
+
+
 def test_without_the_cookie_airflow_asks_for_a_login(ui_page, scenarios):
     s = scenarios[FAILED_MID_WALK]
     page = ui_page(None)
@@ -99,6 +111,14 @@ def test_a_walk_that_failed_part_way(ui_page, scenarios):
     expect(tab.get_by_test_id("checkpoint-cursor")).to_contain_text(str(WALK_DIES_AT * WALK_BATCH))
     expect(tab.get_by_test_id("clear-sentence")).to_contain_text(re.compile(r"resum|continu", re.IGNORECASE))
     expect(tab.get_by_test_id("entries")).to_contain_text("checkpoint")
+
+
+def test_a_mapped_task_instance_shows_its_own_state(ui_page, scenarios):
+    s = scenarios[MAPPED_WALK]
+    page, tab = open_tab(ui_page, s)
+    assert f"/mapped/{s.map_index}/plugin/resumable" in page.url
+    expect(page.locator(harness.TAB_IFRAME)).to_have_attribute("src", re.compile(rf"map_index={s.map_index}\b"))
+    expect(tab.get_by_test_id("checkpoint-batches")).to_contain_text(str(WALK_DIES_AT))
 
 
 def test_an_incremental_run_with_its_window(ui_page, scenarios):
