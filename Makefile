@@ -204,6 +204,7 @@ test: lint
 	@$(MAKE) docs
 	@$(MAKE) check-dist
 	@$(MAKE) venv venv-deploy
+	@scripts/ensure-chromium.sh
 	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.4
 	@scripts/run-parallel.sh "$(MAKE)" test-3.3-variable test-3.4-variable
 	@scripts/run-parallel.sh "$(MAKE)" test-3.2 test-2.11

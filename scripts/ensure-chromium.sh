@@ -19,6 +19,14 @@ if [ "$(id -u)" != "0" ] || ! command -v apt-get >/dev/null 2>&1; then
   exit 1
 fi
 
+# Two legs run at once (make test): one installs, the other waits for it and finds it installed.
+if command -v flock >/dev/null 2>&1 && [ -z "${RESUMABLE_CHROMIUM_LOCKED:-}" ]; then
+  RESUMABLE_CHROMIUM_LOCKED=1 exec flock /tmp/airflow-provider-resumable-chromium.lock bash "$0" "$@"
+fi
+if [ -x /usr/bin/chromium ]; then
+  exit 0
+fi
+
 echo "==> chromium not found; installing it with apt-get (Debian's package: the UI tests' browser)"
 export DEBIAN_FRONTEND=noninteractive
 start=$SECONDS
