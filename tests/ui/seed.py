@@ -75,7 +75,12 @@ class Scenario:
 
     @property
     def query(self) -> str:
-        return f"dag_id={self.dag_id}&run_id={self.run_id}&task_id={self.task_id}&map_index={self.map_index}"
+        """The task instance as the tab's query string (a run id's ``+`` encoded: it is no space)."""
+        from urllib.parse import urlencode
+
+        return urlencode(
+            {"dag_id": self.dag_id, "run_id": self.run_id, "task_id": self.task_id, "map_index": self.map_index}
+        )
 
 
 class ChangedItemsOperator(WatermarkMixin, BaseOperator):
