@@ -107,6 +107,18 @@ def test_the_plugin_app_is_mounted_or_answers_404(ui_server, scenarios):
 # ------------------------------------------------------------------------------ the plugin: reading
 
 
+def test_the_tab_takes_the_map_index_placeholder_airflow_leaves_for_an_unmapped_task(ui_server, scenarios):
+    """
+    Airflow's UI (3.3, 3.4) replaces ``{MAP_INDEX}`` in the view's href only on a mapped task
+    instance's route (``.../mapped/M/plugin/resumable``): an unmapped one's iframe asks for
+    ``map_index={MAP_INDEX}`` as is, which is the task instance of map index -1.
+    """
+    s = scenarios[FAILED_MID_WALK]
+    query = s.query.replace("map_index=-1", "map_index={MAP_INDEX}")
+    response = ui_server.request("GET", f"/resumable/tab?{query}", "admin")
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+
+
 def test_state_json_of_a_running_job_says_a_clear_reattaches(ui_server, scenarios):
     s = scenarios[RUNNING_JOB]
     response = ui_server.request("GET", state_path(s), "admin")
