@@ -136,8 +136,9 @@ def test_a_succeeded_job(ui_page, scenarios):
     _, tab = open_tab(ui_page, s)
     expect(tab.get_by_test_id("clear-sentence")).to_be_visible()
     if native_store():
-        # The native store keeps the record, marked finished: a clear starts the task afresh.
-        expect(tab.get_by_test_id("entries")).to_contain_text("resumable_finished")
+        # The native store keeps the record (marked finished): shown, and a clear submits a new job.
+        expect(tab.get_by_test_id("job-id")).to_contain_text(s.facts["external_id"])
+        expect(tab.get_by_test_id("clear-sentence")).to_contain_text(re.compile(r"afresh|new job", re.IGNORECASE))
     else:
         # The Variable backend dropped the state at the success.
         expect(tab.get_by_test_id("empty")).to_be_visible()
