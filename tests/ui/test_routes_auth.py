@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 
+from airflow.providers.resumable.compat.airflow import clear_discards_task_state
 from tests.ui import harness
 from tests.ui.seed import (
     FAILED_MID_WALK,
@@ -155,8 +156,12 @@ def test_state_json_of_a_walk_that_failed_part_way(ui_server, scenarios):
     assert checkpoint["batches_done"] == WALK_DIES_AT
     assert str(WALK_DIES_AT * WALK_BATCH) in str(checkpoint["cursor"])
     assert checkpoint["complete"] is False
-    assert "resume" in body["clear"]["action"], body["clear"]
-    assert str(WALK_DIES_AT * WALK_BATCH) in body["clear"]["sentence"] or "resum" in body["clear"]["sentence"].lower()
+    if native_store() and clear_discards_task_state():
+        # Airflow 3.4's Clear discards the native store: the walk starts over, unless the clear keeps it.
+        assert body["clear"]["action"] == "start_walk", body["clear"]
+    else:
+        assert "resume" in body["clear"]["action"], body["clear"]
+    assert re.search(rf"resum|batch {WALK_DIES_AT}\b", body["clear"]["sentence"], re.IGNORECASE), body["clear"]
     assert body["job"] is None
 
 
