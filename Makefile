@@ -62,7 +62,8 @@ EXCLUDE_NEWER_DOCS := 2026-11-21T00:00:00Z
 .PHONY: help ensure-uv venv venv-3.4 venv-3.3 venv-3.2 venv-2.11 venv-docs venv-deploy lock lint docs check-dist test \
         test-3.4 test-3.4-variable test-3.3 test-3.3-variable test-3.2 test-2.11 \
         test-parity test-parity-3.4 test-parity-3.2 test-parity-2.11 \
-        test-deploy test-deploy-3.4 test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr demo-ui bench clean
+        test-deploy test-deploy-3.4 test-deploy-3.3 test-deploy-2.11 test-deploy-celery demo demo-databricks demo-emr demo-ui \
+        bench ui-screenshots clean
 
 help:
 	@echo "Targets:"
@@ -74,7 +75,9 @@ help:
 	@echo "                     nothing a user does not need)"
 	@echo "  test               lint, docs, check-dist, the six matrix legs (two at a time), the parity suites,"
 	@echo "                     then test-deploy; stops at the first red step"
-	@echo "  test-3.4           Airflow 3.4 (3.4.0b2), AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
+	@echo "  test-3.4           Airflow 3.4 (3.4.0b2), AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store);"
+	@echo "                     the 3.3 and 3.4 legs run the UI tests (tests/ui/) in Debian's Chromium, installed"
+	@echo "                     with apt-get when missing (scripts/ensure-chromium.sh)"
 	@echo "  test-3.4-variable  Airflow 3.4 (3.4.0b2), AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
 	@echo "  test-3.3           Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=auto (native store)"
 	@echo "  test-3.3-variable  Airflow 3.3, AIRFLOW__RESUMABLE__STATE_BACKEND=variable"
@@ -93,6 +96,8 @@ help:
 	@echo "                     dies after submitting, each retry finds its job instead of starting another"
 	@echo "  demo-ui            scripts/demo_ui.sh: Airflow's API server on the demo's home (127.0.0.1:8080, admin/admin),"
 	@echo "                     to open the Resumable tab of the demo's task instances (runs the demo first if needed)"
+	@echo "  ui-screenshots     scripts/ui-screenshots.sh: PNGs of the Resumable tab for its four states (Airflow 3.3,"
+	@echo "                     Chromium) -> docs/_static/ui/"
 	@echo "  bench              benchmarks/run.py: checkpoint costs and policies (real task supervisor) -> docs/benchmarks.md"
 	@echo "  lock               re-resolve requirements/*.txt from requirements/*.in"
 	@echo "  clean              remove venvs, build/ and caches"
@@ -201,6 +206,7 @@ test: lint
 	@$(MAKE) docs
 	@$(MAKE) check-dist
 	@$(MAKE) venv venv-deploy
+	@scripts/ensure-chromium.sh
 	@scripts/run-parallel.sh "$(MAKE)" test-3.3 test-3.4
 	@scripts/run-parallel.sh "$(MAKE)" test-3.3-variable test-3.4-variable
 	@scripts/run-parallel.sh "$(MAKE)" test-3.2 test-2.11
@@ -211,17 +217,22 @@ test: lint
 	@$(MAKE) test-deploy
 	@echo "==> all matrix legs green"
 
-# scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]
+# scripts/run-leg.sh <leg> <venv> <state backend> [pytest args]. The 3.3 and 3.4 legs run the UI tests
+# (tests/ui/) in Debian's Chromium, which scripts/ensure-chromium.sh installs when it is missing.
 test-3.4: venv-3.4
+	@scripts/ensure-chromium.sh
 	@scripts/run-leg.sh 3.4 $(VENV_3.4) auto $(PYTEST_ARGS)
 
 test-3.4-variable: venv-3.4
+	@scripts/ensure-chromium.sh
 	@scripts/run-leg.sh 3.4-variable $(VENV_3.4) variable $(PYTEST_ARGS)
 
 test-3.3: venv-3.3
+	@scripts/ensure-chromium.sh
 	@scripts/run-leg.sh 3.3 $(VENV_3.3) auto $(PYTEST_ARGS)
 
 test-3.3-variable: venv-3.3
+	@scripts/ensure-chromium.sh
 	@scripts/run-leg.sh 3.3-variable $(VENV_3.3) variable $(PYTEST_ARGS)
 
 test-3.2: venv-3.2
@@ -281,6 +292,9 @@ demo-emr: venv-3.3
 
 bench: venv-3.3
 	@scripts/bench.sh
+
+ui-screenshots: venv-3.3
+	@VENV=$(VENV_3.3) scripts/ui-screenshots.sh
 
 # ---------------------------------------------------------------------------- clean
 
