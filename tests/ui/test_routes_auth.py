@@ -107,10 +107,11 @@ def test_the_test_auth_manager_keeps_the_outsider_out_of_the_dags(ui_server, sce
     assert ui_server.request("GET", f"/api/v2/dags/{q(walk.dag_id)}", None).status_code == 401
 
 
-def test_the_plugin_app_is_mounted_or_answers_404(ui_server, scenarios):
-    """Before the plugin lands, its paths reach the api-server and get its 404; after, the tab."""
+def test_the_plugin_app_is_mounted(ui_server, scenarios):
+    """The provider's plugin serves the tab from inside Airflow's own API server."""
     response = ui_server.request("GET", f"/resumable/tab?{scenarios[FAILED_MID_WALK].query}", "admin")
-    assert response.status_code in (200, 404), (response.status_code, response.text[:300])
+    assert response.status_code == 200, (response.status_code, response.text[:300])
+    assert response.headers["content-type"].startswith("text/html")
 
 
 # ------------------------------------------------------------------------------ the plugin: reading
