@@ -77,7 +77,8 @@ nitpick_ignore_regex = [
     # and Airflow itself: documented elsewhere, with no inventory available offline.
     (r"py:.*", r"(typing|typing_extensions|collections\.abc|abc|argparse|enum|datetime|json|logging|os|pathlib)\..*"),
     (r"py:.*", r"contextvars\..*"),
-    (r"py:.*", r"(pydantic|pytest|tenacity|requests|botocore|boto3|aiohttp|packaging|pendulum|sqlalchemy|fastapi|starlette)(\..*)?"),
+    (r"py:.*", r"(pydantic|pytest|tenacity|requests|botocore|boto3|aiohttp|packaging|pendulum|sqlalchemy)(\..*)?"),
+    (r"py:.*", r"(fastapi|starlette)(\..*)?"),
     (r"py:.*", r"airflow\.(?!providers\.resumable\.).*"),
     (r"py:class", r"(Any|Callable|Iterator|Iterable|Mapping|MutableMapping|Sequence|Generator|TypeVar|Self)"),
     (r"py:class", r"(int|str|float|bool|bytes|dict|list|tuple|set|frozenset|object|type|None|Exception)"),
