@@ -1,8 +1,10 @@
 """
-Session fixtures of the UI tests: the seeded task instances, one api-server, one Chromium.
+Package fixtures of the UI tests: the seeded task instances, one api-server, one Chromium.
 
 The seeding runs first (in this process, against the leg's AIRFLOW_HOME), then the api-server
-starts over the same metadata DB; both live for the whole pytest session, as does the browser.
+starts over the same metadata DB; both live as long as the tests of this package, as does the
+browser. Not the whole session: Playwright's sync API keeps its event loop running in the main
+thread until it stops, and every later test that calls ``asyncio.run()`` would fail on it.
 Everything is skipped where :func:`tests.ui.harness.skip_reason` says the leg cannot run it.
 """
 
@@ -13,7 +15,7 @@ import pytest
 from tests.ui import harness
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_seeded():
     reason = harness.skip_reason()
     if reason:
@@ -27,13 +29,13 @@ def ui_seeded():
         seeding.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_server(ui_seeded):
     with harness.api_server() as server:
         yield server
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def ui_browser(ui_server):
     with harness.chromium() as browser:
         yield browser
