@@ -154,7 +154,7 @@ def _view(states, **kwargs):
         "ti_state": "failed",
         "states": states,
         "marks": [],
-        "discards_on_clear": False,
+        "native_discards": False,
         "redact": redact,
         "can_edit": True,
     } | kwargs
@@ -243,3 +243,11 @@ def test_task_loop_iterations_are_shown_apart():
     data, _ = _view([first, second], region_index=1)
     assert data["checkpoints"][0]["batches_done"] == 7
     assert data["job"] is None
+
+
+def test_the_tab_names_a_discarding_clear_only_for_native_state():
+    native = state({"stateful/checkpoint": CHECKPOINT})
+    variable = state({"stateful/checkpoint": CHECKPOINT}, backend=VARIABLE)
+    assert _view([native], native_discards=True)[0]["clear"]["action"] == "start_walk"
+    assert _view([variable], native_discards=True)[0]["clear"]["action"] == "resume_walk"
+    assert _view([native], native_discards=False)[0]["clear"]["action"] == "resume_walk"

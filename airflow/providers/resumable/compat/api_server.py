@@ -37,11 +37,18 @@ def running_on_api_server(argv: list[str] | None = None) -> bool:
     return len(args) > 1 and args[1] == "api-server"
 
 
+def ui_enabled() -> bool:
+    """This Airflow has the tab (3.1+) and ``[resumable] ui_enabled`` leaves it on."""
+    from airflow.configuration import conf
+
+    return ui_tab_supported() and conf.getboolean("resumable", "ui_enabled", fallback=True)
+
+
 def tab_base_url() -> str | None:
     """``[api] base_url`` for links to the tab, or None when this Airflow (or the setting) has no tab."""
     from airflow.configuration import conf
 
-    if not ui_tab_supported() or not conf.getboolean("resumable", "ui_enabled", fallback=True):
+    if not ui_enabled():
         return None
     return conf.get("api", "base_url", fallback="") or ""
 

@@ -81,6 +81,18 @@ def _checkpoints(values: dict[str, JsonValue]) -> list[tuple[str, CheckpointEnve
     return found
 
 
+def _window(values: dict[str, JsonValue]) -> JsonValue:
+    """The watermark window this run planned (the first try writes it; every later try reads it), or None."""
+    return next((v for v in values.values() if _kind(v) == WINDOW_KIND), None)
+
+
+def _discards(state: TaskState | None, native_discards: bool) -> bool:
+    """Whether a clear discards ``state`` by default: native task state (and its ledger view) on 3.4+."""
+    from airflow.providers.resumable.inventory.state import LEDGER, NATIVE
+
+    return native_discards and state is not None and state.backend in (NATIVE, LEDGER)
+
+
 def _finished(values: dict[str, JsonValue]) -> FinishedMarker | None:
     try:
         return FinishedMarker.parse(values.get(FINISHED_KEY), f"state key {FINISHED_KEY!r}")
@@ -173,16 +185,15 @@ def on_clear(state: TaskState | None, *, discards_on_clear: bool = False) -> Cle
     marker = _finished(values)
     job = _job(values)
     walks = _checkpoints(values)
-    if marker is not None and all(
-        (record.try_number or 0) <= marker.try_number for record in ([job[1]] if job else [])
-    ):
+    window = _window(values)
+    # A job record written after the success belongs to a try the clear already started: not finished.
+    if marker is not None and (job is None or (job[1].try_number or 0) <= marker.try_number):
         things = []
         if job is not None:
             things.append("submits a new job")
         if walks:
             things.append("walks from the first batch")
         what = " and ".join(things) or "runs it from the start"
-        window = next((v for v in values.values() if _kind(v) == WINDOW_KIND), None)
         if isinstance(window, dict):
             what += (
                 f", rereading the watermark window it read then (from {window.get('since')!r}) without moving the "
@@ -197,7 +208,6 @@ def on_clear(state: TaskState | None, *, discards_on_clear: bool = False) -> Cle
         clauses.append(_job_clause(job[1]))
     for key, envelope in walks:
         clauses.append(_walk_clause(key, envelope, discards=discards_on_clear))
-    window = next((v for v in values.values() if _kind(v) == WINDOW_KIND), None)
     if isinstance(window, dict):
         clauses.append(("reread_window", f"re-reads the same watermark window (from {window.get('since')!r})"))
     if not clauses:
@@ -215,16 +225,13 @@ def clear_outcomes(states: list[TaskState], *, native_discards: bool) -> dict[An
 
     :param native_discards: the running Airflow's clear discards native task state by default (3.4+).
     """
-    from airflow.providers.resumable.inventory.state import LEDGER, NATIVE
-
     by_scope: dict[Any, list[TaskState]] = {}
     for each in states:
         by_scope.setdefault(each.scope, []).append(each)
     outcomes = {}
     for scope, found in by_scope.items():
         merged = _merged(found)
-        discards = native_discards and merged is not None and merged.backend in (NATIVE, LEDGER)
-        outcomes[scope] = on_clear(merged, discards_on_clear=discards)
+        outcomes[scope] = on_clear(merged, discards_on_clear=_discards(merged, native_discards))
     return outcomes
 
 
@@ -347,13 +354,15 @@ def task_instance_view(
     ti_state: str | None,
     states: list[TaskState],
     marks: list[StoredWatermark],
-    discards_on_clear: bool,
+    native_discards: bool,
     redact: Callable[[Any], Any],
     can_edit: bool,
     region_index: int | None = None,
 ) -> dict[str, Any]:
     """
     The tab's JSON for one task instance; every stored value passes through ``redact`` first.
+
+    ``native_discards``: the running Airflow's clear discards native task state by default (3.4+).
 
     Airflow 3.4's Task Loop iterations share one task instance and keep their state apart, by region:
     the view shows one of them (``region_index``, else the task instance's own state, else the first
@@ -364,16 +373,17 @@ def task_instance_view(
     by_region: dict[int | None, list[TaskState]] = {}
     for each in states:
         by_region.setdefault(each.scope.region_index if each.scope.region_id is not None else None, []).append(each)
-    regions = [
-        {
-            "region_id": group[0].scope.region_id,
-            "region_index": index,
-            "clear": redact(on_clear(_merged(group), discards_on_clear=discards_on_clear).sentence),
-        }
-        for index, group in sorted(by_region.items(), key=lambda item: -1 if item[0] is None else item[0])
-        if index is not None
-    ]
     iterations = sorted(index for index in by_region if index is not None)
+    regions = []
+    for index in iterations:
+        merged = _merged(by_region[index])
+        regions.append(
+            {
+                "region_id": by_region[index][0].scope.region_id,
+                "region_index": index,
+                "clear": redact(on_clear(merged, discards_on_clear=_discards(merged, native_discards)).sentence),
+            }
+        )
     shown = (
         region_index if region_index in by_region else (None if None in by_region or not iterations else iterations[0])
     )
@@ -382,8 +392,8 @@ def task_instance_view(
     values = state.values if state is not None else {}
     job = _job(values)
     walks = _checkpoints(values)
-    window = next((v for v in values.values() if _kind(v) == WINDOW_KIND), None)
-    outcome = on_clear(state, discards_on_clear=discards_on_clear)
+    window = _window(values)
+    outcome = on_clear(state, discards_on_clear=_discards(state, native_discards))
     entries = []
     for each in states:
         for row in each.entries():

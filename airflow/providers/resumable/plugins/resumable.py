@@ -64,11 +64,7 @@ def _ui() -> tuple[list[Any], list[Any]]:
     """
     from airflow.providers.resumable.compat import api_server
 
-    if not (api_server.ui_tab_supported() and api_server.running_on_api_server()):
-        return [], []
-    from airflow.configuration import conf
-
-    if not conf.getboolean("resumable", "ui_enabled", fallback=True):
+    if not (api_server.running_on_api_server() and api_server.ui_enabled()):
         return [], []
     from airflow.providers.resumable.plugins import ui
 

@@ -104,7 +104,6 @@ def _view(
         states = _states(session, dag_id, run_id, task_id, map_index)
         ti_state = _ti_state(session, dag_id, run_id, task_id, map_index)
         marks = _marks(session, dag_id, task_id, map_index)
-        backend = states[0].backend if states else None
         return view.task_instance_view(
             dag_id=dag_id,
             run_id=run_id,
@@ -113,7 +112,7 @@ def _view(
             ti_state=ti_state,
             states=states,
             marks=marks,
-            discards_on_clear=clear_discards_task_state() and backend in (inventory.NATIVE, inventory.LEDGER),
+            native_discards=clear_discards_task_state(),
             redact=compat.display_redactor(),
             can_edit=compat.may_edit(user, dag_id),
             region_index=region_index,
