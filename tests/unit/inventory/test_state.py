@@ -256,3 +256,12 @@ def test_deleting_a_namespaced_key_takes_it_out_of_the_index(values, key, after)
     from airflow.providers.resumable.inventory.state import index_after_delete
 
     assert index_after_delete(values, key) == after
+
+
+def test_a_task_instance_the_db_does_not_have_has_no_state():
+    from airflow.utils.session import create_session
+
+    from airflow.providers.resumable.inventory.state import task_instance_state
+
+    with create_session() as session:
+        assert task_instance_state(session, "no_such_dag_anywhere", "r", "t", -1) is None

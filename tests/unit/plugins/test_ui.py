@@ -67,7 +67,7 @@ def client(monkeypatch):
 
     monkeypatch.setattr(ui.inventory, "read", read)
     monkeypatch.setattr(ui.inventory, "delete", delete)
-    monkeypatch.setattr(ui, "_ti_state", lambda *args: "failed")
+    monkeypatch.setattr(ui.inventory, "task_instance_state", lambda *args: "failed")
     monkeypatch.setattr(ui, "_marks", lambda *args, **kwargs: [])
 
     app = FastAPI()

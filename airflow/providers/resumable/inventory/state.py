@@ -400,6 +400,27 @@ def read(session: Session, filters: Filters, backends: tuple[str, ...] = BACKEND
     return found
 
 
+def _state_text(ti_state: Any) -> str:
+    """A task instance's state as the CLI and the tab print it (``none`` when it has none)."""
+    return str(getattr(ti_state, "value", ti_state) or "none")
+
+
+def task_instance_state(session: Session, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
+    """The state of one task instance, as :func:`read` fills ``ti_state``; None when there is no such one."""
+    from airflow.models.taskinstance import TaskInstance
+    from sqlalchemy import select
+
+    found = session.execute(
+        select(TaskInstance.state).where(
+            TaskInstance.dag_id == dag_id,
+            TaskInstance.run_id == run_id,
+            TaskInstance.task_id == task_id,
+            TaskInstance.map_index == map_index,
+        )
+    ).first()
+    return None if found is None else _state_text(found[0])
+
+
 def _look_up_task_instances(session: Session, states: list[TaskState]) -> None:
     """Fill each state's ``ti_state`` from the ``task_instance`` table, in one query."""
     if not states:
@@ -413,7 +434,7 @@ def _look_up_task_instances(session: Session, states: list[TaskState]) -> None:
         TaskInstance.dag_id, TaskInstance.run_id, TaskInstance.task_id, TaskInstance.map_index, TaskInstance.state
     ).where(TaskInstance.dag_id.in_(dag_ids), TaskInstance.run_id.in_(run_ids))
     known = {
-        (dag, run, task, int(map_index)): str(getattr(ti_state, "value", ti_state) or "none")
+        (dag, run, task, int(map_index)): _state_text(ti_state)
         for dag, run, task, map_index, ti_state in session.execute(query)
     }
     for state in states:

@@ -70,23 +70,6 @@ def _session() -> Any:
     return create_session()
 
 
-def _ti_state(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> str | None:
-    from airflow.models.taskinstance import TaskInstance
-    from sqlalchemy import select
-
-    found = session.execute(
-        select(TaskInstance.state).where(
-            TaskInstance.dag_id == dag_id,
-            TaskInstance.run_id == run_id,
-            TaskInstance.task_id == task_id,
-            TaskInstance.map_index == map_index,
-        )
-    ).first()
-    if found is None:
-        return None
-    return str(getattr(found[0], "value", found[0]) or "none")
-
-
 def _states(session: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> list[inventory.TaskState]:
     filters = inventory.Filters(dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index)
     return [s for s in inventory.read(session, filters) if s.scope.map_index == map_index]
@@ -102,7 +85,7 @@ def _view(
 ) -> dict[str, Any]:
     with _session() as session:
         states = _states(session, dag_id, run_id, task_id, map_index)
-        ti_state = _ti_state(session, dag_id, run_id, task_id, map_index)
+        ti_state = inventory.task_instance_state(session, dag_id, run_id, task_id, map_index)
         marks = _marks(session, dag_id, task_id, map_index)
         return view.task_instance_view(
             dag_id=dag_id,
