@@ -19,7 +19,7 @@ from typing import Any
 import requests
 
 from airflow.providers.resumable.version_compat import AIRFLOW_V_3_0_PLUS, AirflowException, BaseOperator
-from tests.deploy.scenarios import PAGE_SIZE, WALK_PAGES, Scenario, all_scenarios
+from tests.deploy.scenarios import HELD_ANSWER_SECONDS, PAGE_SIZE, WALK_PAGES, Scenario, all_scenarios
 
 if AIRFLOW_V_3_0_PLUS:
     from airflow.sdk import DAG
@@ -83,8 +83,8 @@ def _toy(scenario: Scenario) -> None:
 
         def get_job_status(self, external_id: Any, context: Any) -> str:
             # The service holds a poll's answer while a person marks the task failed (services.py):
-            # wait for it as the official hooks do (Databricks 180 s, botocore 60 s), not 5 s.
-            response = requests.get(f"{self.base_url}/jobs/{external_id}", timeout=120)
+            # wait for it, as the official hooks do (Databricks 180 s; botocore asks again after 60 s).
+            response = requests.get(f"{self.base_url}/jobs/{external_id}", timeout=HELD_ANSWER_SECONDS)
             if response.status_code == 404:
                 raise JobNotFoundError(external_id)
             response.raise_for_status()
@@ -223,7 +223,7 @@ def _batches(scenario: Scenario) -> None:
                 start = cursor["next"]
                 items = list(range(start, start + PAGE_SIZE))
                 body = {"name": name, "index": index, "try": ti.try_number, "items": items}
-                session.post(f"{CONTROL}/batch", json=body, timeout=60).raise_for_status()
+                session.post(f"{CONTROL}/batch", json=body, timeout=HELD_ANSWER_SECONDS).raise_for_status()
                 return {"next": start + PAGE_SIZE} if index + 1 < self.pages else None
 
             run = self.run_batches(context, process, start={"next": 0})
@@ -260,7 +260,7 @@ def _taskflow(scenario: Scenario) -> None:
         for index in resumable.iterate(range(batches)):
             items = list(range(index * PAGE_SIZE, (index + 1) * PAGE_SIZE))
             body = {"name": name, "index": index, "try": ti.try_number, "items": items}
-            session.post(f"{CONTROL}/batch", json=body, timeout=60).raise_for_status()
+            session.post(f"{CONTROL}/batch", json=body, timeout=HELD_ANSWER_SECONDS).raise_for_status()
             sent += 1
         return {"batches_sent": sent}
 
@@ -292,7 +292,7 @@ def _taskflow_job(scenario: Scenario) -> None:
             return response.json()["job_id"]
 
         def status(job_id: Any) -> str:
-            response = requests.get(f"{base}/jobs/{job_id}", timeout=120)
+            response = requests.get(f"{base}/jobs/{job_id}", timeout=HELD_ANSWER_SECONDS)
             if response.status_code == 404:
                 raise JobNotFoundError(job_id)
             response.raise_for_status()

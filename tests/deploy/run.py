@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shutil
@@ -29,7 +30,15 @@ from typing import Any
 
 from tests.deploy.backing import Postgres, Redis, ensure_installed
 from tests.deploy.deployment import ROOT, Deployment, free_port
-from tests.deploy.scenarios import PAGE_LATENCY, PAGE_SIZE, REDO_GOAL_SECONDS, WALK_PAGES, Scenario, all_scenarios
+from tests.deploy.scenarios import (
+    MARK_SECONDS,
+    PAGE_LATENCY,
+    PAGE_SIZE,
+    REDO_GOAL_SECONDS,
+    WALK_PAGES,
+    Scenario,
+    all_scenarios,
+)
 from tests.deploy.services import Faults, Services
 from tests.deploy.upstream import known_bug, last_error, scenarios_named
 
@@ -119,13 +128,14 @@ class Suite:
         assert self.deployment is not None
         return next(str(r) for d, r in self.deployment.rows("SELECT dag_id, run_id FROM dag_run") if d == dag_id)
 
-    def api(self, method: str, path: str, body: dict[str, Any], attempts: int = 8) -> Any:
+    def api(self, method: str, path: str, body: dict[str, Any], attempts: int = 8, within: float = math.inf) -> Any:
         """
         A person's REST call; a 5xx is tried again, as a person would click again, a little later each time.
 
         On SQLite a 500 is the API server breaking its own deadlock (tests/deploy/settings.py); under
-        heavy load several calls in a row can hit it.
+        heavy load several calls in a row can hit it. ``within`` bounds all attempts together, in seconds.
         """
+        deadline = time.monotonic() + within
         assert self.deployment is not None
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.deployment.api_port}/api/v2/{path}",
@@ -135,10 +145,11 @@ class Suite:
         )
         for attempt in range(1, attempts + 1):
             try:
-                with urllib.request.urlopen(request, timeout=90) as response:
+                left = deadline - time.monotonic()
+                with urllib.request.urlopen(request, timeout=max(1.0, min(90.0, left))) as response:
                     return json.loads(response.read() or b"null")
             except urllib.error.HTTPError as err:
-                if err.code < 500 or attempt == attempts:
+                if err.code < 500 or attempt == attempts or deadline - time.monotonic() < 2 * attempt + 1:
                     raise
                 self.notes.append(f"{method} {path} answered {err.code}; trying again")
                 time.sleep(2 * attempt)
@@ -153,6 +164,7 @@ class Suite:
                     "PATCH",
                     f"dags/{scenario.dag_id}/dagRuns/{run_id}/taskInstances/work{suffix}",
                     {"new_state": "failed"},
+                    within=MARK_SECONDS,
                 )
             else:
                 # What the 2.11 REST API's state change does to one task instance, without parsing the DAG.
@@ -194,8 +206,7 @@ class Suite:
             env=self.deployment.environment(),
             check=True,
             capture_output=True,
-            # Importing Airflow 2.11 alone took over 120 s at a load average of 20 on 2 cores.
-            timeout=300,
+            timeout=MARK_SECONDS,
         )
 
     # ---- driving ------------------------------------------------------------------------------------------

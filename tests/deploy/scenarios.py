@@ -96,6 +96,17 @@ POLICIES = {"default": {}, "interval5": {"checkpoint_interval": 5}}
 WALK_PAGES = 400  # pages (HTTP) or batches per walk
 PAGE_SIZE = 5  # records per page / batch
 PAGE_LATENCY = 0.02  # seconds the service takes per page: the work a redo repeats
+
+#: The longest a person's mark may take to land. On Airflow 2.11 the suite marks through a Python
+#: process that imports Airflow (over 120 s alone at a load average of 20 on 2 cores), then waits
+#: for SQLite's lock; on Airflow 3 it is a REST call tried again on each 500.
+MARK_SECONDS = 300
+
+#: How long a task's request to the fake services waits for its answer. The services hold the answer
+#: to the poll or page a mark lands on until the mark has landed (services.py), so the task's client
+#: must outwait the mark: with 60 s, a batch under load timed out before a 2.11 mark landed, the try
+#: failed on its own, raced the mark, and Airflow kept its up_for_retry, so a second try ran.
+HELD_ANSWER_SECONDS = MARK_SECONDS + 60
 #: The default checkpoint policy's bound on the work a hard kill redoes (docs/benchmarks.md).
 REDO_GOAL_SECONDS = 1.0
 MAPPED_INSTANCES = 3
