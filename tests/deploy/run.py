@@ -149,10 +149,11 @@ class Suite:
                 with urllib.request.urlopen(request, timeout=max(1.0, min(90.0, left))) as response:
                     return json.loads(response.read() or b"null")
             except urllib.error.HTTPError as err:
-                if err.code < 500 or attempt == attempts or deadline - time.monotonic() < 2 * attempt + 1:
+                pause = 2 * attempt
+                if err.code < 500 or attempt == attempts or deadline - time.monotonic() < pause + 1:
                     raise
                 self.notes.append(f"{method} {path} answered {err.code}; trying again")
-                time.sleep(2 * attempt)
+                time.sleep(pause)
 
     def mark_failed(self, scenario: Scenario, map_index: int) -> None:
         """What a person's "Mark failed" on the running task does: the REST API on 3, the same call on 2."""

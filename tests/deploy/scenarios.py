@@ -107,6 +107,7 @@ MARK_SECONDS = 300
 #: must outwait the mark: with 60 s, a batch under load timed out before a 2.11 mark landed, the try
 #: failed on its own, raced the mark, and Airflow kept its up_for_retry, so a second try ran.
 HELD_ANSWER_SECONDS = MARK_SECONDS + 60
+
 #: The default checkpoint policy's bound on the work a hard kill redoes (docs/benchmarks.md).
 REDO_GOAL_SECONDS = 1.0
 MAPPED_INSTANCES = 3
