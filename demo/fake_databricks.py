@@ -472,7 +472,11 @@ class FakeDatabricksServer(ThreadingHTTPServer):
                 f.write(json.dumps(entry) + "\n")
 
     def __enter__(self) -> FakeDatabricksServer:
-        self._thread = threading.Thread(target=self.serve_forever, name="fake-databricks", daemon=True)
+        # shutdown() returns only when the loop next polls: at the default 0.5 s every test that used
+        # the fake waited that long in its teardown (about 45 s per matrix leg).
+        self._thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-databricks", daemon=True
+        )
         self._thread.start()
         return self
 

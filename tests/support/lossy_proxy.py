@@ -32,7 +32,10 @@ class LossyProxy:
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lossy-proxy", daemon=True)
+        # A short poll: shutdown() waits for the next one (0.5 s by default, in every test's teardown).
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="lossy-proxy", daemon=True
+        )
 
     @property
     def url(self) -> str:
