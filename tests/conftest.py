@@ -109,3 +109,17 @@ def _no_try_outlives_its_test():
         after_success._pending.clear()
         after_success._killed.clear()
         after_success._process_stamps.clear()
+
+
+@pytest.fixture(autouse=True)
+def _no_memory_store_outlives_its_test():
+    """
+    A test that selects the in-memory backend by name (not through ``memory_store``) gets a store its
+    class creates on first use; the next test must not find that store, and its data, still current.
+    """
+    yield
+    from airflow.providers.resumable.testing import SharedMemoryStore
+    from tests.support.stores import EphemeralMemoryStore
+
+    SharedMemoryStore.current = None
+    EphemeralMemoryStore.current = None

@@ -10,6 +10,7 @@ from airflow.providers.resumable.testing import SharedMemoryStore, in_memory_sta
 
 def test_in_memory_backend_is_selected_and_the_setting_restored(monkeypatch):
     monkeypatch.setenv("AIRFLOW__RESUMABLE__STATE_BACKEND", "variable")
+    monkeypatch.setattr(SharedMemoryStore, "current", None)
     with in_memory_state_backend() as store:
         assert (
             os.environ["AIRFLOW__RESUMABLE__STATE_BACKEND"]
