@@ -4,14 +4,44 @@ import os
 
 import pytest
 
+#: Fixtures that route the mixins to a store of the test's own, whatever ``[resumable] state_backend`` says.
+PINNING_FIXTURES = frozenset({"memory_store", "ephemeral_store"})
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--backend-dependent-only",
+        action="store_true",
+        help=(
+            "leave out the tests that pin their own store (fixtures "
+            f"{', '.join(sorted(PINNING_FIXTURES))}): their outcome does not depend on the configured "
+            "state backend. For a leg that re-runs a venv another leg already ran on another backend."
+        ),
+    )
+
 
 def pytest_report_header(config):
     from airflow import __version__
 
-    return [
+    lines = [
         f"airflow {__version__}; leg {os.environ.get('RESUMABLE_TEST_LEG', 'local')}; "
         f"state_backend {os.environ.get('AIRFLOW__RESUMABLE__STATE_BACKEND', 'auto')}"
     ]
+    if config.getoption("backend_dependent_only"):
+        lines.append(
+            "--backend-dependent-only: tests that pin their own store are deselected (the native leg runs them)"
+        )
+    return lines
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("backend_dependent_only"):
+        return
+    pinned = [item for item in items if PINNING_FIXTURES.intersection(getattr(item, "fixturenames", ()))]
+    if pinned:
+        config.hook.pytest_deselected(items=pinned)
+        left_out = set(map(id, pinned))
+        items[:] = [item for item in items if id(item) not in left_out]
 
 
 @pytest.fixture
