@@ -62,12 +62,12 @@ OVERRIDES = {
 
 
 def steps_op(cluster_id: str, cls: type = ResumableEmrAddStepsOperator, **kwargs: Any) -> Any:
-    kwargs = {"steps": [STEP], "wait_for_completion": True, "waiter_delay": 1, "waiter_max_attempts": 3, **kwargs}
+    kwargs = {"steps": [STEP], "wait_for_completion": True, "waiter_delay": 0, "waiter_max_attempts": 3, **kwargs}
     return cls(task_id="steps", job_flow_id=cluster_id, **kwargs)
 
 
 def serverless_op(app_id: str, cls: type = ResumableEmrServerlessStartJobOperator, **kwargs: Any) -> Any:
-    kwargs = {"waiter_delay": 1, "waiter_max_attempts": 3, **kwargs}
+    kwargs = {"waiter_delay": 0, "waiter_max_attempts": 3, **kwargs}
     return cls(task_id="spark", application_id=app_id, execution_role_arn=ROLE_ARN, job_driver=DRIVER, **kwargs)
 
 
