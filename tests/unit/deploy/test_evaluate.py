@@ -256,3 +256,49 @@ def test_a_success_failed_late_after_its_run_finished_is_the_environment_on_2_11
     suite.airflow3 = False
     out.tries = 1
     assert not suite.succeeded_then_failed_late(scenario, out, "success"), "its last try did not succeed"
+
+
+def _slow_store_warning() -> str:
+    """What the default policy itself logs once background writes take 600 ms."""
+    from airflow.providers.resumable.mixins.checkpoint_policies import DEFAULT_CHECKPOINT_POLICY
+
+    walk = DEFAULT_CHECKPOINT_POLICY.start()
+    walk.writes_in_background()
+    said = [walk.record_write(0.6) for _ in range(3)]
+    assert said[-1] is not None
+    return said[-1]
+
+
+def _redo(tmp_path, log: str, redone: int, walked: int):
+    from tests.deploy.run import Outcome
+    from tests.deploy.scenarios import Scenario
+
+    scenario = Scenario("batches", "mid_walk")
+    suite = _suite(tmp_path)
+    suite.notes = []
+    _attempt(tmp_path, scenario.dag_id, 1, log)
+    out = Outcome("3.3", scenario.dag_id, scenario.family, scenario.moment, scenario.variant, 1)
+    out.redo_pages = redone
+    suite.judge_slow_store_redo(scenario, out, 1, walked, 50)
+    return out, suite.notes
+
+
+def test_a_redo_past_the_bound_fails_unless_the_killed_try_said_its_store_was_too_slow(tmp_path):
+    quiet, notes = _redo(tmp_path / "quiet", "Starting at batch 0: no checkpoint stored\n", 71, 229)
+    assert quiet.problems == [
+        "the default policy redid 71 pages or batches after the kill, more than the 50 that 1 s of work holds"
+    ]
+    assert notes == []
+
+    loaded, notes = _redo(tmp_path / "loaded", f"Starting at batch 0\n{_slow_store_warning()}\n", 71, 229)
+    assert loaded.problems == []
+    assert notes == [
+        "deploy_batches_mid_walk: the default policy redid 71 pages or batches after the kill, more than the 50 "
+        "that 1 s of work holds, and try 1 said why: checkpoint writes took 600 ms on the loaded store"
+    ]
+
+
+def test_a_slow_store_does_not_excuse_a_retry_that_used_no_checkpoint(tmp_path):
+    out, notes = _redo(tmp_path, f"{_slow_store_warning()}\n", 229, 229)
+    assert out.problems == ["the retry redid all 229 pages or batches of try 1: no checkpoint was used"]
+    assert notes == []
