@@ -596,7 +596,8 @@ class Suite:
             out.redo_pages = len(redone)
             out.redo_seconds = round(max(0.0, kill.at - min(before[i] for i in redone)), 2) if redone else 0.0
             # The default policy's promise (at most 1 s of work redone), as a count: a page or batch
-            # takes at least PAGE_LATENCY, so 1 s never holds more of them than this, however loaded.
+            # takes at least PAGE_LATENCY, so 1 s never holds more of them than this, however slow the
+            # pages; slow checkpoint writes can stretch it, and the killed try says so (judge_slow_store_redo).
             most = int(REDO_GOAL_SECONDS / PAGE_LATENCY)
             if s.variant == "default" and out.redo_pages > most:
                 self.judge_slow_store_redo(s, out, kill.try_number, len(before), most)
