@@ -55,11 +55,13 @@ def state_backend(monkeypatch):
 
 
 def _selected(state_backend, store_class, dotted_path):
-    """A fresh ``store_class`` as the store its class hands out, selected as ``dotted_path``; unset after."""
+    """A fresh ``store_class`` as the store its class hands out, selected as ``dotted_path``.
+
+    Unset after the test by ``_no_memory_store_outlives_its_test``, which does so for every test.
+    """
     store_class.current = store = store_class()
     state_backend(dotted_path)
     yield store
-    store_class.current = None
 
 
 @pytest.fixture
